@@ -1,0 +1,271 @@
+"""The Python API: `load` a spec into a `Graph`, then `run`, `grad`, `value_and_grad`, `jvp`.
+
+All the pydantic and networkx work happens in `load`; a call does only array work: bind the
+inputs, (re)check shapes when the input shapes change, and run the plan.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import graph as graph_mod
+from . import shapes, values
+from .errors import InputError, NonFiniteError, SpecError, did_you_mean
+from .interpret import Plan
+from .ops import Aval
+from .spec import InputDecl, Spec, load_spec
+
+
+class NonFiniteWarning(RuntimeWarning):
+    """A node produced inf or nan; the message names the first one."""
+
+
+@dataclass(frozen=True)
+class Result:
+    """Everything one evaluation computed."""
+
+    values: dict[str, np.ndarray]  # every leaf and every computed node
+    grads: dict[str, np.ndarray]  # d loss / d name for the wrt leaves and every node on the way
+    loss: np.ndarray | None
+
+
+class Graph:
+    """A loaded, validated, shape-checked spec, ready to run."""
+
+    def __init__(self, spec: Spec, base: Path, source: str | None = None):
+        self.spec = spec
+        self.base = base
+        self.source = source
+        structure = graph_mod.build(spec)
+        self.order = structure.order
+        self.outputs = structure.outputs
+        self.loss = structure.loss
+        self.digraph = structure.digraph
+        self.decls: dict[str, InputDecl] = {**spec.inputs, **spec.params}
+        self.attrs = {name: shapes.bind_attrs(name, spec.nodes[name]) for name in self.order}
+
+        # leaf values: inputs' value/file, params' value/file/init (seeded)
+        self.defaults: dict[str, np.ndarray | None] = {}
+        for kind in ("inputs", "params"):
+            for name, decl in getattr(spec, kind).items():
+                arr = values.declared_value(name, decl, kind, base, spec.seed)
+                if arr is None and kind == "params":
+                    raise SpecError("a param needs a value, a file, or a shape with an init", loc=f"params.{name}")
+                self.defaults[name] = arr
+        self.kind = {n: "inputs" for n in spec.inputs} | {n: "params" for n in spec.params}
+        self.params: dict[str, np.ndarray] = {n: self.defaults[n] for n in spec.params}  # type: ignore[misc]
+
+        dims: dict[str, int] = {}
+        where: dict[str, str] = {}
+        for name, arr in self.defaults.items():
+            if arr is not None:
+                values.bind_shape(self.decls[name].shape, arr.shape, dims, where, f"{self.kind[name]}.{name}")
+        self.leaves = list(self.decls)
+        self.leaf_avals = {n: self._aval(n, self.defaults[n], dims) for n in self.leaves}
+        self.avals = shapes.infer(spec.nodes, self.order, self.leaf_avals, self.attrs)
+        self._checked_shapes: set[tuple[Any, ...]] = set()
+
+        float_leaves = {n for n in self.leaves if self.decls[n].dtype.startswith("float")}
+        self.wrt = [n for n in self.leaves if n in float_leaves and self.decls[n].grad is not False]
+        self.plan = Plan(self.leaves, spec.nodes, self.order, self.attrs, self.wrt, float_leaves)
+        self.seed = self._check_loss()
+        self._check_expect()
+
+    # -- set-up checks -----------------------------------------------------------------------
+
+    def _aval(self, name: str, arr: np.ndarray | None, dims: dict[str, int]) -> Aval:
+        decl = self.decls[name]
+        if arr is not None:
+            return Aval(arr.shape, decl.dtype)
+        if decl.shape is None:
+            return Aval(None, decl.dtype)
+        return Aval(tuple(dims.get(d, d) if isinstance(d, str) else d for d in decl.shape), decl.dtype)
+
+    def _check_loss(self) -> np.ndarray | None:
+        if self.loss is None:
+            return None
+        shape, dtype = self.avals[self.loss]
+        if not dtype.startswith("float"):
+            raise SpecError(f"the loss must be a float node, '{self.loss}' is {dtype}", loc="loss")
+        seed = self.spec.loss.seed if not isinstance(self.spec.loss, str) else None  # type: ignore[union-attr]
+        if seed is None:
+            if shape is not None and shape != ():
+                raise SpecError(f"loss '{self.loss}' has shape {list(shape)}, not a scalar: "
+                                "give {\"node\": ..., \"seed\": ...} with the upstream gradient", loc="loss")
+            return np.ones((), dtype=dtype)
+        arr = values.as_array(seed, dtype, "loss.seed")
+        if shape is not None and all(isinstance(d, int) for d in shape) and arr.shape != tuple(shape):
+            raise SpecError(f"seed of shape {list(arr.shape)} does not match loss '{self.loss}' of shape {list(shape)}",
+                            loc="loss.seed")
+        return arr
+
+    def _check_expect(self) -> None:
+        ex = self.spec.expect
+        if ex is None:
+            return
+        for name, v in ex.values.items():
+            self._check_expected_shape(np.shape(v), self.avals[name].shape, f"expect.values.{name}")
+        for name, v in ex.grads.items():
+            if self.loss is None:
+                raise SpecError("expected gradients need a loss", loc=f"expect.grads.{name}")
+            if name in self.decls and name not in self.wrt:
+                raise SpecError(f"'{name}' has no gradient ({self.decls[name].dtype}"
+                                f"{', grad: false' if self.decls[name].grad is False else ''})", loc=f"expect.grads.{name}")
+            self._check_expected_shape(np.shape(v), self.avals[name].shape, f"expect.grads.{name}")
+
+    @staticmethod
+    def _check_expected_shape(got: tuple[int, ...], shape: Any, loc: str) -> None:
+        if shape is None or any(isinstance(d, str) for d in shape) or got == ():
+            return  # a scalar expectation broadcasts (every element equals it)
+        if got != tuple(shape):
+            raise SpecError(f"expected value of shape {list(got)} for a value of shape {list(shape)}", loc=loc)
+
+    # -- binding inputs ----------------------------------------------------------------------
+
+    def _leaf_values(self, given: Mapping[str, Any]) -> list[Any]:
+        """The leaf slots: defaults (or current params) overridden by ``given``; shapes
+        re-checked when the given shapes are new."""
+        out = []
+        fresh = False
+        for name in given:
+            if name not in self.decls:
+                raise InputError(f"unknown input '{name}'", loc=name,
+                                 hint=did_you_mean(name, self.decls) or f"inputs are {', '.join(self.decls) or 'none'}")
+        for name in self.leaves:
+            if name in given:
+                arr = values.check_value(given[name], self.decls[name], name)
+                fresh = True
+            else:
+                arr = self.params[name] if name in self.params else self.defaults[name]
+                if arr is None:
+                    raise InputError("no value: give it at run time (API keyword or CLI --input)", loc=f"inputs.{name}")
+            out.append(arr)
+        if fresh:
+            self._check_shapes(out)
+        return out
+
+    def _check_shapes(self, leaf_values: list[Any]) -> None:
+        key = tuple(np.shape(v) for v in leaf_values)
+        if key in self._checked_shapes:
+            return
+        dims: dict[str, int] = {}
+        where: dict[str, str] = {}
+        avals = {}
+        for name, v in zip(self.leaves, leaf_values, strict=True):
+            values.bind_shape(self.decls[name].shape, np.shape(v), dims, where, name, error=InputError)
+            avals[name] = Aval(np.shape(v), self.decls[name].dtype)
+        shapes.infer(self.spec.nodes, self.order, avals, self.attrs)
+        if self.seed is not None and self.seed.shape != () and \
+                self.seed.shape != shapes.infer(self.spec.nodes, self.order, avals, self.attrs)[self.loss].shape:
+            raise InputError("these inputs change the loss's shape; its seed no longer fits", loc="loss.seed")
+        self._checked_shapes.add(key)
+
+    # -- the calls ---------------------------------------------------------------------------
+
+    def _forward(self, given: Mapping[str, Any], check_finite: str) -> list[Any]:
+        vals = self.plan.forward(self._leaf_values(given))
+        if check_finite != "off":
+            targets = [*self.outputs, *([self.loss] if self.loss else [])]
+            if not all(np.all(np.isfinite(vals[self.plan.slot[t]])) for t in targets if t in self.plan.slot
+                       and np.issubdtype(np.result_type(vals[self.plan.slot[t]]), np.inexact)):
+                self._nonfinite(self.plan.nonfinite_error(vals), check_finite)
+        return vals
+
+    @staticmethod
+    def _nonfinite(err: NonFiniteError | None, check_finite: str) -> None:
+        if err is None:
+            return
+        if check_finite == "raise":
+            raise err
+        warnings.warn(str(err), NonFiniteWarning, stacklevel=4)
+
+    def run(self, check_finite: str = "warn", **inputs: Any) -> dict[str, np.ndarray]:
+        """Forward pass: the outputs' values."""
+        vals = self._forward(inputs, check_finite)
+        slot = self.plan.slot
+        return {n: vals[slot[n]] for n in self.outputs}
+
+    def _leaf_grads(self, vals: list[Any], ct: list[Any]) -> dict[str, np.ndarray]:
+        slot = self.plan.slot
+        grads = {}
+        for n in self.wrt:
+            g, v = ct[slot[n]], vals[slot[n]]
+            grads[n] = np.zeros(np.shape(v), dtype=v.dtype) if g is None else np.asarray(g, dtype=v.dtype)
+        return grads
+
+    def _backward(self, vals: list[Any], check_finite: str) -> list[Any]:
+        if self.loss is None:
+            raise SpecError("this spec has no loss to differentiate", loc="loss")
+        ct = self.plan.backward(vals, self.loss, self.seed)
+        if check_finite != "off" and not all(ct[self.plan.slot[n]] is None or np.all(np.isfinite(ct[self.plan.slot[n]]))
+                                             for n in self.wrt):
+            self._nonfinite(self.plan.nonfinite_error(ct, "gradient"), check_finite)
+        return ct
+
+    def value_and_grad(self, check_finite: str = "warn", **inputs: Any) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The loss and its gradient with respect to every param and float input with grad."""
+        if self.loss is None:
+            raise SpecError("this spec has no loss to differentiate", loc="loss")
+        vals = self._forward(inputs, check_finite)
+        ct = self._backward(vals, check_finite)
+        return vals[self.plan.slot[self.loss]], self._leaf_grads(vals, ct)
+
+    def grad(self, check_finite: str = "warn", **inputs: Any) -> dict[str, np.ndarray]:
+        """d loss / d leaf for every param and float input with grad."""
+        return self.value_and_grad(check_finite, **inputs)[1]
+
+    def evaluate(self, check_finite: str = "warn", **inputs: Any) -> Result:
+        """Every value, and (with a loss) every gradient, the nodes' own included."""
+        vals = self._forward(inputs, check_finite)
+        slot = self.plan.slot
+        values_ = {n: vals[slot[n]] for n in [*self.leaves, *self.order]}
+        if self.loss is None:
+            return Result(values_, {}, None)
+        ct = self._backward(vals, check_finite)
+        node_grads = {n: np.asarray(ct[slot[n]]) for n in self.order if ct[slot[n]] is not None}
+        return Result(values_, {**self._leaf_grads(vals, ct), **node_grads}, vals[slot[self.loss]])
+
+    def jvp(self, tangents: Mapping[str, Any], check_finite: str = "warn",
+            **inputs: Any) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Forward mode: (outputs, their tangents) for tangents of some float leaves (as
+        jax.jvp returns primals and tangents). The loss is included when there is one."""
+        for name in tangents:
+            if name not in self.decls or not self.decls[name].dtype.startswith("float"):
+                raise InputError(f"no float input or param '{name}' to take a tangent of", loc=f"tangents.{name}",
+                                 hint=did_you_mean(name, self.decls))
+        vals = self._forward(inputs, check_finite)
+        slot = self.plan.slot
+        tans = {}
+        for n, t in tangents.items():
+            v = vals[slot[n]]
+            t = np.asarray(t, dtype=v.dtype)
+            if t.shape != np.shape(v):
+                raise InputError(f"tangent of shape {list(t.shape)} for a value of shape {list(np.shape(v))}",
+                                 loc=f"tangents.{n}")
+            tans[n] = t
+        tan = self.plan.jvp(vals, tans)
+        names = list(dict.fromkeys([*self.outputs, *([self.loss] if self.loss else [])]))
+        outs = {n: vals[slot[n]] for n in names}
+        touts = {n: (np.zeros(np.shape(vals[slot[n]])) if tan[slot[n]] is None else np.asarray(tan[slot[n]]))
+                 for n in names}
+        return outs, touts
+
+
+def load(source: str | Path | Mapping[str, Any], *, base: str | Path | None = None) -> Graph:
+    """Load a spec from a path or a dict (relative files resolve against ``base``, default the
+    spec's folder or the working directory). Raises a located `SpecError` on a bad spec."""
+    where = None if isinstance(source, Mapping) else str(source)
+    spec, folder = load_spec(dict(source) if isinstance(source, Mapping) else source,
+                             base=Path(base) if base else None)
+    try:
+        return Graph(spec, folder, where)
+    except SpecError as e:
+        if e.source is None:
+            e.source = where
+        raise

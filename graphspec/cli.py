@@ -1,0 +1,166 @@
+"""`python -m graphspec`: a thin layer over the Python API.
+
+Parses arguments, calls the API, renders, and maps errors to exit codes: 0 ok, 1 a check or
+an expectation failed, 2 a bad spec or bad usage. Heavy modules are imported inside the
+commands so that `--help` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="graphspec", description="Computational graphs as JSON: run them, "
+                                "differentiate them, and check their gradients.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="forward values, gradients, and the spec's expectations")
+    run.add_argument("spec")
+    run.add_argument("--input", "-i", action="append", default=[], metavar="NAME=VALUE",
+                     help="an input value: JSON (2.0, [[1,2]]) or @file.npy|.npz|.csv|.json")
+    run.add_argument("--params", metavar="FILE.npz", help="param values to use (e.g. trained ones)")
+    run.add_argument("--format", choices=("table", "json"), default="table")
+    run.add_argument("--no-grad", action="store_true", help="forward pass only")
+
+    val = sub.add_parser("validate", help="validate specs without running them")
+    val.add_argument("specs", nargs="+")
+    val.add_argument("--format", choices=("table", "json"), default="table")
+
+    sub.add_parser("schema", help="print the JSON Schema of the spec format")
+
+    ops = sub.add_parser("ops", help="the op table")
+    ops.add_argument("--format", choices=("table", "json"), default="table")
+
+    from . import checkcmd
+
+    checkcmd.configure(sub.add_parser("check", help="gradient-check report: every gradient against finite "
+                                      "differences"))
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from .errors import GraphspecError
+
+    try:
+        return {"run": cmd_run, "validate": cmd_validate, "schema": cmd_schema, "ops": cmd_ops,
+                "check": _check}[args.command](args)
+    except GraphspecError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+def _check(args: argparse.Namespace) -> int:
+    from . import checkcmd
+
+    return checkcmd.run(args)
+
+
+# -- run ----------------------------------------------------------------------------------------
+
+def parse_input(text: str) -> tuple[str, Any]:
+    """NAME=VALUE with VALUE JSON or @file."""
+    from .errors import UsageError
+    from .values import read_file
+
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise UsageError(f"--input {text!r}: expected NAME=VALUE or NAME=@file")
+    if value.startswith("@"):
+        return name, read_file(Path(value[1:]), None, f"--input {name}")
+    try:
+        return name, json.loads(value)
+    except json.JSONDecodeError:
+        raise UsageError(f"--input {name}: {value!r} is neither JSON nor @file") from None
+
+
+def load_params(graph: Any, path: str) -> None:
+    import numpy as np
+
+    from .errors import UsageError
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as e:
+        raise UsageError(f"--params {path}: cannot read: {e}") from None
+    for name, arr in arrays.items():
+        if name not in graph.params:
+            raise UsageError(f"--params {path}: '{name}' is not a param of this spec")
+        if arr.shape != graph.params[name].shape:
+            raise UsageError(f"--params {path}: '{name}' has shape {list(arr.shape)}, "
+                             f"the spec declares {list(graph.params[name].shape)}")
+        graph.params[name] = arr.astype(graph.params[name].dtype)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import warnings
+
+    from . import expect, render
+    from .api import NonFiniteWarning, load
+
+    graph = load(args.spec)
+    if args.params:
+        load_params(graph, args.params)
+    inputs = dict(parse_input(t) for t in args.input)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", NonFiniteWarning)
+        result = graph.evaluate(**inputs) if not args.no_grad else graph.evaluate(**inputs)
+    notes = [str(w.message) for w in caught if issubclass(w.category, NonFiniteWarning)]
+    checks = expect.compare(result, graph.spec.expect)
+    if args.format == "json":
+        render.write_json(sys.stdout, render.run_json(graph, result, checks, notes, grads=not args.no_grad))
+    else:
+        render.run_table(graph, result, checks, notes, grads=not args.no_grad)
+    return EXIT_OK if all(c.ok for c in checks) else EXIT_FAILED
+
+
+# -- validate, schema, ops ----------------------------------------------------------------------
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from . import render
+    from .api import load
+    from .errors import SpecError
+
+    rows = []
+    for path in args.specs:
+        try:
+            g = load(path)
+            rows.append({"spec": path, "ok": True, "nodes": len(g.order), "message": "ok"})
+        except SpecError as e:
+            rows.append({"spec": path, "ok": False, "message": str(e)})
+    if args.format == "json":
+        render.write_json(sys.stdout, rows)
+    else:
+        for r in rows:
+            if r["ok"]:
+                print(f"ok: {r['spec']} ({r['nodes']} nodes)")
+            else:
+                print(f"error: {r['message']}", file=sys.stderr)
+    return EXIT_OK if all(r["ok"] for r in rows) else EXIT_BAD
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from .spec import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
+    return EXIT_OK
+
+
+def cmd_ops(args: argparse.Namespace) -> int:
+    from . import render
+
+    render.ops_table(args.format)
+    return EXIT_OK

@@ -1,0 +1,179 @@
+"""Elementwise ops: binary (broadcasting) and unary. Each reads like a line of calculus.
+
+Elementwise Jacobians are diagonal, so each VJP doubles as the JVP (``elementwise=True``):
+``g * dans/dx`` with ``g`` the output cotangent or the arg's tangent.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .registry import Attr, Aval, broadcast_shapes, defop, float_dtype, result_dtype
+
+
+def _binary_shape(avals: list[Aval]) -> Aval:
+    return Aval(broadcast_shapes(*(a.shape for a in avals)), result_dtype(*(a.dtype for a in avals)))
+
+
+def _float_shape(avals: list[Aval]) -> Aval:
+    return Aval(broadcast_shapes(*(a.shape for a in avals)), float_dtype(*(a.dtype for a in avals)))
+
+
+def _unary_shape(avals: list[Aval]) -> Aval:
+    return avals[0]
+
+
+def _sample_binary():
+    r = np.random.default_rng(0)
+    return [([r.normal(size=(3, 4)), r.normal(size=(3, 4))], {}),
+            ([r.normal(size=(2, 3, 4)), r.normal(size=(4,))], {}),
+            ([r.normal(size=(3, 1)), r.normal(size=(1, 4))], {}),
+            ([r.normal(size=()), r.normal(size=(2, 3))], {})]
+
+
+def _positive(samples):
+    def make():
+        return [([np.abs(a) + 0.5 for a in args], attrs) for args, attrs in samples()]
+    return make
+
+
+def _sample_unary(lo: float | None = None):
+    def make():
+        r = np.random.default_rng(1)
+        xs = [r.normal(size=(3, 4)), r.normal(size=()), r.normal(size=(2, 3, 2)) * 3]
+        if lo is not None:
+            xs = [np.abs(x) + lo for x in xs]
+        return [([x], {}) for x in xs]
+    return make
+
+
+def _away_from_zero(samples):
+    """Keep sample points off the kink at 0 (minitorch's relu(x + 5.5) trick)."""
+    def make():
+        return [([np.where(np.abs(a) < 0.1, a + 0.3, a) for a in args], attrs)
+                for args, attrs in samples()]
+    return make
+
+
+# --- binary ------------------------------------------------------------------------------------
+
+defop("add", np.add, elementwise=True, shape=_binary_shape, arg_names=("x", "y"),
+      vjp=(lambda g, ans, x, y: g,
+           lambda g, ans, x, y: g),
+      doc="x + y", samples=_sample_binary)
+
+defop("sub", np.subtract, elementwise=True, shape=_binary_shape, arg_names=("x", "y"),
+      vjp=(lambda g, ans, x, y: g,
+           lambda g, ans, x, y: -g),
+      doc="x - y", samples=_sample_binary)
+
+defop("mul", np.multiply, elementwise=True, shape=_binary_shape, arg_names=("x", "y"),
+      vjp=(lambda g, ans, x, y: g * y,
+           lambda g, ans, x, y: g * x),
+      doc="x * y", samples=_sample_binary)
+
+defop("div", np.true_divide, elementwise=True, shape=_float_shape, arg_names=("x", "y"),
+      vjp=(lambda g, ans, x, y: g / y,
+           lambda g, ans, x, y: -g * ans / y),
+      doc="x / y", samples=_positive(_sample_binary))
+
+
+def _pow_dy(g, ans, x, y):
+    # d(x**y)/dy = x**y log x; taken as 0 where x == 0 (autograd's and PyTorch's convention)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return g * ans * np.log(np.where(x == 0, 1.0, x))
+
+
+def _pow_dx(g, ans, x, y):
+    # y * x**(y-1), with the exponent kept at 1 where y == 0 so that 0 * 0**-1 is not nan
+    return g * y * np.power(x, np.where(y == 0, 1.0, np.subtract(y, 1.0)))
+
+
+defop("pow", np.power, elementwise=True, shape=_float_shape, arg_names=("x", "y"),
+      vjp=(_pow_dx, _pow_dy),
+      doc="x ** y (d/dy uses log x: x > 0)", samples=_positive(_sample_binary))
+
+
+def _sign_tie(x, y):
+    """1 where x wins, 0 where y wins, 1/2 on a tie: ties split the gradient evenly."""
+    return (x > y) + 0.5 * (x == y)
+
+
+defop("maximum", np.maximum, elementwise=True, shape=_binary_shape, arg_names=("x", "y"),
+      vjp=(lambda g, ans, x, y: g * _sign_tie(x, y),
+           lambda g, ans, x, y: g * _sign_tie(y, x)),
+      branch=lambda ans, x, y: np.sign(np.subtract(x, y)),
+      doc="elementwise max; ties split the gradient evenly", samples=_sample_binary)
+
+defop("minimum", np.minimum, elementwise=True, shape=_binary_shape, arg_names=("x", "y"),
+      vjp=(lambda g, ans, x, y: g * _sign_tie(y, x),
+           lambda g, ans, x, y: g * _sign_tie(x, y)),
+      branch=lambda ans, x, y: np.sign(np.subtract(x, y)),
+      doc="elementwise min; ties split the gradient evenly", samples=_sample_binary)
+
+
+# --- unary -------------------------------------------------------------------------------------
+
+def _sigmoid(x):
+    # both branches of 1/(1+e^-x) evaluated where they cannot overflow
+    e = np.exp(-np.abs(x))
+    return np.where(np.asarray(x) >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def _softplus(x):
+    return np.logaddexp(0.0, x)
+
+
+def _leaky_relu(x, *, alpha):
+    return np.where(x > 0, x, x * alpha)
+
+
+def _relu(x):
+    return np.maximum(x, 0)
+
+
+defop("neg", np.negative, elementwise=True, shape=_unary_shape, arg_names=("x",),
+      vjp=(lambda g, ans, x: -g,), doc="-x", samples=_sample_unary())
+
+defop("exp", np.exp, elementwise=True, shape=_float_shape, arg_names=("x",),
+      vjp=(lambda g, ans, x: g * ans,), doc="e ** x", samples=_sample_unary())
+
+defop("log", np.log, elementwise=True, shape=_float_shape, arg_names=("x",),
+      vjp=(lambda g, ans, x: g / x,), doc="natural log", samples=_sample_unary(0.2))
+
+defop("sqrt", np.sqrt, elementwise=True, shape=_float_shape, arg_names=("x",),
+      vjp=(lambda g, ans, x: g * 0.5 / ans,), doc="square root", samples=_sample_unary(0.2))
+
+defop("square", np.square, elementwise=True, shape=_unary_shape, arg_names=("x",),
+      vjp=(lambda g, ans, x: g * 2 * x,), doc="x ** 2", samples=_sample_unary())
+
+defop("abs", np.abs, elementwise=True, shape=_unary_shape, arg_names=("x",),
+      vjp=(lambda g, ans, x: g * np.sign(x),), branch=lambda ans, x: np.sign(x),
+      doc="|x|; gradient 0 at 0 (a kink)", samples=_away_from_zero(_sample_unary()))
+
+defop("sin", np.sin, elementwise=True, shape=_float_shape, arg_names=("x",),
+      vjp=(lambda g, ans, x: g * np.cos(x),), doc="sine", samples=_sample_unary())
+
+defop("cos", np.cos, elementwise=True, shape=_float_shape, arg_names=("x",),
+      vjp=(lambda g, ans, x: -g * np.sin(x),), doc="cosine", samples=_sample_unary())
+
+defop("tanh", np.tanh, elementwise=True, shape=_float_shape, arg_names=("x",),
+      vjp=(lambda g, ans, x: g * (1 - ans * ans),), doc="hyperbolic tangent",
+      samples=_sample_unary())
+
+defop("sigmoid", _sigmoid, elementwise=True, shape=_float_shape, arg_names=("x",),
+      vjp=(lambda g, ans, x: g * ans * (1 - ans),), doc="1 / (1 + e ** -x), stable for any x",
+      samples=_sample_unary())
+
+defop("relu", _relu, elementwise=True, shape=_unary_shape, arg_names=("x",),
+      vjp=(lambda g, ans, x: g * (x > 0),), branch=lambda ans, x: np.asarray(x) > 0,
+      doc="max(x, 0); gradient 0 at 0 (a kink)", samples=_away_from_zero(_sample_unary()))
+
+defop("softplus", _softplus, elementwise=True, shape=_float_shape, arg_names=("x",),
+      vjp=(lambda g, ans, x: g * _sigmoid(x),), doc="log(1 + e ** x), stable for any x",
+      samples=_sample_unary())
+
+defop("leaky_relu", _leaky_relu, elementwise=True, shape=_unary_shape, arg_names=("x",),
+      vjp=(lambda g, ans, x, *, alpha: np.where(x > 0, g, g * alpha),),
+      attrs={"alpha": Attr("float", 0.01)}, branch=lambda ans, x, *, alpha: np.asarray(x) > 0,
+      doc="x if x > 0 else alpha * x", samples=_away_from_zero(_sample_unary()))

@@ -1,0 +1,246 @@
+"""softmax, log_softmax and the losses: mse, softmax_cross_entropy (from logits), hinge, l2.
+
+Everything goes through log-sum-exp, so no logit overflows and no log of a rounded-to-zero
+probability is taken. Losses reduce the per-example values with `reduction` = mean (over
+examples, PyTorch's default), sum or none.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .reductions import logsumexp
+from .registry import Attr, Aval, RuleError, broadcast_shapes, check_axis, defop, float_dtype, fmt_shape, is_float
+
+REDUCTION = Attr("enum", "mean", choices=("mean", "sum", "none"))
+
+
+def log_softmax(x, *, axis=-1):
+    return x - logsumexp(x, axis=axis, keepdims=True)
+
+
+def softmax(x, *, axis=-1):
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def _softmax_shape(avals: list[Aval], *, axis) -> Aval:
+    shape, dtype = avals[0]
+    if shape is not None:
+        check_axis(axis, len(shape))
+    return Aval(shape, float_dtype(dtype))
+
+
+def _softmax_vjp(g, ans, x, *, axis):
+    # J = diag(s) - s s^T is symmetric, so this is the JVP too
+    return ans * (g - np.sum(g * ans, axis=axis, keepdims=True))
+
+
+def _samples_axis():
+    r = np.random.default_rng(7)
+    return [([r.normal(size=(3, 4))], {}), ([r.normal(size=(3, 4))], {"axis": 0}),
+            ([r.normal(size=(2, 3, 4)) * 10], {"axis": 1}), ([r.normal(size=(5,))], {})]
+
+
+defop("softmax", softmax, shape=_softmax_shape, arg_names=("x",), attrs={"axis": Attr("axis", -1)},
+      vjp=(_softmax_vjp,), elementwise=True,
+      doc="exp(x) / sum(exp(x)) along axis, max-shifted", samples=_samples_axis)
+
+defop("log_softmax", log_softmax, shape=_softmax_shape, arg_names=("x",), attrs={"axis": Attr("axis", -1)},
+      vjp=(lambda g, ans, x, *, axis: g - np.exp(ans) * np.sum(g, axis=axis, keepdims=True),),
+      jvp=(lambda t, ans, x, *, axis: t - np.sum(np.exp(ans) * t, axis=axis, keepdims=True),),
+      doc="x - logsumexp(x) along axis", samples=_samples_axis)
+
+
+# --- losses ------------------------------------------------------------------------------------
+
+def _reduce(per, reduction):
+    if reduction == "mean":
+        return np.mean(per)
+    if reduction == "sum":
+        return np.sum(per)
+    return per
+
+
+def _per_example(g, per_shape, reduction):
+    """The cotangent of each per-example loss, given the cotangent of the reduced loss."""
+    if reduction == "none":
+        return g
+    if reduction == "mean":
+        g = g / max(math.prod(per_shape), 1)
+    return np.broadcast_to(g, per_shape)
+
+
+def _integer(labels) -> bool:
+    return not np.issubdtype(np.asarray(labels).dtype, np.floating)
+
+
+def _onehot(labels, like, axis):
+    """One-hot of integer labels (a float array shaped like the logits), after a range check."""
+    n = np.shape(like)[axis]
+    labels = np.asarray(labels)
+    if labels.size and (labels.min() < 0 or labels.max() >= n):
+        bad = labels[(labels < 0) | (labels >= n)].flat[0]
+        raise ValueError(f"label {bad} is out of range for {n} classes (0..{n - 1})")
+    oh = np.zeros(np.shape(like), dtype=np.result_type(like, np.float32))
+    np.put_along_axis(oh, np.expand_dims(labels, axis), 1, axis)
+    return oh
+
+
+def _targets(labels, logits, axis):
+    return _onehot(labels, logits, axis) if _integer(labels) else labels
+
+
+def _class_loss_shape(name: str):
+    def rule(avals: list[Aval], *, axis, reduction, **_) -> Aval:
+        (ls, ldt), (ys, ydt) = avals
+        dtype = float_dtype(ldt)
+        if ls is None:
+            return Aval(None if reduction == "none" else (), dtype)
+        if len(ls) == 0:
+            raise RuleError(f"{name} needs logits of rank >= 1 (a class axis), got a scalar")
+        ax = check_axis(axis, len(ls))
+        per = ls[:ax] + ls[ax + 1:]
+        if ys is not None:
+            want = ls if is_float(ydt) else per
+            if len(ys) != len(want) or any(a != b and isinstance(a, int) and isinstance(b, int)
+                                           for a, b in zip(ys, want, strict=False)):
+                kind = "float targets must have the logits' shape" if is_float(ydt) else \
+                    "integer labels must have the logits' shape without the class axis"
+                raise RuleError(f"{name}: {kind} {fmt_shape(want)}, got labels {fmt_shape(ys)}")
+        elif ydt == "bool":
+            raise RuleError(f"{name}: labels must be int64 class indices or float targets, got bool")
+        return Aval(per if reduction == "none" else (), dtype)
+    return rule
+
+
+def _xent(logits, labels, *, axis, reduction):
+    lsm = log_softmax(logits, axis=axis)
+    return _reduce(-np.sum(_targets(labels, logits, axis) * lsm, axis=axis), reduction)
+
+
+def _xent_dlogits(logits, labels, axis):
+    """d(per-example loss)/d logits = softmax * sum(targets) - targets."""
+    t = _targets(labels, logits, axis)
+    return softmax(logits, axis=axis) * np.sum(t, axis=axis, keepdims=True) - t
+
+
+def _xent_vjp_logits(g, ans, logits, labels, *, axis, reduction):
+    per_shape = np.delete(np.shape(logits), axis % np.ndim(logits))
+    return np.expand_dims(_per_example(g, tuple(per_shape), reduction), axis) * _xent_dlogits(logits, labels, axis)
+
+
+def _xent_vjp_labels(g, ans, logits, labels, *, axis, reduction):
+    if _integer(labels):
+        return None
+    per_shape = np.delete(np.shape(logits), axis % np.ndim(logits))
+    return -np.expand_dims(_per_example(g, tuple(per_shape), reduction), axis) * log_softmax(logits, axis=axis)
+
+
+def _xent_samples():
+    r = np.random.default_rng(8)
+    logits = r.normal(size=(4, 3)) * 2
+    p = np.exp(r.normal(size=(4, 3)))
+    return [([logits, np.array([0, 2, 1, 2])], {}), ([logits, np.array([1, 1, 0, 2])], {"reduction": "sum"}),
+            ([logits, np.array([2, 0, 1, 1])], {"reduction": "none"}),
+            ([logits.T.copy(), np.array([0, 2, 1, 2])], {"axis": 0}),
+            ([logits, p / p.sum(-1, keepdims=True)], {}),
+            ([r.normal(size=(2, 3, 5)), np.array([[0, 4, 1], [2, 3, 3]])], {"axis": -1})]
+
+
+defop("softmax_cross_entropy", _xent, shape=_class_loss_shape("softmax_cross_entropy"),
+      arg_names=("logits", "labels"),
+      attrs={"axis": Attr("axis", -1), "reduction": REDUCTION},
+      vjp=(_xent_vjp_logits, _xent_vjp_labels),
+      jvp=(lambda t, ans, logits, labels, *, axis, reduction:
+           _reduce(np.sum(t * _xent_dlogits(logits, labels, axis), axis=axis), reduction),
+           lambda t, ans, logits, labels, *, axis, reduction:
+           _reduce(-np.sum(t * log_softmax(logits, axis=axis), axis=axis), reduction)),
+      doc="-sum(targets * log_softmax(logits)); labels: int classes or float targets",
+      samples=_xent_samples)
+
+
+def _hinge_parts(scores, labels, axis, margin):
+    """Targets t, the margins s_j - s_y + margin, and which of them are active (> 0, j != y)."""
+    t = _targets(labels, scores, axis)
+    s_y = np.sum(t * scores, axis=axis, keepdims=True)
+    m = scores - s_y + margin
+    return t, m, (m > 0) * (1 - t)
+
+
+def _hinge(scores, labels, *, axis, margin, reduction):
+    t, m, _ = _hinge_parts(scores, labels, axis, margin)
+    return _reduce(np.sum((1 - t) * np.maximum(m, 0), axis=axis), reduction)
+
+
+def _hinge_dscores(scores, labels, axis, margin):
+    t, _, active = _hinge_parts(scores, labels, axis, margin)
+    return active - t * np.sum(active, axis=axis, keepdims=True)
+
+
+def _hinge_vjp(g, ans, scores, labels, *, axis, margin, reduction):
+    per_shape = tuple(np.delete(np.shape(scores), axis % np.ndim(scores)))
+    return np.expand_dims(_per_example(g, per_shape, reduction), axis) * _hinge_dscores(scores, labels, axis, margin)
+
+
+def _hinge_samples():
+    r = np.random.default_rng(9)
+    s = r.normal(size=(4, 3)) * 2
+    return [([s, np.array([0, 2, 1, 2])], {}), ([s, np.array([1, 1, 0, 2])], {"reduction": "sum", "margin": 0.5}),
+            ([s.T.copy(), np.array([0, 2, 1, 2])], {"axis": 0, "reduction": "none"})]
+
+
+defop("hinge", _hinge, shape=_class_loss_shape("hinge"), arg_names=("scores", "labels"),
+      attrs={"axis": Attr("axis", -1), "reduction": REDUCTION, "margin": Attr("float", 1.0)},
+      vjp=(_hinge_vjp, None),
+      jvp=(lambda t, ans, scores, labels, *, axis, margin, reduction:
+           _reduce(np.sum(t * _hinge_dscores(scores, labels, axis, margin), axis=axis), reduction), None),
+      branch=lambda ans, scores, labels, *, axis, margin, reduction: _hinge_parts(scores, labels, axis, margin)[2],
+      doc="multiclass SVM: sum over j != y of max(0, s_j - s_y + margin); a kink at the margin",
+      samples=_hinge_samples)
+
+
+def _mse_shape(avals: list[Aval], *, reduction) -> Aval:
+    shape = broadcast_shapes(avals[0].shape, avals[1].shape)
+    return Aval(shape if reduction == "none" else (), float_dtype(avals[0].dtype, avals[1].dtype))
+
+
+def _mse(pred, target, *, reduction):
+    return _reduce(np.square(np.subtract(pred, target)), reduction)
+
+
+def _mse_vjp(sign):
+    def vjp(g, ans, pred, target, *, reduction):
+        d = np.subtract(pred, target)
+        return sign * 2 * _per_example(g, np.shape(d), reduction) * d
+    return vjp
+
+
+def _mse_jvp(sign):
+    def jvp(t, ans, pred, target, *, reduction):
+        return _reduce(sign * 2 * np.subtract(pred, target) * t, reduction)
+    return jvp
+
+
+def _mse_samples():
+    r = np.random.default_rng(10)
+    return [([r.normal(size=(4, 3)), r.normal(size=(4, 3))], {}),
+            ([r.normal(size=(5,)), r.normal(size=(5,))], {"reduction": "sum"}),
+            ([r.normal(size=(2, 3)), r.normal(size=(3,))], {"reduction": "none"})]
+
+
+defop("mse", _mse, shape=_mse_shape, arg_names=("pred", "target"), attrs={"reduction": REDUCTION},
+      vjp=(_mse_vjp(1), _mse_vjp(-1)), jvp=(_mse_jvp(1), _mse_jvp(-1)),
+      doc="(pred - target)**2, reduced (mean over every element by default)", samples=_mse_samples)
+
+
+def _l2_samples():
+    r = np.random.default_rng(11)
+    return [([r.normal(size=(3, 4))], {}), ([r.normal(size=())], {})]
+
+
+defop("l2", lambda w: np.sum(np.square(w)), shape=lambda avals: Aval((), float_dtype(avals[0].dtype)),
+      arg_names=("w",), vjp=(lambda g, ans, w: 2 * g * w,), jvp=(lambda t, ans, w: 2 * np.sum(w * t),),
+      doc="sum of squares (the regulariser R(W))", samples=_l2_samples)

@@ -1,0 +1,124 @@
+"""Reductions over `axis` (an int, a list, or null for all) with numpy's `keepdims` (default
+false, as in numpy; ONNX defaults it to 1)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .registry import Attr, Aval, RuleError, check_axis, defop, expand_reduced, float_dtype, norm_axes
+
+REDUCE_ATTRS = {"axis": Attr("reduce_axis", None), "keepdims": Attr("bool", False)}
+
+
+def _reduce_shape(avals: list[Aval], *, axis, keepdims, floating: bool = False) -> Aval:
+    shape, dtype = avals[0]
+    dtype = float_dtype(dtype) if floating else dtype
+    if shape is None:
+        return Aval(None, dtype)
+    axes = [axis] if isinstance(axis, int) else axis
+    if axes is not None:
+        axes = [check_axis(a, len(shape)) for a in axes]
+        if len(set(axes)) != len(axes):
+            raise RuleError(f"axis {axis} names an axis twice")
+    reduced = set(range(len(shape)) if axes is None else axes)
+    if keepdims:
+        return Aval(tuple(1 if i in reduced else d for i, d in enumerate(shape)), dtype)
+    return Aval(tuple(d for i, d in enumerate(shape) if i not in reduced), dtype)
+
+
+def _float_reduce_shape(avals, **attrs):
+    return _reduce_shape(avals, floating=True, **attrs)
+
+
+def _axis(axis):
+    return tuple(axis) if isinstance(axis, list) else axis
+
+
+def _count(x, axis) -> int:
+    shape = np.shape(x)
+    return int(np.prod([shape[a] for a in norm_axes(axis, len(shape))], dtype=np.int64))
+
+
+def _sum(x, *, axis, keepdims):
+    return np.sum(x, axis=_axis(axis), keepdims=keepdims)
+
+
+def _mean(x, *, axis, keepdims):
+    return np.mean(x, axis=_axis(axis), keepdims=keepdims)
+
+
+def _sum_vjp(g, ans, x, *, axis, keepdims):
+    return np.broadcast_to(expand_reduced(g, np.ndim(x), axis, keepdims), np.shape(x))
+
+
+def _mean_vjp(g, ans, x, *, axis, keepdims):
+    return _sum_vjp(g, ans, x, axis=axis, keepdims=keepdims) / _count(x, axis)
+
+
+def _max(x, *, axis, keepdims):
+    return np.max(x, axis=_axis(axis), keepdims=keepdims)
+
+
+def _winners(ans, x, axis, keepdims):
+    """Where x attains its max, each winner weighted 1/(number of ties): ties split evenly."""
+    hit = x == expand_reduced(ans, np.ndim(x), axis, keepdims)
+    return hit / np.sum(hit, axis=_axis(axis), keepdims=True)
+
+
+def _max_vjp(g, ans, x, *, axis, keepdims):
+    return expand_reduced(g, np.ndim(x), axis, keepdims) * _winners(ans, x, axis, keepdims)
+
+
+def _max_jvp(t, ans, x, *, axis, keepdims):
+    return np.sum(t * _winners(ans, x, axis, keepdims), axis=_axis(axis), keepdims=keepdims)
+
+
+def _max_branch(ans, x, *, axis, keepdims):
+    return x == expand_reduced(ans, np.ndim(x), axis, keepdims)
+
+
+def logsumexp(x, *, axis=None, keepdims=False):
+    """log(sum(exp(x))) without overflow: shift by the max (kept finite for all -inf rows)."""
+    axis = _axis(axis)
+    m = np.max(x, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0)
+    out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    return out if keepdims else np.squeeze(out, axis=axis)
+
+
+def _lse_vjp(g, ans, x, *, axis, keepdims):
+    nd = np.ndim(x)
+    return expand_reduced(g, nd, axis, keepdims) * np.exp(x - expand_reduced(ans, nd, axis, keepdims))
+
+
+def _lse_jvp(t, ans, x, *, axis, keepdims):
+    p = np.exp(x - expand_reduced(ans, np.ndim(x), axis, keepdims))
+    return np.sum(t * p, axis=_axis(axis), keepdims=keepdims)
+
+
+def _samples(ties: bool = False):
+    def make():
+        r = np.random.default_rng(4)
+        x = r.normal(size=(3, 4))
+        y = r.normal(size=(2, 3, 4))
+        out = [([x], {}), ([x], {"axis": 0}), ([x], {"axis": -1, "keepdims": True}),
+               ([y], {"axis": [0, 2]}), ([y], {"axis": 1, "keepdims": True}), ([r.normal(size=())], {})]
+        return out
+    return make
+
+
+defop("sum", _sum, shape=_reduce_shape, arg_names=("x",), attrs=REDUCE_ATTRS,
+      vjp=(_sum_vjp,), jvp=(lambda t, ans, x, **kw: _sum(t, **kw),),
+      doc="sum over axis (all by default)", samples=_samples())
+
+defop("mean", _mean, shape=_float_reduce_shape, arg_names=("x",), attrs=REDUCE_ATTRS,
+      vjp=(_mean_vjp,), jvp=(lambda t, ans, x, **kw: _mean(t, **kw),),
+      doc="mean over axis (all by default)", samples=_samples())
+
+defop("max", _max, shape=_reduce_shape, arg_names=("x",), attrs=REDUCE_ATTRS,
+      vjp=(_max_vjp,), jvp=(_max_jvp,), branch=_max_branch,
+      doc="max over axis; ties split the gradient evenly (a kink)", samples=_samples())
+
+defop("logsumexp", logsumexp, shape=_float_reduce_shape, arg_names=("x",), attrs=REDUCE_ATTRS,
+      vjp=(_lse_vjp,), jvp=(_lse_jvp,),
+      doc="log(sum(exp(x))) over axis, stable (max-shifted)", samples=_samples())

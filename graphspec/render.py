@@ -1,0 +1,130 @@
+"""Rendering of `run` results and the op table: rich tables for people, JSON for machines."""
+
+from __future__ import annotations
+
+import json
+from typing import IO, Any
+
+import numpy as np
+
+SMALL = 24  # arrays up to this many elements are shown whole
+
+
+def fmt_value(v: Any) -> str:
+    a = np.asarray(v)
+    if a.ndim == 0:
+        return _num(a.item())
+    if a.size <= SMALL:
+        return np.array2string(a, precision=6, separator=", ", floatmode="maxprec",
+                               formatter={"float_kind": lambda x: _num(x)}, max_line_width=100)
+    if a.dtype.kind in "iub":
+        return f"min {a.min()}  max {a.max()}"
+    return (f"min {_num(a.min())}  mean {_num(a.mean())}  max {_num(a.max())}  "
+            f"norm {_num(np.linalg.norm(a.ravel()))}")
+
+
+def _num(x: Any) -> str:
+    if isinstance(x, bool | np.bool_):
+        return str(bool(x)).lower()
+    if isinstance(x, int | np.integer):
+        return str(x)
+    return f"{float(x):.6g}"
+
+
+def to_json(v: Any) -> Any:
+    a = np.asarray(v)
+    if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+        return np.where(np.isfinite(a), a, None).tolist() if a.ndim else None
+    return a.tolist()
+
+
+def write_json(stream: IO[str], doc: Any) -> None:
+    json.dump(doc, stream, indent=2, allow_nan=False)
+    stream.write("\n")
+
+
+def run_json(graph: Any, result: Any, checks: list[Any], notes: list[str], grads: bool = True) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "spec": graph.source, "name": graph.spec.name,
+        "outputs": {n: {"shape": list(np.shape(result.values[n])), "value": to_json(result.values[n])}
+                    for n in graph.outputs},
+    }
+    if graph.loss is not None:
+        out["loss"] = {"node": graph.loss, "value": to_json(result.loss)}
+        if grads:
+            out["grads"] = {n: {"shape": list(np.shape(g)), "value": to_json(g)} for n, g in result.grads.items()
+                            if n in graph.wrt}
+            out["node_grads"] = {n: to_json(g) for n, g in result.grads.items() if n not in graph.wrt}
+    out["expect"] = [{"kind": c.kind, "name": c.name, "ok": c.ok, "expected": to_json(c.expected),
+                      "got": None if c.got is None else to_json(c.got), "max_abs_err": c.max_abs_err
+                      if np.isfinite(c.max_abs_err) else None} for c in checks]
+    out["warnings"] = notes
+    out["ok"] = all(c.ok for c in checks)
+    return out
+
+
+def run_table(graph: Any, result: Any, checks: list[Any], notes: list[str], grads: bool = True) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console(highlight=False)
+    title = graph.spec.name or graph.source or "spec"
+    con.print(f"[bold]{title}[/bold]" + (f": {graph.spec.description}" if graph.spec.description else ""))
+
+    t = Table(title="outputs", title_justify="left")
+    for col in ("name", "op", "shape", "value"):
+        t.add_column(col)
+    for n in graph.outputs:
+        v = result.values[n]
+        op = graph.spec.nodes[n].op if n in graph.spec.nodes else graph.kind.get(n, "")
+        t.add_row(n, op, str(tuple(np.shape(v))), fmt_value(v))
+    con.print(t)
+
+    if graph.loss is not None and grads:
+        seed = graph.seed
+        how = "" if seed is None or (seed.shape == () and seed == 1) else f", seed {fmt_value(seed)}"
+        t = Table(title=f"gradients of loss '{graph.loss}' = {fmt_value(result.loss)}{how}", title_justify="left")
+        for col in ("name", "kind", "shape", f"d{graph.loss}/d·"):
+            t.add_column(col)
+        for n in graph.wrt:
+            g = result.grads[n]
+            t.add_row(n, graph.kind[n][:-1], str(tuple(np.shape(g))), fmt_value(g))
+        con.print(t)
+
+    for note in notes:
+        con.print(f"[yellow]warning:[/yellow] {note}")
+    if checks:
+        held = sum(c.ok for c in checks)
+        t = Table(title=f"expectations: {held} of {len(checks)} hold", title_justify="left")
+        for col in ("", "what", "expected", "got", "max abs err"):
+            t.add_column(col)
+        for c in checks:
+            t.add_row("[green]✓[/green]" if c.ok else "[red]✗[/red]", f"{c.kind} {c.name}", fmt_value(c.expected),
+                      "missing" if c.got is None else fmt_value(c.got), f"{c.max_abs_err:.2e}")
+        con.print(t)
+        con.print("[green]all expectations hold[/green]" if held == len(checks)
+                  else f"[red]{len(checks) - held} expectation(s) failed[/red]")
+
+
+def ops_table(fmt: str = "table") -> None:
+    from .ops import OPS
+
+    rows = []
+    for op in OPS.values():
+        args = ", ".join(op.arg_names) if op.nargs is not None else "x, ..."
+        attrs = ", ".join(f"{k}={json.dumps(a.default)}" for k, a in op.attrs.items())
+        rows.append({"op": op.name, "args": args, "attrs": attrs, "doc": op.doc, "kink": op.branch is not None})
+    if fmt == "json":
+        import sys
+
+        write_json(sys.stdout, rows)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"{len(rows)} ops")
+    for col in ("op", "args", "attrs (defaults)", "does"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r["op"], r["args"], r["attrs"], r["doc"])
+    Console().print(t)

@@ -1,0 +1,328 @@
+"""The spec format v1 as pydantic models (an exact mirror of FORMAT.md), and JSON loading.
+
+`load_spec` turns a path or a dict into a validated `Spec` or raises a located `SpecError`:
+bad JSON (line and column), duplicate keys (where), unknown keys (with a suggestion), bad
+names, wrong types.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+
+from .errors import SpecError, did_you_mean, format_loc
+
+NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+Dim = Annotated[int, Field(ge=0)] | Name
+DType = Literal["float64", "float32", "int64", "bool"]
+Number = float | int
+Value = Any  # a number, a bool or a nested list of them; checked when it becomes an array
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NormalInit(_Strict):
+    normal: Annotated[float, Field(ge=0)]
+
+
+class UniformInit(_Strict):
+    uniform: tuple[float, float]
+
+
+Init = Literal["zeros", "ones", "xavier", "he"] | NormalInit | UniformInit | float | list[Any]
+
+
+class InputDecl(_Strict):
+    shape: list[Dim] | None = None
+    dtype: DType = "float64"
+    value: Value = None
+    file: str | None = None
+    key: str | None = None
+    grad: bool | None = None
+
+    @field_validator("value")
+    @classmethod
+    def _value_is_numeric(cls, v: Any) -> Any:
+        _check_numeric(v)
+        return v
+
+
+class ParamDecl(InputDecl):
+    init: Init | None = None
+
+
+class Node(_Strict):
+    op: str
+    args: list[Name | float] = []
+    attrs: dict[str, Any] = {}
+
+    @field_validator("args", mode="before")
+    @classmethod
+    def _no_bools(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            for i, a in enumerate(v):
+                if isinstance(a, bool):
+                    raise ValueError(f"args[{i}]: true/false is not an arg; use a name or a number")
+        return v
+
+
+class LossSeed(_Strict):
+    node: Name
+    seed: Value = 1.0
+
+    @field_validator("seed")
+    @classmethod
+    def _seed_is_numeric(cls, v: Any) -> Any:
+        _check_numeric(v)
+        return v
+
+
+class Expect(_Strict):
+    values: dict[Name, Value] = {}
+    grads: dict[Name, Value] = {}
+    rtol: Annotated[float, Field(ge=0)] = 1e-6
+    atol: Annotated[float, Field(ge=0)] = 1e-9
+
+
+class Sgd(_Strict):
+    lr: Annotated[float, Field(gt=0)]
+    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.0
+
+
+class Adam(_Strict):
+    lr: Annotated[float, Field(gt=0)] = 1e-3
+    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = (0.9, 0.999)
+    eps: Annotated[float, Field(gt=0)] = 1e-8
+
+
+class SgdOptimizer(_Strict):
+    sgd: Sgd
+
+
+class AdamOptimizer(_Strict):
+    adam: Adam
+
+
+class Train(_Strict):
+    data: dict[Name, str] = {}
+    optimizer: SgdOptimizer | AdamOptimizer
+    epochs: Annotated[int, Field(ge=1)] = 1
+    batch_size: Annotated[int, Field(ge=1)] | None = None
+    shuffle: bool = False
+    log_every: Annotated[int, Field(ge=1)] = 1
+    metrics: list[Literal["loss", "accuracy"]] = ["loss"]
+
+
+class Spec(_Strict):
+    """A whole spec file. See FORMAT.md (and docs/format.md for what graphspec adds)."""
+
+    schema_: str | None = Field(default=None, alias="$schema")
+    graphspec: Literal["1"]
+    name: str | None = None
+    description: str | None = None
+    seed: int = 0
+    inputs: dict[Name, InputDecl] = {}
+    params: dict[Name, ParamDecl] = {}
+    nodes: dict[Name, Node]
+    outputs: list[Name] | None = None
+    loss: Name | LossSeed | None = None
+    expect: Expect | None = None
+    train: Train | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @property
+    def loss_node(self) -> str | None:
+        return self.loss if isinstance(self.loss, str) or self.loss is None else self.loss.node
+
+
+def _check_numeric(v: Any) -> None:
+    """Values are numbers, bools or (nested) lists of them; strings and objects are not."""
+    stack = [v]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, list):
+            stack.extend(x)
+        elif x is not None and not isinstance(x, int | float):
+            raise ValueError(f"expected a number or a nested list of numbers, got {type(x).__name__} {x!r:.40}")
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON with duplicate keys as errors
+
+
+class _DupKeys(dict):
+    """A JSON object that had a key twice; remembers which, so the error can say where."""
+
+    duplicate: str
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    d = dict(pairs)
+    if len(d) != len(pairs):
+        seen: set[str] = set()
+        dup = next(k for k, _ in pairs if k in seen or seen.add(k))
+        d = _DupKeys(d)
+        d.duplicate = dup
+    return d
+
+
+def _find_duplicate(doc: Any) -> tuple[str, str] | None:
+    """Breadth-first search for the first object flagged by `_pairs`: (its path, the key)."""
+    queue: list[tuple[tuple[Any, ...], Any]] = [((), doc)]
+    for loc, x in queue:
+        if isinstance(x, _DupKeys):
+            return format_loc(loc), x.duplicate
+        if isinstance(x, dict):
+            queue.extend(((*loc, k), v) for k, v in x.items() if isinstance(v, dict | list))
+        elif isinstance(x, list):
+            queue.extend(((*loc, i), v) for i, v in enumerate(x) if isinstance(v, dict | list))
+    return None
+
+
+def parse_json(text: str, source: str | None = None) -> Any:
+    """json.loads, with syntax errors and duplicate keys as located SpecErrors."""
+    dups = False
+
+    def hook(pairs):
+        nonlocal dups
+        d = _pairs(pairs)
+        dups = dups or isinstance(d, _DupKeys)
+        return d
+
+    try:
+        doc = json.loads(text, object_pairs_hook=hook)
+    except json.JSONDecodeError as e:
+        raise SpecError(f"not valid JSON: {e.msg}", loc=f"line {e.lineno} column {e.colno}", source=source) from None
+    if dups:
+        loc, key = _find_duplicate(doc)  # type: ignore[misc]
+        raise SpecError(f"duplicate key '{key}' (a JSON object may hold each key once)",
+                        loc=loc or "(top level)", source=source)
+    return doc
+
+
+def read_spec_file(path: str | Path) -> Any:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError("no such file", source=str(path)) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SpecError(f"cannot read: {e}", source=str(path)) from None
+    return parse_json(text, source=str(path))
+
+
+# ---------------------------------------------------------------------------------------------
+# pydantic errors -> one located line
+
+
+_KEYS: dict[str, type[BaseModel]] = {}
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model whose keys are expected at ``loc`` (for 'did you mean' on unknown keys)."""
+    if len(loc) == 0:
+        return Spec
+    head = loc[0]
+    if head in ("inputs", "params") and len(loc) == 2:
+        return InputDecl if head == "inputs" else ParamDecl
+    if head == "nodes" and len(loc) == 2:
+        return Node
+    if head == "expect" and len(loc) == 1:
+        return Expect
+    if head == "train" and len(loc) == 1:
+        return Train
+    if head == "loss" and len(loc) <= 2:
+        return LossSeed
+    return None
+
+
+def _clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    # pydantic puts union member tags into the location ('loss', 'LossSeed', 'seed')
+    tags = {"LossSeed", "str", "float", "int", "list[any]", "NormalInit", "UniformInit",
+            "SgdOptimizer", "AdamOptimizer", "function-after[_value_is_numeric(), any]"}
+    return tuple(p for p in loc if not (isinstance(p, str) and (p in tags or p.startswith(("literal[", "constrained-str", "function-")))))
+
+
+def _describe(err: dict[str, Any]) -> tuple[str, str, str | None]:
+    loc = _clean_loc(tuple(err["loc"]))
+    kind = err["type"]
+    hint = None
+    if kind == "extra_forbidden":
+        key = loc[-1]
+        model = _model_at(loc[:-1])
+        if model is not None:
+            fields = [f.alias or n for n, f in model.model_fields.items()]
+            hint = did_you_mean(str(key), fields)
+        return format_loc(loc[:-1]) or "(top level)", f"unknown key '{key}'", hint
+    if kind == "missing":
+        return format_loc(loc[:-1]) or "(top level)", f"missing required key '{loc[-1]}'", None
+    if loc and loc[-1] == "[key]":
+        loc = loc[:-1]
+    if kind == "string_pattern_mismatch":
+        return format_loc(loc), f"'{err['input']}' is not a valid name (letters, digits and _, not starting with a digit)", None
+    if loc == ("loss",):
+        return "loss", f"expected a node name or {{\"node\": name, \"seed\": ...}}, got {json.dumps(err['input'])[:60]}", None
+    if loc == ("graphspec",):
+        return "graphspec", f"unsupported format version {err['input']!r}: this graphspec reads version \"1\"", None
+    msg = err["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    if "input" in err and kind not in ("value_error",):
+        msg = f"{msg[0].lower()}{msg[1:]}, got {json.dumps(err['input'])[:60]}"
+    return format_loc(loc), msg, None
+
+
+def load_spec(source: str | Path | dict[str, Any], *, base: Path | None = None) -> tuple[Spec, Path]:
+    """Parse and validate a spec. Returns the Spec and the folder its relative files live in."""
+    if isinstance(source, dict):
+        doc, where, base = source, None, base or Path.cwd()
+    else:
+        path = Path(source)
+        doc, where, base = read_spec_file(path), str(path), path.resolve().parent
+    if not isinstance(doc, dict):
+        raise SpecError(f"a spec is a JSON object, got {type(doc).__name__}", source=where)
+    if "graphspec" not in doc:
+        raise SpecError("missing required key 'graphspec' (the format version, \"1\")", loc="(top level)", source=where)
+    try:
+        spec = Spec.model_validate(doc)
+    except ValidationError as e:
+        raise _first_error(e.errors(), where) from None
+    return spec, base
+
+
+def _first_error(errs: list[dict[str, Any]], where: str | None) -> SpecError:
+    """One line for the first place that is wrong. A union reports one error per member; of
+    those, the most specific (the deepest location, an unknown key first) speaks."""
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for err in errs:
+        loc = _clean_loc(tuple(err["loc"]))
+        groups.setdefault(loc[:3] if loc[:1] in (("nodes",), ("inputs",), ("params",)) else loc[:1], []).append(err)
+    first = next(iter(groups.values()))
+    # an unknown key is news only if no other member of the union knew that key
+    known = {_clean_loc(tuple(x["loc"])) for x in first if x["type"] != "extra_forbidden"}
+    best = max(first, key=lambda x: (len(_clean_loc(tuple(x["loc"]))),
+                                     x["type"] == "extra_forbidden" and _clean_loc(tuple(x["loc"])) not in known))
+    loc, msg, hint = _describe(best)
+    if len(groups) > 1:
+        msg += f" (and {len(groups) - 1} more place{'s' if len(groups) > 2 else ''} to fix)"
+    return SpecError(msg, loc=loc, hint=hint, source=where)
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of the format (from pydantic), with the op names listed for editors."""
+    from .ops import OPS
+
+    schema = Spec.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "graphspec spec, format version 1"
+    node = schema["$defs"]["Node"]["properties"]["op"]
+    node["enum"] = sorted(OPS)
+    node["description"] = "the op; see `python -m graphspec ops`"
+    return schema

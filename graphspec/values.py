@@ -1,0 +1,155 @@
+"""Declarations -> arrays: `value`, `file` (.npy, .npz, .csv, .json) and params' `init`."""
+
+from __future__ import annotations
+
+import json
+import math
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import InputError, SpecError
+from .spec import InputDecl, NormalInit, ParamDecl, UniformInit
+
+DTYPES = {"float64": np.float64, "float32": np.float32, "int64": np.int64, "bool": np.bool_}
+
+
+def as_array(value: Any, dtype: str, loc: str, error: type[SpecError] = SpecError) -> np.ndarray:
+    """A nested list / number / array as an array of ``dtype``; ragged lists and lossy casts
+    (0.5 as int64, 2 as bool) are errors, not silent conversions."""
+    try:
+        arr = np.asarray(value)
+    except ValueError:
+        raise error("ragged nested list: every row must have the same length", loc=loc) from None
+    if arr.dtype == object:
+        raise error("ragged nested list: every row must have the same length", loc=loc)
+    if arr.dtype.kind not in "biuf":
+        raise error(f"expected numbers, got {arr.dtype} data", loc=loc)
+    want = DTYPES[dtype]
+    if arr.dtype == want:
+        return arr
+    if dtype == "int64" and arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+            raise error("int64 values must be whole numbers", loc=loc)
+    if dtype == "bool" and arr.dtype.kind != "b" and np.any((arr != 0) & (arr != 1)):
+        raise error("bool values must be true/false (or 0/1)", loc=loc)
+    return arr.astype(want)
+
+
+def read_file(path: Path, key: str | None, loc: str) -> np.ndarray:
+    """Read .npy, .npz (with key), .csv (an optional header row) or .json (a nested list)."""
+    if not path.exists():
+        raise SpecError(f"file not found: {path}", loc=loc)
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            return np.load(path, allow_pickle=False)
+        if suffix == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                if key is None:
+                    if len(z.files) != 1:
+                        raise SpecError(f"{path.name} holds {sorted(z.files)}: say which with \"key\"", loc=loc)
+                    key = z.files[0]
+                if key not in z.files:
+                    raise SpecError(f"{path.name} has no array '{key}' (it holds {sorted(z.files)})", loc=loc)
+                return z[key]
+        if suffix == ".csv":
+            return _read_csv(path)
+        if suffix == ".json":
+            return np.asarray(json.loads(path.read_text(encoding="utf-8")))
+    except SpecError:
+        raise
+    except (OSError, ValueError) as e:
+        raise SpecError(f"cannot read {path.name}: {e}", loc=loc) from None
+    raise SpecError(f"unsupported file type '{suffix}' (use .npy, .npz, .csv or .json)", loc=loc)
+
+
+def _read_csv(path: Path) -> np.ndarray:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    first = lines[0].split(",") if lines else []
+    try:
+        [float(c) for c in first]
+        skip = 0
+    except ValueError:
+        skip = 1  # a header row
+    arr = np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2)
+    return arr[:, 0] if arr.shape[1] == 1 else arr
+
+
+def declared_value(name: str, decl: InputDecl, kind: str, base: Path, seed: int = 0) -> np.ndarray | None:
+    """The array a declaration gives (value, file, or init for params), or None."""
+    loc = f"{kind}.{name}"
+    if decl.value is not None and decl.file is not None:
+        raise SpecError("give either \"value\" or \"file\", not both", loc=loc)
+    if decl.value is not None:
+        arr = as_array(decl.value, decl.dtype, f"{loc}.value")
+    elif decl.file is not None:
+        arr = as_array(read_file(base / decl.file, decl.key, f"{loc}.file"), decl.dtype, f"{loc}.file")
+    elif isinstance(decl, ParamDecl) and decl.init is not None:
+        arr = init_param(name, decl, seed)
+    else:
+        return None
+    return arr
+
+
+def init_param(name: str, decl: ParamDecl, seed: int) -> np.ndarray:
+    """Draw a param from its init. Each param has its own stream, seeded by (seed, name), so
+    adding a param never changes the numbers of the others."""
+    loc = f"params.{name}"
+    init = decl.init
+    if decl.shape is None:
+        if isinstance(init, list | float | int) and not isinstance(init, bool):
+            return as_array(init, decl.dtype, f"{loc}.init")
+        raise SpecError("an init like this one needs a \"shape\"", loc=loc)
+    if any(isinstance(d, str) for d in decl.shape):
+        raise SpecError(f"params need fixed sizes; shape {decl.shape} has a symbolic dim", loc=f"{loc}.shape")
+    shape = tuple(decl.shape)
+    dtype = DTYPES[decl.dtype]
+    rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+    fan_in = math.prod(shape[:-1]) if len(shape) > 1 else (shape[0] if shape else 1)
+    fan_out = shape[-1] if shape else 1
+    if init == "zeros":
+        arr = np.zeros(shape)
+    elif init == "ones":
+        arr = np.ones(shape)
+    elif init == "xavier":
+        limit = math.sqrt(6.0 / max(fan_in + fan_out, 1))
+        arr = rng.uniform(-limit, limit, size=shape)
+    elif init == "he":
+        arr = rng.normal(0.0, math.sqrt(2.0 / max(fan_in, 1)), size=shape)
+    elif isinstance(init, NormalInit):
+        arr = rng.normal(0.0, init.normal, size=shape)
+    elif isinstance(init, UniformInit):
+        arr = rng.uniform(init.uniform[0], init.uniform[1], size=shape)
+    else:
+        given = as_array(init, decl.dtype, f"{loc}.init")
+        try:
+            arr = np.broadcast_to(given, shape).copy()
+        except ValueError:
+            raise SpecError(f"init of shape {given.shape} does not fit shape {list(shape)}", loc=f"{loc}.init") from None
+    return arr.astype(dtype)
+
+
+def bind_shape(declared: list[int | str] | None, actual: tuple[int, ...], dims: dict[str, int],
+               where: dict[str, str], loc: str, error: type[SpecError] = SpecError) -> None:
+    """Check ``actual`` against a declared shape, binding symbolic dims in ``dims`` (and
+    remembering in ``where`` who bound each, for the error message)."""
+    if declared is None:
+        return
+    if len(declared) != len(actual) or any(isinstance(d, int) and d != a for d, a in zip(declared, actual, strict=False)):
+        raise error(f"shape {list(actual)} does not match the declared shape {declared}", loc=loc)
+    for d, a in zip(declared, actual, strict=True):
+        if isinstance(d, str):
+            if d in dims and dims[d] != a:
+                raise error(f"symbolic dim '{d}' is {a} here but {dims[d]} in {where[d]}", loc=loc)
+            dims.setdefault(d, a)
+            where.setdefault(d, loc)
+
+
+def check_value(value: Any, decl: InputDecl, loc: str) -> np.ndarray:
+    """A run-time value as an array of the declared dtype (InputError when it cannot be)."""
+    if isinstance(value, np.ndarray) and value.dtype == DTYPES[decl.dtype]:
+        return value
+    return as_array(value, decl.dtype, loc, error=InputError)
