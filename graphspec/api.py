@@ -220,13 +220,13 @@ class Graph:
         """d loss / d leaf for every param and float input with grad."""
         return self.value_and_grad(check_finite, **inputs)[1]
 
-    def evaluate(self, check_finite: str = "warn", **inputs: Any) -> Result:
+    def evaluate(self, check_finite: str = "warn", with_grads: bool = True, **inputs: Any) -> Result:
         """Every value, and (with a loss) every gradient, the nodes' own included."""
         vals = self._forward(inputs, check_finite)
         slot = self.plan.slot
         values_ = {n: vals[slot[n]] for n in [*self.leaves, *self.order]}
-        if self.loss is None:
-            return Result(values_, {}, None)
+        if self.loss is None or not with_grads:
+            return Result(values_, {}, None if self.loss is None else vals[slot[self.loss]])
         ct = self._backward(vals, check_finite)
         node_grads = {n: np.asarray(ct[slot[n]]) for n in self.order if ct[slot[n]] is not None}
         return Result(values_, {**self._leaf_grads(vals, ct), **node_grads}, vals[slot[self.loss]])

@@ -8,9 +8,10 @@ commands so that `--help` is instant.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,19 @@ def load_params(graph: Any, path: str) -> None:
         graph.params[name] = arr.astype(graph.params[name].dtype)
 
 
+@contextlib.contextmanager
+def located(source: str | None) -> Iterator[None]:
+    """Errors raised while running a loaded spec name its file, as load errors do."""
+    from .errors import GraphspecError
+
+    try:
+        yield
+    except GraphspecError as e:
+        if e.source is None:
+            e.source = source
+        raise
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import warnings
 
@@ -115,9 +129,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.params:
         load_params(graph, args.params)
     inputs = dict(parse_input(t) for t in args.input)
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, located(graph.source):
         warnings.simplefilter("always", NonFiniteWarning)
-        result = graph.evaluate(**inputs) if not args.no_grad else graph.evaluate(**inputs)
+        result = graph.evaluate(with_grads=not args.no_grad, **inputs)
     notes = [str(w.message) for w in caught if issubclass(w.category, NonFiniteWarning)]
     checks = expect.compare(result, graph.spec.expect)
     if args.format == "json":

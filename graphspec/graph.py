@@ -47,7 +47,7 @@ def build(spec: Spec) -> Structure:
             if isinstance(arg, str):
                 if arg not in names:
                     raise GraphError(f"unknown name '{arg}'", loc=f"nodes.{name}.args[{i}]",
-                                     hint=did_you_mean(arg, names))
+                                     hint=did_you_mean(arg, [n for n in names if n != name]))
                 edges.append((arg, name))
     g.add_edges_from(edges)
 

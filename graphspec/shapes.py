@@ -11,7 +11,7 @@ from typing import Any
 
 from .errors import ShapeError, did_you_mean
 from .ops import OPS, Attr, Aval, Op, RuleError
-from .ops.registry import WEAK, fmt_shape
+from .ops.registry import WEAK
 from .spec import Node
 
 
@@ -74,7 +74,6 @@ def infer(nodes: Mapping[str, Node], order: list[str], leaves: Mapping[str, Aval
         except RuleError as e:
             msg = str(e)
             if not msg.startswith(op.name):
-                shapes = ", ".join(fmt_shape(a.shape) for a in args)
-                msg = f"{op.name} of {shapes}: {msg}"
+                msg = f"{op.name}: {msg}"
             raise ShapeError(msg, loc=f"nodes.{name}") from None
     return avals

@@ -65,10 +65,9 @@ class Node(_Strict):
     @field_validator("args", mode="before")
     @classmethod
     def _no_bools(cls, v: Any) -> Any:
-        if isinstance(v, list):
-            for i, a in enumerate(v):
-                if isinstance(a, bool):
-                    raise ValueError(f"args[{i}]: true/false is not an arg; use a name or a number")
+        if isinstance(v, list) and any(isinstance(a, bool) for a in v):
+            i = next(i for i, a in enumerate(v) if isinstance(a, bool))
+            raise ValueError(f"args[{i}] is {str(v[i]).lower()}: an arg is a name or a number")
         return v
 
 
@@ -107,6 +106,11 @@ class SgdOptimizer(_Strict):
 
 class AdamOptimizer(_Strict):
     adam: Adam
+
+
+class _Optimizers(_Strict):  # only for "did you mean" on an unknown optimizer
+    sgd: Sgd | None = None
+    adam: Adam | None = None
 
 
 class Train(_Strict):
@@ -238,6 +242,8 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
         return Expect
     if head == "train" and len(loc) == 1:
         return Train
+    if loc == ("train", "optimizer"):
+        return _Optimizers
     if head == "loss" and len(loc) <= 2:
         return LossSeed
     return None

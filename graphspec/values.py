@@ -41,7 +41,7 @@ def as_array(value: Any, dtype: str, loc: str, error: type[SpecError] = SpecErro
 def read_file(path: Path, key: str | None, loc: str) -> np.ndarray:
     """Read .npy, .npz (with key), .csv (an optional header row) or .json (a nested list)."""
     if not path.exists():
-        raise SpecError(f"file not found: {path}", loc=loc)
+        raise SpecError(f"file not found: {path.name} (looked in {path.parent})", loc=loc)
     suffix = path.suffix.lower()
     try:
         if suffix == ".npy":

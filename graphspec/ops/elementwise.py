@@ -15,7 +15,7 @@ def _binary_shape(avals: list[Aval]) -> Aval:
     return Aval(broadcast_shapes(*(a.shape for a in avals)), result_dtype(*(a.dtype for a in avals)))
 
 
-def _float_shape(avals: list[Aval]) -> Aval:
+def _float_shape(avals: list[Aval], **_attrs) -> Aval:
     return Aval(broadcast_shapes(*(a.shape for a in avals)), float_dtype(*(a.dtype for a in avals)))
 
 
@@ -89,7 +89,14 @@ def _pow_dx(g, ans, x, y):
     return g * y * np.power(x, np.where(y == 0, 1.0, np.subtract(y, 1.0)))
 
 
-defop("pow", np.power, elementwise=True, shape=_float_shape, arg_names=("x", "y"),
+def _pow(x, y):
+    # the shape rule says float: integer args are promoted first (numpy refuses int ** -int)
+    if not np.issubdtype(np.result_type(x, y), np.inexact):
+        x = np.asarray(x, dtype=np.float64)
+    return np.power(x, y)
+
+
+defop("pow", _pow, elementwise=True, shape=_float_shape, arg_names=("x", "y"),
       vjp=(_pow_dx, _pow_dy),
       doc="x ** y (d/dy uses log x: x > 0)", samples=_positive(_sample_binary))
 
@@ -173,7 +180,7 @@ defop("softplus", _softplus, elementwise=True, shape=_float_shape, arg_names=("x
       vjp=(lambda g, ans, x: g * _sigmoid(x),), doc="log(1 + e ** x), stable for any x",
       samples=_sample_unary())
 
-defop("leaky_relu", _leaky_relu, elementwise=True, shape=_unary_shape, arg_names=("x",),
+defop("leaky_relu", _leaky_relu, elementwise=True, shape=_float_shape, arg_names=("x",),
       vjp=(lambda g, ans, x, *, alpha: np.where(x > 0, g, g * alpha),),
       attrs={"alpha": Attr("float", 0.01)}, branch=lambda ans, x, *, alpha: np.asarray(x) > 0,
       doc="x if x > 0 else alpha * x", samples=_away_from_zero(_sample_unary()))

@@ -97,6 +97,8 @@ def _class_loss_shape(name: str):
     def rule(avals: list[Aval], *, axis, reduction, **_) -> Aval:
         (ls, ldt), (ys, ydt) = avals
         dtype = float_dtype(ldt)
+        if ydt == "bool":
+            raise RuleError(f"{name}: labels must be int64 class indices or float targets, got bool")
         if ls is None:
             return Aval(None if reduction == "none" else (), dtype)
         if len(ls) == 0:
@@ -110,8 +112,6 @@ def _class_loss_shape(name: str):
                 kind = "float targets must have the logits' shape" if is_float(ydt) else \
                     "integer labels must have the logits' shape without the class axis"
                 raise RuleError(f"{name}: {kind} {fmt_shape(want)}, got labels {fmt_shape(ys)}")
-        elif ydt == "bool":
-            raise RuleError(f"{name}: labels must be int64 class indices or float targets, got bool")
         return Aval(per if reduction == "none" else (), dtype)
     return rule
 
