@@ -1,0 +1,462 @@
+"""graphspec side by side with PyTorch CPU eager: one command, every workload, one table.
+
+    python tools/bench.py                 # the full run (a few minutes)
+    python tools/bench.py --quick         # a smoke run: fewer repeats, smaller W4
+    python tools/bench.py --json out.json --only W1,W2
+
+Workloads (issue 4):
+  W1 overhead     z = x*y plus a squared-error loss, forward+backward per call (Python API)
+  W2 MLP step     784-256-128-10, ReLU, softmax cross-entropy, batch 128, float32 and float64
+  W3 deep chain   1000 elementwise nodes on a vector of 100, forward+backward
+  W4 big specs    load + validate + order + shape-infer a 10,000- and a 100,000-node spec
+  W5 start-up     `python -m graphspec run specs/lecture/mul.json` vs `python -c "import torch"`
+  W6 BLAS limit   GFLOP/s of W2's matmuls in plain numpy, and W2's share of it
+  W7 gradcheck    optional, from tools/bench_gradcheck.py when it exists
+
+Both sides run in this process with the same dtype and the same number of threads: torch is
+set to numpy's BLAS thread count. Each figure is the median of several repeats after a
+warm-up; a repeat of a fast workload times a loop of calls and divides, so that the clock's
+resolution does not decide.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import itertools
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+sys.path.insert(0, str(ROOT / "tools"))
+
+import graphspec  # noqa: E402
+
+try:
+    import torch
+except ImportError:  # the graphspec columns still mean something without it
+    torch = None
+
+
+# -- measuring ---------------------------------------------------------------------------------
+
+@dataclass
+class Row:
+    workload: str
+    case: str
+    graphspec_s: float | None  # median seconds per call
+    torch_s: float | None
+    target: str = ""
+    holds: bool | None = None
+    note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float | None:
+        if self.graphspec_s is None or not self.torch_s:
+            return None
+        return self.graphspec_s / self.torch_s
+
+
+def timeit(fn: Callable[[], Any], *, repeats: int, warmup: int = 3, min_time: float = 0.02) -> float:
+    """Median seconds per call. A repeat loops `number` calls, chosen so one repeat takes
+    about `min_time`; tiny calls are then not lost in the timer's resolution."""
+    for _ in range(warmup):
+        fn()
+    t0 = time.perf_counter()
+    fn()
+    once = time.perf_counter() - t0
+    number = max(1, int(min_time / max(once, 1e-9)))
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        times.append((time.perf_counter() - t0) / number)
+    return statistics.median(times)
+
+
+def blas_threads() -> int | None:
+    """numpy's BLAS thread count, asked of the OpenBLAS numpy loaded (no threadpoolctl needed)."""
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        return None
+    libs = {path for line in maps.splitlines() if "openblas" in (path := line.split()[-1]).lower() and ".so" in path}
+    for lib in sorted(libs):
+        try:
+            dll = ctypes.CDLL(lib)
+        except OSError:
+            continue
+        for sym in ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads_64_",
+                    "openblas_get_num_threads64_", "openblas_get_num_threads"):
+            fn = getattr(dll, sym, None)
+            if fn is not None:
+                fn.restype = ctypes.c_int
+                return int(fn())
+    return None
+
+
+# -- W1: overhead --------------------------------------------------------------------------------
+
+W1_SPEC = {
+    "graphspec": "1", "name": "w1",
+    "inputs": {"x": {"value": 2.0}, "y": {"value": 3.0}, "t": {"value": 5.0, "grad": False}},
+    "nodes": {"z": {"op": "mul", "args": ["x", "y"]},
+              "L": {"op": "mse", "args": ["z", "t"]}},
+    "loss": "L",
+}
+
+
+def w1(repeats: int) -> list[Row]:
+    g = graphspec.load(W1_SPEC)
+    loss, grads = g.value_and_grad()
+    assert np.isclose(loss, 1.0) and np.isclose(grads["x"], 6.0) and np.isclose(grads["y"], 4.0)
+    ours = timeit(g.value_and_grad, repeats=repeats)
+    theirs = None
+    if torch is not None:
+        x = torch.tensor(2.0, dtype=torch.float64, requires_grad=True)
+        y = torch.tensor(3.0, dtype=torch.float64, requires_grad=True)
+        t = torch.tensor(5.0, dtype=torch.float64)
+        mse = torch.nn.functional.mse_loss
+
+        def step():
+            loss = mse(x * y, t)
+            return loss, torch.autograd.grad(loss, (x, y))
+
+        theirs = timeit(step, repeats=repeats)
+    return [Row("W1", "z=x*y + mse, value_and_grad, float64", ours, theirs, target="<= 0.5")]
+
+
+# -- W2: MLP step, W6: the BLAS limit --------------------------------------------------------------
+
+SIZES = (784, 256, 128, 10)
+BATCH = 128
+
+
+def mlp_spec(dtype: str) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    nodes: dict[str, Any] = {}
+    h = "X"
+    for i, (a, b) in enumerate(itertools.pairwise(SIZES), 1):
+        params[f"W{i}"] = {"shape": [a, b], "dtype": dtype, "init": "he"}
+        params[f"b{i}"] = {"shape": [b], "dtype": dtype, "init": "zeros"}
+        nodes[f"a{i}"] = {"op": "matmul", "args": [h, f"W{i}"]}
+        nodes[f"z{i}"] = {"op": "add", "args": [f"a{i}", f"b{i}"]}
+        h = f"z{i}"
+        if i < len(SIZES) - 1:
+            nodes[f"h{i}"] = {"op": "relu", "args": [h]}
+            h = f"h{i}"
+    nodes["loss"] = {"op": "softmax_cross_entropy", "args": [h, "y"]}
+    return {"graphspec": "1", "name": f"mlp-{dtype}",
+            "inputs": {"X": {"shape": ["N", SIZES[0]], "dtype": dtype, "grad": False},
+                       "y": {"shape": ["N"], "dtype": "int64"}},
+            "params": params, "nodes": nodes, "loss": "loss"}
+
+
+def mlp_data(dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(BATCH, SIZES[0])).astype(dtype), rng.integers(0, SIZES[-1], size=BATCH)
+
+
+def w2(repeats: int, dtype: str) -> tuple[Row, float]:
+    g = graphspec.load(mlp_spec(dtype))
+    X, y = mlp_data(dtype)
+    loss, grads = g.value_and_grad(X=X, y=y)
+    assert all(grads[k].dtype == np.dtype(dtype) for k in grads), "the gradients keep the dtype"
+    ours = timeit(lambda: g.value_and_grad(X=X, y=y), repeats=repeats)
+    theirs = None
+    if torch is not None:
+        tdt = getattr(torch, dtype)
+        params = [torch.tensor(g.params[k], dtype=tdt, requires_grad=True) for k in g.params]
+        tx, ty = torch.from_numpy(X), torch.from_numpy(y)
+        relu, xent = torch.nn.functional.relu, torch.nn.functional.cross_entropy
+        W1, b1, W2, b2, W3, b3 = params
+
+        def step():
+            loss = xent(relu(relu(tx @ W1 + b1) @ W2 + b2) @ W3 + b3, ty)
+            return loss, torch.autograd.grad(loss, params)
+
+        tl, tg = step()
+        assert np.isclose(tl.item(), float(loss), rtol=1e-4), (tl.item(), float(loss))
+        assert np.allclose(tg[0].numpy(), grads["W1"], rtol=1e-3, atol=1e-5)
+        theirs = timeit(step, repeats=repeats)
+    return Row("W2", f"MLP 784-256-128-10 step, batch 128, {dtype}", ours, theirs, target="<= 1.1"), ours
+
+
+def mlp_matmuls(dtype: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The operand pairs of every matmul in one W2 step (forward, then the VJPs), laid out the
+    way the step lays them out (the transposes are views, as in the VJPs)."""
+    rng = np.random.default_rng(1)
+
+    def r(*shape: int) -> np.ndarray:
+        return rng.normal(size=shape).astype(dtype)
+
+    pairs = []
+    acts = [r(BATCH, SIZES[0]), r(BATCH, SIZES[1]), r(BATCH, SIZES[2])]
+    for i, (a, b) in enumerate(itertools.pairwise(SIZES)):
+        W, g = r(a, b), r(BATCH, b)
+        pairs.append((acts[i], W))  # forward
+        pairs.append((acts[i].T, g))  # dW
+        if i > 0:
+            pairs.append((g, W.T))  # d activation (none for X: it has no gradient)
+    return pairs
+
+
+def w6(repeats: int, dtype: str, w2_time: float | None) -> Row:
+    pairs = mlp_matmuls(dtype)
+    flops = sum(2 * a.shape[0] * a.shape[1] * b.shape[1] for a, b in pairs)
+
+    def run():
+        for a, b in pairs:
+            np.matmul(a, b)
+
+    t = timeit(run, repeats=repeats)
+    gflops = flops / t / 1e9
+    extra = {"gflops": gflops, "flops": flops, "matmul_s": t}
+    row = Row("W6", f"W2's 8 matmuls in plain numpy, {dtype}", t, None, extra=extra,
+              note=f"{gflops:.1f} GFLOP/s")
+    if w2_time is not None:
+        share = t / w2_time  # W2's GFLOP/s as a share of the limit
+        extra["w2_share"] = share
+        row.note += f"; W2 reaches {share:.0%} of it"
+        if dtype == "float32":
+            row.target, row.holds = "W2 >= 60%", share >= 0.6
+    return row
+
+
+# -- W3: deep chain ------------------------------------------------------------------------------
+
+CHAIN = 1000
+WIDTH = 100
+
+
+def chain_spec(n: int = CHAIN, width: int = WIDTH) -> dict[str, Any]:
+    """tanh, sin, scale, add the input: a mix of unary and binary steps, bounded values."""
+    nodes: dict[str, Any] = {}
+    prev = "x"
+    for i in range(n):
+        kind = i % 4
+        if kind == 0:
+            node = {"op": "tanh", "args": [prev]}
+        elif kind == 1:
+            node = {"op": "sin", "args": [prev]}
+        elif kind == 2:
+            node = {"op": "mul", "args": [prev, 0.9]}
+        else:
+            node = {"op": "add", "args": [prev, "x"]}
+        nodes[f"n{i}"] = node
+        prev = f"n{i}"
+    nodes["loss"] = {"op": "sum", "args": [prev]}
+    return {"graphspec": "1", "name": f"chain{n}", "inputs": {"x": {"shape": [width]}},
+            "nodes": nodes, "loss": "loss"}
+
+
+def w3(repeats: int) -> Row:
+    g = graphspec.load(chain_spec())
+    x = np.random.default_rng(2).normal(size=WIDTH)
+    loss, grads = g.value_and_grad(x=x)
+    ours = timeit(lambda: g.value_and_grad(x=x), repeats=repeats)
+    theirs = None
+    if torch is not None:
+        tx = torch.tensor(x, requires_grad=True)
+
+        def step():
+            h = tx
+            for i in range(CHAIN):
+                kind = i % 4
+                h = torch.tanh(h) if kind == 0 else torch.sin(h) if kind == 1 else h * 0.9 if kind == 2 else h + tx
+            loss = h.sum()
+            return loss, torch.autograd.grad(loss, (tx,))
+
+        tl, (tg,) = step()
+        assert np.isclose(tl.item(), float(loss)) and np.allclose(tg.numpy(), grads["x"])
+        theirs = timeit(step, repeats=repeats, warmup=2)
+    return Row("W3", f"chain of {CHAIN} elementwise nodes, vector of {WIDTH}, float64", ours, theirs,
+               target="<= 0.7")
+
+
+# -- W4: big specs -------------------------------------------------------------------------------
+
+def big_spec(n: int) -> dict[str, Any]:
+    """An n-node spec shaped like a real one: a long chain with skip connections, constants,
+    attrs and a symbolic batch dim, ending in a scalar loss."""
+    nodes: dict[str, Any] = {}
+    for i in range(n - 1):
+        a = f"n{i - 1}" if i else "x"
+        kind = i % 5
+        if kind == 0:
+            node = {"op": "tanh", "args": [a]}
+        elif kind == 1:
+            node = {"op": "add", "args": [a, "b"]}
+        elif kind == 2:
+            node = {"op": "mul", "args": [a, 0.5]}
+        elif kind == 3:
+            node = {"op": "softmax", "args": [a], "attrs": {"axis": -1}}
+        else:
+            node = {"op": "add", "args": [a, f"n{i - 3}"]}
+        nodes[f"n{i}"] = node
+    nodes["loss"] = {"op": "mean", "args": [f"n{n - 2}"], "attrs": {"axis": None}}
+    return {"graphspec": "1", "name": f"big{n}",
+            "inputs": {"x": {"shape": ["N", 8]}},
+            "params": {"b": {"shape": [8], "init": "zeros"}},
+            "nodes": nodes, "loss": "loss"}
+
+
+def w4(sizes: list[int], repeats: int) -> list[Row]:
+    rows = []
+    per_node = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in sizes:
+            path = Path(tmp) / f"big{n}.json"
+            path.write_text(json.dumps(big_spec(n)))
+            times = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                g = graphspec.load(path)
+                times.append(time.perf_counter() - t0)
+                assert len(g.order) == n
+                del g
+            t = statistics.median(times)
+            per_node[n] = t / n
+            row = Row("W4", f"load {n:,}-node spec (parse, validate, order, shapes, plan)", t, None,
+                      note=f"{t / n * 1e6:.1f} us/node", extra={"nodes": n, "per_node_s": t / n})
+            if n >= 100_000:
+                row.target, row.holds = "< 3 s", t < 3.0
+            rows.append(row)
+    if len(sizes) > 1:
+        lo, hi = min(sizes), max(sizes)
+        growth = per_node[hi] / per_node[lo]
+        rows.append(Row("W4", f"per-node time, {hi:,} vs {lo:,} nodes", None, None, target="linear (<= 1.5x)",
+                        holds=growth <= 1.5, note=f"{growth:.2f}x per node", extra={"growth": growth}))
+    return rows
+
+
+# -- W5: start-up --------------------------------------------------------------------------------
+
+def wall(cmd: list[str], repeats: int) -> float:
+    times = []
+    for _ in range(repeats + 1):
+        t0 = time.perf_counter()
+        subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times[1:])  # the first run warms the OS file cache
+
+
+def w5(repeats: int) -> Row:
+    ours = wall([sys.executable, "-m", "graphspec", "run", "specs/lecture/mul.json"], repeats)
+    theirs = wall([sys.executable, "-c", "import torch"], repeats) if torch is not None else None
+    bare = wall([sys.executable, "-c", "pass"], repeats)
+    row = Row("W5", "`python -m graphspec run specs/lecture/mul.json` vs `python -c \"import torch\"`", ours, theirs,
+              target="< 0.4 s and <= 0.33", note=f"bare python {bare * 1e3:.0f} ms", extra={"python_s": bare})
+    row.holds = ours < 0.4 and (row.ratio is None or row.ratio <= 1 / 3)
+    return row
+
+
+# -- W7: gradient checks (optional) --------------------------------------------------------------
+
+def w7(quick: bool) -> list[Row]:
+    try:
+        import bench_gradcheck  # tools/bench_gradcheck.py, written separately
+    except ImportError:
+        return []
+    rows = bench_gradcheck.workload(quick=quick)
+    return [r if isinstance(r, Row) else Row(**r) for r in rows]
+
+
+# -- the table -----------------------------------------------------------------------------------
+
+def fmt_time(t: float | None) -> str:
+    if t is None:
+        return "—"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if t >= scale:
+            return f"{t / scale:.3g} {unit}"
+    return f"{t / 1e-9:.3g} ns"
+
+
+def judge(row: Row) -> None:
+    """Fill in `holds` for the ratio targets (the others are judged where they are measured)."""
+    if row.holds is None and row.target.startswith("<=") and row.ratio is not None:
+        row.holds = row.ratio <= float(row.target.split()[1])
+
+
+def table(rows: list[Row]) -> str:
+    out = ["| workload | case | graphspec | torch | graphspec/torch | target | holds | note |",
+           "|---|---|---:|---:|---:|---|---|---|"]
+    for r in rows:
+        ratio = "—" if r.ratio is None else f"{r.ratio:.2f}"
+        holds = "" if r.holds is None else ("yes" if r.holds else "**no**")
+        out.append(f"| {r.workload} | {r.case} | {fmt_time(r.graphspec_s)} | {fmt_time(r.torch_s)} | {ratio} "
+                   f"| {r.target} | {holds} | {r.note} |")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="a smoke run: fewer repeats, W4 at 1,000 and 10,000 nodes")
+    p.add_argument("--json", metavar="OUT.json", help="write the rows and the machine description here")
+    p.add_argument("--only", default="W1,W2,W3,W4,W5,W6,W7", help="comma-separated workloads (default: all)")
+    args = p.parse_args(argv)
+    only = {w.strip().upper() for w in args.only.split(",")}
+    reps = 5 if args.quick else 21
+
+    threads = blas_threads() or os.cpu_count() or 1
+    if torch is not None:
+        torch.set_num_threads(threads)
+    meta = {"python": platform.python_version(), "numpy": np.__version__, "graphspec": graphspec.__version__,
+            "torch": torch.__version__ if torch is not None else None, "threads": threads,
+            "torch_threads": torch.get_num_threads() if torch is not None else None,
+            "cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "quick": args.quick}
+    print(f"python {meta['python']}, numpy {meta['numpy']}, torch {meta['torch']}; "
+          f"threads: numpy BLAS {threads}, torch {meta['torch_threads']}; {meta['cpus']} CPUs", file=sys.stderr)
+
+    rows: list[Row] = []
+
+    def run(name: str, fn: Callable[[], Any]) -> None:
+        if name not in only:
+            return
+        t0 = time.perf_counter()
+        out = fn()
+        rows.extend(out if isinstance(out, list) else [out])
+        print(f"  {name} done in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+
+    run("W1", lambda: w1(reps))
+    w2_times: dict[str, float] = {}
+    for dt in ("float32", "float64"):
+        def one(dt: str = dt) -> Row:
+            row, t = w2(reps, dt)
+            w2_times[dt] = t
+            return row
+        run("W2", one)
+    run("W3", lambda: w3(reps if not args.quick else 3))
+    run("W4", lambda: w4([1_000, 10_000] if args.quick else [10_000, 100_000], 1 if args.quick else 3))
+    run("W5", lambda: w5(2 if args.quick else 7))
+    for dt in ("float32", "float64"):
+        run("W6", lambda dt=dt: w6(reps, dt, w2_times.get(dt)))
+    run("W7", lambda: w7(args.quick))
+    for r in rows:
+        judge(r)
+
+    print(table(rows))
+    if args.json:
+        doc = {"meta": meta, "rows": [{**asdict(r), "ratio": r.ratio} for r in rows]}
+        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
