@@ -65,7 +65,8 @@ def build(spec: Spec) -> Structure:
             known(name, f"outputs[{i}]")
         outputs = list(dict.fromkeys(spec.outputs))
     else:
-        outputs = [n for n in spec.nodes if g.out_degree(n) == 0]
+        used = {arg for arg, _ in edges}
+        outputs = [n for n in spec.nodes if n not in used]
     if spec.expect is not None:
         for name in spec.expect.values:
             known(name, f"expect.values.{name}")
@@ -77,22 +78,40 @@ def build(spec: Spec) -> Structure:
                 raise GraphError(f"train data must feed an input, '{name}' is not one", loc=f"train.data.{name}",
                                  hint=did_you_mean(name, spec.inputs))
 
-    position = {n: i for i, n in enumerate(names)}
     try:
-        topo = list(nx.lexicographical_topological_sort(g, key=position.__getitem__))
+        topo = _file_order_if_sorted(spec, names) or list(
+            nx.lexicographical_topological_sort(g, key={n: i for i, n in enumerate(names)}.__getitem__))
     except nx.NetworkXUnfeasible:
         cycle = [u for u, _ in nx.find_cycle(g)]
         raise GraphError("cycle: " + " -> ".join([*cycle, cycle[0]]), loc=f"nodes.{cycle[0]}",
                          hint="a node cannot depend on itself") from None
 
-    targets = set(outputs)
-    if loss is not None:
-        targets.add(loss)
-    if spec.expect is not None:
-        targets.update(n for n in spec.expect.values if names[n] == "nodes")
-    needed = _ancestors_and_self(g, targets)
-    order = [n for n in topo if names[n] == "nodes" and n in needed]
+    if spec.outputs is None:
+        order = [n for n in topo if names[n] == "nodes"]  # every node feeds some sink: nothing to prune
+    else:
+        targets = set(outputs)
+        if loss is not None:
+            targets.add(loss)
+        if spec.expect is not None:
+            targets.update(n for n in spec.expect.values if names[n] == "nodes")
+        needed = _ancestors_and_self(g, targets)
+        order = [n for n in topo if names[n] == "nodes" and n in needed]
     return Structure(order=order, outputs=outputs, loss=loss, digraph=g)
+
+
+def _file_order_if_sorted(spec: Spec, names: dict[str, str]) -> list[str] | None:
+    """The names in file order when that order is already topological, else None.
+
+    Most specs are written in order; for them this O(n) pass gives exactly what
+    `lexicographical_topological_sort` keyed by file position would, at a fraction of the
+    cost on 100,000-node specs (the sort runs a heap over every node)."""
+    seen = set(spec.inputs) | set(spec.params)
+    for name, node in spec.nodes.items():
+        for a in node.args:
+            if isinstance(a, str) and a not in seen:
+                return None
+        seen.add(name)
+    return list(names)
 
 
 def _ancestors_and_self(g: nx.DiGraph, targets: set[str]) -> set[str]:

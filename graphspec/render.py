@@ -71,7 +71,8 @@ def run_table(graph: Any, result: Any, checks: list[Any], notes: list[str], grad
     title = graph.spec.name or graph.source or "spec"
     con.print(f"[bold]{title}[/bold]" + (f": {graph.spec.description}" if graph.spec.description else ""))
 
-    t = Table(title="outputs", title_justify="left")
+    con.print("[bold]outputs[/bold]")
+    t = Table()
     for col in ("name", "op", "shape", "value"):
         t.add_column(col)
     for n in graph.outputs:
@@ -83,8 +84,9 @@ def run_table(graph: Any, result: Any, checks: list[Any], notes: list[str], grad
     if graph.loss is not None and grads:
         seed = graph.seed
         how = "" if seed is None or (seed.shape == () and seed == 1) else f", seed {fmt_value(seed)}"
-        t = Table(title=f"gradients of loss '{graph.loss}' = {fmt_value(result.loss)}{how}", title_justify="left")
-        for col in ("name", "kind", "shape", f"d{graph.loss}/d·"):
+        con.print(f"[bold]gradients[/bold] of loss '{graph.loss}' = {fmt_value(result.loss)}{how}")
+        t = Table()
+        for col in ("name", "kind", "shape", "dL/d·"):
             t.add_column(col)
         for n in graph.wrt:
             g = result.grads[n]
@@ -95,7 +97,8 @@ def run_table(graph: Any, result: Any, checks: list[Any], notes: list[str], grad
         con.print(f"[yellow]warning:[/yellow] {note}")
     if checks:
         held = sum(c.ok for c in checks)
-        t = Table(title=f"expectations: {held} of {len(checks)} hold", title_justify="left")
+        con.print(f"[bold]expectations[/bold]: {held} of {len(checks)} hold")
+        t = Table()
         for col in ("", "what", "expected", "got", "max abs err"):
             t.add_column(col)
         for c in checks:

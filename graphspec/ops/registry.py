@@ -21,6 +21,7 @@ Conventions (all functions take attrs as keyword arguments):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -141,6 +142,7 @@ def is_float(dtype: str) -> bool:
 WEAK = "weak"  # the dtype of a JSON number in args: it takes the other args' type (NEP 50)
 
 
+@functools.cache
 def float_dtype(*dtypes: str) -> str:
     """Result dtype of a floating op: float32 only if every float arg is float32."""
     floats = [d for d in dtypes if is_float(d)]
@@ -149,6 +151,7 @@ def float_dtype(*dtypes: str) -> str:
     return "float64"
 
 
+@functools.cache
 def result_dtype(*dtypes: str) -> str:
     """numpy promotion among the arg dtypes; weak constants only decide when alone."""
     if any(is_float(d) for d in dtypes):
@@ -163,8 +166,11 @@ def result_dtype(*dtypes: str) -> str:
 
 def broadcast_shapes(*shapes: tuple[Dim, ...] | None) -> tuple[Dim, ...] | None:
     """numpy broadcasting over possibly symbolic dims; RuleError when the shapes clash."""
-    if any(s is None for s in shapes):
+    if None in shapes:
         return None
+    first = shapes[0]
+    if all(s == first for s in shapes):
+        return first
     ndim = max((len(s) for s in shapes), default=0)
     out: list[Dim] = []
     for i in range(ndim):
