@@ -251,9 +251,9 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
 
 def _clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
     # pydantic puts union member tags into the location ('loss', 'LossSeed', 'seed')
-    tags = {"LossSeed", "str", "float", "int", "list[any]", "NormalInit", "UniformInit",
-            "SgdOptimizer", "AdamOptimizer", "function-after[_value_is_numeric(), any]"}
-    return tuple(p for p in loc if not (isinstance(p, str) and (p in tags or p.startswith(("literal[", "constrained-str", "function-")))))
+    tags = {"LossSeed", "str", "float", "int", "list[any]", "NormalInit", "UniformInit", "SgdOptimizer", "AdamOptimizer"}
+    prefixes = ("literal[", "constrained-str", "function-")
+    return tuple(p for p in loc if not (isinstance(p, str) and (p in tags or p.startswith(prefixes))))
 
 
 def _describe(err: dict[str, Any]) -> tuple[str, str, str | None]:

@@ -1,0 +1,112 @@
+"""cli.py: the commands, their output formats and exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from graphspec.cli import main
+from graphspec.spec import json_schema
+
+ROOT = Path(__file__).resolve().parents[1]
+MUL = str(ROOT / "specs" / "lecture" / "mul.json")
+
+
+def write(tmp_path, doc, name="s.json"):
+    path = tmp_path / name
+    path.write_text(json.dumps(doc))
+    return str(path)
+
+
+def test_run_table_shows_values_gradients_and_expectations(capsys):
+    assert main(["run", MUL]) == 0
+    out = capsys.readouterr().out
+    assert "│ z " in out and "│ 6 " in out
+    assert "│ 15 " in out and "│ 10 " in out
+    assert "expectations: 4 of 4 hold" in out
+
+
+def test_run_json_carries_full_precision(capsys):
+    assert main(["run", MUL, "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["outputs"]["z"] == {"shape": [], "value": 6.0}
+    assert doc["grads"]["x"]["value"] == 15.0 and doc["grads"]["y"]["value"] == 10.0
+    assert doc["ok"] is True and all(e["ok"] for e in doc["expect"])
+
+
+def test_failed_expectation_exits_1(tmp_path, capsys):
+    doc = json.loads(Path(MUL).read_text())
+    doc.pop("$schema")
+    doc["expect"]["grads"]["x"] = 14.0
+    assert main(["run", write(tmp_path, doc), "--format", "json"]) == 1
+    rows = {e["name"]: e for e in json.loads(capsys.readouterr().out)["expect"] if e["kind"] == "grad"}
+    assert rows["x"]["ok"] is False and rows["x"]["got"] == 15.0 and rows["y"]["ok"] is True
+
+
+@pytest.mark.parametrize("form", ["json", "npy", "csv", "jsonfile"])
+def test_input_values_from_the_command_line(tmp_path, capsys, form):
+    doc = {"graphspec": "1", "inputs": {"x": {"shape": ["N"]}}, "nodes": {"s": {"op": "sum", "args": ["x"]}}}
+    x = np.array([1.5, 2.5, 3.0])
+    if form == "json":
+        arg = "x=[1.5, 2.5, 3.0]"
+    elif form == "npy":
+        np.save(tmp_path / "x.npy", x)
+        arg = f"x=@{tmp_path / 'x.npy'}"
+    elif form == "csv":
+        (tmp_path / "x.csv").write_text("1.5\n2.5\n3.0\n")
+        arg = f"x=@{tmp_path / 'x.csv'}"
+    else:
+        (tmp_path / "x.json").write_text("[1.5, 2.5, 3.0]")
+        arg = f"x=@{tmp_path / 'x.json'}"
+    assert main(["run", write(tmp_path, doc), "--input", arg, "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["outputs"]["s"]["value"] == 7.0
+
+
+def test_params_file_replaces_initial_params(tmp_path, capsys):
+    doc = {"graphspec": "1", "params": {"w": {"shape": [2], "init": "zeros"}}, "nodes": {"s": {"op": "sum", "args": ["w"]}}}
+    np.savez(tmp_path / "p.npz", w=np.array([2.0, 3.0]))
+    assert main(["run", write(tmp_path, doc), "--params", str(tmp_path / "p.npz"), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["outputs"]["s"]["value"] == 5.0
+    np.savez(tmp_path / "bad.npz", v=np.array([2.0, 3.0]))
+    assert main(["run", write(tmp_path, doc), "--params", str(tmp_path / "bad.npz")]) == 2
+    assert "'v' is not a param of this spec" in capsys.readouterr().err
+
+
+def test_nonfinite_values_are_reported_with_the_first_node(tmp_path, capsys):
+    doc = {"graphspec": "1", "inputs": {"x": {"value": [-1.0, 1.0]}},
+           "nodes": {"a": {"op": "log", "args": ["x"]}, "b": {"op": "exp", "args": ["a"]}, "s": {"op": "sum", "args": ["b"]}},
+           "loss": "s"}
+    assert main(["run", write(tmp_path, doc)]) == 0
+    assert "nodes.a: first non-finite value (nan) produced by log" in capsys.readouterr().out
+
+
+def test_schema_command_prints_the_schema(capsys):
+    assert main(["schema"]) == 0
+    assert json.loads(capsys.readouterr().out) == json_schema()
+
+
+def test_ops_command_lists_every_op_with_attrs(capsys):
+    from graphspec.ops import OPS
+
+    assert main(["ops", "--format", "json"]) == 0
+    rows = {r["op"]: r for r in json.loads(capsys.readouterr().out)}
+    assert set(rows) == set(OPS)
+    assert rows["leaky_relu"]["attrs"] == "alpha=0.01"
+    assert rows["sum"]["attrs"] == "axis=null, keepdims=false"
+
+
+def test_python_dash_m_entry_point_and_exit_code():
+    p = subprocess.run([sys.executable, "-m", "graphspec", "run", MUL, "--format", "json"], capture_output=True, text=True)
+    assert p.returncode == 0 and json.loads(p.stdout)["ok"] is True
+
+
+def test_help_does_not_import_heavy_modules():
+    code = "import sys; from graphspec.cli import _parser; _parser(); print(sorted(m for m in ('numpy', 'pydantic', " \
+           "'networkx', 'rich') if m in sys.modules))"
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert p.stdout.strip() == "[]"
