@@ -37,6 +37,14 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("schema", help="print the JSON Schema of the spec format")
 
+    tr = sub.add_parser("train", help="train the params with the spec's train block, save them")
+    tr.add_argument("spec")
+    tr.add_argument("-o", "--output", metavar="FILE.npz", help="where to save the params (default: SPEC_STEM.params.npz)")
+    tr.add_argument("--epochs", type=int, help="override train.epochs")
+    tr.add_argument("--log-steps", action="store_true", help="log every step: the batch, its loss, the gradients, "
+                    "and the batch's loss after the update")
+    tr.add_argument("--format", choices=("table", "json"), default="table")
+
     ops = sub.add_parser("ops", help="the op table")
     ops.add_argument("--format", choices=("table", "json"), default="table")
 
@@ -53,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return {"run": cmd_run, "validate": cmd_validate, "schema": cmd_schema, "ops": cmd_ops,
-                "check": _check}[args.command](args)
+                "train": cmd_train, "check": _check}[args.command](args)
     except GraphspecError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
@@ -139,6 +147,50 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         render.run_table(graph, result, checks, notes, grads=not args.no_grad)
     return EXIT_OK if all(c.ok for c in checks) else EXIT_FAILED
+
+
+# -- train --------------------------------------------------------------------------------------
+
+def save_npz(path: Path, arrays: dict[str, Any]) -> None:
+    """Write atomically: a temp file in the same folder, then a rename over the target."""
+    import os
+    import tempfile
+
+    import numpy as np
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from . import render, train
+    from .api import load
+    from .errors import UsageError
+
+    graph = load(args.spec)
+    out = Path(args.output) if args.output else Path(Path(args.spec).stem + ".params.npz")
+    if out.suffix != ".npz":
+        raise UsageError(f"-o {out}: params are saved as .npz")
+    steps: list[Any] = []
+    epochs: list[Any] = []
+    live = args.format == "table"
+    with located(graph.source):
+        data = train.training_data(graph)
+        train.train(graph, epochs=args.epochs, loss_after=args.log_steps,
+                    on_step=(lambda s: (steps.append(s), live and render.train_step(graph, s, data))) if args.log_steps else None,
+                    on_epoch=lambda e: (epochs.append(e), live and render.train_epoch(e)))
+    save_npz(out, graph.params)
+    if args.format == "json":
+        render.write_json(sys.stdout, render.train_json(graph, steps, epochs, str(out)))
+    else:
+        print(f"saved {len(graph.params)} params to {out}")
+    return EXIT_OK
 
 
 # -- validate, schema, ops ----------------------------------------------------------------------

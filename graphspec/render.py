@@ -109,6 +109,34 @@ def run_table(graph: Any, result: Any, checks: list[Any], notes: list[str], grad
                   else f"[red]{len(checks) - held} expectation(s) failed[/red]")
 
 
+def _batch_text(data: dict[str, Any], batch: Any) -> str:
+    rows = {k: np.asarray(v)[batch] for k, v in data.items() if np.ndim(v)}
+    if all(r.size <= 4 for r in rows.values()):
+        return " ".join(f"{k}={fmt_value(r)}" for k, r in rows.items())
+    return f"{len(next(iter(rows.values())))} rows" if rows else ""
+
+
+def train_step(graph: Any, s: Any, data: dict[str, Any]) -> None:
+    grads = "  ".join(f"d{graph.loss}/d{n} = {fmt_value(g)}" for n, g in s.grads.items())
+    after = f"  loss after {_num(s.loss_after)}" if s.loss_after is not None else ""
+    print(f"step {s.step} (epoch {s.epoch}) {_batch_text(data, s.batch)}: loss {_num(s.loss)}  {grads}{after}")
+
+
+def train_epoch(e: Any) -> None:
+    acc = f"  accuracy {e.accuracy:.4f}" if e.accuracy is not None else ""
+    print(f"epoch {e.epoch}: mean loss {_num(e.loss)}{acc}")
+
+
+def train_json(graph: Any, steps: list[Any], epochs: list[Any], saved: str) -> dict[str, Any]:
+    return {
+        "spec": graph.source, "saved": saved,
+        "epochs": [{"epoch": e.epoch, "loss": e.loss, "accuracy": e.accuracy} for e in epochs],
+        "steps": [{"step": s.step, "epoch": s.epoch, "loss": s.loss, "loss_after": s.loss_after,
+                   "grads": {n: to_json(g) for n, g in s.grads.items()}} for s in steps],
+        "params": {n: to_json(v) for n, v in graph.params.items()},
+    }
+
+
 def ops_table(fmt: str = "table") -> None:
     from .ops import OPS
 
