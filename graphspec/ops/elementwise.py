@@ -101,20 +101,21 @@ defop("pow", _pow, elementwise=True, shape=_float_shape, arg_names=("x", "y"),
       doc="x ** y (d/dy uses log x: x > 0)", samples=_positive(_sample_binary))
 
 
-def _sign_tie(x, y):
-    """1 where x wins, 0 where y wins, 1/2 on a tie: ties split the gradient evenly."""
-    return (x > y) + 0.5 * (x == y)
+def _tie_split(g, x, y):
+    """g where x wins, 0 where y wins, g/2 on a tie: ties split the gradient evenly. (Masks
+    multiply g, so its dtype is kept: a float32 gradient stays float32.)"""
+    return g * (x > y) + (0.5 * g) * (x == y)
 
 
 defop("maximum", np.maximum, elementwise=True, shape=_binary_shape, arg_names=("x", "y"),
-      vjp=(lambda g, ans, x, y: g * _sign_tie(x, y),
-           lambda g, ans, x, y: g * _sign_tie(y, x)),
+      vjp=(lambda g, ans, x, y: _tie_split(g, x, y),
+           lambda g, ans, x, y: _tie_split(g, y, x)),
       branch=lambda ans, x, y: np.sign(np.subtract(x, y)),
       doc="elementwise max; ties split the gradient evenly", samples=_sample_binary)
 
 defop("minimum", np.minimum, elementwise=True, shape=_binary_shape, arg_names=("x", "y"),
-      vjp=(lambda g, ans, x, y: g * _sign_tie(y, x),
-           lambda g, ans, x, y: g * _sign_tie(x, y)),
+      vjp=(lambda g, ans, x, y: _tie_split(g, y, x),
+           lambda g, ans, x, y: _tie_split(g, x, y)),
       branch=lambda ans, x, y: np.sign(np.subtract(x, y)),
       doc="elementwise min; ties split the gradient evenly", samples=_sample_binary)
 
@@ -125,6 +126,19 @@ def _sigmoid(x):
     # both branches of 1/(1+e^-x) evaluated where they cannot overflow
     e = np.exp(-np.abs(x))
     return np.where(np.asarray(x) >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def _dsigmoid(x):
+    # s(x) s(-x) = e / (1 + e)**2 with e = e^-|x|: no 1 - s(x) cancellation, so the slope
+    # keeps its relative accuracy far into the tails (ans * (1 - ans) is 0 from x = 37 on)
+    e = np.exp(-np.abs(x))
+    return e / np.square(1 + e)
+
+
+def _dtanh(x):
+    # 1 - tanh(x)**2 = 4 e / (1 + e)**2 with e = e^-2|x|, accurate in the tails likewise
+    e = np.exp(-2 * np.abs(x))
+    return 4 * e / np.square(1 + e)
 
 
 def _softplus(x):
@@ -165,11 +179,11 @@ defop("cos", np.cos, elementwise=True, shape=_float_shape, arg_names=("x",),
       vjp=(lambda g, ans, x: -g * np.sin(x),), doc="cosine", samples=_sample_unary())
 
 defop("tanh", np.tanh, elementwise=True, shape=_float_shape, arg_names=("x",),
-      vjp=(lambda g, ans, x: g * (1 - ans * ans),), doc="hyperbolic tangent",
+      vjp=(lambda g, ans, x: g * _dtanh(x),), doc="hyperbolic tangent",
       samples=_sample_unary())
 
 defop("sigmoid", _sigmoid, elementwise=True, shape=_float_shape, arg_names=("x",),
-      vjp=(lambda g, ans, x: g * ans * (1 - ans),), doc="1 / (1 + e ** -x), stable for any x",
+      vjp=(lambda g, ans, x: g * _dsigmoid(x),), doc="1 / (1 + e ** -x), stable for any x",
       samples=_sample_unary())
 
 defop("relu", _relu, elementwise=True, shape=_unary_shape, arg_names=("x",),

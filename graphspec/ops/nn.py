@@ -69,7 +69,7 @@ def _per_example(g, per_shape, reduction):
     if reduction == "none":
         return g
     if reduction == "mean":
-        g = g / max(math.prod(per_shape), 1)
+        g = g / max(int(math.prod(per_shape)), 1)  # a Python int: float32 stays float32
     return np.broadcast_to(g, per_shape)
 
 

@@ -62,7 +62,8 @@ def _max(x, *, axis, keepdims):
 def _winners(ans, x, axis, keepdims):
     """Where x attains its max, each winner weighted 1/(number of ties): ties split evenly."""
     hit = x == expand_reduced(ans, np.ndim(x), axis, keepdims)
-    return hit / np.sum(hit, axis=_axis(axis), keepdims=True)
+    count = np.sum(hit, axis=_axis(axis), keepdims=True, dtype=np.result_type(x, np.float32))  # float32 stays
+    return hit / count
 
 
 def _max_vjp(g, ans, x, *, axis, keepdims):

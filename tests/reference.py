@@ -1,0 +1,157 @@
+"""Independent reference implementations of every graphspec op, in HIPS autograd's numpy.
+
+Each entry is written from FORMAT.md (and numpy's documented semantics), not from
+graphspec's code: autograd differentiates these, and the tests compare graphspec's values,
+VJPs and JVPs with autograd's. Where the two could legitimately differ (kinks), the
+conventions are the documented ones: ties in max/maximum/minimum split the gradient evenly
+(autograd's own convention), relu and abs have gradient 0 at 0.
+
+`REF[name](*args, **attrs)` takes the attrs fully spelled out (defaults filled in, lists as
+tuples), the way the interpreter passes them.
+"""
+
+from __future__ import annotations
+
+import autograd.numpy as anp
+import numpy as np
+from autograd.tracer import getval
+
+
+def _axis(axis):
+    return tuple(axis) if isinstance(axis, list) else axis
+
+
+def _is_int(a) -> bool:
+    return not np.issubdtype(np.asarray(getval(a)).dtype, np.floating)
+
+
+# --- building blocks ---------------------------------------------------------------------------
+
+def ref_logsumexp(x, axis=None, keepdims=False):
+    # shift by a constant (no gradient flows through it): the result is exact, and the
+    # gradient is autograd's of log(sum(exp(x - c))) + c
+    axis = _axis(axis)
+    c = np.max(getval(x), axis=axis, keepdims=True)
+    c = np.where(np.isfinite(c), c, 0.0)
+    out = anp.log(anp.sum(anp.exp(x - c), axis=axis, keepdims=True)) + c
+    if keepdims:
+        return out
+    return anp.reshape(out, np.shape(np.sum(getval(x), axis=axis)))
+
+
+def ref_log_softmax(x, axis=-1):
+    return x - ref_logsumexp(x, axis=axis, keepdims=True)
+
+
+def ref_softmax(x, axis=-1):
+    return anp.exp(ref_log_softmax(x, axis=axis))
+
+
+def one_hot(labels, n, axis):
+    """Integer class indices -> a float one-hot with the class axis at ``axis``."""
+    labels = np.asarray(labels)
+    return np.moveaxis(np.eye(n)[labels], -1, axis)
+
+
+def _reduce(per, reduction):
+    return {"mean": anp.mean, "sum": anp.sum}[reduction](per) if reduction != "none" else per
+
+
+def ref_sigmoid(x):
+    # exp(-softplus(-x)): both the value and autograd's derivative stay relatively accurate
+    return anp.exp(-anp.logaddexp(0.0, -x))
+
+
+def ref_softplus(x):
+    # max(x, 0) + log1p(e^-|x|), the textbook stable form (not numpy's logaddexp); at 0 the
+    # tie-split slope of max (1/2) plus abs's 0 gives the true slope 1/2
+    return anp.maximum(x, 0.0) + anp.log1p(anp.exp(-anp.abs(x)))
+
+
+def ref_matmul(a, b):
+    """numpy matmul semantics written out: promote 1-D operands, broadcast the batch dims,
+    contract, drop the promoted dims."""
+    a_nd, b_nd = np.ndim(getval(a)), np.ndim(getval(b))
+    if a_nd == 1:
+        a = anp.reshape(a, (1, -1))
+    if b_nd == 1:
+        b = anp.reshape(b, (-1, 1))
+    out = anp.sum(anp.expand_dims(a, -1) * anp.expand_dims(b, -3), axis=-2)
+    if a_nd == 1:
+        out = out[..., 0, :]
+    if b_nd == 1:
+        out = out[..., 0]
+    return out
+
+
+def ref_xent(logits, labels, axis=-1, reduction="mean"):
+    lsm = ref_log_softmax(logits, axis=axis)
+    t = one_hot(labels, np.shape(getval(logits))[axis], axis) if _is_int(labels) else labels
+    return _reduce(-anp.sum(t * lsm, axis=axis), reduction)
+
+
+def ref_hinge(scores, labels, axis=-1, margin=1.0, reduction="mean"):
+    """FORMAT.md: sum over j != y of max(0, s_j - s_y + margin). Float targets t (one-hot or
+    probabilities) weigh it as sum_j (1 - t_j) max(0, s_j - sum_k t_k s_k + margin), which is
+    the same for one-hot t."""
+    n = np.shape(getval(scores))[axis]
+    t = one_hot(labels, n, axis) if _is_int(labels) else labels
+    s_y = anp.sum(t * scores, axis=axis, keepdims=True)
+    m = scores - s_y + margin
+    return _reduce(anp.sum((1 - t) * anp.where(m > 0, m, 0.0), axis=axis), reduction)
+
+
+def ref_concat(*xs, axis=0):
+    return anp.concatenate(list(xs), axis=axis)
+
+
+def ref_transpose(x, axes=None):
+    # negative axes normalised first: autograd's own transpose VJP (argsort of the axes as
+    # given) is wrong for them, e.g. axes (0, -1, 1)
+    nd = np.ndim(getval(x))
+    return anp.transpose(x, None if axes is None else tuple(a % nd for a in axes))
+
+
+REF = {
+    # binary, broadcasting
+    "add": lambda x, y: x + y,
+    "sub": lambda x, y: x - y,
+    "mul": lambda x, y: x * y,
+    "div": lambda x, y: x / y,
+    "pow": lambda x, y: x ** y,
+    "maximum": lambda x, y: anp.maximum(x, y),
+    "minimum": lambda x, y: anp.minimum(x, y),
+    # unary
+    "neg": lambda x: -x,
+    "exp": lambda x: anp.exp(x),
+    "log": lambda x: anp.log(x),
+    "sqrt": lambda x: anp.sqrt(x),
+    "square": lambda x: x * x,
+    "abs": lambda x: anp.abs(x),
+    "sin": lambda x: anp.sin(x),
+    "cos": lambda x: anp.cos(x),
+    "tanh": lambda x: anp.tanh(x),
+    "sigmoid": ref_sigmoid,
+    "relu": lambda x: anp.where(x > 0, x, 0.0),
+    "softplus": ref_softplus,
+    "leaky_relu": lambda x, alpha=0.01: anp.where(x > 0, x, alpha * x),
+    # linear algebra
+    "matmul": ref_matmul,
+    "transpose": ref_transpose,
+    # reductions
+    "sum": lambda x, axis=None, keepdims=False: anp.sum(x, axis=_axis(axis), keepdims=keepdims),
+    "mean": lambda x, axis=None, keepdims=False: anp.mean(x, axis=_axis(axis), keepdims=keepdims),
+    "max": lambda x, axis=None, keepdims=False: anp.max(x, axis=_axis(axis), keepdims=keepdims),
+    "logsumexp": ref_logsumexp,
+    # shape
+    "reshape": lambda x, shape: anp.reshape(x, shape),
+    "concat": ref_concat,
+    # softmax
+    "softmax": ref_softmax,
+    "log_softmax": ref_log_softmax,
+    # losses
+    "mse": lambda pred, target, reduction="mean": _reduce((pred - target) ** 2, reduction),
+    "softmax_cross_entropy": ref_xent,
+    "hinge": ref_hinge,
+    "l2": lambda w: anp.sum(w * w),
+}

@@ -1,0 +1,491 @@
+"""Every op of the table against an independent HIPS-autograd reference (tests/reference.py).
+
+For each op, on its own `samples()` plus the extra cases below (broadcasting, every attr
+combination, ties, kinks, extreme logits, integer and float labels), in float64:
+- the forward value,
+- every float arg's VJP, summed back to the arg's shape with `unbroadcast` exactly as the
+  interpreter does, against `autograd.make_vjp`,
+- every float arg's JVP, against `autograd.make_jvp`,
+all at rtol 1e-10; and the shape rule against the shape and dtype the forward produced.
+float32 inputs must give float32 values, VJPs and JVPs.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from autograd import make_jvp, make_vjp
+from reference import REF, one_hot
+
+from graphspec.ops import OPS, Aval, unbroadcast
+from graphspec.shapes import bind_attrs
+from graphspec.spec import Node
+
+RTOL = 1e-10
+
+
+def rng(seed: int = 0) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+def assert_close(ours, ref, rtol=RTOL, what=""):
+    ours, ref = np.asarray(ours), np.asarray(ref)
+    assert ours.shape == ref.shape, f"{what}: shape {ours.shape} != reference {ref.shape}"
+    finite = ref[np.isfinite(ref)]
+    scale = max(1.0, float(np.max(np.abs(finite)))) if finite.size else 1.0
+    # atol only absorbs cancellation noise at zeros of the result, far below rtol on the scale
+    np.testing.assert_allclose(ours, ref, rtol=rtol, atol=rtol * 1e-3 * scale, err_msg=what)
+
+
+def bind(name, args, attrs):
+    """The attrs exactly as the interpreter passes them: checked, defaults filled in."""
+    node = Node(op=name, args=[f"a{i}" for i in range(len(args))], attrs=attrs)
+    return bind_attrs("n", node)
+
+
+def is_float(a) -> bool:
+    return np.issubdtype(np.asarray(a).dtype, np.floating)
+
+
+def diff_args(op, args):
+    """Indices of the args that take a gradient: float arrays with a VJP."""
+    return [i for i, a in enumerate(args) if is_float(a) and op.vjp_for(i) is not None]
+
+
+def replace(args, i, a):
+    return [*args[:i], a, *args[i + 1:]]
+
+
+# --- extra cases, per op -------------------------------------------------------------------------
+
+def _n(*shape, seed=0, scale=1.0):
+    return rng(seed).normal(size=shape) * scale
+
+
+def _pos(*shape, seed=0):
+    return np.abs(_n(*shape, seed=seed)) + 0.5
+
+
+def _nonzero(*shape, seed=0):
+    x = _n(*shape, seed=seed)
+    return np.where(x >= 0, x + 0.5, x - 0.5)
+
+
+BCAST = [((2, 1, 3), (4, 1)), ((), (3,)), ((1,), (2, 3)), ((), ()), ((3, 1), (3, 4)), ((5,), (1, 5))]
+EXTREMES = np.array([-1000.0, -40.0, -20.0, -1.0, 0.0, 0.5, 20.0, 40.0, 1000.0])
+LOGITS_EXTREME = np.array([[1000.0, 0.0, -1000.0], [-1000.0, -1000.0, 1000.0], [1000.0, 1000.0, 999.0],
+                           [0.0, 0.0, 0.0]])
+REDUCE_SHAPES = [(), (4,), (2, 3), (2, 3, 4)]
+
+
+def _binary(make_y=_n, make_x=_n):
+    return [([make_x(*a, seed=1), make_y(*b, seed=2)], {}) for a, b in BCAST] + \
+        [([make_x(*b, seed=3), make_y(*a, seed=4)], {}) for a, b in BCAST]
+
+
+def _ties():
+    x = np.array([[1.0, 2.0, 3.0], [0.5, -1.0, 4.0]])
+    y = np.array([[1.0, 0.0, 3.0], [0.5, 2.0, 4.0]])
+    return [([x, y], {}), ([x, np.array(1.0)], {}), ([np.array(3.0), x], {}), ([x, x.copy()], {})]
+
+
+def _unary(make=_n, extra=()):
+    return [([make(seed=5)], {}), ([make(7, seed=6)], {}), ([make(2, 3, 4, seed=7)], {}), *[([x], {}) for x in extra]]
+
+
+def _reduce_combos(make=_n):
+    out = []
+    for shape in REDUCE_SHAPES:
+        nd = len(shape)
+        axes = [None] if nd == 0 else [None, [], 0, -1, *([[0, -1], [-2]] if nd > 1 else []), *([[0, 1, 2]] if nd > 2 else [])]
+        for axis, keepdims in itertools.product(axes, [False, True]):
+            attrs = {"keepdims": keepdims} | ({} if axis is None else {"axis": axis})
+            out.append(([make(*shape, seed=nd)], attrs))
+    return out
+
+
+def _max_ties():
+    x = np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]])
+    y = np.array([[[1.0, 5.0], [5.0, 0.0]], [[5.0, 5.0], [-1.0, 2.0]]])
+    return [([x], {"axis": a, "keepdims": k}) for a in (None, 0, 1) for k in (False, True)] + \
+        [([y], {"axis": a}) for a in (None, 0, [1, 2], [0, 2])]
+
+
+def _axis_cases(make=_n):
+    return [([make(2, 3, 4, seed=8)], {"axis": a}) for a in (0, 1, 2, -1, -2, -3)] + \
+        [([make(5, seed=9)], {}), ([make(5, seed=9)], {"axis": 0}),
+         ([LOGITS_EXTREME], {}), ([LOGITS_EXTREME], {"axis": 0})]
+
+
+def _probs(*shape, axis=-1, seed=0):
+    p = np.exp(_n(*shape, seed=seed))
+    return p / p.sum(axis=axis, keepdims=True)
+
+
+def _labels(shape, n, seed=0):
+    return rng(seed).integers(0, n, size=shape)
+
+
+def _class_cases(hinge: bool):
+    out = []
+    margins = [{"margin": 1.0}, {"margin": 0.25}] if hinge else [{}]
+    for reduction, extra in itertools.product(["mean", "sum", "none"], margins):
+        r = {"reduction": reduction, **extra}
+        out += [([_n(5, 4, seed=10, scale=2), _labels((5,), 4, seed=11)], r),
+                ([_n(4, 5, seed=12, scale=2), _labels((5,), 4, seed=13)], {"axis": 0, **r}),
+                ([_n(2, 3, 4, seed=14, scale=2), _labels((2, 4), 3, seed=15)], {"axis": 1, **r}),
+                ([_n(2, 3, 4, seed=14, scale=2), _labels((2, 4), 3, seed=15)], {"axis": -2, **r}),
+                ([_n(3, seed=16), np.array(2)], r),
+                ([_n(5, 4, seed=17, scale=2), one_hot(_labels((5,), 4, seed=18), 4, -1)], r),
+                ([_n(2, 3, 4, seed=19, scale=2), _probs(2, 3, 4, axis=1, seed=20)], {"axis": 1, **r})]
+        if not hinge:
+            out += [([_n(5, 4, seed=21, scale=2), _probs(5, 4, seed=22)], r),
+                    ([LOGITS_EXTREME, np.array([1, 0, 2, 1])], r),
+                    ([LOGITS_EXTREME, _probs(4, 3, seed=23)], r)]
+    return out
+
+
+EXTRA = {
+    "add": _binary(), "sub": _binary(), "mul": _binary(),
+    "div": _binary(make_y=_nonzero),
+    "pow": [*_binary(make_y=_n, make_x=_pos),
+            ([np.array([0.0, 0.0, 2.0, 0.0]), np.array([2.0, 0.0, 3.0, 1.0])], {}),  # x = 0: d/dy taken as 0
+            ([np.array([-2.0, -1.5, 3.0]), np.array([2.0, 3.0, -1.0])], {}),  # x < 0, whole y: d/dy is nan in both
+            ([_pos(3, 4, seed=24), np.array(2.0)], {})],
+    "maximum": _binary() + _ties(), "minimum": _binary() + _ties(),
+    "neg": _unary(), "exp": _unary(extra=[np.array([-700.0, -30.0, 30.0, 700.0])]),
+    "log": _unary(_pos, extra=[np.array([1e-300, 1e-8, 1e8, 1e300])]),
+    "sqrt": _unary(_pos, extra=[np.array([1e-300, 1e-8, 1e8, 1e300])]),
+    "square": _unary(), "abs": _unary(extra=[np.array([-2.0, 0.0, 3.0])]),
+    "sin": _unary(extra=[np.array([0.0, np.pi / 2, 100.0])]),
+    "cos": _unary(extra=[np.array([0.0, np.pi / 2, 100.0])]),
+    "tanh": _unary(extra=[EXTREMES]), "sigmoid": _unary(extra=[EXTREMES]), "softplus": _unary(extra=[EXTREMES]),
+    "relu": _unary(extra=[np.array([-2.0, 0.0, 3.0, 0.0])]),
+    "leaky_relu": _unary(extra=[np.array([-2.0, 0.0, 3.0])])
+    + [([np.array([-2.0, 0.0, 3.0])], {"alpha": a}) for a in (0.0, 0.2, 1.0, 3)]
+    + [([_n(2, 3, seed=25)], {"alpha": 0.5})],
+    "matmul": [([_n(*a, seed=26), _n(*b, seed=27)], {}) for a, b in [
+        ((5,), (2, 5, 3)), ((2, 3, 4), (4,)), ((1, 3, 4), (2, 4, 5)), ((2, 1, 3, 4), (1, 5, 4, 2)),
+        ((4, 1), (1, 4)), ((1,), (1,)), ((3, 4), (2, 1, 4, 2)), ((6,), (6, 1))]],
+    "transpose": [([_n(5, seed=28)], {}), ([_n(seed=28)], {}), ([_n(2, 3, 4, seed=29)], {}),
+                  ([_n(2, 3, 4, seed=29)], {"axes": [2, 0, 1]}), ([_n(2, 3, 4, seed=29)], {"axes": [-1, -3, -2]}),
+                  ([_n(2, 3, seed=30)], {"axes": [0, 1]}), ([_n(1, 2, 1, 3, seed=31)], {"axes": [3, 1, 0, 2]})],
+    "sum": _reduce_combos(), "mean": _reduce_combos(),
+    "max": _reduce_combos() + _max_ties(),
+    "logsumexp": _reduce_combos() + [([LOGITS_EXTREME], {"axis": a, "keepdims": k})
+                                     for a in (None, 0, -1) for k in (False, True)],
+    "reshape": [([_n(2, 3, 4, seed=32)], {"shape": [-1]}), ([_n(2, 3, 4, seed=32)], {"shape": [4, -1, 2]}),
+                ([_n(seed=33)], {"shape": [1, 1]}), ([_n(1, seed=33)], {"shape": []}),
+                ([_n(6, seed=34)], {"shape": [3, 2]}), ([_n(2, 3, seed=35)], {"shape": [3, 2]})],
+    "concat": [([_n(2, 3, 4, seed=36), _n(2, 1, 4, seed=37), _n(2, 2, 4, seed=38)], {"axis": 1}),
+               ([_n(2, 3, seed=39), _n(2, 3, seed=40)], {"axis": -2}),
+               ([_n(2, 3, seed=41), _n(2, 5, seed=42)], {"axis": -1}),
+               ([_n(4, seed=43), _n(1, seed=44), _n(2, seed=45), _n(3, seed=46)], {}),
+               ([_n(2, 2, seed=47)], {"axis": 1})],
+    "softmax": _axis_cases(), "log_softmax": _axis_cases(),
+    "softmax_cross_entropy": _class_cases(hinge=False),
+    "hinge": _class_cases(hinge=True),
+    "mse": [([_n(*a, seed=48), _n(*b, seed=49)], {"reduction": r})
+            for (a, b), r in itertools.product([((4, 3), (4, 3)), ((2, 3), (3,)), ((3,), (2, 1)), ((), (4,)), ((), ())],
+                                               ["mean", "sum", "none"])],
+    "l2": [([_n(seed=50)], {}), ([_n(5, seed=51)], {}), ([_n(2, 3, 4, seed=52)], {})],
+}
+
+
+def _cases():
+    out = []
+    for name in sorted(OPS):
+        op = OPS[name]
+        for i, (args, attrs) in enumerate(op.samples() if op.samples else []):
+            out.append(pytest.param(name, args, attrs, id=f"{name}-sample{i}"))
+        for i, (args, attrs) in enumerate(EXTRA.get(name, [])):
+            out.append(pytest.param(name, args, attrs, id=f"{name}-extra{i}"))
+    return out
+
+
+CASES = _cases()
+
+
+# --- the table is complete -----------------------------------------------------------------------
+
+def test_every_op_has_a_reference_and_extra_cases():
+    """A newly registered op fails here until it has a reference and its own cases."""
+    assert set(OPS) - set(REF) == set(), "ops without an autograd reference in tests/reference.py"
+    assert set(REF) - set(OPS) == set(), "references for ops that are not registered"
+    assert set(OPS) - set(EXTRA) == set(), "ops without extra test cases in EXTRA"
+    assert all(OPS[n].samples is not None and OPS[n].samples() for n in OPS), "ops without samples()"
+
+
+def test_format_md_minimum_op_set_is_registered():
+    v1 = """add sub mul div pow maximum minimum neg exp log sqrt square abs sin cos tanh sigmoid relu softplus
+            leaky_relu matmul transpose sum mean max logsumexp reshape concat softmax log_softmax mse
+            softmax_cross_entropy hinge l2""".split()
+    assert set(v1) <= set(OPS)
+
+
+# --- values, VJPs, JVPs against autograd ---------------------------------------------------------
+
+@pytest.mark.parametrize(("name", "args", "attrs"), CASES)
+def test_forward(name, args, attrs):
+    op, kw = OPS[name], bind(name, args, attrs)
+    with np.errstate(all="ignore"):
+        ours = op.forward(*args, **kw)
+        ref = REF[name](*args, **kw)
+    assert_close(ours, ref, what=f"{name} value")
+
+
+@pytest.mark.parametrize(("name", "args", "attrs"), CASES)
+def test_vjp(name, args, attrs):
+    op, kw = OPS[name], bind(name, args, attrs)
+    with np.errstate(all="ignore"):
+        ans = op.forward(*args, **kw)
+        for i in diff_args(op, args):
+            g = rng(100 + i).normal(size=np.shape(ans))
+            ours = unbroadcast(op.vjp_for(i)(g, ans, *args, **kw), np.shape(args[i]))
+            back, _ = make_vjp(lambda a, i=i: REF[name](*replace(args, i, a), **kw))(args[i])
+            assert_close(ours, back(g), what=f"{name} vjp of arg {i}")
+
+
+@pytest.mark.parametrize(("name", "args", "attrs"), CASES)
+def test_jvp(name, args, attrs):
+    op, kw = OPS[name], bind(name, args, attrs)
+    with np.errstate(all="ignore"):
+        ans = op.forward(*args, **kw)
+        for i in diff_args(op, args):
+            t = rng(200 + i).normal(size=np.shape(args[i]))
+            ours = np.broadcast_to(op.jvp_for(i)(t, ans, *args, **kw), np.shape(ans))
+            _, ref = make_jvp(lambda a, i=i: REF[name](*replace(args, i, a), **kw))(args[i])(t)
+            assert_close(ours, ref, what=f"{name} jvp of arg {i}")
+
+
+@pytest.mark.parametrize(("name", "args", "attrs"), CASES)
+def test_shape_rule_matches_forward(name, args, attrs):
+    op, kw = OPS[name], bind(name, args, attrs)
+    avals = [Aval(np.shape(a), np.asarray(a).dtype.name) for a in args]
+    with np.errstate(all="ignore"):
+        ans = op.forward(*args, **kw)
+    assert op.shape(avals, **kw) == Aval(np.shape(ans), np.asarray(ans).dtype.name)
+
+
+def _fits_float32(*arrays):
+    """No magnitude beyond float32's normal range (the log/exp/sqrt range cases)."""
+    a = np.abs(np.concatenate([np.ravel(np.asarray(x, float)) for x in arrays]))
+    return bool(np.all((a == 0) | ((a > 1e-30) & (a < 1e30))))
+
+
+@pytest.mark.parametrize(("name", "args", "attrs"), CASES)
+def test_float32_in_float32_out(name, args, attrs):
+    """float32 inputs: float32 value, VJPs and JVPs, close to the float64 reference."""
+    op, kw = OPS[name], bind(name, args, attrs)
+    with np.errstate(all="ignore"):
+        args32 = [a.astype(np.float32) if is_float(a) else a for a in args]
+        ans = op.forward(*args32, **kw)
+        ref = REF[name](*args, **kw)
+        assert np.asarray(ans).dtype == np.float32, f"{name} value is {np.asarray(ans).dtype}"
+        assert op.shape([Aval(np.shape(a), np.asarray(a).dtype.name) for a in args32], **kw).dtype == "float32"
+        if _fits_float32(ref, *args):
+            assert_close(ans, ref, rtol=1e-4, what=f"{name} float32 value")
+        for i in diff_args(op, args32):
+            g = np.ones(np.shape(ans), np.float32)
+            gi = unbroadcast(op.vjp_for(i)(g, ans, *args32, **kw), np.shape(args32[i]))
+            assert np.asarray(gi).dtype == np.float32, f"{name} vjp of arg {i} is {np.asarray(gi).dtype}"
+            t = np.ones(np.shape(args32[i]), np.float32)
+            ti = op.jvp_for(i)(t, ans, *args32, **kw)
+            assert np.asarray(ti).dtype == np.float32, f"{name} jvp of arg {i} is {np.asarray(ti).dtype}"
+
+
+# --- conventions, with the numbers written out ---------------------------------------------------
+
+def _vjp(name, i, args, g=None, **attrs):
+    op, kw = OPS[name], bind(name, args, attrs)
+    ans = op.forward(*args, **kw)
+    g = np.ones(np.shape(ans)) if g is None else g
+    return unbroadcast(op.vjp_for(i)(g, ans, *args, **kw), np.shape(args[i]))
+
+
+def test_max_ties_split_the_gradient_evenly():
+    x = np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]])
+    np.testing.assert_array_equal(_vjp("max", 0, [x], axis=1), [[0, 0.5, 0.5], [1 / 3, 1 / 3, 1 / 3]])
+    np.testing.assert_array_equal(_vjp("max", 0, [x]), [[0, 0.5, 0.5], [0, 0, 0]])
+    t = np.ones_like(x)
+    np.testing.assert_array_equal(OPS["max"].jvp[0](t, np.max(x, 1), x, axis=1, keepdims=False), [1.0, 1.0])
+
+
+@pytest.mark.parametrize("name", ["maximum", "minimum"])
+def test_binary_ties_split_the_gradient_evenly(name):
+    x, y = np.array([1.0, 2.0, 3.0]), np.array([1.0, 0.0, 3.0])
+    gx, gy = _vjp(name, 0, [x, y]), _vjp(name, 1, [x, y])
+    assert gx[0] == gy[0] == 0.5 and gx[2] == gy[2] == 0.5
+    assert {gx[1], gy[1]} == {0.0, 1.0}
+    # a broadcast scalar y collects its share from every element: two half-ties, and one win for maximum
+    assert _vjp(name, 1, [np.array([2.0, 2.0, 1.0]), np.array(2.0)]) == {"maximum": 2.0, "minimum": 1.0}[name]
+
+
+def test_relu_and_abs_have_gradient_zero_at_zero():
+    x = np.array([-1.0, 0.0, 2.0])
+    np.testing.assert_array_equal(_vjp("relu", 0, [x]), [0.0, 0.0, 1.0])
+    np.testing.assert_array_equal(_vjp("abs", 0, [x]), [-1.0, 0.0, 1.0])
+    np.testing.assert_array_equal(_vjp("leaky_relu", 0, [x], alpha=0.1), [0.1, 0.1, 1.0])
+    np.testing.assert_array_equal(OPS["relu"].jvp[0](np.ones(3), OPS["relu"].forward(x), x), [0.0, 0.0, 1.0])
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax", "logsumexp", "softmax_cross_entropy", "sigmoid", "softplus",
+                                  "tanh"])
+def test_extreme_logits_stay_finite(name):
+    op = OPS[name]
+    x = np.array([[1000.0, 0.0, -1000.0], [-1000.0, -1000.0, 1000.0], [1000.0, 1000.0, -1000.0]])
+    args = [x, np.array([2, 0, 1])] if name == "softmax_cross_entropy" else [x]
+    kw = bind(name, args, {})
+    with np.errstate(over="raise", divide="raise", invalid="raise"):  # not even an intermediate overflow
+        ans = op.forward(*args, **kw)
+        g = np.ones(np.shape(ans))
+        gx = unbroadcast(op.vjp[0](g, ans, *args, **kw), x.shape)
+        tx = op.jvp[0](np.ones_like(x), ans, *args, **kw)
+    for what, v in [("value", ans), ("vjp", gx), ("jvp", tx)]:
+        assert np.all(np.isfinite(v)), f"{name} {what} is not finite: {v}"
+    ref = REF[name](*args, **kw)
+    assert_close(ans, ref, what=f"{name} value at extreme logits")
+
+
+def test_extreme_values_named():
+    """A few numbers known in closed form, so the references themselves are checked too."""
+    assert OPS["softmax_cross_entropy"].forward(np.array([[1000.0, -1000.0]]), np.array([1]), axis=-1,
+                                                reduction="mean") == 2000.0
+    assert OPS["logsumexp"].forward(np.array([1000.0, 1000.0]), axis=None, keepdims=False) == 1000.0 + np.log(2)
+    np.testing.assert_allclose(OPS["sigmoid"].forward(np.array([-40.0])), np.exp(-40) / (1 + np.exp(-40)), rtol=1e-15)
+    np.testing.assert_allclose(OPS["softplus"].forward(np.array([-40.0])), np.log1p(np.exp(-40)), rtol=1e-15)
+    # the slopes in the tails, relative to the closed forms (1 - s(x))**2 cancels there
+    x = np.array([-50.0, -37.0, 20.0, 37.0, 50.0])
+    e = np.exp(-np.abs(x))
+    np.testing.assert_allclose(_vjp("sigmoid", 0, [x]), e / (1 + e) ** 2, rtol=1e-14)
+    np.testing.assert_allclose(_vjp("tanh", 0, [x / 2]), 1 / np.cosh(x / 2) ** 2, rtol=1e-13)
+
+
+@pytest.mark.parametrize("name", ["softmax_cross_entropy", "hinge"])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_one_hot_float_targets_equal_integer_labels(name, reduction):
+    op = OPS[name]
+    s, y = _n(6, 4, seed=60, scale=2), _labels((6,), 4, seed=61)
+    kw = bind(name, [s, y], {"reduction": reduction})
+    t = one_hot(y, 4, -1)
+    assert_close(op.forward(s, t, **kw), op.forward(s, y, **kw))
+    g = np.ones(np.shape(op.forward(s, y, **kw)))
+    assert_close(op.vjp[0](g, None, s, t, **kw), op.vjp[0](g, None, s, y, **kw))
+
+
+def test_hinge_matches_the_lecture_table():
+    """The seed lecture's multiclass SVM example: losses 2.9, 0 and 12.9 (the slide's 10.9 is a slip)."""
+    scores = np.array([[3.2, 5.1, -1.7], [1.3, 4.9, 2.0], [2.2, 2.5, -3.1]])  # cat, car, frog examples
+    labels = np.array([0, 1, 2])
+    per = OPS["hinge"].forward(scores, labels, axis=-1, margin=1.0, reduction="none")
+    np.testing.assert_allclose(per, [2.9, 0.0, 12.9], rtol=1e-12)
+    assert OPS["hinge"].forward(scores, labels, axis=-1, margin=1.0, reduction="mean") == pytest.approx(5.27, abs=0.005)
+
+
+def test_cross_entropy_matches_the_lecture_softmax_example():
+    p = OPS["softmax"].forward(np.array([3.2, 5.1, -1.7]), axis=-1)
+    np.testing.assert_allclose(p, [0.13, 0.87, 0.00], atol=0.005)
+    loss = OPS["softmax_cross_entropy"].forward(np.array([3.2, 5.1, -1.7]), np.array(0), axis=-1, reduction="mean")
+    assert loss == pytest.approx(2.04, abs=0.005)
+
+
+def test_integer_labels_get_no_gradient():
+    s, y = _n(4, 3, seed=62), np.array([0, 2, 1, 1])
+    for name in ("softmax_cross_entropy", "hinge"):
+        op = OPS[name]
+        kw = bind(name, [s, y], {})
+        vjp = op.vjp_for(1)
+        assert vjp is None or vjp(np.ones(()), op.forward(s, y, **kw), s, y, **kw) is None
+
+
+def test_label_out_of_range_is_an_error():
+    with pytest.raises(ValueError, match="label 3 is out of range for 3 classes"):
+        OPS["softmax_cross_entropy"].forward(_n(2, 3), np.array([0, 3]), axis=-1, reduction="mean")
+
+
+# --- PyTorch, when it is installed -------------------------------------------------------------
+
+def _torch():
+    return pytest.importorskip("torch")
+
+
+def _torch_value_and_grad(fn, *arrays):
+    torch = _torch()
+    ts = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in arrays]
+    out = fn(*ts)
+    out.backward()
+    return out.detach().numpy(), [t.grad.numpy() for t in ts]
+
+
+def _ours_value_and_grad(name, args, attrs):
+    op, kw = OPS[name], bind(name, args, attrs)
+    ans = op.forward(*args, **kw)
+    return ans, [unbroadcast(op.vjp_for(i)(np.ones(()), ans, *args, **kw), np.shape(args[i]))
+                 for i in diff_args(op, args)]
+
+
+@pytest.mark.parametrize("targets", ["labels", "probs"])
+def test_torch_cross_entropy(targets):
+    torch = _torch()
+    x = _n(8, 5, seed=70, scale=3)
+    y = _labels((8,), 5, seed=71) if targets == "labels" else _probs(8, 5, seed=72)
+    yt = torch.tensor(y)
+    v, (gx,) = _torch_value_and_grad(lambda t: torch.nn.functional.cross_entropy(t, yt), x)
+    ours, grads = _ours_value_and_grad("softmax_cross_entropy", [x, y], {})
+    assert_close(ours, v)
+    assert_close(grads[0], gx)
+
+
+def test_torch_hinge_is_multi_margin_loss_times_classes():
+    torch = _torch()
+    x, y = _n(8, 5, seed=73, scale=2), _labels((8,), 5, seed=74)
+    yt = torch.tensor(y)
+    # torch divides each example's sum by the number of classes
+    v, (gx,) = _torch_value_and_grad(lambda t: 5 * torch.nn.functional.multi_margin_loss(t, yt, margin=0.7), x)
+    ours, grads = _ours_value_and_grad("hinge", [x, y], {"margin": 0.7})
+    assert_close(ours, v)
+    assert_close(grads[0], gx)
+
+
+@pytest.mark.parametrize(("name", "attrs", "tfn"), [
+    ("log_softmax", {"axis": 0}, lambda t: (t.log_softmax(0) * torch_weights(t)).sum()),
+    ("softmax", {}, lambda t: (t.softmax(-1) * torch_weights(t)).sum()),
+    ("logsumexp", {"axis": 1}, lambda t: (t.logsumexp(1) * torch_weights(t)[0]).sum()),
+    ("softplus", {}, lambda t: (__import__("torch").nn.functional.softplus(t) * torch_weights(t)).sum()),
+    ("sigmoid", {}, lambda t: (t.sigmoid() * torch_weights(t)).sum()),
+    ("leaky_relu", {"alpha": 0.2}, lambda t: (__import__("torch").nn.functional.leaky_relu(t, 0.2)
+                                                * torch_weights(t)).sum()),
+])
+def test_torch_unary(name, attrs, tfn):
+    _torch()
+    x = np.concatenate([_n(3, 4, seed=75, scale=3), [[1000.0, -1000.0, 30.0, -30.0]]])
+    v, (gx,) = _torch_value_and_grad(tfn, x)
+    op, kw = OPS[name], bind(name, [x], attrs)
+    ans = op.forward(x, **kw)
+    w = WEIGHTS[: np.shape(ans)[0]] if np.ndim(ans) == 1 else WEIGHTS[: ans.shape[0] * ans.shape[1]].reshape(ans.shape)
+    assert_close(np.sum(ans * w), v)
+    assert_close(op.vjp[0](w, ans, x, **kw), gx)
+
+
+WEIGHTS = np.linspace(-1.0, 2.0, 64)
+
+
+def torch_weights(t):
+    import torch
+    n = t.numel()
+    return torch.tensor(WEIGHTS[:n].reshape(tuple(t.shape)))
+
+
+def test_torch_batched_matmul_and_mse():
+    torch = _torch()
+    a, b, c = _n(2, 1, 3, 4, seed=76), _n(5, 4, 2, seed=77), _n(2, 5, 3, 2, seed=78)
+    v, (ga, gb) = _torch_value_and_grad(lambda s, t: torch.nn.functional.mse_loss(s @ t, torch.tensor(c)), a, b)
+    op, mse = OPS["matmul"], OPS["mse"]
+    p = op.forward(a, b)
+    loss = mse.forward(p, c, reduction="mean")
+    gp = mse.vjp[0](np.ones(()), loss, p, c, reduction="mean")
+    assert_close(loss, v)
+    assert_close(unbroadcast(op.vjp[0](gp, p, a, b), a.shape), ga)
+    assert_close(unbroadcast(op.vjp[1](gp, p, a, b), b.shape), gb)
