@@ -248,3 +248,28 @@ def test_mlp_data_is_what_the_script_writes(tmp_path):
                    check=True, capture_output=True)
     for name in ("X.csv", "y.csv"):
         assert (tmp_path / name).read_bytes() == (SPECS_DIR / "mlp" / "data" / name).read_bytes(), name
+
+
+# --- the train blocks, run ---------------------------------------------------------------------------
+
+def test_training_sgd_step1_reproduces_the_lecture_log():
+    from graphspec.train import train
+
+    graph = lecture("sgd_step1")
+    steps = []
+    log = train(graph, on_step=steps.append, loss_after=True)
+    assert [round(float(s.grads["w"]), 4) for s in steps] == [-2.0, -7.84, -16.2288]
+    assert float(graph.params["w"]) == pytest.approx(1.260688, abs=1e-12)
+    assert steps[-1].loss_after == pytest.approx(4.919240100095999, rel=1e-12)  # "progress: 0 4.919240100095999"
+    assert len(log) == 1 and log[0].epoch == 0
+
+
+def test_training_the_mlp_learns_the_blobs():
+    from graphspec.train import train
+
+    graph = graphspec.load(SPECS_DIR / "mlp" / "mlp.json")
+    start = float(graph.evaluate().loss)
+    log = train(graph)
+    assert len(log) == graph.spec.train.epochs
+    assert log[-1].accuracy == 1.0
+    assert float(graph.evaluate().loss) < 0.1 < start
