@@ -400,6 +400,16 @@ def test_integer_labels_get_no_gradient():
         assert vjp is None or vjp(np.ones(()), op.forward(s, y, **kw), s, y, **kw) is None
 
 
+@pytest.mark.parametrize("name", ["softmax_cross_entropy", "hinge"])
+def test_float_targets_get_a_gradient(name):
+    """Float targets are a float arg like any other: a VJP and a JVP (checked against autograd above)."""
+    op = OPS[name]
+    assert op.vjp_for(1) is not None and op.jvp_for(1) is not None
+    s, t = _n(4, 3, seed=63, scale=2), _probs(4, 3, seed=64)
+    kw = bind(name, [s, t], {})
+    assert np.any(op.vjp_for(1)(np.ones(()), op.forward(s, t, **kw), s, t, **kw) != 0)
+
+
 def test_label_out_of_range_is_an_error():
     with pytest.raises(ValueError, match="label 3 is out of range for 3 classes"):
         OPS["softmax_cross_entropy"].forward(_n(2, 3), np.array([0, 3]), axis=-1, reduction="mean")

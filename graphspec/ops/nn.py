@@ -171,6 +171,7 @@ def _hinge_parts(scores, labels, axis, margin):
 
 
 def _hinge(scores, labels, *, axis, margin, reduction):
+    """Float targets t: sum_j (1 - t_j) max(0, s_j - sum_k t_k s_k + margin), the same for one-hot t."""
     t, m, _ = _hinge_parts(scores, labels, axis, margin)
     return _reduce(np.sum((1 - t) * np.maximum(m, 0), axis=axis), reduction)
 
@@ -180,9 +181,22 @@ def _hinge_dscores(scores, labels, axis, margin):
     return active - t * np.sum(active, axis=axis, keepdims=True)
 
 
+def _hinge_dlabels(scores, labels, axis, margin):
+    """d(per-example loss)/d targets, for float targets: -max(0, m_k) - s_k * (number active)."""
+    _, m, active = _hinge_parts(scores, labels, axis, margin)
+    return -np.maximum(m, 0) - scores * np.sum(active, axis=axis, keepdims=True)
+
+
 def _hinge_vjp(g, ans, scores, labels, *, axis, margin, reduction):
     per_shape = tuple(np.delete(np.shape(scores), axis % np.ndim(scores)))
     return np.expand_dims(_per_example(g, per_shape, reduction), axis) * _hinge_dscores(scores, labels, axis, margin)
+
+
+def _hinge_vjp_labels(g, ans, scores, labels, *, axis, margin, reduction):
+    if _integer(labels):
+        return None
+    per_shape = tuple(np.delete(np.shape(scores), axis % np.ndim(scores)))
+    return np.expand_dims(_per_example(g, per_shape, reduction), axis) * _hinge_dlabels(scores, labels, axis, margin)
 
 
 def _hinge_samples():
@@ -194,9 +208,11 @@ def _hinge_samples():
 
 defop("hinge", _hinge, shape=_class_loss_shape("hinge"), arg_names=("scores", "labels"),
       attrs={"axis": Attr("axis", -1), "reduction": REDUCTION, "margin": Attr("float", 1.0)},
-      vjp=(_hinge_vjp, None),
+      vjp=(_hinge_vjp, _hinge_vjp_labels),
       jvp=(lambda t, ans, scores, labels, *, axis, margin, reduction:
-           _reduce(np.sum(t * _hinge_dscores(scores, labels, axis, margin), axis=axis), reduction), None),
+           _reduce(np.sum(t * _hinge_dscores(scores, labels, axis, margin), axis=axis), reduction),
+           lambda t, ans, scores, labels, *, axis, margin, reduction:
+           _reduce(np.sum(t * _hinge_dlabels(scores, labels, axis, margin), axis=axis), reduction)),
       branch=lambda ans, scores, labels, *, axis, margin, reduction: _hinge_parts(scores, labels, axis, margin)[2],
       doc="multiclass SVM: sum over j != y of max(0, s_j - s_y + margin); a kink at the margin",
       samples=_hinge_samples)
