@@ -45,6 +45,16 @@ def _parser() -> argparse.ArgumentParser:
                     "and the batch's loss after the update")
     tr.add_argument("--format", choices=("table", "json"), default="table")
 
+    ex = sub.add_parser("explain", help="the forward and backward pass step by step: the chain rule with numbers")
+    ex.add_argument("spec")
+    ex.add_argument("--input", "-i", action="append", default=[], metavar="NAME=VALUE")
+
+    dr = sub.add_parser("draw", help="the graph as Graphviz DOT, with values and gradients")
+    dr.add_argument("spec")
+    dr.add_argument("-o", "--output", metavar="FILE.dot|.svg|.png", help="write here (default: DOT on stdout); "
+                    ".svg and .png need Graphviz's dot")
+    dr.add_argument("--no-values", action="store_true", help="structure only: do not run the graph")
+
     ops = sub.add_parser("ops", help="the op table")
     ops.add_argument("--format", choices=("table", "json"), default="table")
 
@@ -61,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return {"run": cmd_run, "validate": cmd_validate, "schema": cmd_schema, "ops": cmd_ops,
-                "train": cmd_train, "check": _check}[args.command](args)
+                "train": cmd_train, "explain": cmd_explain, "draw": cmd_draw, "check": _check}[args.command](args)
     except GraphspecError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
@@ -190,6 +200,33 @@ def cmd_train(args: argparse.Namespace) -> int:
         render.write_json(sys.stdout, render.train_json(graph, steps, epochs, str(out)))
     else:
         print(f"saved {len(graph.params)} params to {out}")
+    return EXIT_OK
+
+
+# -- explain, draw -------------------------------------------------------------------------------
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from .api import load
+    from .explain import explain
+
+    graph = load(args.spec)
+    with located(graph.source):
+        lines = explain(graph, **dict(parse_input(t) for t in args.input))
+    print("\n".join(lines))
+    return EXIT_OK
+
+
+def cmd_draw(args: argparse.Namespace) -> int:
+    from .api import load
+    from .draw import to_dot, write_drawing
+
+    graph = load(args.spec)
+    with located(graph.source):
+        dot = to_dot(graph, values=not args.no_values)
+    if args.output:
+        write_drawing(dot, Path(args.output))
+    else:
+        sys.stdout.write(dot)
     return EXIT_OK
 
 

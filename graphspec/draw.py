@@ -1,0 +1,82 @@
+"""`python -m graphspec draw`: the graph as Graphviz DOT, micrograd's `draw_dot` style: one
+record per value `{ name | value | grad }`, ops as small ovals, left to right, coloured by
+role (inputs, params, outputs). DOT is text and needs no Graphviz; .svg/.png need `dot`."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from .api import Graph
+from .errors import UsageError
+from .render import fmt_value
+
+COLOURS = {"inputs": "#dbeafe", "params": "#fde68a", "nodes": "#ffffff", "outputs": "#bbf7d0"}
+
+
+def _esc(text: str) -> str:
+    return "".join("\\" + c if c in '{}|<>"\\' else c for c in text).replace("\n", " ")
+
+
+def _short(v: object) -> str:
+    a = np.asarray(v)
+    return fmt_value(a) if a.size <= 4 else f"shape {tuple(a.shape)}"
+
+
+def to_dot(graph: Graph, values: bool = True) -> str:
+    result = graph.evaluate() if values else None
+    lines = ["digraph graphspec {", "  rankdir=LR;", '  node [fontname="Helvetica", fontsize=10];']
+    shown = [*graph.leaves, *graph.order]
+    for name in shown:
+        kind = graph.kind.get(name, "nodes")
+        role = "outputs" if name in graph.outputs or name == graph.loss else kind
+        shape = graph.avals[name].shape if name in graph.avals else None
+        fields = [f"{name} {tuple(shape) if shape is not None else ''}"]
+        if result is not None:
+            fields.append(f"value {_short(result.values[name])}")
+            if name in result.grads:
+                fields.append(f"grad {_short(result.grads[name])}")
+        label = " | ".join(_esc(f) for f in fields)
+        lines.append(f'  "{name}" [shape=record, style=filled, fillcolor="{COLOURS[role]}", label="{{ {label} }}"];')
+    for name in graph.order:
+        node = graph.spec.nodes[name]
+        op_id = f"{name}__op"
+        lines.append(f'  "{op_id}" [label="{_esc(node.op)}", shape=ellipse, fontsize=9, height=0.3];')
+        for i, a in enumerate(node.args):
+            if isinstance(a, str):
+                lines.append(f'  "{a}" -> "{op_id}" [label="{i}", fontsize=8];' if len(node.args) > 1 else f'  "{a}" -> "{op_id}";')
+            else:
+                const = f"{name}__c{i}"
+                lines.append(f'  "{const}" [label="{_esc(fmt_value(a))}", shape=plaintext];')
+                lines.append(f'  "{const}" -> "{op_id}";')
+        lines.append(f'  "{op_id}" -> "{name}";')
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def write_drawing(dot: str, path: Path) -> None:
+    """DOT as text, or an image through Graphviz; written atomically (temp file + rename)."""
+    import os
+    import tempfile
+
+    fmt = path.suffix.lstrip(".").lower()
+    if fmt not in ("dot", "gv", "svg", "png", "pdf"):
+        raise UsageError(f"-o {path}: write .dot, .svg, .png or .pdf")
+    if fmt in ("dot", "gv"):
+        data = dot.encode()
+    else:
+        exe = shutil.which("dot")
+        if exe is None:
+            raise UsageError(f"-o {path}: images need Graphviz's `dot` program; write .dot instead")
+        data = subprocess.run([exe, f"-T{fmt}"], input=dot.encode(), capture_output=True, check=True).stdout
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

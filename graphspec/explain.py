@@ -1,0 +1,73 @@
+"""`python -m graphspec explain`: the forward and the backward pass step by step, the chain
+rule with numbers, as a lecture writes it: dL/dx = dL/dz · ∂z/∂x = 5 × 3 = 15."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .api import Graph, Result
+from .render import fmt_value
+
+SMALL = 6  # arrays up to this many elements are written out
+
+
+def _v(x: Any) -> str:
+    a = np.asarray(x)
+    if a.size <= SMALL:
+        return " ".join(fmt_value(a).split())  # one line, whatever the rank
+    return f"<{'×'.join(map(str, a.shape))} array, norm {fmt_value(np.linalg.norm(a.ravel()))}>"
+
+
+def _args(graph: Graph, name: str, result: Result) -> list[Any]:
+    return [result.values[a] if isinstance(a, str) else a for a in graph.spec.nodes[name].args]
+
+
+def explain(graph: Graph, **inputs: Any) -> list[str]:
+    """The lines of the explanation."""
+    result = graph.evaluate(**inputs)
+    nodes = graph.spec.nodes
+    lines = ["forward, in topological order:"]
+    for name in graph.order:
+        node = nodes[name]
+        args = ", ".join(a if isinstance(a, str) else fmt_value(a) for a in node.args)
+        vals = ", ".join(_v(a) for a in _args(graph, name, result))
+        lines.append(f"  {name} = {node.op}({args}) = {node.op}({vals}) = {_v(result.values[name])}")
+    if graph.loss is None:
+        return lines
+    seed = graph.seed
+    given = "1 (the loss itself)" if seed is not None and seed.shape == () and seed == 1 else f"{_v(seed)} (the seed)"
+    lines += ["", f"backward, in reverse order; L = {graph.loss}, dL/d{graph.loss} = {given}:"]
+    plan = graph.plan
+    contributions: dict[str, int] = {}
+    for step in reversed(plan.steps):
+        g = result.grads.get(step.name)
+        if g is None or not step.vjps:
+            continue
+        argv = _args(graph, step.name, result)
+        ans = result.values[step.name]
+        node = nodes[step.name]
+        lines.append(f"  {step.name} = {node.op}({', '.join(a if isinstance(a, str) else fmt_value(a) for a in node.args)}),"
+                     f" dL/d{step.name} = {_v(g)}")
+        for slot, vjp in step.vjps:
+            i = step.args.index(slot)
+            arg = node.args[i]
+            contribution = np.asarray(vjp(g, ans, *argv))
+            if contribution.shape != np.shape(argv[i]):
+                from .ops import unbroadcast
+
+                contribution = unbroadcast(contribution, np.shape(argv[i]))
+            contributions[arg] = contributions.get(arg, 0) + 1
+            op = "+=" if contributions[arg] > 1 else "="
+            if np.size(g) == 1 and np.size(argv[i]) == 1 and np.size(ans) == 1:
+                local = np.asarray(vjp(np.ones_like(np.asarray(g)), ans, *argv))
+                lines.append(f"    dL/d{arg} {op} dL/d{step.name} · ∂{step.name}/∂{arg} = {_v(g)} × {_v(local)}"
+                             f" = {_v(contribution)}")
+            else:
+                lines.append(f"    dL/d{arg} {op} {node.op} VJP of dL/d{step.name} = {_v(contribution)}")
+    for name in graph.wrt:
+        if contributions.get(name, 0) > 1:
+            lines.append(f"  dL/d{name} = {_v(result.grads[name])} (the sum of {contributions[name]} paths)")
+    lines += ["", "gradients: " + ", ".join(f"dL/d{n} = {_v(result.grads[n])}" for n in graph.wrt)]
+    return lines
