@@ -47,7 +47,8 @@ def to_dot(graph: Graph, values: bool = True) -> str:
         lines.append(f'  "{op_id}" [label="{_esc(node.op)}", shape=ellipse, fontsize=9, height=0.3];')
         for i, a in enumerate(node.args):
             if isinstance(a, str):
-                lines.append(f'  "{a}" -> "{op_id}" [label="{i}", fontsize=8];' if len(node.args) > 1 else f'  "{a}" -> "{op_id}";')
+                port = f' [label="{i}", fontsize=8]' if len(node.args) > 1 else ""  # arg order matters for sub, div
+                lines.append(f'  "{a}" -> "{op_id}"{port};')
             else:
                 const = f"{name}__c{i}"
                 lines.append(f'  "{const}" [label="{_esc(fmt_value(a))}", shape=plaintext];')
