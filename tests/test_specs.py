@@ -70,6 +70,15 @@ def test_spec_expectations_exist_and_hold(path):
     assert not bad, bad
 
 
+@pytest.mark.parametrize("path", SPECS, ids=_id)
+def test_spec_gradients_pass_the_gradient_check(path):
+    """Strict: no spec sits on a kink (relu at 0, a hinge margin at 0), so every check is a plain pass."""
+    from graphspec.gradcheck import gradcheck
+
+    report = gradcheck(graphspec.load(path), strict=True)
+    assert report.status == "PASS" and report.ok, report.text()
+
+
 def test_every_spec_validates(capsys):
     assert main(["validate", *map(str, SPECS)]) == 0, capsys.readouterr().err
 
