@@ -1,14 +1,142 @@
-"""`python -m graphspec check`: placeholder until the gradient checker lands."""
+"""`python -m graphspec check`: the gradient-check report of specs, or `--ops` for the op table.
+
+Exit codes: 0 every check passes (kinks allowed unless --strict), 1 a check fails, 2 a bad spec or
+bad usage (raised as SpecError / UsageError; cli.main prints them and maps them to 2).
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+FORMATS = ("table", "json", "markdown")
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("specs", nargs="*")
+    p.add_argument("specs", nargs="*", metavar="SPEC", help="spec files to check")
+    p.add_argument("--ops", action="store_true", help="sweep every op of the op table over its sample inputs")
+    p.add_argument("--op", action="append", default=[], metavar="NAME", help="with --ops: only this op (repeatable)")
+    p.add_argument("--fast", action="store_true",
+                   help="random directional derivatives instead of every element (plus JVP vs VJP)")
+    p.add_argument("--directions", type=int, default=4, metavar="K", help="directions per input with --fast (4)")
+    p.add_argument("--taylor", action="store_true", help="Taylor remainder test: observed orders (~2 right, ~1 wrong)")
+    p.add_argument("--strict", action="store_true", help="kinks count as failures")
+    p.add_argument("--max-elements", type=int, metavar="N", help="check a random sample of N elements of bigger inputs")
+    p.add_argument("--blame", action="store_true", help="check every node's own VJP and JVP even when all pass")
+    p.add_argument("--wrt", action="append", metavar="NAME", help="check only these inputs (repeatable)")
+    p.add_argument("--input", "-i", action="append", default=[], metavar="NAME=VALUE",
+                   help="an input value: JSON or @file.npy|.npz|.csv|.json")
+    p.add_argument("--params", metavar="FILE.npz", help="param values to check at (e.g. trained ones)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random directions and cotangents (0)")
+    p.add_argument("--format", choices=FORMATS, help="table (default on a terminal), json or markdown; "
+                   "with -o, the file's suffix decides when this is not given")
+    p.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE (atomically)")
+
+
+def _format(args: argparse.Namespace) -> str:
+    if args.format:
+        return args.format
+    suffix = Path(args.output).suffix.lower() if args.output else ""
+    return {".json": "json", ".md": "markdown", ".markdown": "markdown"}.get(suffix, "table")
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    from .errors import UsageError
+
+    if not args.specs and not args.ops:
+        raise UsageError("check needs SPEC files, or --ops to sweep the op table")
+    if args.ops and args.specs:
+        raise UsageError("give SPEC files or --ops, not both")
+    if args.max_elements is not None and args.max_elements < 1:
+        raise UsageError("--max-elements must be at least 1")
+    if args.directions < 1:
+        raise UsageError("--directions must be at least 1")
+    if args.op and not args.ops:
+        raise UsageError("--op goes with --ops")
+    if (args.input or args.params) and len(args.specs) > 1:
+        raise UsageError("--input and --params apply to one spec; give one SPEC")
+
+
+def _emit(args: argparse.Namespace, fmt: str, render_table: Any, text: str | None) -> None:
+    """Print to the terminal, or write -o atomically (a table written to a file is plain text)."""
+    from . import report
+
+    if args.output:
+        if text is None:
+            import io
+
+            from rich.console import Console
+
+            buf = io.StringIO()
+            render_table(Console(file=buf, width=120, no_color=True, highlight=False, force_terminal=False))
+            text = buf.getvalue()
+        report.write_atomic(args.output, text)
+        return
+    if text is None:
+        from rich.console import Console
+
+        # piped output is read in logs and CI, not an 80-column terminal: let tables keep their width
+        render_table(Console(highlight=False, width=None if sys.stdout.isatty() else 160))
+    else:
+        sys.stdout.write(text)
+
+
+def _run_ops(args: argparse.Namespace, fmt: str) -> int:
+    from . import report
+    from .errors import UsageError
+    from .gradcheck import check_ops
+    from .ops import OPS
+
+    for name in args.op:
+        if name not in OPS:
+            from .errors import did_you_mean
+
+            raise UsageError(f"--op {name}: no such op" + (f" ({did_you_mean(name, OPS)})" if did_you_mean(name, OPS) else ""))
+    rows = check_ops(args.op or None)
+    text = {"json": lambda: report.dumps(report.ops_json(rows)), "markdown": lambda: report.ops_markdown(rows),
+            "table": lambda: None}[fmt]()
+    _emit(args, fmt, lambda con: report.print_ops(rows, con), text)
+    return 0 if all(r.status != "FAIL" for r in rows) else 1
+
+
+def _load(path: str, args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    from .api import load
+    from .cli import load_params, parse_input
+
+    graph = load(path)
+    if args.params:
+        load_params(graph, args.params)
+    return graph, dict(parse_input(t) for t in args.input)
 
 
 def run(args: argparse.Namespace) -> int:
-    print("check: not implemented yet")
-    return 2
+    from . import report
+    from .gradcheck import gradcheck
+
+    _check_args(args)
+    fmt = _format(args)
+    if args.ops:
+        return _run_ops(args, fmt)
+    reports = []
+    for path in args.specs:
+        graph, inputs = _load(path, args)
+        reports.append(gradcheck(graph, inputs=inputs, wrt=args.wrt, fast=args.fast, directions=args.directions,
+                                 taylor=args.taylor, strict=args.strict, max_elements=args.max_elements,
+                                 blame=True if args.blame else None, seed=args.seed))
+    text = {"json": lambda: report.dumps(report.reports_json(reports)),
+            "markdown": lambda: report.reports_markdown(reports), "table": lambda: None}[fmt]()
+
+    def table(con: Any) -> None:
+        for r in reports:
+            report.print_report(r, con)
+        if len(reports) > 1:
+            ok = sum(r.ok for r in reports)
+            con.print(f"{ok} of {len(reports)} specs pass")
+
+    _emit(args, fmt, table, text)
+    if (args.output and fmt != "table") or args.output:
+        bad = [r for r in reports if not r.ok]
+        print(f"wrote {args.output}: {len(reports) - len(bad)} of {len(reports)} specs pass", file=sys.stderr)
+    return 0 if all(r.ok for r in reports) else 1

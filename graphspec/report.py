@@ -1,0 +1,367 @@
+"""Rendering of gradient-check reports: rich tables for people, JSON with stable keys for machines,
+markdown for READMEs and pull requests. `write_atomic` writes ``-o`` files via a temp file and
+`os.replace`, so a reader never sees half a report.
+
+JSON keys (format "graphspec-gradcheck", version 1; documented in docs/gradcheck.md): keys are only
+ever added, never renamed or given a new meaning within a version.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from .gradcheck import Element, InputCheck, OpRow, Report
+
+JSON_FORMAT = "graphspec-gradcheck"
+JSON_VERSION = 1
+STYLE = {"PASS": "green", "FAIL": "bold red", "KINK": "yellow", "UNCLEAR": "yellow"}
+
+
+# ---------------------------------------------------------------------------------------------
+# numbers
+
+
+def _f(x: Any) -> float | None:
+    """A JSON-safe float: nan and inf become null."""
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _num(x: Any) -> str:
+    if x is None:
+        return "-"
+    x = float(x)
+    return f"{x:.6g}" if math.isfinite(x) else str(x)
+
+
+def _err(x: Any) -> str:
+    return "-" if x is None else f"{float(x):.1e}"
+
+
+def _index(index: Sequence[int]) -> str:
+    return "[" + ", ".join(str(i) for i in index) + "]"
+
+
+def _where(c: InputCheck, e: Element) -> str:
+    """d target / d input[index], e.g. 'W1[2, 3]' or 'direction 2'; Jacobian rows name the output element."""
+    at = f"direction {e.index[0]}" if c.method == "directions" else f"{c.input}{_index(e.index)}"
+    return f"{c.target}{e.row} wrt {at}" if e.row else at
+
+
+def _status(s: str) -> str:
+    return f"[{STYLE.get(s, 'white')}]{s}[/]"
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON
+
+
+def _element_json(e: Element) -> dict[str, Any]:
+    return {"index": list(e.index), "row": e.row, "analytic": _f(e.analytic), "numeric": _f(e.numeric),
+            "abs_err": _f(e.abs_err), "rel_err": _f(e.rel_err), "status": e.status,
+            "kinks": [{"node": k.node, "op": k.op, "at": list(k.at)} for k in e.kinks]}
+
+
+def _check_json(c: InputCheck) -> dict[str, Any]:
+    a = c.arrays
+    return {
+        "input": c.input, "kind": c.kind, "target": c.target, "target_kind": c.target_kind, "method": c.method,
+        "shape": list(c.shape), "size": c.size, "checked": c.checked, "status": c.status,
+        "max_abs_err": _f(c.max_abs_err), "max_rel_err": _f(c.max_rel_err),
+        "worst": _element_json(c.worst) if c.worst else None,
+        "worst_elements": [_element_json(e) for e in c.worst_elements],
+        "kinks": [_element_json(e) for e in c.kinks], "notes": list(c.notes),
+        "elements": {"index": [list(map(int, i)) for i in a["index"]], "row": list(a["row"]),
+                     "analytic": [_f(v) for v in a["analytic"]], "numeric": [_f(v) for v in a["numeric"]],
+                     "abs_err": [_f(v) for v in a["abs_err"]], "rel_err": [_f(v) for v in a["rel_err"]],
+                     "status": list(a["status"])},
+    }
+
+
+def report_json(rep: Report) -> dict[str, Any]:
+    """One report as a JSON-ready dict (the stable keys of docs/gradcheck.md)."""
+    t = rep.tolerance
+    return {
+        "spec": rep.spec, "name": rep.name, "status": rep.status, "ok": rep.ok, "strict": rep.strict,
+        "mode": rep.mode, "dtype": rep.dtype, "fd_dtype": rep.fd_dtype,
+        "tolerance": {"eps": t.eps, "rtol": t.rtol, "atol": t.atol},
+        "checks": [_check_json(c) for c in rep.checks],
+        "modes": [{"target": m.target, "jvp_side": _f(m.jvp_side), "vjp_side": _f(m.vjp_side),
+                   "rel_err": _f(m.rel_err), "status": m.status} for m in rep.modes],
+        "nodes": [{"node": n.node, "op": n.op, "arg": n.arg, "arg_name": n.arg_name, "mode": n.mode,
+                   "analytic": _f(n.analytic), "numeric": _f(n.numeric), "rel_err": _f(n.rel_err),
+                   "status": n.status} for n in rep.nodes],
+        "blamed": [{"node": n.node, "op": n.op, "arg": n.arg, "arg_name": n.arg_name, "mode": n.mode}
+                   for n in rep.blamed],
+        "taylor": [{"wrt": r.wrt, "h": r.h, "remainder": r.remainder, "used": r.used,
+                    "order": _f(r.order) if r.order is not None else None, "status": r.status, "note": r.note}
+                   for r in rep.taylor],
+        "notes": list(rep.notes), "seconds": rep.seconds, "evaluations": rep.evaluations,
+    }
+
+
+def reports_json(reports: Sequence[Report], errors: Sequence[dict[str, str]] = ()) -> dict[str, Any]:
+    return {"format": JSON_FORMAT, "version": JSON_VERSION,
+            "ok": all(r.ok for r in reports) and not errors,
+            "reports": [report_json(r) for r in reports], "errors": list(errors)}
+
+
+def ops_json(rows: Sequence[OpRow]) -> dict[str, Any]:
+    return {"format": JSON_FORMAT, "version": JSON_VERSION, "ok": all(r.status != "FAIL" for r in rows),
+            "ops": [{"op": r.op, "sample": r.sample, "shapes": r.shapes, "attrs": r.attrs, "status": r.status,
+                     "max_rel_err": _f(r.max_rel_err), "vjp_rel_err": _f(r.vjp_rel_err),
+                     "jvp_rel_err": _f(r.jvp_rel_err), "modes_rel_err": _f(r.modes_rel_err), "message": r.message}
+                    for r in rows]}
+
+
+def dumps(doc: Any) -> str:
+    return json.dumps(doc, indent=2, allow_nan=False) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# the terminal (rich)
+
+
+def _title(rep: Report) -> str:
+    what = rep.name or rep.spec or "graph"
+    mode = "fast: random directional derivatives" if rep.mode == "fast" else "full: every element"
+    return f"[bold]gradient check: {what}[/bold] ({mode}; {rep.dtype} graph, finite differences in {rep.fd_dtype})"
+
+
+def _table(title: str, cols: Sequence[str]) -> Any:
+    from rich import box
+    from rich.table import Table
+
+    t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in cols:
+        t.add_column(col)
+    return t
+
+
+def _grad_name(c: InputCheck) -> str:
+    return f"d{c.target}/d{c.input}"
+
+
+def _summary_table(rep: Report) -> Any:
+    t = _table("gradients", ("gradient", "shape", "checked", "max abs err", "max rel err", "worst at", "analytic",
+                             "numeric", "status"))
+    for c in rep.checks:
+        w = c.worst
+        t.add_row(_grad_name(c) + ("" if c.target_kind == "loss" else f" ({c.target_kind})"), str(c.shape),
+                  f"{c.checked}/{c.size}", _err(c.max_abs_err), _err(c.max_rel_err),
+                  "-" if w is None else _where(c, w), "-" if w is None else _num(w.analytic),
+                  "-" if w is None else _num(w.numeric), _status(c.status))
+    return t
+
+
+def _elements_table(c: InputCheck) -> Any:
+    t = _table(f"{_grad_name(c)}: worst elements", ("element", "analytic", "numeric", "abs err", "rel err", "status"))
+    for e in c.worst_elements:
+        t.add_row(_where(c, e), _num(e.analytic), _num(e.numeric), _err(e.abs_err), _err(e.rel_err), _status(e.status))
+    return t
+
+
+def _kink_lines(rep: Report) -> list[str]:
+    lines = []
+    for c in rep.checks:
+        for e in c.kinks[:10]:
+            at = "; ".join(f"node '{k.node}' ({k.op}) element {_index(k.at)} switches branch" for k in e.kinks)
+            lines.append(f"KINK at {_where(c, e)}: {at or 'a branch switches'} "
+                         f"(analytic {_num(e.analytic)}, central difference {_num(e.numeric)})")
+        if len(c.kinks) > 10:
+            lines.append(f"... and {len(c.kinks) - 10} more kinked elements of {c.input} (all in the JSON report)")
+    return lines
+
+
+def _modes_table(rep: Report) -> Any:
+    t = _table("forward mode vs reverse mode, random u and v", ("output", "<u, jvp(v)>", "<vjp(u), v>", "rel err",
+                                                                 "status"))
+    for m in rep.modes:
+        t.add_row(m.target, _num(m.jvp_side), _num(m.vjp_side), _err(m.rel_err), _status(m.status))
+    return t
+
+
+def _taylor_table(rep: Report) -> Any:
+    t = _table("Taylor remainder |f(x+hv) - f(x) - h<g,v>| as h halves: order ~2 right, ~1 wrong",
+               ("along", "h", "remainders", "order", "status", "note"))
+    for r in rep.taylor:
+        rems = [x for x, u in zip(r.remainder, r.used, strict=True) if u and x is not None]
+        shown = ", ".join(f"{x:.1e}" for x in rems[:3]) + (" ..." if len(rems) > 3 else "") if rems else "-"
+        order = "-" if r.order is None else f"{r.order:.2f}"
+        t.add_row(r.wrt, f"{r.h[0]:.3g} .. {r.h[-1]:.1e}", shown, order, _status(r.status), r.note)
+    return t
+
+
+def _nodes_table(rep: Report) -> Any:
+    t = _table("each node's own gradient, checked alone (random cotangent, random direction)",
+               ("node", "op", "arg", "mode", "analytic", "numeric", "rel err", "status"))
+    shown = [n for n in rep.nodes if n.status != "PASS"] or rep.nodes[:0]
+    for n in shown:
+        t.add_row(n.node, n.op, n.arg_name, n.mode, _num(n.analytic), _num(n.numeric), _err(n.rel_err),
+                  _status(n.status))
+    return t
+
+
+def _verdict(rep: Report) -> str:
+    n_fail = sum(c.status == "FAIL" for c in rep.checks)
+    n_kink = sum(c.status == "KINK" for c in rep.checks)
+    parts = [f"{len(rep.checks) - n_fail - n_kink} of {len(rep.checks)} checks pass"]
+    if n_fail:
+        parts.append(f"{n_fail} FAIL")
+    if n_kink:
+        parts.append(f"{n_kink} at a kink" + (" (--strict: failures)" if rep.strict else ""))
+    if any(m.status == "FAIL" for m in rep.modes):
+        parts.append("JVP and VJP disagree")
+    if any(r.status == "FAIL" for r in rep.taylor):
+        parts.append("Taylor order ~1")
+    word = "PASS" if rep.ok else "FAIL"
+    return f"[{STYLE['PASS' if rep.ok else 'FAIL']}]{word}[/]: " + ", ".join(parts) + \
+        f" ({rep.evaluations} perturbed evaluations, {rep.seconds * 1e3:.1f} ms)"
+
+
+def _blame_lines(rep: Report) -> list[str]:
+    return [f"[bold red]blame:[/] node '{n.node}' ({n.op}): its {n.mode.upper()} for arg {n.arg} "
+            f"{n.arg_name} is wrong (analytic {_num(n.analytic)}, finite differences {_num(n.numeric)})"
+            for n in rep.blamed]
+
+
+def print_report(rep: Report, console: Console, details: bool = True) -> None:
+    console.print(_title(rep))
+    if rep.checks:
+        console.print(_summary_table(rep))
+    if details:
+        for c in rep.checks:
+            if c.status != "PASS":
+                console.print(_elements_table(c))
+            for note in c.notes:
+                console.print(f"note ({c.input}): {note}")
+    for line in _kink_lines(rep):
+        console.print(f"[yellow]{line}[/]")
+    if rep.modes:
+        console.print(_modes_table(rep))
+    if rep.taylor:
+        console.print(_taylor_table(rep))
+    if rep.nodes and any(n.status != "PASS" for n in rep.nodes):
+        console.print(_nodes_table(rep))
+    elif rep.nodes:
+        console.print(f"each node's own VJP and JVP checked alone: all {len(rep.nodes)} pass")
+    for line in _blame_lines(rep):
+        console.print(line)
+    for note in rep.notes:
+        console.print(f"note: {note}")
+    console.print(_verdict(rep))
+
+
+def report_text(rep: Report, width: int = 120) -> str:
+    """The terminal report as plain text (for AssertionError messages and logs)."""
+    from rich.console import Console
+
+    buf = io.StringIO()
+    print_report(rep, Console(file=buf, width=width, no_color=True, highlight=False, force_terminal=False))
+    return buf.getvalue()
+
+
+def print_ops(rows: Sequence[OpRow], console: Console) -> None:
+    t = _table(f"op sweep: {len(rows)} samples of {len({r.op for r in rows})} ops",
+               ("op", "#", "arg shapes", "attrs", "grad rel err", "own vjp", "own jvp", "jvp vs vjp", "status"))
+    for r in rows:
+        t.add_row(r.op, str(r.sample), " ".join(str(tuple(s)) for s in r.shapes), json.dumps(r.attrs) if r.attrs else "",
+                  _err(r.max_rel_err), _err(r.vjp_rel_err), _err(r.jvp_rel_err), _err(r.modes_rel_err),
+                  _status(r.status) + (f" {r.message}" if r.message else ""))
+    console.print(t)
+    bad = [r for r in rows if r.status == "FAIL"]
+    console.print("[green]every sample of every op passes[/]" if not bad else
+                  f"[bold red]{len(bad)} sample(s) fail:[/] " + ", ".join(sorted({r.op for r in bad})))
+
+
+# ---------------------------------------------------------------------------------------------
+# markdown
+
+
+def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    def cell(s: str) -> str:
+        return s.replace("|", "\\|")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def report_markdown(rep: Report) -> str:
+    out = [f"## Gradient check: {rep.name or rep.spec or 'graph'}: **{rep.status}**", "",
+           f"Mode {rep.mode}; {rep.dtype} graph, finite differences in {rep.fd_dtype}; "
+           f"eps {rep.tolerance.eps:g}, rtol {rep.tolerance.rtol:g}, atol {rep.tolerance.atol:g}.", ""]
+    out.append(_md_table(["input", "target", "shape", "checked", "max abs err", "max rel err", "worst element", "status"],
+                         [[c.input, f"{c.target} ({c.target_kind})", str(c.shape), f"{c.checked}/{c.size}",
+                           _err(c.max_abs_err), _err(c.max_rel_err),
+                           "-" if c.worst is None else
+                           f"{_where(c, c.worst)}: {_num(c.worst.analytic)} vs {_num(c.worst.numeric)}",
+                           f"**{c.status}**"] for c in rep.checks]))
+    for c in rep.checks:
+        if c.status != "PASS":
+            out += ["", f"Worst elements of `{c.input}`:", "",
+                    _md_table(["element", "analytic", "numeric", "abs err", "rel err", "status"],
+                              [[_where(c, e), _num(e.analytic), _num(e.numeric), _err(e.abs_err), _err(e.rel_err),
+                                e.status] for e in c.worst_elements])]
+    kinks = _kink_lines(rep)
+    if kinks:
+        out += [""] + [f"- {k}" for k in kinks]
+    if rep.modes:
+        out += ["", "Forward mode vs reverse mode:", "",
+                _md_table(["output", "<u, jvp(v)>", "<vjp(u), v>", "rel err", "status"],
+                          [[m.target, _num(m.jvp_side), _num(m.vjp_side), _err(m.rel_err), m.status] for m in rep.modes])]
+    if rep.taylor:
+        out += ["", "Taylor remainder test:", "",
+                _md_table(["along", "observed order", "status", "note"],
+                          [[r.wrt, "-" if r.order is None else f"{r.order:.2f}", r.status, r.note] for r in rep.taylor])]
+    bad_nodes = [n for n in rep.nodes if n.status != "PASS"]
+    if bad_nodes:
+        out += ["", "Nodes checked alone:", "",
+                _md_table(["node", "op", "arg", "mode", "analytic", "numeric", "rel err", "status"],
+                          [[n.node, n.op, n.arg_name, n.mode, _num(n.analytic), _num(n.numeric), _err(n.rel_err),
+                            n.status] for n in bad_nodes])]
+    for n in rep.blamed:
+        out += ["", f"**Blame:** node `{n.node}` ({n.op}): its {n.mode.upper()} for arg {n.arg} {n.arg_name} is wrong."]
+    out += [""] + [f"> note: {n}" for n in rep.notes]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def reports_markdown(reports: Sequence[Report]) -> str:
+    return "\n".join(report_markdown(r) for r in reports)
+
+
+def ops_markdown(rows: Sequence[OpRow]) -> str:
+    return "## Op sweep\n\n" + _md_table(
+        ["op", "#", "arg shapes", "attrs", "grad rel err", "own vjp", "own jvp", "jvp vs vjp", "status"],
+        [[r.op, str(r.sample), " ".join(str(tuple(s)) for s in r.shapes), json.dumps(r.attrs) if r.attrs else "",
+          _err(r.max_rel_err), _err(r.vjp_rel_err), _err(r.jvp_rel_err), _err(r.modes_rel_err),
+          r.status + (f" {r.message}" if r.message else "")] for r in rows]) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# files
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temp file in the same folder and os.replace: readers see
+    the old file or the new one, never half of one, and a crash leaves no partial report."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
