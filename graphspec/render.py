@@ -67,9 +67,10 @@ def run_table(graph: Any, result: Any, checks: list[Any], notes: list[str], grad
     from rich.console import Console
     from rich.table import Table
 
-    con = Console(highlight=False)
+    con = Console(highlight=False)  # user text goes through esc(): a description may hold "[/i]"
     title = graph.spec.name or graph.source or "spec"
-    con.print(f"[bold]{title}[/bold]" + (f": {graph.spec.description}" if graph.spec.description else ""))
+    con.print(f"[bold]{esc(title)}[/bold]" + (f": {esc(graph.spec.description)}" if graph.spec.description else ""),
+              soft_wrap=True)  # the terminal wraps it; no newlines inserted into the user's text
 
     con.print("[bold]outputs[/bold]")
     t = Table()
@@ -78,23 +79,23 @@ def run_table(graph: Any, result: Any, checks: list[Any], notes: list[str], grad
     for n in graph.outputs:
         v = result.values[n]
         op = graph.spec.nodes[n].op if n in graph.spec.nodes else graph.kind.get(n, "")
-        t.add_row(n, op, str(tuple(np.shape(v))), fmt_value(v))
+        t.add_row(n, op, str(tuple(np.shape(v))), esc(fmt_value(v)))
     con.print(t)
 
     if graph.loss is not None and grads:
         seed = graph.seed
         how = "" if seed is None or (seed.shape == () and seed == 1) else f", seed {fmt_value(seed)}"
-        con.print(f"[bold]gradients[/bold] of loss '{graph.loss}' = {fmt_value(result.loss)}{how}")
+        con.print(f"[bold]gradients[/bold] of loss '{graph.loss}' = {esc(fmt_value(result.loss))}{esc(how)}")
         t = Table()
         for col in ("name", "kind", "shape", "dL/d·"):
             t.add_column(col)
         for n in graph.wrt:
             g = result.grads[n]
-            t.add_row(n, graph.kind[n][:-1], str(tuple(np.shape(g))), fmt_value(g))
+            t.add_row(n, graph.kind[n][:-1], str(tuple(np.shape(g))), esc(fmt_value(g)))
         con.print(t)
 
     for note in notes:
-        con.print(f"[yellow]warning:[/yellow] {note}")
+        con.print(f"[yellow]warning:[/yellow] {esc(note)}")
     if checks:
         held = sum(c.ok for c in checks)
         con.print(f"[bold]expectations[/bold]: {held} of {len(checks)} hold")
@@ -102,8 +103,8 @@ def run_table(graph: Any, result: Any, checks: list[Any], notes: list[str], grad
         for col in ("", "what", "expected", "got", "max abs err"):
             t.add_column(col)
         for c in checks:
-            t.add_row("[green]✓[/green]" if c.ok else "[red]✗[/red]", f"{c.kind} {c.name}", fmt_value(c.expected),
-                      "missing" if c.got is None else fmt_value(c.got), f"{c.max_abs_err:.2e}")
+            t.add_row("[green]✓[/green]" if c.ok else "[red]✗[/red]", f"{c.kind} {c.name}", esc(fmt_value(c.expected)),
+                      "missing" if c.got is None else esc(fmt_value(c.got)), f"{c.max_abs_err:.2e}")
         con.print(t)
         con.print("[green]all expectations hold[/green]" if held == len(checks)
                   else f"[red]{len(checks) - held} expectation(s) failed[/red]")
@@ -137,6 +138,13 @@ def train_json(graph: Any, steps: list[Any], epochs: list[Any], saved: str) -> d
     }
 
 
+def esc(text: str) -> str:
+    """User text (descriptions, values, messages) printed literally, not read as rich markup."""
+    from rich.markup import escape
+
+    return escape(text)
+
+
 def ops_table(fmt: str = "table") -> None:
     from .ops import OPS
 
@@ -157,5 +165,5 @@ def ops_table(fmt: str = "table") -> None:
     for col in ("op", "args", "attrs (defaults)", "does"):
         t.add_column(col)
     for r in rows:
-        t.add_row(r["op"], r["args"], r["attrs"], r["doc"])
+        t.add_row(r["op"], r["args"], esc(r["attrs"]), esc(r["doc"]))
     Console().print(t)

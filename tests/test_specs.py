@@ -284,11 +284,8 @@ def test_training_the_mlp_learns_the_blobs():
     assert float(graph.evaluate().loss) < 0.1 < start
 
 
-# --- known graphspec bugs, found while writing the specs --------------------------------------------
+# --- graphspec bugs found while writing the specs (fixed) --------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="render.run_table prints the spec's description as rich markup: '[m]' or "
-                   "'[bold]' in a description vanish, and an unmatched '[/i]' raises rich.errors.MarkupError "
-                   "(a traceback, exit 1) for a valid spec")
 def test_run_prints_the_description_verbatim(tmp_path, capsys):
     spec = tmp_path / "s.json"
     spec.write_text(json.dumps({"graphspec": "1", "description": "W1[m][n], x[/i]",
