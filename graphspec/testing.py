@@ -1,0 +1,28 @@
+"""Helpers for users' own test suites.
+
+    from graphspec.testing import assert_gradients
+
+    def test_my_model_gradients():
+        assert_gradients("specs/my_model.json")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .gradcheck import Report, gradcheck
+
+
+def assert_gradients(spec_or_graph: Any, *, inputs: Mapping[str, Any] | None = None, strict: bool = False,
+                     fast: bool = False, taylor: bool = False, **options: Any) -> Report:
+    """Check every gradient of a spec (a path, a dict or a loaded `Graph`) and raise AssertionError with
+    the report's text when one is wrong (with ``strict``, also when one sits at a kink). Returns the
+    report when all is well. ``options`` go to `graphspec.gradcheck` (``wrt``, ``max_elements``,
+    ``directions``, ``tolerance``, ``seed``...)."""
+    rep = gradcheck(spec_or_graph, inputs=inputs, strict=strict, fast=fast, taylor=taylor, **options)
+    if not rep.ok:
+        what = rep.name or rep.spec or "graph"
+        blame = "; ".join(f"node '{n.node}' ({n.op}) has a wrong {n.mode.upper()} for {n.arg_name}" for n in rep.blamed)
+        raise AssertionError(f"gradient check of {what} failed{': ' + blame if blame else ''}\n{rep.text()}")
+    return rep

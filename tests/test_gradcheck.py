@@ -1,0 +1,445 @@
+"""The gradient checker: passes right gradients, fails wrong ones and names the node, reports kinks,
+agrees with independent references, and its batched finite differences equal the one-at-a-time ones."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import itertools
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import graphspec
+from graphspec.gradcheck import FAIL, KINK, PASS, Tolerance, gradcheck
+from graphspec.ops import OPS
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = sorted(p for p in (ROOT / "specs").rglob("*.json") if "data" not in p.parts)
+
+
+def _val(a: np.ndarray) -> dict:
+    return {"value": np.asarray(a).tolist()}
+
+
+def mlp_spec(dtype: str = "float64", batch: int = 8, sizes: tuple[int, ...] = (4, 16, 16, 3), act: str = "tanh",
+             seed: int = 0) -> dict:
+    """An MLP with softmax cross-entropy: X -> (matmul, add bias, act) ... -> logits."""
+    r = np.random.default_rng(seed)
+    params, nodes = {}, {}
+    h = "X"
+    for i, (a, b) in enumerate(itertools.pairwise(sizes), start=1):
+        params[f"W{i}"] = {**_val(r.normal(size=(a, b)) / np.sqrt(a)), "dtype": dtype}
+        params[f"b{i}"] = {**_val(r.normal(size=(b,)) * 0.1), "dtype": dtype}
+        nodes[f"a{i}"] = {"op": "matmul", "args": [h, f"W{i}"]}
+        nodes[f"z{i}"] = {"op": "add", "args": [f"a{i}", f"b{i}"]}
+        h = f"z{i}"
+        if i < len(sizes) - 1:
+            nodes[f"h{i}"] = {"op": act, "args": [h]}
+            h = f"h{i}"
+    nodes["loss"] = {"op": "softmax_cross_entropy", "args": [h, "y"]}
+    inputs = {"X": {**_val(r.normal(size=(batch, sizes[0]))), "dtype": dtype, "grad": False},
+              "y": {"value": r.integers(0, sizes[-1], size=batch).tolist(), "dtype": "int64"}}
+    return {"graphspec": "1", "name": "mlp", "inputs": inputs, "params": params, "nodes": nodes, "loss": "loss"}
+
+
+def spec(nodes: dict, loss: str | None = None, **leaves: np.ndarray) -> dict:
+    """A spec with the given float leaves as params (gradients checked) and the given nodes."""
+    out: dict = {"graphspec": "1", "params": {k: _val(v) for k, v in leaves.items()}, "nodes": nodes}
+    if loss:
+        out["loss"] = loss
+    return out
+
+
+@contextlib.contextmanager
+def broken(op: str, vjp: tuple | None = None, jvp: tuple | None = None) -> Iterator[None]:
+    """Swap in a copy of an op with a wrong VJP (or JVP); graphs loaded inside the block use it."""
+    orig = OPS[op]
+    changes = {k: v for k, v in (("vjp", vjp), ("jvp", jvp)) if v is not None}
+    if vjp is not None and jvp is None:
+        changes["jvp"] = orig.jvp  # elementwise ops share the function: keep the JVP right
+    OPS[op] = dataclasses.replace(orig, **changes)
+    try:
+        yield
+    finally:
+        OPS[op] = orig
+
+
+def blamed(rep: graphspec.Report) -> set[str]:
+    return {n.node for n in rep.blamed}
+
+
+# ---------------------------------------------------------------------------------------------
+# right gradients pass
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: str(p.relative_to(ROOT / "specs")))
+def test_every_spec_passes_with_taylor_order_two(path: Path) -> None:
+    rep = gradcheck(path, taylor=True)
+    assert rep.ok, rep.text()
+    assert all(m.status == PASS for m in rep.modes)
+    for row in rep.taylor:
+        assert row.status != FAIL, rep.text()
+        if row.order is not None:
+            assert 1.7 < row.order < 2.6, (row.wrt, row.order)
+
+
+def test_mlp_passes_and_report_has_every_element() -> None:
+    rep = gradcheck(mlp_spec())
+    assert rep.status == PASS and rep.ok
+    assert [c.input for c in rep.checks] == ["W1", "b1", "W2", "b2", "W3", "b3"]
+    w1 = rep.checks[0]
+    assert w1.shape == (4, 16) and w1.size == w1.checked == 64
+    assert len(w1.arrays["analytic"]) == 64 and len(w1.worst_elements) == 5
+    assert w1.max_rel_err < 1e-6 and w1.worst is not None and w1.worst.rel_err == w1.max_rel_err
+    assert not rep.nodes  # nothing failed, so no node was blamed (and none was checked)
+
+
+def test_numeric_column_matches_a_naive_loop_over_graph_run() -> None:
+    """The batched central differences against the plain API, one element at a time."""
+    s = mlp_spec(sizes=(3, 5, 2), batch=4)
+    g = graphspec.load(s)
+    rep = gradcheck(g)
+    for c in rep.checks:
+        x = g.params[c.input]
+        naive = []
+        for j in range(x.size):
+            h = 6e-6 * max(1.0, abs(x.flat[j]))
+            xp, xm = x.copy(), x.copy()
+            xp.flat[j] += h
+            xm.flat[j] -= h
+            naive.append((float(g.run(**{c.input: xp}, check_finite="off")["loss"])
+                          - float(g.run(**{c.input: xm}, check_finite="off")["loss"])) / (2 * h))
+        np.testing.assert_allclose(c.arrays["numeric"], naive, rtol=1e-7, atol=1e-10)
+        np.testing.assert_allclose(c.arrays["analytic"], g.grad()[c.input].ravel(), rtol=0, atol=0)
+
+
+BATCH_CASES = {
+    "mlp_relu": mlp_spec(act="relu", sizes=(3, 4, 2), batch=3),
+    "broadcast_binary": spec({"a": {"op": "mul", "args": ["x", "y"]}, "b": {"op": "div", "args": ["a", "z"]},
+                              "c": {"op": "maximum", "args": ["b", "y"]}, "s": {"op": "sum", "args": ["c"]}}, "s",
+                             x=np.linspace(-1, 1, 12).reshape(3, 4), y=np.array([0.5, -0.2, 0.3, 0.9]),
+                             z=np.array([[1.5], [2.0], [2.5]])),
+    "matmul_1d": spec({"a": {"op": "matmul", "args": ["v", "M"]}, "b": {"op": "matmul", "args": ["M", "w"]},
+                       "c": {"op": "matmul", "args": ["v", "w"]}, "d": {"op": "matmul", "args": ["T", "M"]},
+                       "s1": {"op": "sum", "args": ["a"]}, "s2": {"op": "sum", "args": ["b"]},
+                       "s3": {"op": "sum", "args": ["d"], "attrs": {"axis": [0, 2]}},
+                       "t": {"op": "add", "args": ["s1", "s2"]}, "t2": {"op": "add", "args": ["t", "c"]},
+                       "t3": {"op": "sum", "args": ["s3"]}, "L": {"op": "add", "args": ["t2", "t3"]}}, "L",
+                      v=np.array([0.1, -0.4, 0.7]), M=np.arange(9.0).reshape(3, 3) / 10, w=np.array([1.0, 2.0, -1.0]),
+                      T=np.arange(18.0).reshape(2, 3, 3) / 20),
+    "reductions_softmax": spec({"m": {"op": "max", "args": ["x"], "attrs": {"axis": 0, "keepdims": True}},
+                                "l": {"op": "logsumexp", "args": ["x"], "attrs": {"axis": -1}},
+                                "sm": {"op": "softmax", "args": ["x"], "attrs": {"axis": 0}},
+                                "ls": {"op": "log_softmax", "args": ["x"]},
+                                "p": {"op": "mul", "args": ["sm", "ls"]}, "q": {"op": "mean", "args": ["p"]},
+                                "r": {"op": "sub", "args": ["x", "m"]}, "rs": {"op": "sum", "args": ["r"],
+                                                                                "attrs": {"axis": [0, 1]}},
+                                "ll": {"op": "sum", "args": ["l"]}, "a": {"op": "add", "args": ["q", "rs"]},
+                                "L": {"op": "add", "args": ["a", "ll"]}}, "L",
+                               x=np.array([[0.3, -1.2, 2.0, 0.1], [1.1, 0.4, -0.5, 0.9], [0.0, 0.7, 0.2, -2.0]])),
+    "shapes": spec({"t": {"op": "transpose", "args": ["x"], "attrs": {"axes": [1, 0, 2]}},
+                    "r": {"op": "reshape", "args": ["t"], "attrs": {"shape": [3, -1]}},
+                    "c": {"op": "concat", "args": ["r", "y"], "attrs": {"axis": -1}},
+                    "t2": {"op": "transpose", "args": ["c"]}, "e": {"op": "exp", "args": ["t2"]},
+                    "L": {"op": "l2", "args": ["e"]}}, "L",
+                   x=np.linspace(-0.5, 0.5, 12).reshape(2, 3, 2), y=np.array([[0.1], [0.2], [0.3]])),
+    "losses": spec({"xe": {"op": "softmax_cross_entropy", "args": ["s", "p"], "attrs": {"axis": 0, "reduction": "sum"}},
+                    "hn": {"op": "hinge", "args": ["s", "s2"], "attrs": {"reduction": "none", "margin": 0.5}},
+                    "hs": {"op": "sum", "args": ["hn"]},
+                    "ms": {"op": "mse", "args": ["v", "s"], "attrs": {"reduction": "mean"}},
+                    "a": {"op": "add", "args": ["xe", "hs"]}, "L": {"op": "add", "args": ["a", "ms"]}}, "L",
+                   s=np.array([[1.0, -0.3, 0.4], [0.2, 0.9, -1.1]]), p=np.array([[0.2, 0.5, 0.3], [0.8, 0.5, 0.7]]),
+                   s2=np.array([[0.1, 0.35, 0.2], [0.6, -0.2, 0.05]]), v=np.array([0.3, -0.7, 0.1])),
+}
+BATCH_CASES["losses"]["inputs"] = {}
+
+
+@pytest.mark.parametrize("name", sorted(BATCH_CASES))
+def test_batched_differences_equal_one_at_a_time(name: str) -> None:
+    s = BATCH_CASES[name]
+    if name == "losses":  # hinge labels must be integer class indices
+        s = json.loads(json.dumps(s))
+        s["nodes"]["hn"]["args"] = ["s", "lab"]
+        s["inputs"]["lab"] = {"value": [2, 0], "dtype": "int64"}
+        del s["params"]["s2"]
+    fast, slow = gradcheck(s, batch=True, taylor=True), gradcheck(s, batch=False, taylor=True)
+    assert fast.status == slow.status == PASS, fast.text()
+    for a, b in zip(fast.checks, slow.checks, strict=True):
+        np.testing.assert_allclose(a.arrays["numeric"], b.arrays["numeric"], rtol=1e-9, atol=1e-12)
+    for a, b in zip(fast.taylor, slow.taylor, strict=True):
+        assert a.used == b.used
+        np.testing.assert_allclose(np.array(a.remainder, dtype=float), np.array(b.remainder, dtype=float),
+                                   rtol=1e-6, atol=1e-15)
+    assert fast.evaluations == slow.evaluations
+
+
+def test_jacobian_of_an_output_without_loss_matches_autograd() -> None:
+    agnp = pytest.importorskip("autograd.numpy")
+    from autograd import jacobian
+
+    W, x = np.array([[0.5, -1.0, 0.3], [0.2, 0.8, -0.6]]), np.array([0.4, -0.2, 0.9])
+    s = spec({"a": {"op": "matmul", "args": ["W", "x"]}, "y": {"op": "tanh", "args": ["a"]}}, W=W, x=x)
+    rep = gradcheck(s)
+    assert rep.status == PASS and {c.target_kind for c in rep.checks} == {"jacobian"}
+    jw = jacobian(lambda w: agnp.tanh(w @ x))(W)  # (2, 2, 3): output, then W's element
+    cw = next(c for c in rep.checks if c.input == "W")
+    assert cw.checked == 6 and len(cw.arrays["numeric"]) == 2 * 6
+    np.testing.assert_allclose(np.reshape(cw.arrays["numeric"], (2, 2, 3)), jw, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(np.reshape(cw.arrays["analytic"], (2, 2, 3)), jw, rtol=1e-12, atol=1e-14)
+
+
+def test_big_outputs_are_checked_along_random_projections() -> None:
+    x = np.linspace(-1, 1, 200).reshape(10, 20)
+    rep = gradcheck(spec({"y": {"op": "sin", "args": ["x"]}}, x=x), jacobian_max=64, projections=3)
+    (c,) = rep.checks
+    assert c.target_kind == "projection" and c.status == PASS
+    assert sorted(set(c.arrays["row"])) == ["u1", "u2", "u3"] and len(c.arrays["numeric"]) == 600
+
+
+def test_float32_graph_is_differenced_in_float64_and_says_so() -> None:
+    rep = gradcheck(mlp_spec(dtype="float32"))
+    assert rep.dtype == "float32" and rep.fd_dtype == "float64" and rep.status == PASS, rep.text()
+    assert any("float64" in n for n in rep.notes) and rep.tolerance.rtol > 1e-5
+    # the finite differences were not taken in float32: they agree with float64 ones of the same point
+    rep64 = gradcheck(mlp_spec(dtype="float32"), tolerance=Tolerance(6e-6, 1e-4, 1e-5))
+    np.testing.assert_allclose(rep.checks[0].arrays["numeric"], rep64.checks[0].arrays["numeric"], rtol=1e-12)
+
+
+def test_float32_graph_with_a_broken_op_fails() -> None:
+    with broken("tanh", vjp=(lambda g, ans, x: g * (1 - ans),)):
+        rep = gradcheck(mlp_spec(dtype="float32"))
+    assert rep.status == FAIL and blamed(rep) == {"h1", "h2"}
+
+
+def test_max_elements_samples() -> None:
+    rep = gradcheck(mlp_spec(), max_elements=10)
+    sizes = {c.input: (c.checked, c.size) for c in rep.checks}
+    assert sizes["W2"] == (10, 256) and sizes["b3"] == (3, 3)
+    assert rep.status == PASS and any("max-elements" in n for n in rep.notes)
+
+
+def test_fast_mode_passes_and_uses_few_evaluations() -> None:
+    full, fast = gradcheck(mlp_spec()), gradcheck(mlp_spec(), fast=True, directions=3)
+    assert fast.status == PASS and fast.mode == "fast"
+    assert all(c.checked == 3 and c.method == "directions" for c in fast.checks)
+    assert fast.evaluations == 6 * 2 * 3 < full.evaluations
+
+
+def test_fast_mode_fails_a_wrong_gradient() -> None:
+    with broken("mul", vjp=(lambda g, ans, x, y: 2 * g * y, lambda g, ans, x, y: g * x)):
+        g = graphspec.load(spec({"a": {"op": "mul", "args": ["x", "y"]}, "L": {"op": "sum", "args": ["a"]}}, "L",
+                                x=np.array([1.0, 2.0, 3.0]), y=np.array([0.5, -1.0, 2.0])))
+    rep = gradcheck(g, fast=True)
+    assert rep.status == FAIL and [c.status for c in rep.checks] == [FAIL, PASS] and blamed(rep) == {"a"}
+
+
+# ---------------------------------------------------------------------------------------------
+# wrong gradients fail, and the report names the node
+
+
+def _transposed_matmul_dy(g, ans, x, y):
+    return np.swapaxes(np.swapaxes(x, -1, -2) @ g, -1, -2)  # (x^T g)^T: right shape only when square
+
+
+def _square_mlp() -> dict:
+    return mlp_spec(sizes=(4, 4, 4), batch=5)
+
+
+BUGS: dict[str, tuple[str, dict, Callable[[], dict], set[str]]] = {
+    "scaled_vjp": ("mul", {"vjp": (lambda g, ans, x, y: 1.5 * g * y, lambda g, ans, x, y: g * x)},
+                   lambda: spec({"p": {"op": "mul", "args": ["x", "w"]}, "e": {"op": "exp", "args": ["p"]},
+                                 "L": {"op": "sum", "args": ["e"]}}, "L",
+                                x=np.array([0.2, -0.4, 0.6]), w=np.array([1.0, 0.5, -0.3])), {"p"}),
+    "wrong_sign": ("sub", {"vjp": (lambda g, ans, x, y: g, lambda g, ans, x, y: g)},
+                   lambda: spec({"d": {"op": "sub", "args": ["x", "y"]}, "q": {"op": "square", "args": ["d"]},
+                                 "L": {"op": "sum", "args": ["q"]}}, "L",
+                                x=np.array([1.0, 2.0]), y=np.array([0.3, -0.5])), {"d"}),
+    "missing_broadcast_reduction": (
+        "add", {"vjp": (lambda g, ans, x, y: g, lambda g, ans, x, y: g[0] if np.ndim(g) > np.ndim(y) else g)},
+        lambda: mlp_spec(sizes=(3, 4, 2), batch=5), {"z1", "z2"}),
+    "transposed_matmul_vjp": ("matmul", {"vjp": (OPS["matmul"].vjp[0], _transposed_matmul_dy)}, _square_mlp,
+                              {"a1", "a2"}),
+    "wrong_softmax_jacobian": (
+        "softmax", {"vjp": (lambda g, ans, x, *, axis: ans * g,)},
+        lambda: spec({"s": {"op": "softmax", "args": ["x"]}, "l": {"op": "log", "args": ["s"]},
+                      "m": {"op": "mul", "args": ["l", "t"]}, "L": {"op": "sum", "args": ["m"]}}, "L",
+                     x=np.array([[0.5, -1.0, 2.0], [0.1, 0.2, 0.3]]), t=np.array([[0.2, 0.3, 0.5], [1.0, 0.0, 0.0]])),
+        {"s"}),
+    "wrong_tanh_derivative": ("tanh", {"vjp": (lambda g, ans, x: g * (1 - ans),)}, lambda: mlp_spec(sizes=(3, 4, 2)),
+                              {"h1"}),
+    "xent_missing_mean": ("softmax_cross_entropy",
+                          {"vjp": (lambda g, ans, logits, labels, *, axis, reduction:
+                                   g * (np.exp(logits) / np.exp(logits).sum(axis, keepdims=True)
+                                        - np.eye(logits.shape[axis])[labels]), None)},
+                          lambda: mlp_spec(sizes=(3, 4, 2), batch=4), {"loss"}),
+}
+
+
+@pytest.mark.parametrize("bug", sorted(BUGS))
+def test_injected_bug_fails_and_names_the_node(bug: str) -> None:
+    op, change, make, nodes = BUGS[bug]
+    with broken(op, **change):
+        g = graphspec.load(make())
+    rep = gradcheck(g, taylor=True)
+    assert rep.status == FAIL and not rep.ok
+    assert blamed(rep) == nodes, rep.text()
+    assert {n.op for n in rep.blamed} == {op}
+    assert all(n.mode == "vjp" for n in rep.blamed)  # the JVPs were left right
+    assert any(m.status == FAIL for m in rep.modes)
+    (all_row, *_) = rep.taylor
+    assert all_row.status == FAIL and all_row.order is not None and 0.7 < all_row.order < 1.3, rep.text()
+    text = rep.text()
+    assert "blame" in text and all(f"'{n}'" in text for n in nodes)
+
+
+def test_the_same_graph_passes_without_the_bug() -> None:
+    for op, _, make, _ in BUGS.values():
+        assert gradcheck(make()).status == PASS, op
+
+
+def test_a_wrong_jvp_alone_is_caught_by_the_mode_check_and_blamed() -> None:
+    with broken("sin", jvp=(lambda t, ans, x: t * np.sin(x),)):
+        g = graphspec.load(spec({"s": {"op": "sin", "args": ["x"]}, "L": {"op": "sum", "args": ["s"]}}, "L",
+                                x=np.array([0.3, 1.2, -0.7])))
+    rep = gradcheck(g)
+    assert [c.status for c in rep.checks] == [PASS]  # reverse mode is right
+    assert [m.status for m in rep.modes] == [FAIL]
+    assert [(n.node, n.mode) for n in rep.blamed] == [("s", "jvp")]
+
+
+def test_blame_everything_on_request_and_all_pass() -> None:
+    rep = gradcheck(mlp_spec(), blame=True)
+    assert rep.nodes and all(n.status == PASS for n in rep.nodes) and rep.status == PASS
+    assert {n.node for n in rep.nodes} >= {"a1", "z1", "h1", "loss"}
+
+
+# ---------------------------------------------------------------------------------------------
+# kinks
+
+
+def _kinked(node: dict, **leaves: np.ndarray) -> graphspec.Report:
+    return gradcheck(spec({"k": node, "L": {"op": "sum", "args": ["k"]}}, "L", **leaves))
+
+
+@pytest.mark.parametrize("op", ["relu", "abs", "leaky_relu"])
+def test_unary_kink_at_zero_is_kink_not_fail_nor_silent_pass(op: str) -> None:
+    rep = _kinked({"op": op, "args": ["x"]}, x=np.array([-1.0, 0.0, 2.0]))
+    (c,) = rep.checks
+    assert c.status == KINK and rep.status == KINK and rep.ok
+    assert c.arrays["status"] == [PASS, KINK, PASS]
+    (e,) = c.kinks
+    assert e.index == (1,) and [(k.node, k.op, k.at) for k in e.kinks] == [("k", op, (1,))]
+
+
+def test_strict_turns_kinks_into_failures() -> None:
+    rep = gradcheck(spec({"k": {"op": "relu", "args": ["x"]}, "L": {"op": "sum", "args": ["k"]}}, "L",
+                         x=np.array([0.0, 1.0])), strict=True)
+    assert rep.status == KINK and not rep.ok
+
+
+def test_max_with_ties_is_a_kink() -> None:
+    rep = _kinked({"op": "max", "args": ["x"], "attrs": {"axis": -1}}, x=np.array([[1.0, 3.0, 3.0], [0.5, 0.2, 0.1]]))
+    (c,) = rep.checks
+    assert c.status == KINK
+    assert sorted(e.index for e in c.kinks) == [(0, 1), (0, 2)]
+    assert c.arrays["status"][3:] == [PASS] * 3
+
+
+def test_maximum_tie_is_a_kink() -> None:
+    rep = _kinked({"op": "maximum", "args": ["x", "y"]}, x=np.array([1.0, 2.0]), y=np.array([1.0, 0.0]))
+    assert [c.arrays["status"] for c in rep.checks] == [[KINK, PASS], [KINK, PASS]]
+
+
+def test_hinge_at_the_margin_is_a_kink() -> None:
+    s = spec({"L": {"op": "hinge", "args": ["s", "y"]}}, "L", s=np.array([[2.0, 1.0, 0.0], [0.3, 0.1, 2.0]]))
+    s["inputs"] = {"y": {"value": [0, 2], "dtype": "int64"}}  # row 0: s_1 - s_0 + 1 = 0, exactly at the margin
+    rep = gradcheck(s)
+    (c,) = rep.checks
+    assert c.status == KINK and rep.ok
+    assert {e.index for e in c.kinks} == {(0, 0), (0, 1)} and all(e.kinks[0].node == "L" for e in c.kinks)
+
+
+def test_relu_network_away_from_kinks_has_no_false_kinks() -> None:
+    rep = gradcheck(mlp_spec(act="relu"))
+    assert rep.status == PASS, rep.text()
+
+
+def test_taylor_steps_that_cross_a_kink_are_not_used() -> None:
+    # relu(x) with x = 0.01: steps of 0.1 cross the kink, steps below 0.01 do not
+    rep = gradcheck(spec({"k": {"op": "relu", "args": ["x"]}, "q": {"op": "square", "args": ["k"]},
+                          "L": {"op": "sum", "args": ["q"]}}, "L", x=np.array([0.01])), taylor=True)
+    (row,) = rep.taylor
+    assert row.used[-1] and not all(row.used) and row.status == PASS and abs(row.order - 2) < 0.1
+
+
+# ---------------------------------------------------------------------------------------------
+# step sizes, tolerances, reports
+
+
+def test_steep_function_passes_after_richardson_and_says_so() -> None:
+    s = spec({"s": {"op": "mul", "args": ["x", 3000.0]}, "y": {"op": "sin", "args": ["s"]},
+              "L": {"op": "sum", "args": ["y"]}}, "L", x=np.array([0.1234, 0.4321]))
+    assert gradcheck(s, refine=False).status == FAIL  # plain central differences are off by ~(3000 h)^2 / 6
+    rep = gradcheck(s)
+    assert rep.status == PASS and "Richardson" in rep.checks[0].notes[0]
+
+
+def test_step_scales_with_magnitude() -> None:
+    # x = 1e6: a fixed step of 1e-6 (torch's eps) would lose 10 of float64's 16 digits to rounding
+    x = np.array([1.0e6, -2.5e6])
+    rep = gradcheck(spec({"q": {"op": "square", "args": ["x"]}, "L": {"op": "sum", "args": ["q"]}}, "L", x=x))
+    assert rep.status == PASS and rep.checks[0].max_rel_err < 1e-8
+
+
+def test_tiny_gradients_are_not_passed_by_an_absolute_floor() -> None:
+    # gradients of size 1e-7 scaled by 2: torch's atol 1e-5 would pass them; ours must not
+    with broken("mul", vjp=(lambda g, ans, x, y: 2 * g * y, lambda g, ans, x, y: g * x)):
+        g = graphspec.load(spec({"a": {"op": "mul", "args": ["x", "c"]}, "L": {"op": "sum", "args": ["a"]}}, "L",
+                                x=np.array([1.0, 2.0]), c=np.array([1e-7, 3e-7])))
+    rep = gradcheck(g, wrt=["x"])
+    assert rep.checks[0].status == FAIL
+
+
+def test_json_report_keys_and_values() -> None:
+    from graphspec import report
+
+    with broken("sub", vjp=(lambda g, ans, x, y: g, lambda g, ans, x, y: g)):
+        g = graphspec.load(BUGS["wrong_sign"][2]())
+    doc = json.loads(report.dumps(report.reports_json([gradcheck(g, taylor=True)])))
+    assert doc["format"] == "graphspec-gradcheck" and doc["version"] == 1 and doc["ok"] is False
+    (r,) = doc["reports"]
+    assert set(r) >= {"spec", "name", "status", "ok", "strict", "mode", "dtype", "fd_dtype", "tolerance", "checks",
+                      "modes", "nodes", "blamed", "taylor", "notes", "seconds", "evaluations"}
+    c = r["checks"][1]
+    assert c["input"] == "y" and c["status"] == "FAIL" and c["shape"] == [2]
+    assert set(c["elements"]) == {"index", "row", "analytic", "numeric", "abs_err", "rel_err", "status"}
+    assert c["elements"]["index"] == [[0], [1]]
+    assert r["blamed"] == [{"node": "d", "op": "sub", "arg": 1, "arg_name": "y (y)", "mode": "vjp"}]
+    assert c["worst"]["analytic"] == pytest.approx(-c["worst"]["numeric"], rel=1e-6)
+
+
+def test_markdown_report_names_the_blamed_node() -> None:
+    from graphspec import report
+
+    with broken("sub", vjp=(lambda g, ans, x, y: g, lambda g, ans, x, y: g)):
+        g = graphspec.load(BUGS["wrong_sign"][2]())
+    md = report.report_markdown(gradcheck(g))
+    assert "**FAIL**" in md and "**Blame:** node `d` (sub)" in md and "| element |" in md
+
+
+def test_write_atomic_replaces_and_leaves_no_temp(tmp_path: Path) -> None:
+    from graphspec.report import write_atomic
+
+    out = tmp_path / "r.json"
+    out.write_text("old")
+    write_atomic(out, "new")
+    assert out.read_text() == "new" and [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_wrt_rejects_unknown_names() -> None:
+    with pytest.raises(graphspec.InputError):
+        gradcheck(mlp_spec(), wrt=["nope"])
