@@ -9,6 +9,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import numpy as np
 from . import graph as graph_mod
 from . import shapes, values
 from .errors import InputError, NonFiniteError, SpecError, did_you_mean
-from .interpret import Plan
+from .interpret import Plan, surely_finite
 from .ops import Aval
 from .spec import InputDecl, Spec, load_spec
 
@@ -168,13 +169,20 @@ class Graph:
 
     # -- the calls ---------------------------------------------------------------------------
 
+    @cached_property
+    def _finite_slots(self) -> tuple[list[int], list[int]]:
+        """The slots a call checks for inf and nan: the float outputs and the loss (forward),
+        the wrt leaves (backward). Static dtypes, so worked out once, not per call."""
+        slot = self.plan.slot
+        targets = dict.fromkeys([*self.outputs, *([self.loss] if self.loss else [])])
+        return ([slot[t] for t in targets if t in slot and self.avals[t].dtype.startswith("float")],
+                [slot[n] for n in self.wrt])
+
     def _forward(self, given: Mapping[str, Any], check_finite: str) -> list[Any]:
         vals = self.plan.forward(self._leaf_values(given))
-        if check_finite != "off":
-            targets = [*self.outputs, *([self.loss] if self.loss else [])]
-            if not all(np.all(np.isfinite(vals[self.plan.slot[t]])) for t in targets if t in self.plan.slot
-                       and np.issubdtype(np.result_type(vals[self.plan.slot[t]]), np.inexact)):
-                self._nonfinite(self.plan.nonfinite_error(vals), check_finite)
+        # surely_finite is one cheap reduction per target; the exact scan runs only on a doubt
+        if check_finite != "off" and not all(surely_finite(vals[s]) for s in self._finite_slots[0]):
+            self._nonfinite(self.plan.nonfinite_error(vals), check_finite)
         return vals
 
     @staticmethod
@@ -203,8 +211,7 @@ class Graph:
         if self.loss is None:
             raise SpecError("this spec has no loss to differentiate", loc="loss")
         ct = self.plan.backward(vals, self.loss, self.seed)
-        if check_finite != "off" and not all(ct[self.plan.slot[n]] is None or np.all(np.isfinite(ct[self.plan.slot[n]]))
-                                             for n in self.wrt):
+        if check_finite != "off" and not all(ct[s] is None or surely_finite(ct[s]) for s in self._finite_slots[1]):
             self._nonfinite(self.plan.nonfinite_error(ct, "gradient"), check_finite)
         return ct
 

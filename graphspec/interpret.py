@@ -9,9 +9,11 @@ Nothing here recurses, so a 100,000-node chain runs like a 10-node one.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -23,6 +25,40 @@ from .spec import Node
 
 def _bind(fn: Callable[..., Any] | None, attrs: dict[str, Any]) -> Callable[..., Any] | None:
     return partial(fn, **attrs) if fn is not None and attrs else fn
+
+
+def _getter(args: tuple[int, ...]) -> Callable[[list[Any]], tuple[Any, ...]]:
+    """vals -> the args' values as a tuple; itemgetter is C, a list comprehension per step is not."""
+    if len(args) == 1:
+        (a,) = args
+        return lambda vals: (vals[a],)
+    return itemgetter(*args)
+
+
+def _fit(g: Any, x: Any) -> Any:
+    """A cotangent in its primal's shape and dtype: broadcasting summed back, and no promotion
+    (a float32 graph keeps float32 cotangents even where an op's VJP promotes to float64)."""
+    shape = np.shape(x)
+    if np.shape(g) != shape:
+        g = unbroadcast(g, shape)
+    return np.asarray(g, dtype=np.result_type(x))
+
+
+def surely_finite(v: Any) -> bool:
+    """True when ``v`` holds no inf or nan (ints and bools always). One pass and no temporary
+    array: a sum of squares (a BLAS dot, the fastest reduction numpy has) is finite when every
+    term is, unless finite terms overflow; so False means "maybe", and callers confirm with the
+    exact `first_nonfinite`."""
+    if not isinstance(v, np.ndarray | np.generic):
+        v = np.asarray(v)
+    if v.dtype.kind != "f":
+        return True
+    if v.ndim == 0:
+        return math.isfinite(v)
+    if v.flags.c_contiguous:
+        flat = v.reshape(-1)
+        return math.isfinite(np.dot(flat, flat))
+    return bool(np.isfinite(v).all())
 
 
 @dataclass(frozen=True)
@@ -91,8 +127,10 @@ class Plan:
             differentiable[out] = bool(jvps)
             steps.append(Step(name, node.op, out, tuple(args), _bind(op.forward, kw), tuple(vjps), tuple(jvps), kw))
         self.steps: list[Step] = steps
-        self._fsteps = [(s.forward, s.args, s.out) for s in steps]
-        self._bsteps = [(s.out, s.args, s.vjps) for s in reversed(steps) if s.vjps]
+        # the loops' own flat records: ops resolved, attrs bound, arg fetches prebuilt
+        self._fsteps = [(s.forward, _getter(s.args), s.out) for s in steps]
+        self._bsteps = [(s.out, _getter(s.args), tuple((s.args.index(a), a, vjp) for a, vjp in s.vjps))
+                        for s in reversed(steps) if s.vjps]
 
     # -- forward -----------------------------------------------------------------------------
 
@@ -102,8 +140,8 @@ class Plan:
         i = 0
         try:
             with np.errstate(all="ignore"):  # non-finite values are reported by node, below
-                for i, (fwd, args, out) in enumerate(self._fsteps):  # noqa: B007
-                    vals[out] = fwd(*[vals[a] for a in args])
+                for i, (fwd, get, out) in enumerate(self._fsteps):  # noqa: B007
+                    vals[out] = fwd(*get(vals))
         except Exception as e:  # numpy's message, located at the node that raised it
             step = self.steps[i]
             raise InputError(f"{step.op} failed: {e}", loc=f"nodes.{step.name}") from None
@@ -116,17 +154,21 @@ class Plan:
         ct: list[Any] = [None] * len(vals)
         ct[self.slot[loss]] = seed
         with np.errstate(all="ignore"):
-            for out, args, vjps in self._bsteps:
+            for out, get, vjps in self._bsteps:
                 g = ct[out]
                 if g is None:
                     continue
                 ans = vals[out]
-                argv = [vals[a] for a in args]
-                for s, vjp in vjps:
+                argv = get(vals)
+                for i, s, vjp in vjps:
                     gi = vjp(g, ans, *argv)
-                    shape = np.shape(vals[s])
-                    if np.shape(gi) != shape:
-                        gi = unbroadcast(gi, shape)
+                    x = argv[i]
+                    try:  # the common case, checked without a call
+                        fits = gi.shape == x.shape and gi.dtype == x.dtype
+                    except AttributeError:
+                        fits = False
+                    if not fits:
+                        gi = _fit(gi, x)
                     prev = ct[s]
                     ct[s] = gi if prev is None else prev + gi  # never in place: VJPs may alias g
         return ct
