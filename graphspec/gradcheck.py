@@ -18,7 +18,9 @@ How it works (docs/gradcheck.md has the whole story and the numbers):
 from __future__ import annotations
 
 import math
+import sys
 import time
+import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -467,12 +469,15 @@ class _FD:
     at: dict[int, np.ndarray]  # step index -> (k,) first flat element of the branch that differs
 
 
-def _fd(ctx: _Ctx, slot: int, k: int, delta: Callable[[int, int], np.ndarray], targets: list[_Target]) -> _FD:
-    """f(x + delta_i) and f(x - delta_i) for i < k, delta(c0, c1) giving rows c0..c1 (flat)."""
+Delta = Callable[[int, int], np.ndarray]
+
+
+def _fd(ctx: _Ctx, deltas: dict[int, Delta], k: int, targets: list[_Target]) -> _FD:
+    """f(x + delta_i) and f(x - delta_i) for i < k; ``deltas[slot](c0, c1)`` gives rows c0..c1 of the
+    (flat) perturbation of that leaf, so several leaves can move in one stacked pass."""
     engine = ctx.engine
-    x = ctx.vals_f[slot]
     steps = engine.steps_for([t.slot for t in targets])
-    chunk = max(1, BUDGET // (2 * (engine.row_cost(steps) + x.size)))
+    chunk = max(1, BUDGET // (2 * (engine.row_cost(steps) + sum(ctx.vals_f[s].size for s in deltas))))
     plus = [np.empty((len(t.seeds), k)) for t in targets]
     minus = [np.empty((len(t.seeds), k)) for t in targets]
     flips: dict[int, np.ndarray] = {}
@@ -480,8 +485,12 @@ def _fd(ctx: _Ctx, slot: int, k: int, delta: Callable[[int, int], np.ndarray], t
     for c0 in range(0, k, chunk):
         c1 = min(k, c0 + chunk)
         kc = c1 - c0
-        d = delta(c0, c1).reshape((kc, *x.shape))
-        vals, branches = engine.run({slot: np.concatenate([x + d, x - d])}, steps, 2 * kc)
+        leaves = {}
+        for slot, delta in deltas.items():
+            x = ctx.vals_f[slot]
+            d = delta(c0, c1).reshape((kc, *x.shape))
+            leaves[slot] = np.concatenate([x + d, x - d])
+        vals, branches = engine.run(leaves, steps, 2 * kc)
         for t, p, m in zip(targets, plus, minus, strict=True):
             f = t.values(vals.get(t.slot), 2 * kc)
             p[:, c0:c1], m[:, c0:c1] = f[:, :kc], f[:, kc:]
@@ -491,6 +500,12 @@ def _fd(ctx: _Ctx, slot: int, k: int, delta: Callable[[int, int], np.ndarray], t
             flips.setdefault(i, np.zeros(k, dtype=bool))[c0:c1] = diff.any(axis=1)
             at.setdefault(i, np.zeros(k, dtype=np.int64))[c0:c1] = diff.argmax(axis=1)
     return _FD(plus, minus, flips, at)
+
+
+def _columns(fd: _FD, cols: slice) -> _FD:
+    """The differences of some perturbations only (one input's share of a joint pass)."""
+    return _FD([p[:, cols] for p in fd.plus], [m[:, cols] for m in fd.minus],
+               {i: f[cols] for i, f in fd.flips.items()}, {i: a[cols] for i, a in fd.at.items()})
 
 
 def _one_hot(idx: np.ndarray, h: np.ndarray, n: int) -> Callable[[int, int], np.ndarray]:
@@ -571,7 +586,7 @@ def _input_check(ctx: _Ctx, name: str, target: _Target, method: str, idx: np.nda
     states = set(status.ravel().tolist())
     overall = FAIL if FAIL in states else KINK if KINK in states else PASS
     if method == "elements":
-        index = [list(np.unravel_index(int(j), shape)) if shape else [] for j in idx]
+        index = np.stack(np.unravel_index(idx, shape), axis=1).tolist() if shape else [[] for _ in idx]
     else:
         index = [[int(j)] for j in range(k)]
     arrays = {"index": [i for _ in range(T) for i in index], "row": [lab for lab in target.labels for _ in range(k)],
@@ -595,7 +610,7 @@ def _refine(ctx: _Ctx, name: str, targets: list[_Target], checks: list[InputChec
         return
     cols_a = np.array(cols)
     slot = ctx.plan.slot[name]
-    fd2 = _fd(ctx, slot, len(cols_a), _one_hot(idx[cols_a], h[cols_a] / 2, ctx.x(name).size), targets)
+    fd2 = _fd(ctx, {slot: _one_hot(idx[cols_a], h[cols_a] / 2, ctx.x(name).size)}, len(cols_a), targets)
     fixed = 0
     for ti, (t, c) in enumerate(zip(targets, checks, strict=True)):
         d1 = (fd.plus[ti][:, cols_a] - fd.minus[ti][:, cols_a]) / (2 * h[cols_a])
@@ -635,7 +650,7 @@ def _full(ctx: _Ctx, name: str, targets: list[_Target]) -> list[InputCheck]:
     idx = _elements(ctx, x.size)
     scale = np.maximum(1.0, np.abs(x.ravel()[idx]))
     h = ctx.tol.eps * scale
-    fd = _fd(ctx, ctx.plan.slot[name], len(idx), _one_hot(idx, h, x.size), targets)
+    fd = _fd(ctx, {ctx.plan.slot[name]: _one_hot(idx, h, x.size)}, len(idx), targets)
     checks = [_check_input(ctx, name, t, ti, fd, idx, h, "elements", scale, t.grads[name][:, idx])
               for ti, t in enumerate(targets)]
     if ctx.refine:
@@ -643,14 +658,27 @@ def _full(ctx: _Ctx, name: str, targets: list[_Target]) -> list[InputCheck]:
     return checks
 
 
-def _fast(ctx: _Ctx, name: str, targets: list[_Target], directions: int) -> list[InputCheck]:
-    x = ctx.x(name)
-    scale = np.maximum(1.0, np.abs(x.ravel()))
-    dirs = ctx.rng.normal(size=(directions, x.size)) * scale
-    h = np.full(directions, ctx.tol.eps)
-    fd = _fd(ctx, ctx.plan.slot[name], directions, lambda c0, c1: dirs[c0:c1] * h[c0:c1, None], targets)
-    return [_check_input(ctx, name, t, ti, fd, np.arange(directions), h, "directions", np.ones(directions),
-                         t.grads[name] @ dirs.T) for ti, t in enumerate(targets)]
+def _fast(ctx: _Ctx, targets: list[_Target], directions: int) -> list[InputCheck]:
+    """``directions`` random directional derivatives per input, every input's in one stacked pass
+    (input i moves in rows i*K..(i+1)*K only): one pass over the plan whatever the number of inputs."""
+    K, h = directions, ctx.tol.eps
+    dirs = {n: ctx.rng.normal(size=(K, ctx.x(n).size)) * np.maximum(1.0, np.abs(ctx.x(n).ravel())) for n in ctx.wrt}
+
+    def block(i: int, d: np.ndarray) -> Delta:
+        def delta(c0: int, c1: int) -> np.ndarray:
+            out = np.zeros((c1 - c0, d.shape[1]))
+            lo, hi = max(c0, i * K), min(c1, (i + 1) * K)
+            if lo < hi:
+                out[lo - c0:hi - c0] = h * d[lo - i * K:hi - i * K]
+            return out
+        return delta
+
+    deltas = {ctx.plan.slot[n]: block(i, dirs[n]) for i, n in enumerate(ctx.wrt)}
+    fd = _fd(ctx, deltas, K * len(ctx.wrt), targets)
+    hs, ones, rows = np.full(K, h), np.ones(K), np.arange(K)
+    return [_check_input(ctx, n, t, ti, _columns(fd, slice(i * K, (i + 1) * K)), rows, hs, "directions", ones,
+                         t.grads[n] @ dirs[n].T)
+            for i, n in enumerate(ctx.wrt) for ti, t in enumerate(targets)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -667,7 +695,9 @@ def _modes(ctx: _Ctx, targets: list[_Target]) -> list[ModeCheck]:
         u = t.seeds[0].reshape(shape) if t.kind == "loss" else ctx.rng.normal(size=shape)
         jv = tan[t.slot]
         jv = np.zeros(shape) if jv is None else np.broadcast_to(jv, shape)
-        g = ctx.backward(t.node, u, ctx.vals_f)
+        # the loss's gradient at its own seed was computed for the targets (float64 graphs)
+        reuse = t.kind == "loss" and ctx.vals_f is ctx.vals_a
+        g = {n: t.grads[n][0].reshape(np.shape(ctx.x(n))) for n in ctx.wrt} if reuse else ctx.backward(t.node, u, ctx.vals_f)
         lhs = float(np.sum(u * jv))
         rhs = float(sum(np.sum(g[n] * v[n]) for n in ctx.wrt))
         scale = float(np.sum(np.abs(u * jv)) + sum(np.sum(np.abs(g[n] * v[n])) for n in ctx.wrt))
@@ -862,8 +892,11 @@ def gradcheck(graph: Any, *, inputs: Mapping[str, Any] | None = None, wrt: Seque
                          f"{jacobian_max} elements, else along {projections} random cotangents)")
     targets = _make_targets(ctx, jacobian_max, projections)
     checks: list[InputCheck] = []
-    for n in names:
-        checks += _fast(ctx, n, targets, directions) if fast else _full(ctx, n, targets)
+    if fast:
+        checks = _fast(ctx, targets, directions) if names else []
+    else:
+        for n in names:
+            checks += _full(ctx, n, targets)
     if max_elements is not None and any(c.checked < c.size for c in checks):
         ctx.notes.append(f"--max-elements {max_elements}: inputs with more elements were sampled at random")
     mode_rows = _modes(ctx, targets) if modes and names else []
@@ -934,3 +967,17 @@ def check_ops(ops: Iterable[str] | None = None, *, batch: bool = True) -> list[O
         if not op.samples:
             rows.append(OpRow(name, -1, [], {}, FAIL, math.inf, math.inf, math.inf, math.inf, "the op has no samples()"))
     return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# `graphspec.gradcheck(...)` must call the function, but importing this submodule makes the import
+# system set the package attribute `graphspec.gradcheck` to the module itself (after this body runs,
+# so no assignment here can win). A callable module makes both spellings work in any import order.
+
+
+class _CallableModule(types.ModuleType):
+    def __call__(self, *args: Any, **kwargs: Any) -> Report:
+        return gradcheck(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

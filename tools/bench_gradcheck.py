@@ -1,0 +1,115 @@
+"""Benchmark: graphspec's gradient checker against torch.autograd.gradcheck on the same function.
+
+An MLP 4-16-16-3 (tanh hidden layers) with mean softmax cross-entropy, batch 8, float64: 403
+parameter elements. Same process, same machine, same point. tools/bench.py imports
+`bench_gradcheck`; run this file alone to print the figures:
+
+    .venv/bin/python tools/bench_gradcheck.py [--repeats N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+SIZES = (4, 16, 16, 3)
+BATCH = 8
+
+
+def mlp_problem(seed: int = 0) -> tuple[dict[str, Any], dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """(spec dict, params, X, y) of the benchmark MLP."""
+    r = np.random.default_rng(seed)
+    params: dict[str, np.ndarray] = {}
+    nodes: dict[str, Any] = {}
+    h = "X"
+    for i in range(1, len(SIZES)):
+        a, b = SIZES[i - 1], SIZES[i]
+        params[f"W{i}"] = r.normal(size=(a, b)) / np.sqrt(a)
+        params[f"b{i}"] = r.normal(size=(b,)) * 0.1
+        nodes[f"a{i}"] = {"op": "matmul", "args": [h, f"W{i}"]}
+        nodes[f"z{i}"] = {"op": "add", "args": [f"a{i}", f"b{i}"]}
+        h = f"z{i}"
+        if i < len(SIZES) - 1:
+            nodes[f"h{i}"] = {"op": "tanh", "args": [h]}
+            h = f"h{i}"
+    nodes["loss"] = {"op": "softmax_cross_entropy", "args": [h, "y"]}
+    X = r.normal(size=(BATCH, SIZES[0]))
+    y = r.integers(0, SIZES[-1], size=BATCH)
+    spec = {"graphspec": "1", "name": "bench_mlp",
+            "inputs": {"X": {"value": X.tolist(), "grad": False}, "y": {"value": y.tolist(), "dtype": "int64"}},
+            "params": {k: {"value": v.tolist()} for k, v in params.items()}, "nodes": nodes, "loss": "loss"}
+    return spec, params, X, y
+
+
+def _median_time(fn: Callable[[], Any], repeats: int) -> float:
+    fn()  # warm-up: imports, caches, allocator
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def _torch_case(params: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray) -> tuple[Callable[..., Any], tuple]:
+    import torch
+
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    names = list(params)
+
+    def f(*ps: Any) -> Any:
+        p = dict(zip(names, ps, strict=True))
+        h = Xt
+        for i in range(1, len(SIZES)):
+            h = h @ p[f"W{i}"] + p[f"b{i}"]
+            if i < len(SIZES) - 1:
+                h = torch.tanh(h)
+        return torch.nn.functional.cross_entropy(h, yt)
+
+    return f, tuple(torch.tensor(v, requires_grad=True) for v in params.values())
+
+
+def bench_gradcheck(repeats: int = 7) -> dict[str, Any]:
+    """Median seconds of each checker and the ratios (torch time / graphspec time: > 1 means graphspec is
+    faster). Every checker must also say the gradients are right, else the figure means nothing."""
+    import torch
+
+    import graphspec
+
+    spec, params, X, y = mlp_problem()
+    graph = graphspec.load(spec)
+    f, inputs = _torch_case(params, X, y)
+    torch.set_num_threads(1)
+    assert graphspec.gradcheck(graph).ok and graphspec.gradcheck(graph, fast=True).ok
+    assert torch.autograd.gradcheck(f, inputs) and torch.autograd.gradcheck(f, inputs, fast_mode=True)
+    out: dict[str, Any] = {
+        "elements": int(sum(v.size for v in params.values())),
+        "graphspec_full": _median_time(lambda: graphspec.gradcheck(graph), repeats),
+        "graphspec_fast": _median_time(lambda: graphspec.gradcheck(graph, fast=True), repeats),
+        "torch_default": _median_time(lambda: torch.autograd.gradcheck(f, inputs), repeats),
+        "torch_fast_mode": _median_time(lambda: torch.autograd.gradcheck(f, inputs, fast_mode=True), repeats),
+    }
+    out["full_speedup_vs_torch_default"] = out["torch_default"] / out["graphspec_full"]
+    out["fast_speedup_vs_torch_fast_mode"] = out["torch_fast_mode"] / out["graphspec_fast"]
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--repeats", type=int, default=7)
+    r = bench_gradcheck(p.parse_args().repeats)
+    print(f"MLP {'-'.join(map(str, SIZES))}, batch {BATCH}, float64, {r['elements']} parameter elements "
+          "(median of repeats, one thread)")
+    for key in ("graphspec_full", "torch_default", "graphspec_fast", "torch_fast_mode"):
+        print(f"  {key:<18} {r[key] * 1e3:9.2f} ms")
+    print(f"  full check: {r['full_speedup_vs_torch_default']:.1f}x faster than torch.autograd.gradcheck (target >= 5x)")
+    print(f"  fast check: {r['fast_speedup_vs_torch_fast_mode']:.1f}x the speed of torch fast_mode (target >= 1x)")
+
+
+if __name__ == "__main__":
+    main()
