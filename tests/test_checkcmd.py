@@ -1,0 +1,147 @@
+"""`python -m graphspec check`: exit codes, formats, -o files, --ops, and the options reaching the checker."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from graphspec.cli import main
+from graphspec.ops import OPS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def write(tmp_path: Path, name: str, doc: dict) -> str:
+    p = tmp_path / name
+    p.write_text(json.dumps(doc))
+    return str(p)
+
+
+def good(tmp_path: Path) -> str:
+    return write(tmp_path, "good.json", {
+        "graphspec": "1", "name": "good", "params": {"w": {"value": [0.5, -1.5, 2.0]}},
+        "nodes": {"t": {"op": "tanh", "args": ["w"]}, "L": {"op": "sum", "args": ["t"]}}, "loss": "L"})
+
+
+def kinked(tmp_path: Path) -> str:
+    return write(tmp_path, "kink.json", {
+        "graphspec": "1", "name": "kink", "params": {"w": {"value": [0.0, 1.0]}},
+        "nodes": {"r": {"op": "relu", "args": ["w"]}, "L": {"op": "sum", "args": ["r"]}}, "loss": "L"})
+
+
+def sub_spec(tmp_path: Path) -> str:
+    return write(tmp_path, "sub.json", {
+        "graphspec": "1", "name": "sub", "params": {"x": {"value": [1.0, 2.0]}, "y": {"value": [0.5, 0.25]}},
+        "nodes": {"d": {"op": "sub", "args": ["x", "y"]}, "q": {"op": "square", "args": ["d"]},
+                  "L": {"op": "sum", "args": ["q"]}}, "loss": "L"})
+
+
+@pytest.fixture
+def broken_sub():
+    orig = OPS["sub"]
+    OPS["sub"] = dataclasses.replace(orig, vjp=(lambda g, ans, x, y: g, lambda g, ans, x, y: g))
+    yield
+    OPS["sub"] = orig
+
+
+def test_passing_spec_exits_0_and_prints_a_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", good(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "dL/dw" in out and "PASS" in out and "forward mode vs reverse mode" in out
+
+
+def test_wrong_gradient_exits_1_and_blames(tmp_path: Path, capsys: pytest.CaptureFixture[str], broken_sub: None) -> None:
+    assert main(["check", sub_spec(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL" in out and "blame: node 'd' (sub)" in out
+
+
+def test_bad_spec_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = write(tmp_path, "bad.json", {"graphspec": "1", "nodes": {"z": {"op": "mull", "args": []}}})
+    assert main(["check", bad]) == 2
+    assert "unknown op 'mull'" in capsys.readouterr().err
+    assert main(["check", str(tmp_path / "missing.json")]) == 2
+
+
+@pytest.mark.parametrize("argv", [["check"], ["check", "--ops", "x.json"], ["check", "x.json", "--max-elements", "0"],
+                                  ["check", "--ops", "--op", "nope"], ["check", "x.json", "--op", "relu"]])
+def test_usage_errors_exit_2(argv: list[str]) -> None:
+    assert main(argv) == 2
+
+
+def test_kinks_pass_unless_strict(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = kinked(tmp_path)
+    assert main(["check", path]) == 0
+    out = capsys.readouterr().out
+    assert "KINK at w[0]: node 'r' (relu) element [0] switches branch" in out
+    assert main(["check", path, "--strict"]) == 1
+
+
+def test_json_to_stdout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", good(tmp_path), kinked(tmp_path), "--format", "json", "--taylor"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["format"] == "graphspec-gradcheck" and doc["ok"] is True
+    assert [r["status"] for r in doc["reports"]] == ["PASS", "KINK"]
+    assert doc["reports"][0]["taylor"][0]["order"] == pytest.approx(2, abs=0.2)
+    assert doc["reports"][0]["checks"][0]["elements"]["numeric"][1] == pytest.approx(1 - np.tanh(-1.5) ** 2, rel=1e-8)
+
+
+def test_output_file_by_suffix(tmp_path: Path, capsys: pytest.CaptureFixture[str], broken_sub: None) -> None:
+    spec = sub_spec(tmp_path)
+    out_json, out_md = tmp_path / "r.json", tmp_path / "r.md"
+    assert main(["check", spec, "-o", str(out_json)]) == 1
+    assert main(["check", spec, "-o", str(out_md)]) == 1
+    assert json.loads(out_json.read_text())["reports"][0]["blamed"][0]["node"] == "d"
+    assert "**Blame:** node `d` (sub)" in out_md.read_text()
+    assert capsys.readouterr().out == ""  # the report went to the files only
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json", "r.md", "sub.json"]  # no temp files left
+
+
+def test_fast_and_max_elements_reach_the_checker(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = good(tmp_path)
+    assert main(["check", path, "--fast", "--directions", "2", "--format", "json"]) == 0
+    (r,) = json.loads(capsys.readouterr().out)["reports"]
+    assert r["mode"] == "fast" and r["checks"][0]["checked"] == 2
+    assert main(["check", path, "--max-elements", "2", "--format", "json"]) == 0
+    (r,) = json.loads(capsys.readouterr().out)["reports"]
+    assert r["checks"][0]["checked"] == 2 and r["checks"][0]["size"] == 3
+
+
+def test_inputs_from_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, "in.json", {"graphspec": "1", "inputs": {"x": {"shape": [2]}},
+                                       "nodes": {"s": {"op": "sin", "args": ["x"]}, "L": {"op": "sum", "args": ["s"]}},
+                                       "loss": "L"})
+    assert main(["check", path]) == 2  # x has no value
+    assert main(["check", path, "--input", "x=[0.1, 0.2]", "--format", "json"]) == 0
+    (r,) = json.loads(capsys.readouterr().out)["reports"]
+    assert r["checks"][0]["elements"]["analytic"] == pytest.approx(np.cos([0.1, 0.2]).tolist())
+
+
+def test_ops_sweep_one_op(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "--ops", "--op", "softmax", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["ops"]
+    assert {r["op"] for r in rows} == {"softmax"} and len(rows) == len(OPS["softmax"].samples())
+    assert all(r["status"] == "PASS" for r in rows)
+
+
+def test_ops_sweep_fails_a_broken_op(capsys: pytest.CaptureFixture[str]) -> None:
+    orig = OPS["cos"]
+    OPS["cos"] = dataclasses.replace(orig, vjp=(lambda g, ans, x: g * np.sin(x),), jvp=orig.jvp)
+    try:
+        assert main(["check", "--ops", "--op", "cos", "--op", "sin"]) == 1
+    finally:
+        OPS["cos"] = orig
+    out = capsys.readouterr().out
+    assert "1 sample(s) fail" not in out and "fail: cos" in out
+
+
+def test_module_entry_point(tmp_path: Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "graphspec", "check", good(tmp_path), "--format", "markdown"],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0 and "## Gradient check: good: **PASS**" in r.stdout
