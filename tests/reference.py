@@ -17,7 +17,12 @@ import numpy as np
 from autograd.tracer import getval
 
 
-def _axis(axis):
+def _axis(axis, x=None):
+    """numpy's axis argument; with ``x``, negative axes made non-negative first (autograd's own
+    forward mode of max mishandles negative axes in a tuple)."""
+    if x is not None and axis is not None:
+        nd = np.ndim(getval(x))
+        return tuple(a % nd for a in axis) if isinstance(axis, list | tuple) else axis % nd
     return tuple(axis) if isinstance(axis, list) else axis
 
 
@@ -139,9 +144,9 @@ REF = {
     "matmul": ref_matmul,
     "transpose": ref_transpose,
     # reductions
-    "sum": lambda x, axis=None, keepdims=False: anp.sum(x, axis=_axis(axis), keepdims=keepdims),
-    "mean": lambda x, axis=None, keepdims=False: anp.mean(x, axis=_axis(axis), keepdims=keepdims),
-    "max": lambda x, axis=None, keepdims=False: anp.max(x, axis=_axis(axis), keepdims=keepdims),
+    "sum": lambda x, axis=None, keepdims=False: anp.sum(x, axis=_axis(axis, x), keepdims=keepdims),
+    "mean": lambda x, axis=None, keepdims=False: anp.mean(x, axis=_axis(axis, x), keepdims=keepdims),
+    "max": lambda x, axis=None, keepdims=False: anp.max(x, axis=_axis(axis, x), keepdims=keepdims),
     "logsumexp": ref_logsumexp,
     # shape
     "reshape": lambda x, shape: anp.reshape(x, shape),
