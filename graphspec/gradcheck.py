@@ -34,7 +34,7 @@ from .ops import OPS, unbroadcast
 PASS, FAIL, KINK, UNCLEAR = "PASS", "FAIL", "KINK", "UNCLEAR"
 FD_DTYPE = "float64"
 WORST = 5  # elements listed in full per check
-BUDGET = 1 << 22  # float64 elements per batched pass (about 32 MB per live array set)
+BUDGET = 1 << 20  # float64 elements per stacked pass: ~8 MB per live array keeps passes in cache
 KINK_JUMP = 1e-3  # one-sided differences further apart than this (relative) disagree
 MODES_RTOL = 1e-8  # JVP vs VJP: both exact in float64, only rounding separates them
 
@@ -469,7 +469,7 @@ class _FD:
     at: dict[int, np.ndarray]  # step index -> (k,) first flat element of the branch that differs
 
 
-Delta = Callable[[int, int], np.ndarray]
+Delta = Callable[[int, int], Any]  # rows c0..c1 of a perturbation: a (k, n) block or (flat index, step)
 
 
 def _fd(ctx: _Ctx, deltas: dict[int, Delta], k: int, targets: list[_Target]) -> _FD:
@@ -485,11 +485,7 @@ def _fd(ctx: _Ctx, deltas: dict[int, Delta], k: int, targets: list[_Target]) -> 
     for c0 in range(0, k, chunk):
         c1 = min(k, c0 + chunk)
         kc = c1 - c0
-        leaves = {}
-        for slot, delta in deltas.items():
-            x = ctx.vals_f[slot]
-            d = delta(c0, c1).reshape((kc, *x.shape))
-            leaves[slot] = np.concatenate([x + d, x - d])
+        leaves = {slot: _stacked(ctx.vals_f[slot], delta(c0, c1)) for slot, delta in deltas.items()}
         vals, branches = engine.run(leaves, steps, 2 * kc)
         for t, p, m in zip(targets, plus, minus, strict=True):
             f = t.values(vals.get(t.slot), 2 * kc)
@@ -502,18 +498,29 @@ def _fd(ctx: _Ctx, deltas: dict[int, Delta], k: int, targets: list[_Target]) -> 
     return _FD(plus, minus, flips, at)
 
 
+def _stacked(x: np.ndarray, d: np.ndarray | tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """x + d_i for each row i, then x - d_i: a dense (k, n) block, or (flat index, step) pairs for
+    one-hot perturbations (one copy of x per row and a scatter, not a dense k x n block)."""
+    if isinstance(d, tuple):
+        idx, h = d
+        k = len(idx)
+        out = np.repeat(x.reshape(1, -1), 2 * k, axis=0)
+        rows = np.arange(k)
+        out[rows, idx] += h
+        out[rows + k, idx] -= h
+        return out.reshape((2 * k, *x.shape))
+    d = d.reshape((len(d), *x.shape))
+    return np.concatenate([x + d, x - d])
+
+
 def _columns(fd: _FD, cols: slice) -> _FD:
     """The differences of some perturbations only (one input's share of a joint pass)."""
     return _FD([p[:, cols] for p in fd.plus], [m[:, cols] for m in fd.minus],
                {i: f[cols] for i, f in fd.flips.items()}, {i: a[cols] for i, a in fd.at.items()})
 
 
-def _one_hot(idx: np.ndarray, h: np.ndarray, n: int) -> Callable[[int, int], np.ndarray]:
-    def delta(c0: int, c1: int) -> np.ndarray:
-        d = np.zeros((c1 - c0, n))
-        d[np.arange(c1 - c0), idx[c0:c1]] = h[c0:c1]
-        return d
-    return delta
+def _one_hot(idx: np.ndarray, h: np.ndarray) -> Delta:
+    return lambda c0, c1: (idx[c0:c1], h[c0:c1])
 
 
 def _elements(ctx: _Ctx, n: int) -> np.ndarray:
@@ -610,7 +617,7 @@ def _refine(ctx: _Ctx, name: str, targets: list[_Target], checks: list[InputChec
         return
     cols_a = np.array(cols)
     slot = ctx.plan.slot[name]
-    fd2 = _fd(ctx, {slot: _one_hot(idx[cols_a], h[cols_a] / 2, ctx.x(name).size)}, len(cols_a), targets)
+    fd2 = _fd(ctx, {slot: _one_hot(idx[cols_a], h[cols_a] / 2)}, len(cols_a), targets)
     fixed = 0
     for ti, (t, c) in enumerate(zip(targets, checks, strict=True)):
         d1 = (fd.plus[ti][:, cols_a] - fd.minus[ti][:, cols_a]) / (2 * h[cols_a])
@@ -650,7 +657,7 @@ def _full(ctx: _Ctx, name: str, targets: list[_Target]) -> list[InputCheck]:
     idx = _elements(ctx, x.size)
     scale = np.maximum(1.0, np.abs(x.ravel()[idx]))
     h = ctx.tol.eps * scale
-    fd = _fd(ctx, {ctx.plan.slot[name]: _one_hot(idx, h, x.size)}, len(idx), targets)
+    fd = _fd(ctx, {ctx.plan.slot[name]: _one_hot(idx, h)}, len(idx), targets)
     checks = [_check_input(ctx, name, t, ti, fd, idx, h, "elements", scale, t.grads[name][:, idx])
               for ti, t in enumerate(targets)]
     if ctx.refine:
