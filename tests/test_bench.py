@@ -1,0 +1,61 @@
+"""tools/bench.py stays runnable: its specs load and give the right answers, and a quick run of
+the cheap workloads writes its table and JSON. No timing assertions: speed is what the
+benchmark measures, not what a test on a shared machine can promise."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import graphspec
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench", ROOT / "tools" / "bench.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench"] = module
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop("bench", None)
+
+
+def test_big_spec_loads_and_runs(bench):
+    g = graphspec.load(bench.big_spec(1000))
+    assert len(g.order) == 1000
+    loss, grads = g.value_and_grad(x=np.ones((3, 8)))
+    assert np.isfinite(loss) and grads["x"].shape == (3, 8) and grads["b"].shape == (8,)
+
+
+def test_w4_rows_report_time_per_node(bench):
+    rows = bench.w4([200, 400], repeats=1)
+    assert [r.extra.get("nodes") for r in rows[:2]] == [200, 400]
+    assert all(r.graphspec_s > 0 for r in rows[:2])
+    assert "growth" in rows[2].extra
+
+
+def test_chain_and_mlp_specs_agree_with_their_shapes(bench):
+    chain = graphspec.load(bench.chain_spec(8, 5))
+    assert chain.value_and_grad(x=np.linspace(-1, 1, 5))[1]["x"].shape == (5,)
+    mlp = graphspec.load(bench.mlp_spec("float32"))
+    X, y = bench.mlp_data("float32")
+    grads = mlp.grad(X=X, y=y)
+    assert set(grads) == {"W1", "b1", "W2", "b2", "W3", "b3"}  # X is data: no gradient asked
+    assert all(g.dtype == np.float32 for g in grads.values())
+
+
+def test_quick_run_writes_table_and_json(bench, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert bench.main(["--quick", "--only", "W1", "--json", str(out)]) == 0
+    assert "| W1 |" in capsys.readouterr().out
+    doc = json.loads(out.read_text())
+    assert doc["meta"]["threads"] >= 1
+    (row,) = doc["rows"]
+    assert row["workload"] == "W1" and row["graphspec_s"] > 0
