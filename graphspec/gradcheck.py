@@ -574,6 +574,11 @@ def _check_input(ctx: _Ctx, name: str, target: _Target, ti: int, fd: _FD, idx: n
     return _input_check(ctx, name, target, method, idx, ana, num, abs_err, rel, status, fd)
 
 
+def _max_err(err: np.ndarray) -> float:
+    """The largest error, nan counted as infinite (a nan element is the worst, not ignored)."""
+    return float(np.max(np.where(np.isnan(err), np.inf, err))) if err.size else 0.0
+
+
 def _input_check(ctx: _Ctx, name: str, target: _Target, method: str, idx: np.ndarray, ana: np.ndarray,
                  num: np.ndarray, abs_err: np.ndarray, rel: np.ndarray, status: np.ndarray, fd: _FD) -> InputCheck:
     x = ctx.x(name)
@@ -601,7 +606,7 @@ def _input_check(ctx: _Ctx, name: str, target: _Target, method: str, idx: np.nda
               "status": status.ravel().tolist()}
     return InputCheck(
         input=name, kind=ctx.graph.kind[name][:-1], target=target.node, target_kind=target.kind, method=method,
-        shape=shape, size=int(np.size(x)), checked=k, max_abs_err=float(np.nanmax(abs_err)) if abs_err.size else 0.0,
+        shape=shape, size=int(np.size(x)), checked=k, max_abs_err=_max_err(abs_err),
         max_rel_err=float(flat_rel.max()) if flat_rel.size else 0.0, status=overall,
         worst=element(order[0]) if order.size else None, worst_elements=[element(p) for p in order[:WORST]],
         kinks=[element(p) for p in kink_positions[:50]], arrays=arrays)
@@ -898,6 +903,10 @@ def gradcheck(graph: Any, *, inputs: Mapping[str, Any] | None = None, wrt: Seque
         ctx.notes.append("no loss: each output's Jacobian is checked (in full up to "
                          f"{jacobian_max} elements, else along {projections} random cotangents)")
     targets = _make_targets(ctx, jacobian_max, projections)
+    if not all(np.all(np.isfinite(t.f0)) for t in targets):
+        step = plan.first_nonfinite(vals_f)
+        where = f" (first produced by node '{step.name}' ({step.op}))" if step else ""
+        ctx.notes.append(f"a checked value is not finite at this point{where}: its gradients cannot be checked here")
     checks: list[InputCheck] = []
     if fast:
         checks = _fast(ctx, targets, directions) if names else []

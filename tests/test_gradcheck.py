@@ -443,3 +443,20 @@ def test_write_atomic_replaces_and_leaves_no_temp(tmp_path: Path) -> None:
 def test_wrt_rejects_unknown_names() -> None:
     with pytest.raises(graphspec.InputError):
         gradcheck(mlp_spec(), wrt=["nope"])
+
+
+def test_loss_with_an_array_seed_checks_the_seeded_sum() -> None:
+    x = np.array([[0.1, 0.2], [0.3, -0.4]])
+    seed = np.array([[1.0, 2.0], [3.0, -1.0]])
+    s = spec({"y": {"op": "tanh", "args": ["x"]}}, x=x)
+    s["loss"] = {"node": "y", "seed": seed.tolist()}
+    rep = gradcheck(s)
+    assert rep.status == PASS
+    np.testing.assert_allclose(rep.checks[0].arrays["numeric"], (seed * (1 - np.tanh(x) ** 2)).ravel(), rtol=1e-8)
+
+
+def test_non_finite_loss_fails_and_names_the_node() -> None:
+    s = spec({"y": {"op": "log", "args": ["x"]}, "L": {"op": "sum", "args": ["y"]}}, "L", x=np.array([-1.0, 2.0]))
+    rep = gradcheck(s)
+    assert rep.status == FAIL and any("node 'y' (log)" in n for n in rep.notes)
+    assert rep.checks[0].max_abs_err == np.inf
