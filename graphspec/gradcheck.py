@@ -114,6 +114,7 @@ class NodeCheck:
     numeric: float
     rel_err: float
     status: str
+    message: str = ""  # what the rule raised, when it raised
 
 
 @dataclass(frozen=True)
@@ -154,12 +155,13 @@ class Report:
     notes: list[str]
     seconds: float = 0.0
     evaluations: int = 0  # perturbed forward rows evaluated
+    error: str = ""  # the analytic side could not be computed (a VJP or JVP raised)
 
     @property
     def status(self) -> str:
         states = [c.status for c in self.checks] + [m.status for m in self.modes] + \
             [n.status for n in self.nodes] + [t.status for t in self.taylor]
-        if FAIL in states:
+        if FAIL in states or self.error:
             return FAIL
         return KINK if KINK in states else PASS
 
@@ -720,6 +722,13 @@ def _modes(ctx: _Ctx, targets: list[_Target]) -> list[ModeCheck]:
     return out
 
 
+def _safe_modes(ctx: _Ctx, targets: list[_Target]) -> list[ModeCheck]:
+    try:
+        return _modes(ctx, targets)
+    except Exception as e:  # a JVP that raises fails the comparison; the blame pass names it
+        return [ModeCheck(f"(forward mode raised {type(e).__name__}: {e})", math.nan, math.nan, math.inf, FAIL)]
+
+
 # ---------------------------------------------------------------------------------------------
 # blame: every node's own VJP and JVP against finite differences of that node alone
 
@@ -735,6 +744,33 @@ def _arg_positions(step: Step, entries: Sequence[tuple[int, Any]]) -> list[tuple
     return out
 
 
+def _vjp_side(vjp: Any, u: np.ndarray, ans: Any, args: list[Any], x: np.ndarray, v: np.ndarray) -> float:
+    gi = vjp(u, ans, *args)
+    gi = unbroadcast(gi, x.shape) if np.shape(gi) != x.shape else gi
+    if np.shape(gi) != x.shape:
+        raise ValueError(f"returned shape {list(np.shape(gi))} for an arg of shape {list(x.shape)}")
+    return float(np.sum(np.asarray(gi) * v))
+
+
+def _jvp_side(jvp: Any, u: np.ndarray, ans: Any, args: list[Any], v: np.ndarray) -> float:
+    return float(np.sum(u * np.broadcast_to(jvp(v, ans, *args), np.shape(ans))))
+
+
+def _sides(vjp: Any, jvp: Any, u: np.ndarray, ans: Any, args: list[Any], x: np.ndarray,
+           v: np.ndarray) -> dict[str, float | str]:
+    """Each rule's <., .> pairing, or the message of the exception it raised (a crash is a failure)."""
+    out: dict[str, float | str] = {}
+    for mode, call in (("vjp", lambda: _vjp_side(vjp, u, ans, args, x, v) if vjp else None),
+                       ("jvp", lambda: _jvp_side(jvp, u, ans, args, v) if jvp else None)):
+        try:
+            value = call()
+        except Exception as e:  # a rule that raises is the node to blame, not a crash of the checker
+            value = f"{type(e).__name__}: {e}"
+        if value is not None:
+            out[mode] = value
+    return out
+
+
 def _local(ctx: _Ctx, step: Step, i: int, vjp: Any, jvp: Any, trials: int = 3) -> list[NodeCheck]:
     args = [ctx.vals_f[a] for a in step.args]
     ans = ctx.vals_f[step.out]
@@ -742,8 +778,7 @@ def _local(ctx: _Ctx, step: Step, i: int, vjp: Any, jvp: Any, trials: int = 3) -
     op = OPS.get(step.op)
     branch = op.branch if op else None
     names = op.arg_names if op and op.arg_names else ()
-    arg_name = names[i] if i < len(names) else f"arg{i}"
-    arg_label = ctx.plan.names[step.args[i]]
+    label = f"{names[i] if i < len(names) else f'arg{i}'} ({ctx.plan.names[step.args[i]]})"
     best: dict[str, NodeCheck] = {}
     for _ in range(trials):
         u = ctx.rng.normal(size=np.shape(ans))
@@ -757,21 +792,17 @@ def _local(ctx: _Ctx, step: Step, i: int, vjp: Any, jvp: Any, trials: int = 3) -
             crossed = branch is not None and np.any(np.asarray(branch(fp, *ap, **step.attrs))
                                                     != np.asarray(branch(fm, *am, **step.attrs)))
             atol = ctx.tol.atol * max(1.0, float(np.sum(np.abs(u * ans))))
-            results = {}
-            if vjp is not None:
-                gi = vjp(u, ans, *args)
-                gi = unbroadcast(gi, x.shape) if np.shape(gi) != x.shape else gi
-                results["vjp"] = float(np.sum(np.asarray(gi) * v))
-            if jvp is not None:
-                results["jvp"] = float(np.sum(u * np.broadcast_to(jvp(v, ans, *args), np.shape(ans))))
-        for mode, a in results.items():
-            err = abs(a - num)
-            rel = err / max(abs(a), abs(num), atol / FD_TOL.rtol)
-            status = PASS if rel <= FD_TOL.rtol else KINK if crossed else FAIL
-            check = NodeCheck(step.name, step.op, i, f"{arg_name} ({arg_label})", mode, a, num, rel, status)
+            sides = _sides(vjp, jvp, u, ans, args, x, v)
+        for mode, a in sides.items():
+            if isinstance(a, str):
+                check = NodeCheck(step.name, step.op, i, label, mode, math.nan, num, math.inf, FAIL, a)
+            else:
+                rel = abs(a - num) / max(abs(a), abs(num), atol / FD_TOL.rtol)
+                status = PASS if rel <= FD_TOL.rtol else KINK if crossed else FAIL
+                check = NodeCheck(step.name, step.op, i, label, mode, a, num, rel, status)
             prev = best.get(mode)
             # a trial that crossed a kink says nothing; a pass beats it, a clean failure beats both
-            if prev is None or _TRIAL_RANK[status] > _TRIAL_RANK[prev.status]:
+            if prev is None or _TRIAL_RANK[check.status] > _TRIAL_RANK[prev.status]:
                 best[mode] = check
     return list(best.values())
 
@@ -902,7 +933,13 @@ def gradcheck(graph: Any, *, inputs: Mapping[str, Any] | None = None, wrt: Seque
     if g.loss is None:
         ctx.notes.append("no loss: each output's Jacobian is checked (in full up to "
                          f"{jacobian_max} elements, else along {projections} random cotangents)")
-    targets = _make_targets(ctx, jacobian_max, projections)
+    try:
+        targets = _make_targets(ctx, jacobian_max, projections)
+    except Exception as e:  # a VJP that raises: find it node by node instead of crashing
+        error = f"the backward pass raised {type(e).__name__}: {e}"
+        return Report(spec=g.source, name=g.spec.name, dtype=dtype, fd_dtype=FD_DTYPE, mode="fast" if fast else "full",
+                      strict=strict, tolerance=tol, checks=[], modes=[], nodes=_blame(ctx), taylor=[],
+                      notes=[*ctx.notes, error], seconds=time.perf_counter() - start, error=error)
     if not all(np.all(np.isfinite(t.f0)) for t in targets):
         step = plan.first_nonfinite(vals_f)
         where = f" (first produced by node '{step.name}' ({step.op}))" if step else ""
@@ -915,7 +952,7 @@ def gradcheck(graph: Any, *, inputs: Mapping[str, Any] | None = None, wrt: Seque
             checks += _full(ctx, n, targets)
     if max_elements is not None and any(c.checked < c.size for c in checks):
         ctx.notes.append(f"--max-elements {max_elements}: inputs with more elements were sampled at random")
-    mode_rows = _modes(ctx, targets) if modes and names else []
+    mode_rows = _safe_modes(ctx, targets) if modes and names else []
     taylor_rows = _taylor(ctx, targets) if taylor and names and targets else []
     failing = any(r.status == FAIL for r in [*checks, *mode_rows, *taylor_rows])
     nodes = _blame(ctx) if (blame or (blame is None and failing)) else []

@@ -100,13 +100,13 @@ def report_json(rep: Report) -> dict[str, Any]:
                    "rel_err": _f(m.rel_err), "status": m.status} for m in rep.modes],
         "nodes": [{"node": n.node, "op": n.op, "arg": n.arg, "arg_name": n.arg_name, "mode": n.mode,
                    "analytic": _f(n.analytic), "numeric": _f(n.numeric), "rel_err": _f(n.rel_err),
-                   "status": n.status} for n in rep.nodes],
+                   "status": n.status, "message": n.message} for n in rep.nodes],
         "blamed": [{"node": n.node, "op": n.op, "arg": n.arg, "arg_name": n.arg_name, "mode": n.mode}
                    for n in rep.blamed],
         "taylor": [{"wrt": r.wrt, "h": r.h, "remainder": r.remainder, "used": r.used,
                     "order": _f(r.order) if r.order is not None else None, "status": r.status, "note": r.note}
                    for r in rep.taylor],
-        "notes": list(rep.notes), "seconds": rep.seconds, "evaluations": rep.evaluations,
+        "notes": list(rep.notes), "seconds": rep.seconds, "evaluations": rep.evaluations, "error": rep.error or None,
     }
 
 
@@ -224,14 +224,17 @@ def _verdict(rep: Report) -> str:
         parts.append("JVP and VJP disagree")
     if any(r.status == "FAIL" for r in rep.taylor):
         parts.append("Taylor order ~1")
+    if rep.error:
+        parts.append(rep.error)
     word = "PASS" if rep.ok else "FAIL"
     return f"[{STYLE['PASS' if rep.ok else 'FAIL']}]{word}[/]: " + ", ".join(parts) + \
         f" ({rep.evaluations} perturbed evaluations, {rep.seconds * 1e3:.1f} ms)"
 
 
 def _blame_lines(rep: Report) -> list[str]:
-    return [f"[bold red]blame:[/] node '{n.node}' ({n.op}): its {n.mode.upper()} for arg {n.arg} "
-            f"{n.arg_name} is wrong (analytic {_num(n.analytic)}, finite differences {_num(n.numeric)})"
+    return [f"[bold red]blame:[/] node '{n.node}' ({n.op}): its {n.mode.upper()} for arg {n.arg} {n.arg_name} "
+            + (f"raises {n.message}" if n.message else
+               f"is wrong (analytic {_num(n.analytic)}, finite differences {_num(n.numeric)})")
             for n in rep.blamed]
 
 
@@ -330,7 +333,8 @@ def report_markdown(rep: Report) -> str:
                           [[n.node, n.op, n.arg_name, n.mode, _num(n.analytic), _num(n.numeric), _err(n.rel_err),
                             n.status] for n in bad_nodes])]
     for n in rep.blamed:
-        out += ["", f"**Blame:** node `{n.node}` ({n.op}): its {n.mode.upper()} for arg {n.arg} {n.arg_name} is wrong."]
+        what = f"raises `{n.message}`" if n.message else "is wrong"
+        out += ["", f"**Blame:** node `{n.node}` ({n.op}): its {n.mode.upper()} for arg {n.arg} {n.arg_name} {what}."]
     out += [""] + [f"> note: {n}" for n in rep.notes]
     return "\n".join(out).rstrip() + "\n"
 

@@ -460,3 +460,24 @@ def test_non_finite_loss_fails_and_names_the_node() -> None:
     rep = gradcheck(s)
     assert rep.status == FAIL and any("node 'y' (log)" in n for n in rep.notes)
     assert rep.checks[0].max_abs_err == np.inf
+
+
+def test_a_vjp_that_raises_is_blamed_not_a_crash() -> None:
+    def bad(g, ans, x, y):
+        return np.swapaxes(x, -1, -2) @ np.swapaxes(g, -1, -2)  # fails for 1-D operands
+
+    with broken("matmul", vjp=(OPS["matmul"].vjp[0], bad)):
+        g = graphspec.load(spec({"a": {"op": "matmul", "args": ["M", "v"]}, "L": {"op": "sum", "args": ["a"]}}, "L",
+                                M=np.ones((2, 3)), v=np.array([1.0, 2.0, 3.0])))
+    rep = gradcheck(g)
+    assert rep.status == FAIL and rep.error.startswith("the backward pass raised")
+    (n,) = rep.blamed
+    assert (n.node, n.mode, n.arg) == ("a", "vjp", 1) and n.message
+    assert "raises" in rep.text()
+
+
+def test_a_vjp_with_the_wrong_shape_is_blamed() -> None:
+    with broken("sum", vjp=(lambda g, ans, x, *, axis, keepdims: np.ones(np.shape(x)[:-1]) * g,)):
+        g = graphspec.load(spec({"s": {"op": "sum", "args": ["x"]}}, x=np.ones((2, 3))))
+    rep = gradcheck(g)
+    assert rep.status == FAIL and blamed(rep) == {"s"}
