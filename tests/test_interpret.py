@@ -568,3 +568,19 @@ def test_every_op_appears_in_random_graphs():
     """The generator can reach every op of the table (so a new op is not silently untested here)."""
     from graphspec.ops import OPS
     assert set(OPS) == set(CHOICES) | {"sum", "add", "mul"} | set(itertools.chain(REDUCE))
+
+
+def test_bool_masks_multiply_and_count_but_do_not_compute():
+    mask = {"value": [True, False, True], "dtype": "bool"}
+    graph = load(inputs={"x": {"value": [1.0, 2.0, 3.0]}, "m": mask},
+                 nodes={"xm": {"op": "mul", "args": ["x", "m"]}, "n": {"op": "sum", "args": ["m"]},
+                        "l": {"op": "sum", "args": ["xm"]}}, loss="l")
+    out = graph.run()
+    assert out["n"] == 2 and np.asarray(out["n"]).dtype == np.int64 and graph.avals["n"].dtype == "int64"
+    grads = graph.grad()
+    assert list(grads) == ["x"]
+    np.testing.assert_array_equal(grads["x"], [1.0, 0.0, 1.0])
+    for op in ("exp", "neg", "sigmoid", "softmax", "l2"):
+        with pytest.raises(graphspec.ShapeError, match=rf"{op}.*bool") as e:
+            load(inputs={"m": mask}, nodes={"e": {"op": op, "args": ["m"]}})
+        assert e.value.loc == "nodes.e"

@@ -19,7 +19,7 @@ import pytest
 from autograd import make_jvp, make_vjp
 from reference import REF, one_hot
 
-from graphspec.ops import OPS, Aval, unbroadcast
+from graphspec.ops import OPS, Aval, RuleError, unbroadcast
 from graphspec.shapes import bind_attrs
 from graphspec.spec import Node
 
@@ -267,6 +267,26 @@ def test_shape_rule_matches_forward(name, args, attrs):
     with np.errstate(all="ignore"):
         ans = op.forward(*args, **kw)
     assert op.shape(avals, **kw) == Aval(np.shape(ans), np.asarray(ans).dtype.name)
+
+
+@pytest.mark.parametrize("dtype", ["int64", "bool"])
+@pytest.mark.parametrize(("name", "args", "attrs"), CASES)
+def test_shape_rule_on_int_and_bool_args_is_refusal_or_truth(name, args, attrs, dtype):
+    """With the float args made int64 or bool, the shape rule either refuses them up front or
+    says exactly the shape and dtype the forward then gives (no float16 from exp of a bool)."""
+    keep = {1} if name in ("softmax_cross_entropy", "hinge") else set()  # float targets stay targets
+    with np.errstate(all="ignore"):  # 1e300 as int64 is garbage, but an int64 all the same
+        cast = [(np.round(a * 3).astype(np.int64) if dtype == "int64" else a > 0) if is_float(a) and i not in keep else a
+                for i, a in enumerate(args)]
+    op, kw = OPS[name], bind(name, cast, attrs)
+    try:
+        aval = op.shape([Aval(np.shape(a), np.asarray(a).dtype.name) for a in cast], **kw)
+    except RuleError as e:
+        assert dtype == "bool", f"{name} refuses int64 args: {e}"
+        return
+    with np.errstate(all="ignore"):
+        ans = op.forward(*cast, **kw)
+    assert aval == Aval(np.shape(ans), np.asarray(ans).dtype.name)
 
 
 def _fits_float32(*arrays):

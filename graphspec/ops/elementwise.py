@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .registry import Attr, Aval, broadcast_shapes, defop, float_dtype, result_dtype
+from .registry import Attr, Aval, broadcast_shapes, defop, float_dtype, no_bool, result_dtype
 
 
 def _binary_shape(avals: list[Aval]) -> Aval:
@@ -20,7 +20,18 @@ def _float_shape(avals: list[Aval], **_attrs) -> Aval:
 
 
 def _unary_shape(avals: list[Aval]) -> Aval:
+    no_bool(*avals)
     return avals[0]
+
+
+def _float_unary_shape(avals: list[Aval], **_attrs) -> Aval:
+    no_bool(*avals)
+    return _float_shape(avals)
+
+
+def _sub_shape(avals: list[Aval]) -> Aval:
+    no_bool(*avals)
+    return _binary_shape(avals)
 
 
 def _sample_binary():
@@ -62,7 +73,7 @@ defop("add", np.add, elementwise=True, shape=_binary_shape, arg_names=("x", "y")
            lambda g, ans, x, y: g),
       doc="x + y", samples=_sample_binary)
 
-defop("sub", np.subtract, elementwise=True, shape=_binary_shape, arg_names=("x", "y"),
+defop("sub", np.subtract, elementwise=True, shape=_sub_shape, arg_names=("x", "y"),
       vjp=(lambda g, ans, x, y: g,
            lambda g, ans, x, y: -g),
       doc="x - y", samples=_sample_binary)
@@ -156,13 +167,13 @@ def _relu(x):
 defop("neg", np.negative, elementwise=True, shape=_unary_shape, arg_names=("x",),
       vjp=(lambda g, ans, x: -g,), doc="-x", samples=_sample_unary())
 
-defop("exp", np.exp, elementwise=True, shape=_float_shape, arg_names=("x",),
+defop("exp", np.exp, elementwise=True, shape=_float_unary_shape, arg_names=("x",),
       vjp=(lambda g, ans, x: g * ans,), doc="e ** x", samples=_sample_unary())
 
-defop("log", np.log, elementwise=True, shape=_float_shape, arg_names=("x",),
+defop("log", np.log, elementwise=True, shape=_float_unary_shape, arg_names=("x",),
       vjp=(lambda g, ans, x: g / x,), doc="natural log", samples=_sample_unary(0.2))
 
-defop("sqrt", np.sqrt, elementwise=True, shape=_float_shape, arg_names=("x",),
+defop("sqrt", np.sqrt, elementwise=True, shape=_float_unary_shape, arg_names=("x",),
       vjp=(lambda g, ans, x: g * 0.5 / ans,), doc="square root", samples=_sample_unary(0.2))
 
 defop("square", np.square, elementwise=True, shape=_unary_shape, arg_names=("x",),
@@ -172,17 +183,17 @@ defop("abs", np.abs, elementwise=True, shape=_unary_shape, arg_names=("x",),
       vjp=(lambda g, ans, x: g * np.sign(x),), branch=lambda ans, x: np.sign(x),
       doc="|x|; gradient 0 at 0 (a kink)", samples=_away_from_zero(_sample_unary()))
 
-defop("sin", np.sin, elementwise=True, shape=_float_shape, arg_names=("x",),
+defop("sin", np.sin, elementwise=True, shape=_float_unary_shape, arg_names=("x",),
       vjp=(lambda g, ans, x: g * np.cos(x),), doc="sine", samples=_sample_unary())
 
-defop("cos", np.cos, elementwise=True, shape=_float_shape, arg_names=("x",),
+defop("cos", np.cos, elementwise=True, shape=_float_unary_shape, arg_names=("x",),
       vjp=(lambda g, ans, x: -g * np.sin(x),), doc="cosine", samples=_sample_unary())
 
-defop("tanh", np.tanh, elementwise=True, shape=_float_shape, arg_names=("x",),
+defop("tanh", np.tanh, elementwise=True, shape=_float_unary_shape, arg_names=("x",),
       vjp=(lambda g, ans, x: g * _dtanh(x),), doc="hyperbolic tangent",
       samples=_sample_unary())
 
-defop("sigmoid", _sigmoid, elementwise=True, shape=_float_shape, arg_names=("x",),
+defop("sigmoid", _sigmoid, elementwise=True, shape=_float_unary_shape, arg_names=("x",),
       vjp=(lambda g, ans, x: g * _dsigmoid(x),), doc="1 / (1 + e ** -x), stable for any x",
       samples=_sample_unary())
 
@@ -190,11 +201,11 @@ defop("relu", _relu, elementwise=True, shape=_unary_shape, arg_names=("x",),
       vjp=(lambda g, ans, x: g * (x > 0),), branch=lambda ans, x: np.asarray(x) > 0,
       doc="max(x, 0); gradient 0 at 0 (a kink)", samples=_away_from_zero(_sample_unary()))
 
-defop("softplus", _softplus, elementwise=True, shape=_float_shape, arg_names=("x",),
+defop("softplus", _softplus, elementwise=True, shape=_float_unary_shape, arg_names=("x",),
       vjp=(lambda g, ans, x: g * _sigmoid(x),), doc="log(1 + e ** x), stable for any x",
       samples=_sample_unary())
 
-defop("leaky_relu", _leaky_relu, elementwise=True, shape=_float_shape, arg_names=("x",),
+defop("leaky_relu", _leaky_relu, elementwise=True, shape=_float_unary_shape, arg_names=("x",),
       vjp=(lambda g, ans, x, *, alpha: np.where(x > 0, g, g * alpha),),
       attrs={"alpha": Attr("float", 0.01)}, branch=lambda ans, x, *, alpha: np.asarray(x) > 0,
       doc="x if x > 0 else alpha * x", samples=_away_from_zero(_sample_unary()))

@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from .reductions import logsumexp
-from .registry import Attr, Aval, RuleError, broadcast_shapes, check_axis, defop, float_dtype, fmt_shape, is_float
+from .registry import Attr, Aval, RuleError, broadcast_shapes, check_axis, defop, float_dtype, fmt_shape, is_float, no_bool
 
 REDUCTION = Attr("enum", "mean", choices=("mean", "sum", "none"))
 
@@ -27,6 +27,7 @@ def softmax(x, *, axis=-1):
 
 
 def _softmax_shape(avals: list[Aval], *, axis) -> Aval:
+    no_bool(*avals)
     shape, dtype = avals[0]
     if shape is not None:
         check_axis(axis, len(shape))
@@ -99,6 +100,7 @@ def _class_loss_shape(name: str):
         dtype = float_dtype(ldt)
         if ydt == "bool":
             raise RuleError(f"{name}: labels must be int64 class indices or float targets, got bool")
+        no_bool(avals[0])
         if ls is None:
             return Aval(None if reduction == "none" else (), dtype)
         if len(ls) == 0:
@@ -219,12 +221,16 @@ defop("hinge", _hinge, shape=_class_loss_shape("hinge"), arg_names=("scores", "l
 
 
 def _mse_shape(avals: list[Aval], *, reduction) -> Aval:
+    no_bool(*avals)
     shape = broadcast_shapes(avals[0].shape, avals[1].shape)
     return Aval(shape if reduction == "none" else (), float_dtype(avals[0].dtype, avals[1].dtype))
 
 
 def _mse(pred, target, *, reduction):
-    return _reduce(np.square(np.subtract(pred, target)), reduction)
+    d = np.subtract(pred, target)
+    if not np.issubdtype(d.dtype, np.floating):
+        d = d.astype(np.float64)  # the shape rule says float, whatever the reduction
+    return _reduce(np.square(d), reduction)
 
 
 def _mse_vjp(sign):
@@ -257,6 +263,17 @@ def _l2_samples():
     return [([r.normal(size=(3, 4))], {}), ([r.normal(size=())], {})]
 
 
-defop("l2", lambda w: np.sum(np.square(w)), shape=lambda avals: Aval((), float_dtype(avals[0].dtype)),
+def _l2(w):
+    if not np.issubdtype(np.result_type(w), np.floating):
+        w = np.asarray(w, dtype=np.float64)  # the shape rule says float: ints square in float64
+    return np.sum(np.square(w))
+
+
+def _l2_shape(avals: list[Aval]) -> Aval:
+    no_bool(*avals)
+    return Aval((), float_dtype(avals[0].dtype))
+
+
+defop("l2", _l2, shape=_l2_shape,
       arg_names=("w",), vjp=(lambda g, ans, w: 2 * g * w,), jvp=(lambda t, ans, w: 2 * np.sum(w * t),),
       doc="sum of squares (the regulariser R(W))", samples=_l2_samples)

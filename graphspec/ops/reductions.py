@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .registry import Attr, Aval, RuleError, check_axis, defop, expand_reduced, float_dtype, norm_axes
+from .registry import Attr, Aval, RuleError, check_axis, defop, expand_reduced, float_dtype, no_bool, norm_axes
 
 REDUCE_ATTRS = {"axis": Attr("reduce_axis", None), "keepdims": Attr("bool", False)}
 
@@ -24,6 +24,12 @@ def _reduce_shape(avals: list[Aval], *, axis, keepdims, floating: bool = False) 
     if keepdims:
         return Aval(tuple(1 if i in reduced else d for i, d in enumerate(shape)), dtype)
     return Aval(tuple(d for i, d in enumerate(shape) if i not in reduced), dtype)
+
+
+def _sum_shape(avals, **attrs):
+    # numpy's sum of a bool mask counts it: int64
+    shape, dtype = _reduce_shape(avals, **attrs)
+    return Aval(shape, "int64" if dtype == "bool" else dtype)
 
 
 def _float_reduce_shape(avals, **attrs):
@@ -108,7 +114,12 @@ def _samples(ties: bool = False):
     return make
 
 
-defop("sum", _sum, shape=_reduce_shape, arg_names=("x",), attrs=REDUCE_ATTRS,
+def _lse_shape(avals, **attrs):
+    no_bool(*avals)
+    return _float_reduce_shape(avals, **attrs)
+
+
+defop("sum", _sum, shape=_sum_shape, arg_names=("x",), attrs=REDUCE_ATTRS,
       vjp=(_sum_vjp,), jvp=(lambda t, ans, x, **kw: _sum(t, **kw),),
       doc="sum over axis (all by default)", samples=_samples())
 
@@ -120,6 +131,6 @@ defop("max", _max, shape=_reduce_shape, arg_names=("x",), attrs=REDUCE_ATTRS,
       vjp=(_max_vjp,), jvp=(_max_jvp,), branch=_max_branch,
       doc="max over axis; ties split the gradient evenly (a kink)", samples=_samples())
 
-defop("logsumexp", logsumexp, shape=_float_reduce_shape, arg_names=("x",), attrs=REDUCE_ATTRS,
+defop("logsumexp", logsumexp, shape=_lse_shape, arg_names=("x",), attrs=REDUCE_ATTRS,
       vjp=(_lse_vjp,), jvp=(_lse_jvp,),
       doc="log(sum(exp(x))) over axis, stable (max-shifted)", samples=_samples())

@@ -139,6 +139,13 @@ def is_float(dtype: str) -> bool:
     return dtype.startswith("float")
 
 
+def no_bool(*avals: Aval) -> None:
+    """Shape-rule check for ops that compute with numbers: numpy fails on bool arrays there
+    (neg, sub) or answers in a type of its own (float16 for exp, int8 for square)."""
+    if any(a.dtype == "bool" for a in avals):
+        raise RuleError("bool arrays are masks here: declare the input int64 or float64 to compute with it")
+
+
 WEAK = "weak"  # the dtype of a JSON number in args: it takes the other args' type (NEP 50)
 
 
