@@ -17,6 +17,7 @@ How it works (docs/gradcheck.md has the whole story and the numbers):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import time
@@ -811,14 +812,27 @@ _TRIAL_RANK = {KINK: 0, PASS: 1, FAIL: 2}
 FD_TOL = TOLERANCES["float64"]  # node-local checks run in float64 whatever the graph's dtype
 
 
+def _no_vjp(g: Any, ans: Any, *args: Any) -> Any:
+    return np.zeros(())  # stands for an op's missing VJP: it claims the arg does not matter
+
+
 def _blame(ctx: _Ctx) -> list[NodeCheck]:
     out = []
-    for step in ctx.plan.steps:
+    steps = ctx.plan.steps
+    # slots that carry a gradient: a float arg among them with no VJP silently gets zero
+    needs = {ctx.plan.slot[n] for n in ctx.wrt} | {s.out for s in steps if s.vjps}
+    for step in steps:
         jvps = dict(_arg_positions(step, step.jvps))
-        for i, vjp in _arg_positions(step, step.vjps):
-            if not np.issubdtype(np.asarray(ctx.vals_f[step.args[i]]).dtype, np.floating):
+        vjps = dict(_arg_positions(step, step.vjps))
+        for i, a in enumerate(step.args):
+            if not np.issubdtype(np.asarray(ctx.vals_f[a]).dtype, np.floating):
                 continue
-            out.extend(_local(ctx, step, i, vjp, jvps.get(i)))
+            if i in vjps:
+                out.extend(_local(ctx, step, i, vjps[i], jvps.get(i)))
+            elif a in needs:
+                out.extend(dataclasses.replace(c, message="the op has no VJP for this arg, yet the arg changes "
+                                               "its output") if c.status == FAIL else c
+                           for c in _local(ctx, step, i, _no_vjp, None))
     return out
 
 

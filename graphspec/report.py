@@ -233,7 +233,7 @@ def _verdict(rep: Report) -> str:
 
 def _blame_lines(rep: Report) -> list[str]:
     return [f"[bold red]blame:[/] node '{n.node}' ({n.op}): its {n.mode.upper()} for arg {n.arg} {n.arg_name} "
-            + (f"raises {n.message}" if n.message else
+            + (f"fails: {n.message}" if n.message else
                f"is wrong (analytic {_num(n.analytic)}, finite differences {_num(n.numeric)})")
             for n in rep.blamed]
 
@@ -333,7 +333,7 @@ def report_markdown(rep: Report) -> str:
                           [[n.node, n.op, n.arg_name, n.mode, _num(n.analytic), _num(n.numeric), _err(n.rel_err),
                             n.status] for n in bad_nodes])]
     for n in rep.blamed:
-        what = f"raises `{n.message}`" if n.message else "is wrong"
+        what = f"fails: `{n.message}`" if n.message else "is wrong"
         out += ["", f"**Blame:** node `{n.node}` ({n.op}): its {n.mode.upper()} for arg {n.arg} {n.arg_name} {what}."]
     out += [""] + [f"> note: {n}" for n in rep.notes]
     return "\n".join(out).rstrip() + "\n"
