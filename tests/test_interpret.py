@@ -584,3 +584,40 @@ def test_bool_masks_multiply_and_count_but_do_not_compute():
         with pytest.raises(graphspec.ShapeError, match=rf"{op}.*bool") as e:
             load(inputs={"m": mask}, nodes={"e": {"op": op, "args": ["m"]}})
         assert e.value.loc == "nodes.e"
+
+
+@RANDOM
+@given(st.data(), st.integers(1, 6))
+def test_random_graphs_with_symbolic_input_shapes(data, n_ops):
+    """The same random graphs with every float input declared by symbolic dims and no value,
+    the values given at run time: the static check accepts them, and the run agrees."""
+    g, spec = random_graph(data, n_ops)
+    given, inputs = {}, {}
+    for name, decl in spec["inputs"].items():
+        v = g.env[name]
+        if v.dtype.kind != "f":
+            inputs[name] = decl
+            continue
+        inputs[name] = {"shape": [d if d == 1 else f"{name}_{i}" for i, d in enumerate(v.shape)]}
+        given[name] = v
+    graph = graphspec.load({**spec, "inputs": inputs})
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        values = graph.evaluate(check_finite="off", with_grads=False, **given).values
+    for name in g.order:
+        assert_close(values[name], g.env[name], what=f"value of {name}")
+
+
+def test_runtime_shapes_are_rechecked_per_node():
+    graph = load(inputs={"X": {"shape": ["N", "K"]}, "Y": {"shape": ["M"]}},
+                 params={"W": {"shape": [3, 2], "init": "zeros"}},
+                 nodes={"m": {"op": "matmul", "args": ["X", "W"]}, "s": {"op": "add", "args": ["Y", 1.0]},
+                        "a": {"op": "add", "args": ["m", "s"]}})
+    assert graph.avals["m"].shape == ("N", 2)
+    assert graph.run(X=np.ones((4, 3)), Y=np.ones(2))["a"].shape == (4, 2)
+    with pytest.raises(graphspec.ShapeError, match=r"matmul cannot multiply \(4, 5\) by \(3, 2\)") as e:
+        graph.run(X=np.ones((4, 5)), Y=np.ones(2))
+    assert e.value.loc == "nodes.m"
+    with pytest.raises(graphspec.ShapeError, match=r"cannot broadcast \(4, 2\) with \(3,\)") as e:
+        graph.run(X=np.ones((4, 3)), Y=np.ones(3))
+    assert e.value.loc == "nodes.a"
