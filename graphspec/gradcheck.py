@@ -470,6 +470,7 @@ class _FD:
     minus: list[np.ndarray]
     flips: dict[int, np.ndarray]  # step index -> (k,) bool: branch differs between the + and - rows
     at: dict[int, np.ndarray]  # step index -> (k,) first flat element of the branch that differs
+    shapes: dict[int, tuple[int, ...]] = field(default_factory=dict)  # step index -> branch array shape
 
 
 Delta = Callable[[int, int], Any]  # rows c0..c1 of a perturbation: a (k, n) block or (flat index, step)
@@ -485,6 +486,7 @@ def _fd(ctx: _Ctx, deltas: dict[int, Delta], k: int, targets: list[_Target]) -> 
     minus = [np.empty((len(t.seeds), k)) for t in targets]
     flips: dict[int, np.ndarray] = {}
     at: dict[int, np.ndarray] = {}
+    shapes: dict[int, tuple[int, ...]] = {}
     for c0 in range(0, k, chunk):
         c1 = min(k, c0 + chunk)
         kc = c1 - c0
@@ -494,11 +496,12 @@ def _fd(ctx: _Ctx, deltas: dict[int, Delta], k: int, targets: list[_Target]) -> 
             f = t.values(vals.get(t.slot), 2 * kc)
             p[:, c0:c1], m[:, c0:c1] = f[:, :kc], f[:, kc:]
         for i, br in branches.items():
+            shapes[i] = np.shape(br)[1:]
             br = np.asarray(br).reshape(2 * kc, -1)
             diff = br[:kc] != br[kc:]
             flips.setdefault(i, np.zeros(k, dtype=bool))[c0:c1] = diff.any(axis=1)
             at.setdefault(i, np.zeros(k, dtype=np.int64))[c0:c1] = diff.argmax(axis=1)
-    return _FD(plus, minus, flips, at)
+    return _FD(plus, minus, flips, at, shapes)
 
 
 def _stacked(x: np.ndarray, d: np.ndarray | tuple[np.ndarray, np.ndarray]) -> np.ndarray:
@@ -519,7 +522,7 @@ def _stacked(x: np.ndarray, d: np.ndarray | tuple[np.ndarray, np.ndarray]) -> np
 def _columns(fd: _FD, cols: slice) -> _FD:
     """The differences of some perturbations only (one input's share of a joint pass)."""
     return _FD([p[:, cols] for p in fd.plus], [m[:, cols] for m in fd.minus],
-               {i: f[cols] for i, f in fd.flips.items()}, {i: a[cols] for i, a in fd.at.items()})
+               {i: f[cols] for i, f in fd.flips.items()}, {i: a[cols] for i, a in fd.at.items()}, fd.shapes)
 
 
 def _one_hot(idx: np.ndarray, h: np.ndarray) -> Delta:
@@ -553,7 +556,7 @@ def _node_kinks(ctx: _Ctx, fd: _FD, j: int) -> tuple[NodeKink, ...]:
     for i, f in fd.flips.items():
         if f[j]:
             s = ctx.plan.steps[i]
-            shape = np.shape(ctx.vals_f[s.out])
+            shape = fd.shapes.get(i, np.shape(ctx.vals_f[s.out]))  # the branch array's, e.g. a hinge's margins
             at = tuple(int(v) for v in np.unravel_index(int(fd.at[i][j]), shape)) if shape else ()
             out.append(NodeKink(s.name, s.op, at))
     return tuple(out)
@@ -626,7 +629,7 @@ def _refine(ctx: _Ctx, name: str, targets: list[_Target], checks: list[InputChec
     cols_a = np.array(cols)
     slot = ctx.plan.slot[name]
     fd2 = _fd(ctx, {slot: _one_hot(idx[cols_a], h[cols_a] / 2)}, len(cols_a), targets)
-    fixed = 0
+    fixed = [0] * len(checks)
     for ti, (t, c) in enumerate(zip(targets, checks, strict=True)):
         d1 = (fd.plus[ti][:, cols_a] - fd.minus[ti][:, cols_a]) / (2 * h[cols_a])
         d2 = (fd2.plus[ti] - fd2.minus[ti]) / h[cols_a]
@@ -642,11 +645,11 @@ def _refine(ctx: _Ctx, name: str, targets: list[_Target], checks: list[InputChec
                 if c.arrays["status"][p] == FAIL and not fail[r, q]:
                     c.arrays["status"][p] = PASS
                     c.arrays["numeric"][p], c.arrays["abs_err"][p], c.arrays["rel_err"][p] = rich[r, q], abs_err[r, q], rel[r, q]
-                    fixed += 1
-    if fixed:
-        for i, c in enumerate(checks):
+                    fixed[ti] += 1
+    for i, c in enumerate(checks):
+        if fixed[i]:
             checks[i] = _rebuild(ctx, c, targets[i], idx, fd)
-            checks[i].notes.append(f"{fixed} element(s) passed only after Richardson extrapolation (h and h/2): "
+            checks[i].notes.append(f"{fixed[i]} element(s) passed only after Richardson extrapolation (h and h/2): "
                                    "the function is steep there, the gradient is right")
 
 

@@ -110,10 +110,9 @@ def report_json(rep: Report) -> dict[str, Any]:
     }
 
 
-def reports_json(reports: Sequence[Report], errors: Sequence[dict[str, str]] = ()) -> dict[str, Any]:
-    return {"format": JSON_FORMAT, "version": JSON_VERSION,
-            "ok": all(r.ok for r in reports) and not errors,
-            "reports": [report_json(r) for r in reports], "errors": list(errors)}
+def reports_json(reports: Sequence[Report]) -> dict[str, Any]:
+    return {"format": JSON_FORMAT, "version": JSON_VERSION, "ok": all(r.ok for r in reports),
+            "reports": [report_json(r) for r in reports]}
 
 
 def ops_json(rows: Sequence[OpRow]) -> dict[str, Any]:
@@ -226,8 +225,8 @@ def _verdict(rep: Report) -> str:
         parts.append("Taylor order ~1")
     if rep.error:
         parts.append(rep.error)
-    word = "PASS" if rep.ok else "FAIL"
-    return f"[{STYLE['PASS' if rep.ok else 'FAIL']}]{word}[/]: " + ", ".join(parts) + \
+    word = "FAIL" if not rep.ok else "KINK (not a failure without --strict)" if rep.status == "KINK" else "PASS"
+    return f"[{STYLE[rep.status if rep.ok else 'FAIL']}]{word}[/]: " + ", ".join(parts) + \
         f" ({rep.evaluations} perturbed evaluations, {rep.seconds * 1e3:.1f} ms)"
 
 
