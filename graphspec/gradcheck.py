@@ -562,22 +562,30 @@ def _node_kinks(ctx: _Ctx, fd: _FD, j: int) -> tuple[NodeKink, ...]:
     return tuple(out)
 
 
-def _check_input(ctx: _Ctx, name: str, target: _Target, ti: int, fd: _FD, idx: np.ndarray, h: np.ndarray,
-                 method: str, xs_scale: np.ndarray, ana: np.ndarray) -> InputCheck:
-    """Turn one target's differences into the report of one input (``ana``: (T, k) analytic values)."""
-    tol = ctx.tol
-    k = len(idx)
-    plus, minus = fd.plus[ti], fd.minus[ti]
-    f0 = target.f0[:, None]
+@dataclass
+class _Numbers:
+    """One target's comparison for one input: (T, k) arrays."""
+
+    ana: np.ndarray
+    num: np.ndarray
+    abs_err: np.ndarray
+    rel: np.ndarray
+    status: np.ndarray
+
+
+def _classify(tol: Tolerance, f0: np.ndarray, plus: np.ndarray, minus: np.ndarray, h: np.ndarray, scale: np.ndarray,
+              ana: np.ndarray, crossed: np.ndarray) -> _Numbers:
+    """PASS / FAIL / KINK per element: a failure, or one-sided differences that disagree, at an element
+    whose stencil crosses a kink is a KINK; elsewhere a failure is a FAIL."""
+    f0 = f0[:, None]
     num = (plus - minus) / (2 * h)
-    atol = tol.atol * np.maximum(1.0, np.abs(f0)) / xs_scale
+    atol = tol.atol * np.maximum(1.0, np.abs(f0)) / scale
     abs_err, rel, fail = _compare(tol, ana, num, atol)
     with np.errstate(all="ignore"):
         jump = np.abs((plus - f0) / h - (f0 - minus) / h)
         jumped = ~(jump <= KINK_JUMP * np.maximum(np.maximum(np.abs(num), np.abs(ana)), atol / tol.rtol))
-    crossed = _kink_mask(fd, k)[None, :]
-    status = np.where(crossed & (fail | jumped), KINK, np.where(fail, FAIL, PASS))
-    return _input_check(ctx, name, target, method, idx, ana, num, abs_err, rel, status, fd)
+    status = np.where(crossed[None, :] & (fail | jumped), KINK, np.where(fail, FAIL, PASS)).astype(object)
+    return _Numbers(ana, num, abs_err, rel, status)
 
 
 def _max_err(err: np.ndarray) -> float:
@@ -585,82 +593,61 @@ def _max_err(err: np.ndarray) -> float:
     return float(np.max(np.where(np.isnan(err), np.inf, err))) if err.size else 0.0
 
 
-def _input_check(ctx: _Ctx, name: str, target: _Target, method: str, idx: np.ndarray, ana: np.ndarray,
-                 num: np.ndarray, abs_err: np.ndarray, rel: np.ndarray, status: np.ndarray, fd: _FD) -> InputCheck:
+def _input_check(ctx: _Ctx, name: str, target: _Target, method: str, idx: np.ndarray, n: _Numbers, fd: _FD,
+                 notes: list[str]) -> InputCheck:
     x = ctx.x(name)
     shape = tuple(np.shape(x))
-    T, k = ana.shape
-    flat_rel = np.where(np.isfinite(rel), rel, np.inf).ravel()
+    T, k = n.ana.shape
+    flat_rel = np.where(np.isfinite(n.rel), n.rel, np.inf).ravel()
     order = np.argsort(-flat_rel, kind="stable")
 
     def element(p: int) -> Element:
         t, j = divmod(int(p), k)
         index = tuple(int(v) for v in np.unravel_index(int(idx[j]), shape)) if method == "elements" else (int(j),)
-        kinks = _node_kinks(ctx, fd, j) if status[t, j] == KINK else ()
-        return Element(index, target.labels[t], float(ana[t, j]), float(num[t, j]), float(abs_err[t, j]),
-                       float(rel[t, j]), str(status[t, j]), kinks)
+        kinks = _node_kinks(ctx, fd, j) if n.status[t, j] == KINK else ()
+        return Element(index, target.labels[t], float(n.ana[t, j]), float(n.num[t, j]), float(n.abs_err[t, j]),
+                       float(n.rel[t, j]), str(n.status[t, j]), kinks)
 
-    kink_positions = np.flatnonzero(status.ravel() == KINK)
-    states = set(status.ravel().tolist())
+    kink_positions = np.flatnonzero(n.status.ravel() == KINK)
+    states = set(n.status.ravel().tolist())
     overall = FAIL if FAIL in states else KINK if KINK in states else PASS
     if method == "elements":
         index = np.stack(np.unravel_index(idx, shape), axis=1).tolist() if shape else [[] for _ in idx]
     else:
         index = [[int(j)] for j in range(k)]
     arrays = {"index": [i for _ in range(T) for i in index], "row": [lab for lab in target.labels for _ in range(k)],
-              "analytic": ana.ravel(), "numeric": num.ravel(), "abs_err": abs_err.ravel(), "rel_err": rel.ravel(),
-              "status": status.ravel().tolist()}
+              "analytic": n.ana.ravel(), "numeric": n.num.ravel(), "abs_err": n.abs_err.ravel(),
+              "rel_err": n.rel.ravel(), "status": n.status.ravel().tolist()}
     return InputCheck(
         input=name, kind=ctx.graph.kind[name][:-1], target=target.node, target_kind=target.kind, method=method,
-        shape=shape, size=int(np.size(x)), checked=k, max_abs_err=_max_err(abs_err),
+        shape=shape, size=int(np.size(x)), checked=k, max_abs_err=_max_err(n.abs_err),
         max_rel_err=float(flat_rel.max()) if flat_rel.size else 0.0, status=overall,
         worst=element(order[0]) if order.size else None, worst_elements=[element(p) for p in order[:WORST]],
-        kinks=[element(p) for p in kink_positions[:50]], arrays=arrays)
+        kinks=[element(p) for p in kink_positions[:50]], arrays=arrays, notes=notes)
 
 
-def _refine(ctx: _Ctx, name: str, targets: list[_Target], checks: list[InputCheck], idx: np.ndarray,
-            h: np.ndarray, fd: _FD) -> None:
-    """Richardson extrapolation for elements that failed without crossing a kink: a truncation error
-    (steep function, big step) goes away, a wrong gradient does not."""
-    bad = sorted({j for c in checks for j, s in enumerate(c.arrays["status"]) if s == FAIL})
-    cols = sorted({j % len(idx) for j in bad})
-    if not cols or len(cols) > 2000:
-        return
-    cols_a = np.array(cols)
-    slot = ctx.plan.slot[name]
-    fd2 = _fd(ctx, {slot: _one_hot(idx[cols_a], h[cols_a] / 2)}, len(cols_a), targets)
-    fixed = [0] * len(checks)
-    for ti, (t, c) in enumerate(zip(targets, checks, strict=True)):
-        d1 = (fd.plus[ti][:, cols_a] - fd.minus[ti][:, cols_a]) / (2 * h[cols_a])
-        d2 = (fd2.plus[ti] - fd2.minus[ti]) / h[cols_a]
+def _richardson(ctx: _Ctx, name: str, targets: list[_Target], numbers: list[_Numbers], fd: _FD, idx: np.ndarray,
+                h: np.ndarray, scale: np.ndarray) -> list[int]:
+    """Re-take the elements that failed with h/2 and extrapolate, (4 D(h/2) - D(h)) / 3, error O(h^4): a
+    truncation error (a steep function, a big step) goes away, a wrong gradient does not. Updates
+    ``numbers`` in place; returns how many elements each target got back."""
+    cols = np.flatnonzero(np.any(np.stack([n.status == FAIL for n in numbers]), axis=(0, 1)))
+    if not cols.size or cols.size > 2000:
+        return [0] * len(targets)
+    half = _fd(ctx, {ctx.plan.slot[name]: _one_hot(idx[cols], h[cols] / 2)}, cols.size, targets)
+    fixed = []
+    for ti, (t, n) in enumerate(zip(targets, numbers, strict=True)):
+        d1 = n.num[:, cols]
+        d2 = (half.plus[ti] - half.minus[ti]) / h[cols]
         rich = (4 * d2 - d1) / 3
-        ana = t.grads[name][:, idx[cols_a]]
-        xs = np.maximum(1.0, np.abs(ctx.x(name).ravel()[idx[cols_a]]))
-        atol = ctx.tol.atol * np.maximum(1.0, np.abs(t.f0[:, None])) / xs
-        abs_err, rel, fail = _compare(ctx.tol, ana, rich, atol)
-        k = len(idx)
-        for r in range(ana.shape[0]):
-            for q, j in enumerate(cols):
-                p = r * k + j
-                if c.arrays["status"][p] == FAIL and not fail[r, q]:
-                    c.arrays["status"][p] = PASS
-                    c.arrays["numeric"][p], c.arrays["abs_err"][p], c.arrays["rel_err"][p] = rich[r, q], abs_err[r, q], rel[r, q]
-                    fixed[ti] += 1
-    for i, c in enumerate(checks):
-        if fixed[i]:
-            checks[i] = _rebuild(ctx, c, targets[i], idx, fd)
-            checks[i].notes.append(f"{fixed[i]} element(s) passed only after Richardson extrapolation (h and h/2): "
-                                   "the function is steep there, the gradient is right")
-
-
-def _rebuild(ctx: _Ctx, c: InputCheck, target: _Target, idx: np.ndarray, fd: _FD) -> InputCheck:
-    T, k = len(target.labels), len(idx)
-    a = c.arrays
-    shaped = [np.asarray(a[key], dtype=np.float64).reshape(T, k) for key in ("analytic", "numeric", "abs_err", "rel_err")]
-    status = np.asarray(a["status"], dtype=object).reshape(T, k)
-    out = _input_check(ctx, c.input, target, c.method, idx, *shaped, status, fd)
-    out.notes = c.notes
-    return out
+        atol = ctx.tol.atol * np.maximum(1.0, np.abs(t.f0[:, None])) / scale[cols]
+        abs_err, rel, fail = _compare(ctx.tol, n.ana[:, cols], rich, atol)
+        back = (n.status[:, cols] == FAIL) & ~fail
+        for arr, new in ((n.num, rich), (n.abs_err, abs_err), (n.rel, rel)):
+            arr[:, cols] = np.where(back, new, arr[:, cols])
+        n.status[:, cols] = np.where(back, PASS, n.status[:, cols])
+        fixed.append(int(back.sum()))
+    return fixed
 
 
 def _full(ctx: _Ctx, name: str, targets: list[_Target]) -> list[InputCheck]:
@@ -669,11 +656,14 @@ def _full(ctx: _Ctx, name: str, targets: list[_Target]) -> list[InputCheck]:
     scale = np.maximum(1.0, np.abs(x.ravel()[idx]))
     h = ctx.tol.eps * scale
     fd = _fd(ctx, {ctx.plan.slot[name]: _one_hot(idx, h)}, len(idx), targets)
-    checks = [_check_input(ctx, name, t, ti, fd, idx, h, "elements", scale, t.grads[name][:, idx])
-              for ti, t in enumerate(targets)]
-    if ctx.refine:
-        _refine(ctx, name, targets, checks, idx, h, fd)
-    return checks
+    crossed = _kink_mask(fd, len(idx))
+    numbers = [_classify(ctx.tol, t.f0, fd.plus[ti], fd.minus[ti], h, scale, t.grads[name][:, idx], crossed)
+               for ti, t in enumerate(targets)]
+    fixed = _richardson(ctx, name, targets, numbers, fd, idx, h, scale) if ctx.refine else [0] * len(targets)
+    notes = [[f"{f} element(s) passed only after Richardson extrapolation (h and h/2): the function is steep "
+              "there, the gradient is right"] if f else [] for f in fixed]
+    return [_input_check(ctx, name, t, "elements", idx, n, fd, note)
+            for t, n, note in zip(targets, numbers, notes, strict=True)]
 
 
 def _fast(ctx: _Ctx, targets: list[_Target], directions: int) -> list[InputCheck]:
@@ -691,12 +681,16 @@ def _fast(ctx: _Ctx, targets: list[_Target], directions: int) -> list[InputCheck
             return out
         return delta
 
-    deltas = {ctx.plan.slot[n]: block(i, dirs[n]) for i, n in enumerate(ctx.wrt)}
-    fd = _fd(ctx, deltas, K * len(ctx.wrt), targets)
+    fd = _fd(ctx, {ctx.plan.slot[n]: block(i, dirs[n]) for i, n in enumerate(ctx.wrt)}, K * len(ctx.wrt), targets)
     hs, ones, rows = np.full(K, h), np.ones(K), np.arange(K)
-    return [_check_input(ctx, n, t, ti, _columns(fd, slice(i * K, (i + 1) * K)), rows, hs, "directions", ones,
-                         t.grads[n] @ dirs[n].T)
-            for i, n in enumerate(ctx.wrt) for ti, t in enumerate(targets)]
+    out = []
+    for i, n in enumerate(ctx.wrt):
+        mine = _columns(fd, slice(i * K, (i + 1) * K))
+        for ti, t in enumerate(targets):
+            nums = _classify(ctx.tol, t.f0, mine.plus[ti], mine.minus[ti], hs, ones, t.grads[n] @ dirs[n].T,
+                             _kink_mask(mine, K))
+            out.append(_input_check(ctx, n, t, "directions", rows, nums, mine, []))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
