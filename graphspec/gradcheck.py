@@ -921,8 +921,10 @@ def gradcheck(graph: Any, *, inputs: Mapping[str, Any] | None = None, wrt: Seque
     else along ``projections`` random cotangents. ``fast``: ``directions`` random directional
     derivatives per input instead of every element. ``max_elements``: check a random sample of the
     elements of bigger inputs. ``blame``: check every node's own VJP and JVP (default: when something
-    fails). ``taylor``: the Taylor remainder test. ``strict``: kinks count as failures. ``batch=False``
-    evaluates one perturbation per forward pass (slow; the reference for the batched path)."""
+    fails). ``taylor``: the Taylor remainder test. ``strict``: kinks count as failures. ``tolerance``:
+    a `Tolerance` instead of the dtype's default (`TOLERANCES`). ``refine=False``: no Richardson retry of
+    failing elements. ``seed``: the random directions, cotangents and samples. ``batch=False`` evaluates
+    one perturbation per forward pass (slow; the reference for the batched path)."""
     start = time.perf_counter()
     g = _as_graph(graph)
     leaves_a, leaves_f, dtype = _leaf_values(g, inputs)
@@ -941,6 +943,8 @@ def gradcheck(graph: Any, *, inputs: Mapping[str, Any] | None = None, wrt: Seque
     if dtype == "float32":
         ctx.notes.append("float32 graph: analytic gradients in float32, finite differences evaluated in float64 "
                          f"(the leaves cast to float64); tolerances rtol={tol.rtol:g}, atol={tol.atol:g}")
+    if not names:
+        ctx.notes.append("nothing to check: no param or float input with a gradient")
     if g.loss is None:
         ctx.notes.append("no loss: each output's Jacobian is checked (in full up to "
                          f"{jacobian_max} elements, else along {projections} random cotangents)")

@@ -492,3 +492,10 @@ def test_an_op_without_a_vjp_for_a_float_arg_is_blamed() -> None:
     assert [c.status for c in rep.checks] == [PASS, FAIL]  # d/dy comes out as zero
     (n,) = rep.blamed
     assert (n.node, n.arg, n.mode) == ("a", 1, "vjp") and "no VJP" in n.message
+
+
+def test_nothing_to_differentiate_says_so() -> None:
+    s = {"graphspec": "1", "inputs": {"x": {"value": [1.0, 2.0], "grad": False}},
+         "nodes": {"y": {"op": "sin", "args": ["x"]}, "L": {"op": "sum", "args": ["y"]}}, "loss": "L"}
+    rep = gradcheck(s, taylor=True)
+    assert rep.checks == [] and rep.status == PASS and any("nothing to check" in n for n in rep.notes)
