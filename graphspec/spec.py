@@ -291,7 +291,7 @@ def load_spec(source: str | Path | dict[str, Any], *, base: Path | None = None) 
         doc, where, base = source, None, base or Path.cwd()
     else:
         path = Path(source)
-        doc, where, base = read_spec_file(path), str(path), path.resolve().parent
+        doc, where, base = read_spec_file(path), str(path), base or path.resolve().parent
     if not isinstance(doc, dict):
         raise SpecError(f"a spec is a JSON object, got {type(doc).__name__}", source=where)
     if "graphspec" not in doc:

@@ -86,8 +86,6 @@ def test_relative_files_resolve_against_the_spec_folder_or_base(tmp_path):
         graphspec.load(d, base=tmp_path / "data")
 
 
-@pytest.mark.xfail(strict=True, reason="spec.load_spec ignores `base` when the source is a path (api.load's "
-                                       "docstring: relative files resolve against base)")
 def test_explicit_base_wins_for_a_path_too(tmp_path):
     (tmp_path / "elsewhere").mkdir()
     np.save(tmp_path / "elsewhere" / "x.npy", np.array([1.0, 2.0]))
