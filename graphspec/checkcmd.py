@@ -18,6 +18,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("specs", nargs="*", metavar="SPEC", help="spec files to check")
     p.add_argument("--ops", action="store_true", help="sweep every op of the op table over its sample inputs")
     p.add_argument("--op", action="append", default=[], metavar="NAME", help="with --ops: only this op (repeatable)")
+    p.add_argument("--dtype", action="append", choices=("float64", "float32"), metavar="DTYPE",
+                   help="with --ops: sample dtypes, float64 and/or float32 (default: both)")
     p.add_argument("--fast", action="store_true",
                    help="random directional derivatives instead of every element (plus JVP vs VJP)")
     p.add_argument("--directions", type=int, default=4, metavar="K", help="directions per input with --fast (4)")
@@ -53,8 +55,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UsageError("--max-elements must be at least 1")
     if args.directions < 1:
         raise UsageError("--directions must be at least 1")
-    if args.op and not args.ops:
-        raise UsageError("--op goes with --ops")
+    if (args.op or args.dtype) and not args.ops:
+        raise UsageError("--op and --dtype go with --ops")
     if (args.input or args.params) and len(args.specs) > 1:
         raise UsageError("--input and --params apply to one spec; give one SPEC")
 
@@ -94,7 +96,7 @@ def _run_ops(args: argparse.Namespace, fmt: str) -> int:
             from .errors import did_you_mean
 
             raise UsageError(f"--op {name}: no such op" + (f" ({did_you_mean(name, OPS)})" if did_you_mean(name, OPS) else ""))
-    rows = check_ops(args.op or None)
+    rows = check_ops(args.op or None, dtypes=tuple(dict.fromkeys(args.dtype or ("float64", "float32"))))
     text = {"json": lambda: report.dumps(report.ops_json(rows)), "markdown": lambda: report.ops_markdown(rows),
             "table": lambda: None}[fmt]()
     _emit(args, fmt, lambda con: report.print_ops(rows, con), text)

@@ -117,7 +117,7 @@ def reports_json(reports: Sequence[Report]) -> dict[str, Any]:
 
 def ops_json(rows: Sequence[OpRow]) -> dict[str, Any]:
     return {"format": JSON_FORMAT, "version": JSON_VERSION, "ok": all(r.status != "FAIL" for r in rows),
-            "ops": [{"op": r.op, "sample": r.sample, "shapes": r.shapes, "attrs": r.attrs, "status": r.status,
+            "ops": [{"op": r.op, "dtype": r.dtype, "sample": r.sample, "shapes": r.shapes, "attrs": r.attrs, "status": r.status,
                      "max_rel_err": _f(r.max_rel_err), "vjp_rel_err": _f(r.vjp_rel_err),
                      "jvp_rel_err": _f(r.jvp_rel_err), "modes_rel_err": _f(r.modes_rel_err), "message": r.message}
                     for r in rows]}
@@ -275,9 +275,9 @@ def report_text(rep: Report, width: int = 120) -> str:
 
 def print_ops(rows: Sequence[OpRow], console: Console) -> None:
     t = _table(f"op sweep: {len(rows)} samples of {len({r.op for r in rows})} ops",
-               ("op", "#", "arg shapes", "attrs", "grad rel err", "own vjp", "own jvp", "jvp vs vjp", "status"))
+               ("op", "dtype", "#", "arg shapes", "attrs", "grad rel err", "own vjp", "own jvp", "jvp vs vjp", "status"))
     for r in rows:
-        t.add_row(r.op, str(r.sample), " ".join(str(tuple(s)) for s in r.shapes), json.dumps(r.attrs) if r.attrs else "",
+        t.add_row(r.op, r.dtype, str(r.sample), " ".join(str(tuple(s)) for s in r.shapes), json.dumps(r.attrs) if r.attrs else "",
                   _err(r.max_rel_err), _err(r.vjp_rel_err), _err(r.jvp_rel_err), _err(r.modes_rel_err),
                   _status(r.status) + (f" {r.message}" if r.message else ""))
     console.print(t)
@@ -344,8 +344,8 @@ def reports_markdown(reports: Sequence[Report]) -> str:
 
 def ops_markdown(rows: Sequence[OpRow]) -> str:
     return "## Op sweep\n\n" + _md_table(
-        ["op", "#", "arg shapes", "attrs", "grad rel err", "own vjp", "own jvp", "jvp vs vjp", "status"],
-        [[r.op, str(r.sample), " ".join(str(tuple(s)) for s in r.shapes), json.dumps(r.attrs) if r.attrs else "",
+        ["op", "dtype", "#", "arg shapes", "attrs", "grad rel err", "own vjp", "own jvp", "jvp vs vjp", "status"],
+        [[r.op, r.dtype, str(r.sample), " ".join(str(tuple(s)) for s in r.shapes), json.dumps(r.attrs) if r.attrs else "",
           _err(r.max_rel_err), _err(r.vjp_rel_err), _err(r.jvp_rel_err), _err(r.modes_rel_err),
           r.status + (f" {r.message}" if r.message else "")] for r in rows]) + "\n"
 

@@ -70,7 +70,8 @@ def test_bad_spec_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
 
 
 @pytest.mark.parametrize("argv", [["check"], ["check", "--ops", "x.json"], ["check", "x.json", "--max-elements", "0"],
-                                  ["check", "--ops", "--op", "nope"], ["check", "x.json", "--op", "relu"]])
+                                  ["check", "--ops", "--op", "nope"], ["check", "x.json", "--op", "relu"],
+                                  ["check", "x.json", "--dtype", "float32"]])
 def test_usage_errors_exit_2(argv: list[str]) -> None:
     assert main(argv) == 2
 
@@ -126,7 +127,8 @@ def test_inputs_from_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixt
 def test_ops_sweep_one_op(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "--ops", "--op", "softmax", "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)["ops"]
-    assert {r["op"] for r in rows} == {"softmax"} and len(rows) == len(OPS["softmax"].samples())
+    assert {r["op"] for r in rows} == {"softmax"} and len(rows) == 2 * len(OPS["softmax"].samples())
+    assert {r["dtype"] for r in rows} == {"float64", "float32"}
     assert all(r["status"] == "PASS" for r in rows)
 
 
