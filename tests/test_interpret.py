@@ -621,3 +621,32 @@ def test_runtime_shapes_are_rechecked_per_node():
     with pytest.raises(graphspec.ShapeError, match=r"cannot broadcast \(4, 2\) with \(3,\)") as e:
         graph.run(X=np.ones((4, 3)), Y=np.ones(3))
     assert e.value.loc == "nodes.a"
+
+
+@RANDOM
+@given(st.data(), st.integers(1, 6))
+def test_random_graphs_in_float32_stay_float32(data, n_ops):
+    """The random graphs with every float leaf declared float32: every float node, gradient and
+    tangent is float32 (the static dtypes say so too), and the values are near the float64 ones."""
+    g, spec = random_graph(data, n_ops)
+    if not _finite(g):
+        return
+    for kind in ("inputs", "params"):
+        for decl in spec[kind].values():
+            if "dtype" not in decl:
+                decl["dtype"] = "float32"
+    graph = graphspec.load(spec)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = graph.evaluate(check_finite="off")
+        _, tans = graph.jvp({n: np.ones(g.env[n].shape, np.float32) for n in g.float_leaves}, check_finite="off")
+    for name in g.order:
+        v = np.asarray(result.values[name])
+        assert v.dtype.name == graph.avals[name].dtype, name
+        if g.env[name].dtype.kind == "f":
+            assert v.dtype == np.float32, f"{name} ({spec['nodes'][name]['op']}) is {v.dtype}"
+            if np.all(np.isfinite(v)):
+                np.testing.assert_allclose(v, g.env[name], rtol=1e-3, atol=1e-3 * max(1.0, np.max(np.abs(g.env[name]))))
+    for name, grad in result.grads.items():
+        assert np.asarray(grad).dtype == np.float32, f"gradient of {name} is {np.asarray(grad).dtype}"
+    assert np.asarray(tans[g.loss]).dtype == np.float32

@@ -20,6 +20,7 @@ from autograd import make_jvp, make_vjp
 from reference import REF, one_hot
 
 from graphspec.ops import OPS, Aval, RuleError, unbroadcast
+from graphspec.ops.registry import WEAK
 from graphspec.shapes import bind_attrs
 from graphspec.spec import Node
 
@@ -39,9 +40,18 @@ def assert_close(ours, ref, rtol=RTOL, what=""):
     np.testing.assert_allclose(ours, ref, rtol=rtol, atol=rtol * 1e-3 * scale, err_msg=what)
 
 
+def is_const(a) -> bool:
+    return type(a) is float  # a JSON number in args (np.float64 is a float subclass, and not one)
+
+
+def aval(a) -> Aval:
+    """What the shape checker sees: a Python float (a JSON number in args) is weakly typed."""
+    return Aval((), WEAK) if is_const(a) else Aval(np.shape(a), np.asarray(a).dtype.name)
+
+
 def bind(name, args, attrs):
     """The attrs exactly as the interpreter passes them: checked, defaults filled in."""
-    node = Node(op=name, args=[f"a{i}" for i in range(len(args))], attrs=attrs)
+    node = Node(op=name, args=[a if is_const(a) else f"a{i}" for i, a in enumerate(args)], attrs=attrs)
     return bind_attrs("n", node)
 
 
@@ -80,9 +90,11 @@ LOGITS_EXTREME = np.array([[1000.0, 0.0, -1000.0], [-1000.0, -1000.0, 1000.0], [
 REDUCE_SHAPES = [(), (4,), (2, 3), (2, 3, 4)]
 
 
-def _binary(make_y=_n, make_x=_n):
+def _binary(make_y=_n, make_x=_n, consts=(1.5, -0.5)):
+    """Broadcasting both ways, and Python-float constants on either side (a JSON number in args)."""
     return [([make_x(*a, seed=1), make_y(*b, seed=2)], {}) for a, b in BCAST] + \
-        [([make_x(*b, seed=3), make_y(*a, seed=4)], {}) for a, b in BCAST]
+        [([make_x(*b, seed=3), make_y(*a, seed=4)], {}) for a, b in BCAST] + \
+        [([make_x(2, 3, seed=5), consts[0]], {}), ([consts[1], make_y(3, seed=6)], {})]
 
 
 def _ties():
@@ -150,7 +162,7 @@ def _class_cases(hinge: bool):
 EXTRA = {
     "add": _binary(), "sub": _binary(), "mul": _binary(),
     "div": _binary(make_y=_nonzero),
-    "pow": [*_binary(make_y=_n, make_x=_pos),
+    "pow": [*_binary(make_y=_n, make_x=_pos, consts=(2.0, 1.5)),
             ([np.array([0.0, 0.0, 2.0, 0.0]), np.array([2.0, 0.0, 3.0, 1.0])], {}),  # x = 0: d/dy taken as 0
             ([np.array([-2.0, -1.5, 3.0]), np.array([2.0, 3.0, -1.0])], {}),  # x < 0, whole y: d/dy is nan in both
             ([_pos(3, 4, seed=24), np.array(2.0)], {})],
@@ -263,10 +275,9 @@ def test_jvp(name, args, attrs):
 @pytest.mark.parametrize(("name", "args", "attrs"), CASES)
 def test_shape_rule_matches_forward(name, args, attrs):
     op, kw = OPS[name], bind(name, args, attrs)
-    avals = [Aval(np.shape(a), np.asarray(a).dtype.name) for a in args]
     with np.errstate(all="ignore"):
         ans = op.forward(*args, **kw)
-    assert op.shape(avals, **kw) == Aval(np.shape(ans), np.asarray(ans).dtype.name)
+    assert op.shape([aval(a) for a in args], **kw) == Aval(np.shape(ans), np.asarray(ans).dtype.name)
 
 
 @pytest.mark.parametrize("dtype", ["int64", "bool"])
@@ -280,13 +291,13 @@ def test_shape_rule_on_int_and_bool_args_is_refusal_or_truth(name, args, attrs, 
                 for i, a in enumerate(args)]
     op, kw = OPS[name], bind(name, cast, attrs)
     try:
-        aval = op.shape([Aval(np.shape(a), np.asarray(a).dtype.name) for a in cast], **kw)
+        rule = op.shape([aval(a) for a in cast], **kw)
     except RuleError as e:
         assert dtype == "bool", f"{name} refuses int64 args: {e}"
         return
     with np.errstate(all="ignore"):
         ans = op.forward(*cast, **kw)
-    assert aval == Aval(np.shape(ans), np.asarray(ans).dtype.name)
+    assert rule == Aval(np.shape(ans), np.asarray(ans).dtype.name)
 
 
 def _fits_float32(*arrays):
@@ -300,11 +311,11 @@ def test_float32_in_float32_out(name, args, attrs):
     """float32 inputs: float32 value, VJPs and JVPs, close to the float64 reference."""
     op, kw = OPS[name], bind(name, args, attrs)
     with np.errstate(all="ignore"):
-        args32 = [a.astype(np.float32) if is_float(a) else a for a in args]
+        args32 = [a.astype(np.float32) if is_float(a) and not is_const(a) else a for a in args]
         ans = op.forward(*args32, **kw)
         ref = REF[name](*args, **kw)
         assert np.asarray(ans).dtype == np.float32, f"{name} value is {np.asarray(ans).dtype}"
-        assert op.shape([Aval(np.shape(a), np.asarray(a).dtype.name) for a in args32], **kw).dtype == "float32"
+        assert op.shape([aval(a) for a in args32], **kw).dtype == "float32"
         if _fits_float32(ref, *args):
             assert_close(ans, ref, rtol=1e-4, what=f"{name} float32 value")
         for i in diff_args(op, args32):

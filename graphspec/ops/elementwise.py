@@ -90,14 +90,17 @@ defop("div", np.true_divide, elementwise=True, shape=_float_shape, arg_names=("x
 
 
 def _pow_dy(g, ans, x, y):
-    # d(x**y)/dy = x**y log x; taken as 0 where x == 0 (autograd's and PyTorch's convention)
+    # d(x**y)/dy = x**y log x; taken as 0 where x == 0 (autograd's and PyTorch's convention).
+    # x in the result's dtype, as the forward used it: np.where would make a constant float64
+    x = np.asarray(x, dtype=np.result_type(ans))
     with np.errstate(divide="ignore", invalid="ignore"):
-        return g * ans * np.log(np.where(x == 0, 1.0, x))
+        return g * ans * np.log(np.where(x == 0, 1, x))
 
 
 def _pow_dx(g, ans, x, y):
     # y * x**(y-1), with the exponent kept at 1 where y == 0 so that 0 * 0**-1 is not nan
-    return g * y * np.power(x, np.where(y == 0, 1.0, np.subtract(y, 1.0)))
+    y = np.asarray(y, dtype=np.result_type(ans))
+    return g * y * np.power(x, np.where(y == 0, 1, y - 1))
 
 
 def _pow(x, y):
