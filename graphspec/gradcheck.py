@@ -283,12 +283,17 @@ def _rule_for(op: str, args: list[Any], stacked: list[bool], nds: list[int], att
     return None
 
 
-def _unbound(fn: Callable[..., Any], attrs: dict[str, Any]) -> Callable[..., Any]:
-    """A plan step's forward without its bound attrs (the batching rule passes changed ones)."""
-    if isinstance(fn, partial) and attrs:
+def _unbound(step: Step) -> Callable[..., Any]:
+    """A plan step's forward without its bound attrs (the batching rule passes changed ones): the
+    plan's own function when it is a partial (so a plan built with a patched op stays patched), else
+    the op table's."""
+    fn, attrs = step.forward, step.attrs
+    if not attrs:
+        return fn
+    if isinstance(fn, partial) and set(attrs) <= set(fn.keywords):
         rest = {k: v for k, v in fn.keywords.items() if k not in attrs}
         return partial(fn.func, *fn.args, **rest) if rest or fn.args else fn.func
-    return fn
+    return OPS[step.op].forward
 
 
 class _Batched:
@@ -342,7 +347,7 @@ class _Batched:
         if rule is None:
             return self._step_rows(s, args, stacked, rows, branch)
         args2, attrs2, post = rule
-        y = _unbound(s.forward, s.attrs)(*args2, **attrs2)
+        y = _unbound(s)(*args2, **attrs2)
         br = None
         if branch is not None:
             br = np.asarray(branch(y, *args2, **attrs2))
