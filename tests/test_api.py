@@ -230,6 +230,16 @@ def test_jvp_includes_the_loss_next_to_the_outputs():
     assert tans["p"] == 1.0 and tans["l"] == 2 * (1.0 - 2.0) * 1.0
 
 
+@pytest.mark.xfail(strict=True, reason="api.jvp: an output the tangents do not reach gets float64 zeros, even in a "
+                                       "float32 graph")
+def test_jvp_zero_tangents_keep_the_output_dtype():
+    g = graphspec.load(spec(inputs={"x": {"value": [1.0, 2.0]}, "h": {"value": [1.0, 2.0], "dtype": "float32"}},
+                            nodes={"a": {"op": "add", "args": ["x", 1.0]}, "b": {"op": "mul", "args": ["h", 2.0]}}))
+    _, tans = g.jvp({"x": [1.0, 1.0]})
+    assert tans["b"].dtype == np.float32
+    np.testing.assert_array_equal(tans["b"], [0.0, 0.0])
+
+
 @pytest.mark.parametrize(("tangents", "match"), [
     ({"ww": 1.0}, "did you mean 'w'"),
     ({"w": [1.0, 2.0]}, r"tangent of shape \[2\]"),
