@@ -499,3 +499,88 @@ def test_nothing_to_differentiate_says_so() -> None:
          "nodes": {"y": {"op": "sin", "args": ["x"]}, "L": {"op": "sum", "args": ["y"]}}, "loss": "L"}
     rep = gradcheck(s, taylor=True)
     assert rep.checks == [] and rep.status == PASS and any("nothing to check" in n for n in rep.notes)
+
+
+# ---------------------------------------------------------------------------------------------
+# the stacking rules, on random shapes: stacked differences equal one-at-a-time ones
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+dims = st.integers(1, 3)
+
+
+@st.composite
+def broadcast_pair(draw: st.DrawFn) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    shape = tuple(draw(st.lists(dims, min_size=0, max_size=3)))
+    other = [1 if draw(st.booleans()) else d for d in shape]
+    other = other[draw(st.integers(0, len(other))):]  # drop leading axes: numpy aligns from the right
+    return (shape, tuple(other)) if draw(st.booleans()) else (tuple(other), shape)
+
+
+@st.composite
+def reduce_attrs(draw: st.DrawFn, ndim: int) -> dict:
+    if ndim == 0 or draw(st.booleans()):
+        return {"keepdims": draw(st.booleans())}
+    axes = draw(st.lists(st.integers(-ndim, ndim - 1), min_size=1, max_size=ndim, unique_by=lambda a: a % ndim))
+    return {"axis": axes[0] if len(axes) == 1 else axes, "keepdims": draw(st.booleans())}
+
+
+def _assert_stacked_equals_rows(s: dict) -> None:
+    fast, slow = gradcheck(s, batch=True, modes=False), gradcheck(s, batch=False, modes=False)
+    for a, b in zip(fast.checks, slow.checks, strict=True):
+        np.testing.assert_allclose(a.arrays["numeric"], b.arrays["numeric"], rtol=1e-9, atol=1e-12)
+        assert a.arrays["status"] == b.arrays["status"]
+    assert fast.status == PASS, fast.text()
+
+
+@settings(max_examples=40, deadline=None)
+@given(pair=broadcast_pair(), op=st.sampled_from(["add", "mul", "sub", "maximum", "div"]),
+       red=st.sampled_from(["sum", "mean", "max", "logsumexp"]), data=st.data())
+def test_stacking_rules_on_random_broadcasts_and_reductions(pair, op, red, data) -> None:
+    (sx, sy) = pair
+    r = np.random.default_rng(len(sx) * 7 + len(sy))
+    x, y = r.normal(size=sx), r.uniform(0.5, 1.5, size=sy)
+    out_ndim = max(len(sx), len(sy))
+    nodes = {"b": {"op": op, "args": ["x", "y"]}, "t": {"op": "tanh", "args": ["b"]},
+             "r": {"op": red, "args": ["t"], "attrs": data.draw(reduce_attrs(out_ndim))},
+             "L": {"op": "sum", "args": ["r"]}}
+    _assert_stacked_equals_rows(spec(nodes, "L", x=x, y=y))
+
+
+@settings(max_examples=30, deadline=None)
+@given(ra=st.integers(1, 4), rb=st.integers(1, 4), data=st.data())
+def test_stacking_rules_on_random_matmuls(ra: int, rb: int, data: st.DataObject) -> None:
+    k = 3
+    nb = max(ra, rb, 2) - 2
+    # each batch dim is 2 in one operand and 2 or 1 (broadcast) in the other
+    batch = [(2, data.draw(st.sampled_from([1, 2])))[:: data.draw(st.sampled_from([1, -1]))] for _ in range(nb)]
+    a_batch = [d[0] for d in batch][nb - max(ra - 2, 0):]
+    b_batch = [d[1] for d in batch][nb - max(rb - 2, 0):]
+    sa = (*a_batch, 2, k) if ra >= 2 else (k,)
+    sb = (*b_batch, k, 2) if rb >= 2 else (k,)
+    r = np.random.default_rng(ra * 5 + rb)
+    nodes = {"m": {"op": "matmul", "args": ["a", "b"]}, "s": {"op": "sin", "args": ["m"]},
+             "L": {"op": "sum", "args": ["s"]}}
+    _assert_stacked_equals_rows(spec(nodes, "L", a=r.normal(size=sa), b=r.normal(size=sb)))
+
+
+@settings(max_examples=25, deadline=None)
+@given(shape=st.lists(dims, min_size=1, max_size=3), data=st.data())
+def test_stacking_rules_on_random_softmax_losses_and_shapes(shape: list[int], data: st.DataObject) -> None:
+    nd = len(shape)
+    axis = data.draw(st.integers(-nd, nd - 1))
+    reduction = data.draw(st.sampled_from(["mean", "sum", "none"]))
+    perm = [p - nd if data.draw(st.booleans()) else p for p in data.draw(st.permutations(range(nd)))]  # some negative
+    r = np.random.default_rng(nd)
+    x = r.normal(size=shape)
+    labels = r.integers(0, shape[axis], size=tuple(d for i, d in enumerate(shape) if i != axis % nd))
+    nodes = {"sm": {"op": data.draw(st.sampled_from(["softmax", "log_softmax"])), "args": ["x"], "attrs": {"axis": axis}},
+             "tr": {"op": "transpose", "args": ["sm"], "attrs": {"axes": perm}},
+             "rs": {"op": "reshape", "args": ["tr"], "attrs": {"shape": [-1]}},
+             "cc": {"op": "concat", "args": ["rs", "rs"]}, "s1": {"op": "sum", "args": ["cc"]},
+             "xe": {"op": "softmax_cross_entropy", "args": ["x", "lab"], "attrs": {"axis": axis, "reduction": reduction}},
+             "s2": {"op": "sum", "args": ["xe"]}, "L": {"op": "add", "args": ["s1", "s2"]}}
+    s = spec(nodes, "L", x=x)
+    s["inputs"] = {"lab": {"value": labels.tolist(), "dtype": "int64"}}
+    _assert_stacked_equals_rows(s)
