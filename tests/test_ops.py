@@ -154,6 +154,7 @@ def _class_cases(hinge: bool):
                 ([_n(2, 3, 4, seed=19, scale=2), _probs(2, 3, 4, axis=1, seed=20)], {"axis": 1, **r})]
         if not hinge:
             out += [([_n(5, 4, seed=21, scale=2), _probs(5, 4, seed=22)], r),
+                    ([_n(5, 4, seed=24, scale=2), 3 * _probs(5, 4, seed=25)], r),  # targets summing to 3
                     ([LOGITS_EXTREME, np.array([1, 0, 2, 1])], r),
                     ([LOGITS_EXTREME, _probs(4, 3, seed=23)], r)]
     return out
@@ -183,7 +184,9 @@ EXTRA = {
         ((4, 1), (1, 4)), ((1,), (1,)), ((3, 4), (2, 1, 4, 2)), ((6,), (6, 1))]],
     "transpose": [([_n(5, seed=28)], {}), ([_n(seed=28)], {}), ([_n(2, 3, 4, seed=29)], {}),
                   ([_n(2, 3, 4, seed=29)], {"axes": [2, 0, 1]}), ([_n(2, 3, 4, seed=29)], {"axes": [-1, -3, -2]}),
-                  ([_n(2, 3, seed=30)], {"axes": [0, 1]}), ([_n(1, 2, 1, 3, seed=31)], {"axes": [3, 1, 0, 2]})],
+                  ([_n(2, 3, seed=30)], {"axes": [0, 1]}), ([_n(1, 2, 1, 3, seed=31)], {"axes": [3, 1, 0, 2]}),
+                  *[([_n(2, 3, 4, seed=32)], {"axes": [a - 3 * neg for a in p]})
+                    for p in itertools.permutations(range(3)) for neg in (0, 1)]],
     "sum": _reduce_combos(), "mean": _reduce_combos(),
     "max": _reduce_combos() + _max_ties(),
     "logsumexp": _reduce_combos() + [([LOGITS_EXTREME], {"axis": a, "keepdims": k})
@@ -195,7 +198,8 @@ EXTRA = {
                ([_n(2, 3, seed=39), _n(2, 3, seed=40)], {"axis": -2}),
                ([_n(2, 3, seed=41), _n(2, 5, seed=42)], {"axis": -1}),
                ([_n(4, seed=43), _n(1, seed=44), _n(2, seed=45), _n(3, seed=46)], {}),
-               ([_n(2, 2, seed=47)], {"axis": 1})],
+               ([_n(2, 2, seed=47)], {"axis": 1}),
+               *[([_n(2, 3, 4, seed=48), _n(2, 3, 4, seed=49)], {"axis": a}) for a in (0, 1, 2, -1, -2, -3)]],
     "softmax": _axis_cases(), "log_softmax": _axis_cases(),
     "softmax_cross_entropy": _class_cases(hinge=False),
     "hinge": _class_cases(hinge=True),
