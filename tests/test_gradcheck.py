@@ -584,3 +584,19 @@ def test_stacking_rules_on_random_softmax_losses_and_shapes(shape: list[int], da
     s = spec(nodes, "L", x=x)
     s["inputs"] = {"lab": {"value": labels.tolist(), "dtype": "int64"}}
     _assert_stacked_equals_rows(s)
+
+
+def test_a_vjp_wrong_only_sometimes_is_blamed() -> None:
+    """A clean failure in any random trial outweighs passes in the others (a state-dependent bug)."""
+    calls = []
+
+    def flaky(g, ans, x):
+        calls.append(1)
+        return g * np.cos(x) * (1.0 if len(calls) % 2 else 3.0)  # right on odd calls only
+
+    with broken("sin", vjp=(flaky,)):
+        g = graphspec.load(spec({"s": {"op": "sin", "args": ["x"]}, "L": {"op": "sum", "args": ["s"]}}, "L",
+                                x=np.array([0.3, 1.2])))
+    rep = gradcheck(g, blame=True, modes=False)
+    assert rep.checks[0].status == PASS  # the backward pass made the first, right, call
+    assert [(n.node, n.mode) for n in rep.blamed] == [("s", "vjp")]
