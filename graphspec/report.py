@@ -54,8 +54,13 @@ def _index(index: Sequence[int]) -> str:
 
 def _where(c: InputCheck, e: Element) -> str:
     """d target / d input[index], e.g. 'W1[2, 3]' or 'direction 2'; Jacobian rows name the output element."""
-    at = f"direction {e.index[0]}" if c.method == "directions" else f"{c.input}{_index(e.index)}"
-    return f"{c.target}{e.row} wrt {at}" if e.row else at
+    if c.method == "directions":
+        at = f"direction {e.index[0]}"
+    else:
+        at = f"{c.input}{_index(e.index)}" if e.index else c.input  # a scalar is 'w', not 'w[]'
+    if not e.row:
+        return at
+    return f"{c.target}{'' if e.row == '[]' else e.row} wrt {at}"
 
 
 def _status(s: str) -> str:
