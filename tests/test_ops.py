@@ -436,6 +436,30 @@ def test_integer_labels_get_no_gradient():
 
 
 @pytest.mark.parametrize("name", ["softmax_cross_entropy", "hinge"])
+@pytest.mark.parametrize("labels", ["int", "float"])
+def test_masked_classes_with_minus_inf_logits(name, labels):
+    """A class masked out with a -inf logit (and no target weight) is as if it were not there: the
+    loss and the other gradients are those of the logits without it, and finite (PyTorch agrees
+    for integer labels; a one-hot product would give 0 * -inf = nan)."""
+    x = _n(4, 5, seed=65, scale=2)
+    y = np.array([0, 2, 4, 2])
+    x[:, 1] = -np.inf
+    kept = [0, 2, 3, 4]
+    y_kept = np.array([0, 1, 3, 1])
+    yy, yy_kept = (y, y_kept) if labels == "int" else (one_hot(y, 5, -1), one_hot(y_kept, 4, -1))
+    op = OPS[name]
+    kw = bind(name, [x, yy], {})
+    with np.errstate(invalid="ignore"):  # where() masks the 0 * -inf it computed
+        ans = op.forward(x, yy, **kw)
+        g = op.vjp[0](np.ones(()), ans, x, yy, **kw)
+    assert np.isfinite(ans) and np.all(np.isfinite(g))
+    assert_close(ans, REF[name](x[:, kept], yy_kept, **kw))
+    np.testing.assert_array_equal(g[:, 1], 0.0)
+    back, _ = make_vjp(lambda a: REF[name](a, yy_kept, **kw))(x[:, kept])
+    assert_close(g[:, kept], back(np.ones(())))
+
+
+@pytest.mark.parametrize("name", ["softmax_cross_entropy", "hinge"])
 def test_float_targets_get_a_gradient(name):
     """Float targets are a float arg like any other: a VJP and a JVP (checked against autograd above)."""
     op = OPS[name]

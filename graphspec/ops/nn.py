@@ -78,13 +78,28 @@ def _integer(labels) -> bool:
     return not np.issubdtype(np.asarray(labels).dtype, np.floating)
 
 
-def _onehot(labels, like, axis):
-    """One-hot of integer labels (a float array shaped like the logits), after a range check."""
-    n = np.shape(like)[axis]
+def _checked(labels, n):
     labels = np.asarray(labels)
     if labels.size and (labels.min() < 0 or labels.max() >= n):
         bad = labels[(labels < 0) | (labels >= n)].flat[0]
         raise ValueError(f"label {bad} is out of range for {n} classes (0..{n - 1})")
+    return labels
+
+
+def _picked(x, labels, axis):
+    """x at each example's label, the class axis kept with size 1: a gather, so a -inf logit of
+    another class (a masked class) is never multiplied by a one-hot 0 into nan."""
+    return np.take_along_axis(x, np.expand_dims(_checked(labels, np.shape(x)[axis]), axis), axis)
+
+
+def _weighted(t, x):
+    """t * x, and 0 where t is 0 even if x is -inf (0 log 0 = 0, as in an entropy)."""
+    return np.where(t == 0, 0, t * x)
+
+
+def _onehot(labels, like, axis):
+    """One-hot of integer labels (a float array shaped like the logits), after a range check."""
+    labels = _checked(labels, np.shape(like)[axis])
     oh = np.zeros(np.shape(like), dtype=np.result_type(like, np.float32))
     np.put_along_axis(oh, np.expand_dims(labels, axis), 1, axis)
     return oh
@@ -120,7 +135,9 @@ def _class_loss_shape(name: str):
 
 def _xent(logits, labels, *, axis, reduction):
     lsm = log_softmax(logits, axis=axis)
-    return _reduce(-np.sum(_targets(labels, logits, axis) * lsm, axis=axis), reduction)
+    if _integer(labels):
+        return _reduce(-np.squeeze(_picked(lsm, labels, axis), axis), reduction)
+    return _reduce(-np.sum(_weighted(labels, lsm), axis=axis), reduction)
 
 
 def _xent_dlogits(logits, labels, axis):
@@ -167,7 +184,7 @@ defop("softmax_cross_entropy", _xent, shape=_class_loss_shape("softmax_cross_ent
 def _hinge_parts(scores, labels, axis, margin):
     """Targets t, the margins s_j - s_y + margin, and which of them are active (> 0, j != y)."""
     t = _targets(labels, scores, axis)
-    s_y = np.sum(t * scores, axis=axis, keepdims=True)
+    s_y = _picked(scores, labels, axis) if _integer(labels) else np.sum(_weighted(t, scores), axis=axis, keepdims=True)
     m = scores - s_y + margin
     return t, m, (m > 0) * (1 - t)
 
