@@ -32,6 +32,7 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="an input value: JSON or @file.npy|.npz|.csv|.json")
     p.add_argument("--params", metavar="FILE.npz", help="param values to check at (e.g. trained ones)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random directions and cotangents (0)")
+    p.add_argument("--verbose", "-v", action="store_true", help="the worst elements of every input, not only failing ones")
     p.add_argument("--format", choices=FORMATS, help="table (default on a terminal), json or markdown; "
                    "with -o, the file's suffix decides when this is not given")
     p.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE (atomically)")
@@ -128,11 +129,11 @@ def run(args: argparse.Namespace) -> int:
                                  taylor=args.taylor, strict=args.strict, max_elements=args.max_elements,
                                  blame=True if args.blame else None, seed=args.seed))
     text = {"json": lambda: report.dumps(report.reports_json(reports)),
-            "markdown": lambda: report.reports_markdown(reports), "table": lambda: None}[fmt]()
+            "markdown": lambda: report.reports_markdown(reports, args.verbose), "table": lambda: None}[fmt]()
 
     def table(con: Any) -> None:
         for r in reports:
-            report.print_report(r, con)
+            report.print_report(r, con, args.verbose)
         if len(reports) > 1:
             ok = sum(r.ok for r in reports)
             con.print(f"{ok} of {len(reports)} specs pass")

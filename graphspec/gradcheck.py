@@ -179,10 +179,10 @@ class Report:
 
         return report.report_json(self)
 
-    def text(self, width: int = 120) -> str:
+    def text(self, width: int = 120, verbose: bool = False) -> str:
         from . import report
 
-        return report.report_text(self, width=width)
+        return report.report_text(self, width=width, verbose=verbose)
 
     def __str__(self) -> str:
         return self.text()

@@ -242,16 +242,17 @@ def _blame_lines(rep: Report) -> list[str]:
             for n in rep.blamed]
 
 
-def print_report(rep: Report, console: Console, details: bool = True) -> None:
+def print_report(rep: Report, console: Console, verbose: bool = False) -> None:
+    """The report for a terminal: one row per input, the worst elements of each input that does not
+    pass (of every input with ``verbose``), kinks, modes, Taylor, node checks, blame, a verdict."""
     console.print(_title(rep))
     if rep.checks:
         console.print(_summary_table(rep))
-    if details:
-        for c in rep.checks:
-            if c.status != "PASS":
-                console.print(_elements_table(c))
-            for note in c.notes:
-                console.print(f"note ({c.input}): {note}")
+    for c in rep.checks:
+        if verbose or c.status != "PASS":
+            console.print(_elements_table(c))
+        for note in c.notes:
+            console.print(f"note ({c.input}): {note}")
     for line in _kink_lines(rep):
         console.print(f"[yellow]{line}[/]")
     if rep.modes:
@@ -269,12 +270,12 @@ def print_report(rep: Report, console: Console, details: bool = True) -> None:
     console.print(_verdict(rep))
 
 
-def report_text(rep: Report, width: int = 120) -> str:
+def report_text(rep: Report, width: int = 120, verbose: bool = False) -> str:
     """The terminal report as plain text (for AssertionError messages and logs)."""
     from rich.console import Console
 
     buf = io.StringIO()
-    print_report(rep, Console(file=buf, width=width, no_color=True, highlight=False, force_terminal=False))
+    print_report(rep, Console(file=buf, width=width, no_color=True, highlight=False, force_terminal=False), verbose)
     return buf.getvalue()
 
 
@@ -303,7 +304,7 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def report_markdown(rep: Report) -> str:
+def report_markdown(rep: Report, verbose: bool = False) -> str:
     out = [f"## Gradient check: {rep.name or rep.spec or 'graph'}: **{rep.status}**", "",
            f"Mode {rep.mode}; {rep.dtype} graph, finite differences in {rep.fd_dtype}; "
            f"eps {rep.tolerance.eps:g}, rtol {rep.tolerance.rtol:g}, atol {rep.tolerance.atol:g}.", ""]
@@ -314,7 +315,7 @@ def report_markdown(rep: Report) -> str:
                            f"{_where(c, c.worst)}: {_num(c.worst.analytic)} vs {_num(c.worst.numeric)}",
                            f"**{c.status}**"] for c in rep.checks]))
     for c in rep.checks:
-        if c.status != "PASS":
+        if verbose or c.status != "PASS":
             out += ["", f"Worst elements of `{c.input}`:", "",
                     _md_table(["element", "analytic", "numeric", "abs err", "rel err", "status"],
                               [[_where(c, e), _num(e.analytic), _num(e.numeric), _err(e.abs_err), _err(e.rel_err),
@@ -343,8 +344,8 @@ def report_markdown(rep: Report) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def reports_markdown(reports: Sequence[Report]) -> str:
-    return "\n".join(report_markdown(r) for r in reports)
+def reports_markdown(reports: Sequence[Report], verbose: bool = False) -> str:
+    return "\n".join(report_markdown(r, verbose) for r in reports)
 
 
 def ops_markdown(rows: Sequence[OpRow]) -> str:

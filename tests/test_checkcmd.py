@@ -147,3 +147,12 @@ def test_module_entry_point(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "graphspec", "check", good(tmp_path), "--format", "markdown"],
                        capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0 and "## Gradient check: good: **PASS**" in r.stdout
+
+
+def test_verbose_lists_the_worst_elements_of_passing_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = good(tmp_path)
+    assert main(["check", path]) == 0
+    assert "worst elements" not in capsys.readouterr().out
+    assert main(["check", path, "-v"]) == 0
+    out = capsys.readouterr().out
+    assert "dL/dw: worst elements" in out and "w[0]" in out and "w[2]" in out
