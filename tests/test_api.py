@@ -230,6 +230,25 @@ def test_jvp_includes_the_loss_next_to_the_outputs():
     assert tans["p"] == 1.0 and tans["l"] == 2 * (1.0 - 2.0) * 1.0
 
 
+@pytest.mark.xfail(strict=True, reason="api/interpret: gradients are returned as the VJPs made them: a read-only "
+                                       "zero-stride view for sum, the spec's own seed array for add (so an in-place "
+                                       "update of one corrupts the next call), one array shared by x and y")
+def test_returned_gradients_are_fresh_writable_arrays():
+    g = graphspec.load(spec(params={"x": {"value": [[1.0, 2.0]]}, "y": {"value": [[3.0, 4.0]]}},
+                            nodes={"s": {"op": "add", "args": ["x", "y"]}},
+                            loss={"node": "s", "seed": [[1.0, 1.0]]}))
+    grads = g.grad()
+    assert not np.shares_memory(grads["x"], grads["y"])
+    grads["x"] *= 2  # a user scaling a gradient in place
+    np.testing.assert_array_equal(g.grad()["x"], [[1.0, 1.0]])
+    np.testing.assert_array_equal(g.grad()["y"], [[1.0, 1.0]])
+    g = graphspec.load(spec(params={"W": {"value": [[1.0, 2.0], [3.0, 4.0]]}},
+                            nodes={"s": {"op": "sum", "args": ["W"]}}, loss="s"))
+    grad = g.grad()["W"]
+    grad -= 0.5
+    np.testing.assert_array_equal(grad, [[0.5, 0.5], [0.5, 0.5]])
+
+
 @pytest.mark.xfail(strict=True, reason="api.jvp: an output the tangents do not reach gets float64 zeros, even in a "
                                        "float32 graph")
 def test_jvp_zero_tangents_keep_the_output_dtype():
