@@ -18,7 +18,7 @@ _EXPORTS = {
     "load": "api", "Graph": "api", "Result": "api", "NonFiniteWarning": "api",
     "GraphspecError": "errors", "SpecError": "errors", "ShapeError": "errors", "InputError": "errors",
     "NonFiniteError": "errors",
-    "gradcheck": "gradcheck", "Report": "gradcheck",
+    "gradcheck": "checker", "Report": "checker",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -88,8 +88,8 @@ def _emit(args: argparse.Namespace, fmt: str, render_table: Any, text: str | Non
 
 def _run_ops(args: argparse.Namespace, fmt: str) -> int:
     from . import report
+    from .checker import check_ops
     from .errors import UsageError
-    from .gradcheck import check_ops
     from .ops import OPS
 
     for name in args.op:
@@ -116,7 +116,7 @@ def _load(path: str, args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
 
 def run(args: argparse.Namespace) -> int:
     from . import report
-    from .gradcheck import gradcheck
+    from .checker import gradcheck
 
     _check_args(args)
     fmt = _format(args)

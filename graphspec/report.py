@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from .gradcheck import Element, InputCheck, OpRow, Report
+    from .checker import Element, InputCheck, OpRow, Report
 
 JSON_FORMAT = "graphspec-gradcheck"
 JSON_VERSION = 1

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .gradcheck import Report, gradcheck
+from .checker import Report, gradcheck
 
 
 def assert_gradients(spec_or_graph: Any, *, inputs: Mapping[str, Any] | None = None, strict: bool = False,

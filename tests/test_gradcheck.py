@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import graphspec
-from graphspec.gradcheck import FAIL, KINK, PASS, Tolerance, gradcheck
+from graphspec.checker import FAIL, KINK, PASS, Tolerance, gradcheck
 from graphspec.ops import OPS
 
 ROOT = Path(__file__).resolve().parent.parent

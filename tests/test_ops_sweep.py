@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from graphspec.gradcheck import FAIL, check_ops
+from graphspec.checker import FAIL, check_ops
 from graphspec.ops import OPS
 
 

@@ -73,7 +73,7 @@ def test_spec_expectations_exist_and_hold(path):
 @pytest.mark.parametrize("path", SPECS, ids=_id)
 def test_spec_gradients_pass_the_gradient_check(path):
     """Strict: no spec sits on a kink (relu at 0, a hinge margin at 0), so every check is a plain pass."""
-    from graphspec.gradcheck import gradcheck
+    from graphspec.checker import gradcheck
 
     report = gradcheck(graphspec.load(path), strict=True)
     assert report.status == "PASS" and report.ok, report.text()

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import sys
 import time
-import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -1046,17 +1044,3 @@ def check_ops(ops: Iterable[str] | None = None, *, dtypes: Sequence[str] = ("flo
         rows += [_sample_row(name, k, args, attrs, dtype, batch) for dtype in dtypes
                  for k, (args, attrs) in enumerate(samples)]
     return rows
-
-
-# ---------------------------------------------------------------------------------------------
-# `graphspec.gradcheck(...)` must call the function, but importing this submodule makes the import
-# system set the package attribute `graphspec.gradcheck` to the module itself (after this body runs,
-# so no assignment here can win). A callable module makes both spellings work in any import order.
-
-
-class _CallableModule(types.ModuleType):
-    def __call__(self, *args: Any, **kwargs: Any) -> Report:
-        return gradcheck(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
