@@ -549,11 +549,14 @@ def test_float32_graph_stays_float32():
 
 
 def test_float32_with_a_float64_leaf_promotes_like_numpy():
-    graph = load(inputs={"a": {"value": [1.0, 2.0], "dtype": "float32"}, "b": {"value": [1.0, 2.0]}},
+    graph = load(inputs={"a": {"value": [1.0, 2.0], "dtype": "float32"}, "b": {"value": [1.0, 2.0]},
+                         "n": {"value": [1, 2], "dtype": "int64"}, "m": {"value": [True, False], "dtype": "bool"}},
                  nodes={"c": {"op": "mul", "args": ["a", "b"]}, "d": {"op": "mul", "args": ["a", 0.5]},
-                        "e": {"op": "add", "args": ["c", "d"]}, "l": {"op": "sum", "args": ["e"]}}, loss="l")
+                        "e": {"op": "add", "args": ["c", "d"]}, "l": {"op": "sum", "args": ["e"]},
+                        "an": {"op": "mul", "args": ["a", "n"]}, "am": {"op": "mul", "args": ["a", "m"]}}, loss="l")
     r = graph.evaluate()
     assert r.values["c"].dtype == np.float64 and r.values["d"].dtype == np.float32
+    assert r.values["an"].dtype == np.float64 and r.values["am"].dtype == np.float32  # int64 promotes, bool does not
     assert r.grads["a"].dtype == np.float32 and r.grads["b"].dtype == np.float64
     for name, aval in graph.avals.items():
         assert np.asarray(r.values[name]).dtype.name == aval.dtype, name

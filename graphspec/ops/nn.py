@@ -112,7 +112,7 @@ def _targets(labels, logits, axis):
 def _class_loss_shape(name: str):
     def rule(avals: list[Aval], *, axis, reduction, **_) -> Aval:
         (ls, ldt), (ys, ydt) = avals
-        dtype = float_dtype(ldt)
+        dtype = float_dtype(ldt, ydt) if is_float(ydt) else float_dtype(ldt)  # float targets promote
         if ydt == "bool":
             raise RuleError(f"{name}: labels must be int64 class indices or float targets, got bool")
         no_bool(avals[0])

@@ -151,9 +151,11 @@ WEAK = "weak"  # the dtype of a JSON number in args: it takes the other args' ty
 
 @functools.cache
 def float_dtype(*dtypes: str) -> str:
-    """Result dtype of a floating op: float32 only if every float arg is float32."""
+    """Result dtype of a floating op, numpy's promotion: float32 only if every float arg is
+    float32 and no arg is int64 (float32 with int64 is float64; bools and weak constants take
+    the float's type)."""
     floats = [d for d in dtypes if is_float(d)]
-    if floats and all(d == "float32" for d in floats):
+    if floats and all(d == "float32" for d in floats) and "int64" not in dtypes:
         return "float32"
     return "float64"
 
