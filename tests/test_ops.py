@@ -309,19 +309,20 @@ MIXED = ["float64", "float32", "int64", "bool"]
 
 @pytest.mark.parametrize("name", sorted(OPS))
 def test_shape_rule_on_mixed_dtypes_is_refusal_or_truth(name):
-    """Every sample with its args in every mix of float64, float32, int64 and bool (numpy's
-    promotion: float32 with int64 is float64, with bool float32): refused up front, or the dtype
-    the forward gives."""
+    """Every case with its array args in every mix of float64, float32, int64 and bool (numpy's
+    promotion: float32 with int64 is float64, with bool float32; a constant makes ints float64):
+    refused up front, or the dtype the forward gives."""
     op = OPS[name]
-    for args, attrs in op.samples():
-        floats = [i for i, a in enumerate(args) if is_float(a)]
+    for args, attrs in [*op.samples(), *EXTRA[name]]:
+        floats = [i for i, a in enumerate(args) if is_float(a) and not is_const(a)]  # constants stay Python floats
         if name in ("softmax_cross_entropy", "hinge"):
             floats = [0]  # the labels keep their meaning
         for combo in itertools.product(MIXED, repeat=len(floats)):
             cast = list(args)
-            for i, dt in zip(floats, combo, strict=True):
-                cast[i] = args[i] > 0 if dt == "bool" else np.round(args[i] * 3).astype(dt) if dt == "int64" \
-                    else args[i].astype(dt)
+            with np.errstate(all="ignore"):  # 1e300 as float32 or int64 is garbage, of the right dtype
+                for i, dt in zip(floats, combo, strict=True):
+                    cast[i] = args[i] > 0 if dt == "bool" else np.round(args[i] * 3).astype(dt) if dt == "int64" \
+                        else args[i].astype(dt)
             kw = bind(name, cast, attrs)
             try:
                 rule = op.shape([aval(a) for a in cast], **kw)

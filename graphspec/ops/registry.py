@@ -162,15 +162,15 @@ def float_dtype(*dtypes: str) -> str:
 
 @functools.cache
 def result_dtype(*dtypes: str) -> str:
-    """numpy promotion among the arg dtypes; weak constants only decide when alone."""
+    """numpy promotion among the arg dtypes. Weak constants are Python floats (JSON numbers in
+    args are read as floats): they take a float arg's type, and make ints and bools float64."""
     if any(is_float(d) for d in dtypes):
         return float_dtype(*dtypes)
+    if WEAK in dtypes:
+        return "float64"
     if any(d == "int64" for d in dtypes):
         return "int64"
-    strong = [d for d in dtypes if d != WEAK]
-    if strong and WEAK in dtypes:
-        return "float64"  # bool with a number
-    return strong[0] if strong else "float64"
+    return dtypes[0] if dtypes else "float64"
 
 
 def broadcast_shapes(*shapes: tuple[Dim, ...] | None) -> tuple[Dim, ...] | None:
