@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from .interpret import Plan, Step
-from .ops import OPS, unbroadcast
+from ..interpret import Plan, Step
+from ..ops import OPS, unbroadcast
 
 PASS, FAIL, KINK, UNCLEAR = "PASS", "FAIL", "KINK", "UNCLEAR"
 FD_DTYPE = "float64"
@@ -173,12 +173,12 @@ class Report:
         return [n for n in self.nodes if n.status == FAIL]
 
     def to_json(self) -> dict[str, Any]:
-        from . import report
+        from .. import report
 
         return report.report_json(self)
 
     def text(self, width: int = 120, verbose: bool = False) -> str:
-        from . import report
+        from .. import report
 
         return report.report_text(self, width=width, verbose=verbose)
 
@@ -899,7 +899,7 @@ def _taylor(ctx: _Ctx, targets: list[_Target]) -> list[TaylorRow]:
 
 
 def _as_graph(graph: Any) -> Any:
-    from .api import Graph, load
+    from ..api import Graph, load
 
     return graph if isinstance(graph, Graph) else load(graph)
 
@@ -934,7 +934,7 @@ def gradcheck(graph: Any, *, inputs: Mapping[str, Any] | None = None, wrt: Seque
     names = list(g.wrt if wrt is None else wrt)
     for n in names:
         if n not in g.wrt:
-            from .errors import InputError
+            from ..errors import InputError
 
             raise InputError(f"'{n}' is not a param or float input with a gradient", loc=f"wrt.{n}")
     plan: Plan = g.plan
@@ -1017,7 +1017,7 @@ def _worst(rep: Report, mode: str) -> float:
 
 
 def _sample_row(name: str, k: int, args: Sequence[Any], attrs: Mapping[str, Any], dtype: str, batch: bool) -> OpRow:
-    from .api import load
+    from ..api import load
 
     shapes = [list(np.shape(a)) for a in args]
     try:
