@@ -241,6 +241,23 @@ def test_format_md_minimum_op_set_is_registered():
     assert set(v1) <= set(OPS)
 
 
+# attr defaults, from FORMAT.md's op table
+FORMAT_DEFAULTS = {
+    "leaky_relu": {"alpha": 0.01}, "transpose": {"axes": None},
+    **{r: {"axis": None, "keepdims": False} for r in ("sum", "mean", "max", "logsumexp")},
+    "reshape": {"shape": None}, "concat": {"axis": 0}, "softmax": {"axis": -1}, "log_softmax": {"axis": -1},
+    "mse": {"reduction": "mean"}, "softmax_cross_entropy": {"axis": -1, "reduction": "mean"},
+    "hinge": {"axis": -1, "reduction": "mean", "margin": 1.0},
+}
+
+
+@pytest.mark.parametrize("name", sorted(OPS))
+def test_attr_defaults_are_format_md_s(name):
+    assert {k: a.default for k, a in OPS[name].attrs.items()} == FORMAT_DEFAULTS.get(name, {})
+    if "reduction" in OPS[name].attrs:
+        assert set(OPS[name].attrs["reduction"].choices) == {"mean", "sum", "none"}
+
+
 # --- values, VJPs, JVPs against autograd ---------------------------------------------------------
 
 @pytest.mark.parametrize(("name", "args", "attrs"), CASES)
