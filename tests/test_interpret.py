@@ -663,3 +663,12 @@ def test_random_graphs_in_float32_stay_float32(data, n_ops):
     for name, grad in result.grads.items():
         assert np.asarray(grad).dtype == np.float32, f"gradient of {name} is {np.asarray(grad).dtype}"
     assert np.asarray(tans[g.loss]).dtype == np.float32
+
+
+def test_a_label_out_of_range_is_an_input_error_at_its_node():
+    graph = load(**MLP)
+    with pytest.raises(InputError, match="label 2 is out of range for 2 classes") as e:
+        graph.run(y=[0, 1, 2, 0])
+    assert e.value.loc == "nodes.l"
+    with pytest.raises(InputError, match="label -1 is out of range"):
+        graph.grad(y=[0, -1, 1, 0])  # negative labels do not wrap around
