@@ -1,0 +1,117 @@
+"""Blame: every node's own VJP and JVP against finite differences of that node alone, so a failing
+check names the op that is wrong."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..interpret import Step
+from ..ops import OPS, unbroadcast
+from .context import _Ctx
+from .results import FAIL, KINK, PASS, TOLERANCES, NodeCheck
+
+FD_TOL = TOLERANCES["float64"]  # node-local checks run in float64 whatever the graph's dtype
+_TRIAL_RANK = {KINK: 0, PASS: 1, FAIL: 2}
+
+
+def _arg_positions(step: Step, entries: Sequence[tuple[int, Any]]) -> list[tuple[int, Any]]:
+    """The arg position of each (slot, fn) entry of a step (entries come in position order)."""
+    out, i = [], 0
+    for s, fn in entries:
+        while step.args[i] != s:
+            i += 1
+        out.append((i, fn))
+        i += 1
+    return out
+
+
+def _vjp_side(vjp: Any, u: np.ndarray, ans: Any, args: list[Any], x: np.ndarray, v: np.ndarray) -> float:
+    gi = vjp(u, ans, *args)
+    gi = unbroadcast(gi, x.shape) if np.shape(gi) != x.shape else gi
+    if np.shape(gi) != x.shape:
+        raise ValueError(f"returned shape {list(np.shape(gi))} for an arg of shape {list(x.shape)}")
+    return float(np.sum(np.asarray(gi) * v))
+
+
+def _jvp_side(jvp: Any, u: np.ndarray, ans: Any, args: list[Any], v: np.ndarray) -> float:
+    return float(np.sum(u * np.broadcast_to(jvp(v, ans, *args), np.shape(ans))))
+
+
+def _sides(vjp: Any, jvp: Any, u: np.ndarray, ans: Any, args: list[Any], x: np.ndarray,
+           v: np.ndarray) -> dict[str, float | str]:
+    """Each rule's <., .> pairing, or the message of the exception it raised (a crash is a failure)."""
+    out: dict[str, float | str] = {}
+    for mode, call in (("vjp", lambda: _vjp_side(vjp, u, ans, args, x, v) if vjp else None),
+                       ("jvp", lambda: _jvp_side(jvp, u, ans, args, v) if jvp else None)):
+        try:
+            value = call()
+        except Exception as e:  # a rule that raises is the node to blame, not a crash of the checker
+            value = f"{type(e).__name__}: {e}"
+        if value is not None:
+            out[mode] = value
+    return out
+
+
+def _local(ctx: _Ctx, step: Step, i: int, vjp: Any, jvp: Any, trials: int = 3) -> list[NodeCheck]:
+    args = [ctx.vals_f[a] for a in step.args]
+    ans = ctx.vals_f[step.out]
+    x = np.asarray(args[i], dtype=np.float64)
+    op = OPS.get(step.op)
+    branch = op.branch if op else None
+    names = op.arg_names if op and op.arg_names else ()
+    label = f"{names[i] if i < len(names) else f'arg{i}'} ({ctx.plan.names[step.args[i]]})"
+    best: dict[str, NodeCheck] = {}
+    for _ in range(trials):
+        u = ctx.rng.normal(size=np.shape(ans))
+        v = ctx.rng.normal(size=x.shape) * np.maximum(1.0, np.abs(x))
+        h = ctx.tol.eps
+        with np.errstate(all="ignore"):
+            ap = [*args[:i], x + h * v, *args[i + 1:]]
+            am = [*args[:i], x - h * v, *args[i + 1:]]
+            fp, fm = step.forward(*ap), step.forward(*am)
+            num = float(np.sum(u * fp) - np.sum(u * fm)) / (2 * h)
+            crossed = branch is not None and np.any(np.asarray(branch(fp, *ap, **step.attrs))
+                                                    != np.asarray(branch(fm, *am, **step.attrs)))
+            atol = ctx.tol.atol * max(1.0, float(np.sum(np.abs(u * ans))))
+            sides = _sides(vjp, jvp, u, ans, args, x, v)
+        for mode, a in sides.items():
+            if isinstance(a, str):
+                check = NodeCheck(step.name, step.op, i, label, mode, math.nan, num, math.inf, FAIL, a)
+            else:
+                rel = abs(a - num) / max(abs(a), abs(num), atol / FD_TOL.rtol)
+                status = PASS if rel <= FD_TOL.rtol else KINK if crossed else FAIL
+                check = NodeCheck(step.name, step.op, i, label, mode, a, num, rel, status)
+            prev = best.get(mode)
+            # a trial that crossed a kink says nothing; a pass beats it, a clean failure beats both
+            if prev is None or _TRIAL_RANK[check.status] > _TRIAL_RANK[prev.status]:
+                best[mode] = check
+    return list(best.values())
+
+
+def _no_vjp(g: Any, ans: Any, *args: Any) -> Any:
+    return np.zeros(())  # stands for an op's missing VJP: it claims the arg does not matter
+
+
+def _blame(ctx: _Ctx) -> list[NodeCheck]:
+    out = []
+    steps = ctx.plan.steps
+    # slots that carry a gradient: a float arg among them with no VJP silently gets zero
+    needs = {ctx.plan.slot[n] for n in ctx.wrt} | {s.out for s in steps if s.vjps}
+    for step in steps:
+        jvps = dict(_arg_positions(step, step.jvps))
+        vjps = dict(_arg_positions(step, step.vjps))
+        for i, a in enumerate(step.args):
+            if not np.issubdtype(np.asarray(ctx.vals_f[a]).dtype, np.floating):
+                continue
+            if i in vjps:
+                out.extend(_local(ctx, step, i, vjps[i], jvps.get(i)))
+            elif a in needs:
+                out.extend(dataclasses.replace(c, message="the op has no VJP for this arg, yet the arg changes "
+                                               "its output") if c.status == FAIL else c
+                           for c in _local(ctx, step, i, _no_vjp, None))
+    return out

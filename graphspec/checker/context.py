@@ -1,0 +1,40 @@
+"""The state one `gradcheck` call shares between its parts: the graph, its values, the tolerance, the
+random generator and the stacked-forward engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..interpret import Plan
+from .results import Tolerance
+from .stacking import _Batched
+
+
+@dataclass
+class _Ctx:
+    graph: Any
+    plan: Plan
+    wrt: list[str]
+    vals_a: list[Any]  # the graph's own dtype (analytic side)
+    vals_f: list[Any]  # float64 (finite differences)
+    tol: Tolerance
+    rng: np.random.Generator
+    engine: _Batched
+    max_elements: int | None
+    refine: bool
+    notes: list[str] = field(default_factory=list)
+
+    def x(self, name: str) -> np.ndarray:
+        return self.vals_f[self.plan.slot[name]]
+
+    def backward(self, node: str, seed: np.ndarray, vals: list[Any] | None = None) -> dict[str, np.ndarray]:
+        vals = self.vals_a if vals is None else vals
+        ct = self.plan.backward(vals, node, seed)
+        out = {}
+        for n in self.wrt:
+            g = ct[self.plan.slot[n]]
+            out[n] = np.zeros(np.shape(vals[self.plan.slot[n]])) if g is None else np.asarray(g, dtype=np.float64)
+        return out

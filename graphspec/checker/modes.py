@@ -1,0 +1,43 @@
+"""Forward mode against reverse mode: <u, J v> by one JVP must equal <J^T u, v> by one VJP."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .context import _Ctx
+from .results import FAIL, PASS, ModeCheck
+from .targets import _Target
+
+MODES_RTOL = 1e-8  # JVP vs VJP: both exact in float64, only rounding separates them
+
+
+def _modes(ctx: _Ctx, targets: list[_Target]) -> list[ModeCheck]:
+    """<u, J v> by one JVP against <J^T u, v> by one VJP, random u and v, in float64."""
+    v = {n: ctx.rng.normal(size=np.shape(ctx.x(n))) for n in ctx.wrt}
+    tan = ctx.plan.jvp(ctx.vals_f, v)
+    out = []
+    for t in targets:
+        shape = np.shape(ctx.vals_f[t.slot])
+        u = t.seeds[0].reshape(shape) if t.kind == "loss" else ctx.rng.normal(size=shape)
+        jv = tan[t.slot]
+        jv = np.zeros(shape) if jv is None else np.broadcast_to(jv, shape)
+        # the loss's gradient at its own seed was computed for the targets (float64 graphs)
+        reuse = t.kind == "loss" and ctx.vals_f is ctx.vals_a
+        g = {n: t.grads[n][0].reshape(np.shape(ctx.x(n))) for n in ctx.wrt} if reuse else ctx.backward(t.node, u, ctx.vals_f)
+        lhs = float(np.sum(u * jv))
+        rhs = float(sum(np.sum(g[n] * v[n]) for n in ctx.wrt))
+        scale = float(np.sum(np.abs(u * jv)) + sum(np.sum(np.abs(g[n] * v[n])) for n in ctx.wrt))
+        err = abs(lhs - rhs)
+        rel = err / max(abs(lhs), abs(rhs), scale * 1e-3, 1e-300)
+        ok = err <= MODES_RTOL * scale or err == 0
+        out.append(ModeCheck(t.node, lhs, rhs, rel, PASS if ok else FAIL))
+    return out
+
+
+def _safe_modes(ctx: _Ctx, targets: list[_Target]) -> list[ModeCheck]:
+    try:
+        return _modes(ctx, targets)
+    except Exception as e:  # a JVP that raises fails the comparison; the blame pass names it
+        return [ModeCheck(f"(forward mode raised {type(e).__name__}: {e})", math.nan, math.nan, math.inf, FAIL)]

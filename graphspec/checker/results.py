@@ -1,0 +1,153 @@
+"""What a gradient check reports: the verdicts, the tolerances, and the dataclasses of a `Report`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+PASS, FAIL, KINK, UNCLEAR = "PASS", "FAIL", "KINK", "UNCLEAR"
+FD_DTYPE = "float64"
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Step and tolerances for one analytic dtype (finite differences are always float64).
+
+    h_j = eps * max(1, |x_j|); element j passes when |a - n| <= max(rtol * max(|a|, |n|), atol_j), with
+    atol_j = atol * max(1, |f(x)|) / max(1, |x_j|), the size of the finite-difference rounding error."""
+
+    eps: float
+    rtol: float
+    atol: float
+
+
+# eps = cbrt(float64 machine eps) balances truncation (h^2) and rounding (eps_mach / h) error.
+TOLERANCES = {"float64": Tolerance(eps=6e-6, rtol=1e-5, atol=1e-8),
+              "float32": Tolerance(eps=6e-6, rtol=1e-4, atol=1e-5)}
+
+
+@dataclass(frozen=True)
+class NodeKink:
+    node: str
+    op: str
+    at: tuple[int, ...]  # the element of the node's branch array that switched
+
+
+@dataclass(frozen=True)
+class Element:
+    index: tuple[int, ...]  # element of the input (or the direction number in fast mode)
+    row: str  # which output element or projection ("" for the loss)
+    analytic: float
+    numeric: float
+    abs_err: float
+    rel_err: float
+    status: str
+    kinks: tuple[NodeKink, ...] = ()
+
+
+@dataclass
+class InputCheck:
+    """One input (param or float input) against one target (the loss, or one output)."""
+
+    input: str
+    kind: str  # param | input
+    target: str  # the loss node or the output node
+    target_kind: str  # loss | jacobian | projection
+    method: str  # elements | directions
+    shape: tuple[int, ...]
+    size: int
+    checked: int
+    max_abs_err: float
+    max_rel_err: float
+    status: str
+    worst: Element | None
+    worst_elements: list[Element]
+    kinks: list[Element]
+    arrays: dict[str, Any]  # every checked element: index, row, analytic, numeric, abs_err, rel_err, status
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class NodeCheck:
+    """A node's own VJP or JVP for one arg against finite differences of the node alone."""
+
+    node: str
+    op: str
+    arg: int
+    arg_name: str
+    mode: str  # vjp | jvp
+    analytic: float
+    numeric: float
+    rel_err: float
+    status: str
+    message: str = ""  # what the rule raised, when it raised
+
+
+@dataclass(frozen=True)
+class ModeCheck:
+    """<u, jvp(v)> against <vjp(u), v> for one output."""
+
+    target: str
+    jvp_side: float
+    vjp_side: float
+    rel_err: float
+    status: str
+
+
+@dataclass(frozen=True)
+class TaylorRow:
+    wrt: str  # "all" or an input's name
+    h: list[float]
+    remainder: list[float | None]
+    used: list[bool]  # steps that crossed no kink and stayed above rounding noise
+    order: float | None
+    status: str
+    note: str = ""
+
+
+@dataclass
+class Report:
+    spec: str | None
+    name: str | None
+    dtype: str
+    fd_dtype: str
+    mode: str  # full | fast
+    strict: bool
+    tolerance: Tolerance
+    checks: list[InputCheck]
+    modes: list[ModeCheck]
+    nodes: list[NodeCheck]
+    taylor: list[TaylorRow]
+    notes: list[str]
+    seconds: float = 0.0
+    evaluations: int = 0  # perturbed forward rows evaluated
+    error: str = ""  # the analytic side could not be computed (a VJP or JVP raised)
+
+    @property
+    def status(self) -> str:
+        states = [c.status for c in self.checks] + [m.status for m in self.modes] + \
+            [n.status for n in self.nodes] + [t.status for t in self.taylor]
+        if FAIL in states or self.error:
+            return FAIL
+        return KINK if KINK in states else PASS
+
+    @property
+    def ok(self) -> bool:
+        return self.status == PASS or (self.status == KINK and not self.strict)
+
+    @property
+    def blamed(self) -> list[NodeCheck]:
+        return [n for n in self.nodes if n.status == FAIL]
+
+    def to_json(self) -> dict[str, Any]:
+        from .. import report
+
+        return report.report_json(self)
+
+    def text(self, width: int = 120, verbose: bool = False) -> str:
+        from .. import report
+
+        return report.report_text(self, width=width, verbose=verbose)
+
+    def __str__(self) -> str:
+        return self.text()
