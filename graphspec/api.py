@@ -161,9 +161,8 @@ class Graph:
         for name, v in zip(self.leaves, leaf_values, strict=True):
             values.bind_shape(self.decls[name].shape, np.shape(v), dims, where, name, error=InputError)
             avals[name] = Aval(np.shape(v), self.decls[name].dtype)
-        shapes.infer(self.spec.nodes, self.order, avals, self.attrs)
-        if self.seed is not None and self.seed.shape != () and \
-                self.seed.shape != shapes.infer(self.spec.nodes, self.order, avals, self.attrs)[self.loss].shape:
+        inferred = shapes.infer(self.spec.nodes, self.order, avals, self.attrs)  # once: it walks every node
+        if self.seed is not None and self.seed.shape != () and self.seed.shape != inferred[self.loss].shape:
             raise InputError("these inputs change the loss's shape; its seed no longer fits", loc="loss.seed")
         self._checked_shapes.add(key)
 
