@@ -258,7 +258,8 @@ class Graph:
         tan = self.plan.jvp(vals, tans)
         names = list(dict.fromkeys([*self.outputs, *([self.loss] if self.loss else [])]))
         outs = {n: vals[slot[n]] for n in names}
-        touts = {n: (np.zeros(np.shape(vals[slot[n]])) if tan[slot[n]] is None else np.asarray(tan[slot[n]]))
+        touts = {n: (np.zeros_like(vals[slot[n]], dtype=np.result_type(vals[slot[n]], np.float32))
+                     if tan[slot[n]] is None else np.asarray(tan[slot[n]]))
                  for n in names}
         return outs, touts
 
