@@ -95,8 +95,9 @@ def side_by_side(ours: Callable[[], Any], theirs: Callable[[], Any] | None, *, r
     return medians[0], medians[1] if theirs is not None else None
 
 
-def blas_threads() -> int | None:
-    """numpy's BLAS thread count, asked of the OpenBLAS numpy loaded (no threadpoolctl needed)."""
+def _openblas(action: str) -> Callable[..., Any] | None:
+    """OpenBLAS's ``get_num_threads`` or ``set_num_threads`` in the library numpy loaded (found
+    in /proc/self/maps: no threadpoolctl needed), or None."""
     try:
         maps = Path("/proc/self/maps").read_text()
     except OSError:
@@ -107,13 +108,29 @@ def blas_threads() -> int | None:
             dll = ctypes.CDLL(lib)
         except OSError:
             continue
-        for sym in ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads_64_",
-                    "openblas_get_num_threads64_", "openblas_get_num_threads"):
-            fn = getattr(dll, sym, None)
-            if fn is not None:
-                fn.restype = ctypes.c_int
-                return int(fn())
+        for prefix in ("scipy_openblas_", "openblas_"):
+            for suffix in ("64_", "_64_", ""):
+                fn = getattr(dll, f"{prefix}{action}_num_threads{suffix}", None)
+                if fn is not None:
+                    return fn
     return None
+
+
+def blas_threads() -> int | None:
+    """numpy's BLAS thread count."""
+    get = _openblas("get")
+    if get is None:
+        return None
+    get.restype = ctypes.c_int
+    return int(get())
+
+
+def set_blas_threads(n: int) -> bool:
+    put = _openblas("set")
+    if put is None:
+        return False
+    put(ctypes.c_int(n))
+    return blas_threads() == n
 
 
 # -- W1: overhead --------------------------------------------------------------------------------
@@ -430,12 +447,15 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="a smoke run: fewer repeats, W4 at 1,000 and 10,000 nodes")
     p.add_argument("--json", metavar="OUT.json", help="write the rows and the machine description here")
+    p.add_argument("--threads", type=int, help="BLAS threads for both sides (default: what numpy's BLAS uses)")
     p.add_argument("--only", default="W1,W2,W3,W4,W5,W6,W7", help="comma-separated workloads (default: all)")
     args = p.parse_args(argv)
     only = {w.strip().upper() for w in args.only.split(",")}
     reps = 5 if args.quick else 21
 
-    threads = blas_threads() or os.cpu_count() or 1
+    if args.threads and not set_blas_threads(args.threads):
+        print(f"warning: cannot set numpy's BLAS threads; torch gets {args.threads} all the same", file=sys.stderr)
+    threads = args.threads or blas_threads() or os.cpu_count() or 1
     if torch is not None:
         torch.set_num_threads(threads)
     meta = {"python": platform.python_version(), "numpy": np.__version__, "graphspec": graphspec.__version__,
