@@ -160,7 +160,23 @@ def w1(repeats: int) -> list[Row]:
             return loss, torch.autograd.grad(loss, (x, y))
 
     ours, theirs = side_by_side(g.value_and_grad, step, repeats=repeats)
-    return [Row("W1", "z=x*y, L=(z-t)^2: value_and_grad per call, float64", ours, theirs, target="<= 0.5")]
+    rows = [Row("W1", "z=x*y, L=(z-t)^2: value_and_grad per call, float64", ours, theirs, target="<= 0.5")]
+
+    # the lecture's spec itself, as it ships (z = x*y, upstream gradient 5): issue 2's figure
+    mul = graphspec.load(ROOT / "specs" / "lecture" / "mul.json")
+    assert {k: float(v) for k, v in mul.grad().items()} == {"x": 15.0, "y": 10.0}
+    step = None
+    if torch is not None:
+        seed = torch.tensor(5.0, dtype=torch.float64)
+
+        def step():
+            z = x * y
+            return z, torch.autograd.grad(z, (x, y), grad_outputs=seed)
+
+    ours, theirs = side_by_side(mul.value_and_grad, step, repeats=repeats)
+    rows.append(Row("W1", "specs/lecture/mul.json (z=x*y, dL/dz=5): value_and_grad per call", ours, theirs,
+                    target="<= 0.5"))
+    return rows
 
 
 # -- W2: MLP step, W6: the BLAS limit --------------------------------------------------------------
