@@ -72,10 +72,14 @@ class Row:
 
 
 def side_by_side(ours: Callable[[], Any], theirs: Callable[[], Any] | None, *, repeats: int,
-                 warmup: int = 3, min_time: float = 0.02) -> tuple[float, float | None]:
-    """Median seconds per call of each side, their repeats interleaved, so that a burst of other
-    work on the machine hits both columns alike. A repeat loops `number` calls, chosen so that it
-    lasts about `min_time`: tiny calls are then not lost in the timer's resolution."""
+                 warmup: int = 3, min_time: float = 0.02, rounds: int = 3, pause: float = 0.3) -> tuple[float, float | None]:
+    """Median seconds per call of each side. The repeats come in a few rounds, each side taking
+    a block of them in turn, so that a burst of other work on the machine hits both columns
+    alike. Not one repeat each in turn: after a call, OpenBLAS's and OpenMP's worker threads keep
+    spinning for a while, and on a small machine the two pools would then fight over the cores
+    (both sides came out 30-100% slower that way); the pause lets them go to sleep. A repeat
+    loops `number` calls, chosen so that it lasts about `min_time`: tiny calls are then not lost
+    in the timer's resolution."""
     fns = [f for f in (ours, theirs) if f is not None]
     numbers = []
     for fn in fns:
@@ -84,13 +88,18 @@ def side_by_side(ours: Callable[[], Any], theirs: Callable[[], Any] | None, *, r
         t0 = time.perf_counter()
         fn()
         numbers.append(max(1, int(min_time / max(time.perf_counter() - t0, 1e-9))))
+        time.sleep(pause)
     times: list[list[float]] = [[] for _ in fns]
-    for _ in range(repeats):
+    for r in range(rounds):
+        block = repeats // rounds + (r < repeats % rounds)
         for fn, number, ts in zip(fns, numbers, times, strict=True):
-            t0 = time.perf_counter()
-            for _ in range(number):
-                fn()
-            ts.append((time.perf_counter() - t0) / number)
+            fn()  # back from the pause: wake the thread pools before timing
+            for _ in range(block):
+                t0 = time.perf_counter()
+                for _ in range(number):
+                    fn()
+                ts.append((time.perf_counter() - t0) / number)
+            time.sleep(pause)
     medians = [statistics.median(ts) for ts in times]
     return medians[0], medians[1] if theirs is not None else None
 
