@@ -64,7 +64,7 @@ def _check_args(args: argparse.Namespace) -> None:
 
 def _emit(args: argparse.Namespace, fmt: str, render_table: Any, text: str | None) -> None:
     """Print to the terminal, or write -o atomically (a table written to a file is plain text)."""
-    from . import report
+    from .files import write_atomic
 
     if args.output:
         if text is None:
@@ -75,7 +75,7 @@ def _emit(args: argparse.Namespace, fmt: str, render_table: Any, text: str | Non
             buf = io.StringIO()
             render_table(Console(file=buf, width=120, no_color=True, highlight=False, force_terminal=False))
             text = buf.getvalue()
-        report.write_atomic(args.output, text)
+        write_atomic(args.output, text)
         return
     if text is None:
         from rich.console import Console

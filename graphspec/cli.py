@@ -162,20 +162,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 # -- train --------------------------------------------------------------------------------------
 
 def save_npz(path: Path, arrays: dict[str, Any]) -> None:
-    """Write atomically: a temp file in the same folder, then a rename over the target."""
-    import os
-    import tempfile
+    import io
 
     import numpy as np
 
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from .files import write_atomic
+
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    write_atomic(path, buf.getvalue())
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ import numpy as np
 
 from .api import Graph
 from .errors import UsageError
+from .files import write_atomic
 from .render import fmt_value
 
 COLOURS = {"inputs": "#dbeafe", "params": "#fde68a", "nodes": "#ffffff", "outputs": "#bbf7d0"}
@@ -60,9 +61,6 @@ def to_dot(graph: Graph, values: bool = True) -> str:
 
 def write_drawing(dot: str, path: Path) -> None:
     """DOT as text, or an image through Graphviz; written atomically (temp file + rename)."""
-    import os
-    import tempfile
-
     fmt = path.suffix.lstrip(".").lower()
     if fmt not in ("dot", "gv", "svg", "png", "pdf"):
         raise UsageError(f"-o {path}: write .dot, .svg, .png or .pdf")
@@ -73,11 +71,4 @@ def write_drawing(dot: str, path: Path) -> None:
         if exe is None:
             raise UsageError(f"-o {path}: images need Graphviz's `dot` program; write .dot instead")
         data = subprocess.run([exe, f"-T{fmt}"], input=dot.encode(), capture_output=True, check=True).stdout
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, data)

@@ -1,6 +1,5 @@
 """Rendering of gradient-check reports: rich tables for people, JSON with stable keys for machines,
-markdown for READMEs and pull requests. `write_atomic` writes ``-o`` files via a temp file and
-`os.replace`, so a reader never sees half a report.
+markdown for READMEs and pull requests (``-o`` files are written by `graphspec.files.write_atomic`).
 
 JSON keys (format "graphspec-gradcheck", version 1; documented in docs/gradcheck.md): keys are only
 ever added, never renamed or given a new meaning within a version.
@@ -11,10 +10,7 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -354,23 +350,3 @@ def ops_markdown(rows: Sequence[OpRow]) -> str:
         [[r.op, r.dtype, str(r.sample), " ".join(str(tuple(s)) for s in r.shapes), json.dumps(r.attrs) if r.attrs else "",
           _err(r.max_rel_err), _err(r.vjp_rel_err), _err(r.jvp_rel_err), _err(r.modes_rel_err),
           r.status + (f" {r.message}" if r.message else "")] for r in rows]) + "\n"
-
-
-# ---------------------------------------------------------------------------------------------
-# files
-
-
-def write_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temp file in the same folder and os.replace: readers see
-    the old file or the new one, never half of one, and a crash leaves no partial report."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -433,7 +433,7 @@ def test_markdown_report_names_the_blamed_node() -> None:
 
 
 def test_write_atomic_replaces_and_leaves_no_temp(tmp_path: Path) -> None:
-    from graphspec.report import write_atomic
+    from graphspec.files import write_atomic
 
     out = tmp_path / "r.json"
     out.write_text("old")
