@@ -1,11 +1,12 @@
 """graphspec side by side with PyTorch CPU eager: one command, every workload, one table.
 
-    python tools/bench.py                 # the full run (a few minutes)
+    python tools/bench.py                 # the full run (about a minute)
     python tools/bench.py --quick         # a smoke run: fewer repeats, smaller W4
-    python tools/bench.py --json out.json --only W1,W2
+    python tools/bench.py --json out.json --only W1,W2 --threads 1
 
 Workloads (issue 4):
-  W1 overhead     z = x*y plus a squared-error loss, forward+backward per call (Python API)
+  W1 overhead     z = x*y plus a squared-error loss, forward+backward per call (Python API);
+                  also the lecture's specs/lecture/mul.json as it ships
   W2 MLP step     784-256-128-10, ReLU, softmax cross-entropy, batch 128, float32 and float64
   W3 deep chain   1000 elementwise nodes on a vector of 100, forward+backward
   W4 big specs    load + validate + order + shape-infer a 10,000- and a 100,000-node spec
@@ -14,9 +15,10 @@ Workloads (issue 4):
   W7 gradcheck    optional, from tools/bench_gradcheck.py when it exists
 
 Both sides run in this process with the same dtype and the same number of threads: torch is
-set to numpy's BLAS thread count. Each figure is the median of several repeats after a
-warm-up; a repeat of a fast workload times a loop of calls and divides, so that the clock's
-resolution does not decide.
+set to numpy's BLAS thread count (or both to --threads). Each figure is the median of several
+repeats after a warm-up, the two sides taking turns in blocks (see `side_by_side`). The
+header line gives the load average: on a shared machine, other work shows up as noise in
+every column, most in the multi-threaded matmuls (W2, W6).
 """
 
 from __future__ import annotations
