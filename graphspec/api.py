@@ -199,11 +199,22 @@ class Graph:
         return {n: vals[slot[n]] for n in self.outputs}
 
     def _leaf_grads(self, vals: list[Any], ct: list[Any]) -> dict[str, np.ndarray]:
+        """Each gradient a fresh writable array the caller owns. A VJP may hand back its input
+        (add passes g through, so x and y of add(x, y) share one array, which may be the seed)
+        or a read-only broadcast view (sum): those are copied; a matmul's result is not."""
         slot = self.plan.slot
         grads = {}
+        seen: set[int] = set()
         for n in self.wrt:
             g, v = ct[slot[n]], vals[slot[n]]
-            grads[n] = np.zeros(np.shape(v), dtype=v.dtype) if g is None else np.asarray(g, dtype=v.dtype)
+            if g is None:
+                grads[n] = np.zeros(np.shape(v), dtype=v.dtype)
+                continue
+            a = np.asarray(g, dtype=v.dtype)
+            if a is self.seed or id(a) in seen or not (a.flags.owndata and a.flags.writeable):
+                a = a.copy()
+            seen.add(id(a))
+            grads[n] = a
         return grads
 
     def _backward(self, vals: list[Any], check_finite: str) -> list[Any]:
@@ -211,7 +222,7 @@ class Graph:
             raise SpecError("this spec has no loss to differentiate", loc="loss")
         ct = self.plan.backward(vals, self.loss, self.seed)
         if check_finite != "off" and not all(ct[s] is None or surely_finite(ct[s]) for s in self._finite_slots[1]):
-            self._nonfinite(self.plan.nonfinite_error(ct, "gradient"), check_finite)
+            self._nonfinite(self.plan.gradient_nonfinite_error(vals, ct, self.loss), check_finite)
         return ct
 
     def value_and_grad(self, check_finite: str = "warn", **inputs: Any) -> tuple[np.ndarray, dict[str, np.ndarray]]:

@@ -59,7 +59,8 @@ def surely_finite(v: Any) -> bool:
         return math.isfinite(v)
     if v.flags.c_contiguous:
         flat = v.reshape(-1)
-        return math.isfinite(np.dot(flat, flat))
+        with np.errstate(over="ignore"):  # an overflow here only means "maybe": no warning for the user
+            return math.isfinite(np.dot(flat, flat))
     return bool(np.isfinite(v).all())
 
 
@@ -226,19 +227,47 @@ class Plan:
 
     # -- non-finite values -------------------------------------------------------------------
 
+    @staticmethod
+    def _kinds(v: Any) -> str:
+        v = np.asarray(v)
+        return "/".join(sorted({"nan" if np.isnan(x) else "inf" for x in v.flat if not np.isfinite(x)}))
+
+    @staticmethod
+    def _finite(v: Any) -> bool:
+        return v is None or not np.issubdtype(np.result_type(v), np.inexact) or bool(np.all(np.isfinite(v)))
+
     def first_nonfinite(self, vals: Sequence[Any]) -> Step | None:
         """The first step (in execution order) whose value holds inf or nan."""
-        for step in self.steps:
-            v = vals[step.out]
-            if v is not None and np.issubdtype(np.result_type(v), np.inexact) and not np.all(np.isfinite(v)):
-                return step
-        return None
+        return next((step for step in self.steps if not self._finite(vals[step.out])), None)
 
     def nonfinite_error(self, vals: Sequence[Any], what: str = "value") -> NonFiniteError | None:
+        """Where the first inf or nan of a forward pass came from: a leaf given that way (named
+        as itself, not blamed on the node that reads it), else the first node that made one."""
+        for i in range(self.n_leaves):
+            if not self._finite(vals[i]):
+                return NonFiniteError(f"non-finite {what} ({self._kinds(vals[i])}) given for this input or param",
+                                      loc=self.names[i])
         step = self.first_nonfinite(vals)
         if step is None:
             return None
-        v = np.asarray(vals[step.out])
-        kinds = sorted({"nan" if np.isnan(x) else "inf" for x in v.flat if not np.isfinite(x)})
-        return NonFiniteError(f"first non-finite {what} ({'/'.join(kinds)}) produced by {step.op}",
+        return NonFiniteError(f"first non-finite {what} ({self._kinds(vals[step.out])}) produced by {step.op}",
                               loc=f"nodes.{step.name}")
+
+    def gradient_nonfinite_error(self, vals: Sequence[Any], ct: Sequence[Any], loss: str) -> NonFiniteError | None:
+        """Where the first inf or nan of a reverse pass was born: the op whose VJP turned a finite
+        cotangent into a non-finite one (say sqrt's slope at 0). Walks the steps in the backward
+        pass's own order and recomputes each VJP: only on this error path, never per call."""
+        if not self._finite(ct[self.slot[loss]]):
+            return NonFiniteError(f"the seed is not finite ({self._kinds(ct[self.slot[loss]])})", loc="loss.seed")
+        with np.errstate(all="ignore"):
+            for step in reversed(self.steps):
+                g = ct[step.out]
+                if g is None or not step.vjps or not self._finite(g):
+                    continue
+                argv = [vals[a] for a in step.args]
+                for s, vjp in step.vjps:
+                    gi = vjp(g, vals[step.out], *argv)
+                    if not self._finite(gi):
+                        return NonFiniteError(f"first non-finite gradient ({self._kinds(gi)}) produced by the VJP of "
+                                              f"{step.op} for '{self.names[s]}'", loc=f"nodes.{step.name}")
+        return self.nonfinite_error(ct, "gradient")

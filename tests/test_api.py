@@ -230,9 +230,6 @@ def test_jvp_includes_the_loss_next_to_the_outputs():
     assert tans["p"] == 1.0 and tans["l"] == 2 * (1.0 - 2.0) * 1.0
 
 
-@pytest.mark.xfail(strict=True, reason="api/interpret: gradients are returned as the VJPs made them: a read-only "
-                                       "zero-stride view for sum, the spec's own seed array for add (so an in-place "
-                                       "update of one corrupts the next call), one array shared by x and y")
 def test_returned_gradients_are_fresh_writable_arrays():
     g = graphspec.load(spec(params={"x": {"value": [[1.0, 2.0]]}, "y": {"value": [[3.0, 4.0]]}},
                             nodes={"s": {"op": "add", "args": ["x", "y"]}},

@@ -404,8 +404,6 @@ def test_check_finite_off_is_silent():
         assert np.isnan(graph.run(check_finite="off")["c"])
 
 
-@pytest.mark.xfail(strict=True, reason="interpret/api: a non-finite gradient that first appears at a leaf is not "
-                                       "reported (first_nonfinite scans only the steps' own cotangents)")
 def test_nonfinite_gradient_at_a_leaf_is_reported():
     # sqrt(0) is 0, fine; its slope at 0 is inf, and that inf lands on the leaf x only
     graph = load(inputs={"x": {"value": [0.0, 1.0]}},
@@ -414,9 +412,6 @@ def test_nonfinite_gradient_at_a_leaf_is_reported():
         graph.grad(check_finite="raise")
 
 
-@pytest.mark.xfail(strict=True, reason="interpret/api: a non-finite gradient is blamed on the first node in forward "
-                                       "order whose cotangent is non-finite (here 'c', sub), not on the op whose VJP "
-                                       "produced it (the sqrt at 0)")
 def test_nonfinite_gradient_names_the_op_whose_vjp_produced_it():
     # every value is finite (sqrt(0) = 0), but sqrt's slope at 0 is inf: the inf is born in
     # sqrt's VJP and flows on to d, c and x
@@ -428,8 +423,6 @@ def test_nonfinite_gradient_names_the_op_whose_vjp_produced_it():
     assert e.value.loc == "nodes.s"
 
 
-@pytest.mark.xfail(strict=True, reason="interpret/api: a nan given as an input is blamed on the first node that uses "
-                                       "it ('nodes.a: ... produced by add'), not on the input")
 def test_nonfinite_input_is_named_as_the_input():
     graph = load(inputs={"x": {"shape": [2]}}, nodes={"a": {"op": "add", "args": ["x", 1.0]}})
     with pytest.raises(NonFiniteError) as e:
