@@ -1,15 +1,21 @@
 """The spec as a networkx DiGraph: references, name clashes, cycles, a deterministic
-topological order, and pruning to what the outputs and the loss need."""
+topological order, and pruning to what the outputs and the loss need.
+
+networkx is imported where it works (an order to find, a cycle to name, a pruning to do):
+a spec written in order with default outputs, the common small case, starts without it,
+which keeps `python -m graphspec run` quick (networkx alone takes 0.1 s to import)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from .errors import GraphError, did_you_mean
 from .ops import OPS
 from .spec import Spec
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 
 @dataclass(frozen=True)
@@ -17,7 +23,21 @@ class Structure:
     order: list[str]  # the nodes to compute, topologically sorted
     outputs: list[str]
     loss: str | None
-    digraph: nx.DiGraph
+    names: dict[str, str]  # every name -> "inputs" | "params" | "nodes", in file order
+    edges: list[tuple[str, str]]  # (arg, node)
+
+    def digraph(self) -> nx.DiGraph:
+        """The graph as networkx sees it: an edge from each arg to the node that uses it."""
+        return _digraph(self.names, self.edges)
+
+
+def _digraph(names: dict[str, str], edges: list[tuple[str, str]]) -> nx.DiGraph:
+    import networkx as nx
+
+    g = nx.DiGraph()
+    g.add_nodes_from(names)
+    g.add_edges_from(edges)
+    return g
 
 
 def build(spec: Spec) -> Structure:
@@ -29,8 +49,6 @@ def build(spec: Spec) -> Structure:
                                  loc=f"{kind}.{name}", hint="names are unique across inputs, params and nodes")
             names[name] = kind
 
-    g = nx.DiGraph()
-    g.add_nodes_from(names)
     edges = []
     for name, node in spec.nodes.items():
         if node.op not in OPS:
@@ -49,7 +67,6 @@ def build(spec: Spec) -> Structure:
                     raise GraphError(f"unknown name '{arg}'", loc=f"nodes.{name}.args[{i}]",
                                      hint=did_you_mean(arg, [n for n in names if n != name]))
                 edges.append((arg, name))
-    g.add_edges_from(edges)
 
     def known(name: str, loc: str) -> None:
         if name not in names:
@@ -78,13 +95,18 @@ def build(spec: Spec) -> Structure:
                 raise GraphError(f"train data must feed an input, '{name}' is not one", loc=f"train.data.{name}",
                                  hint=did_you_mean(name, spec.inputs))
 
-    try:
-        topo = _file_order_if_sorted(spec, names) or list(
-            nx.lexicographical_topological_sort(g, key={n: i for i, n in enumerate(names)}.__getitem__))
-    except nx.NetworkXUnfeasible:
-        cycle = [u for u, _ in nx.find_cycle(g)]
-        raise GraphError("cycle: " + " -> ".join([*cycle, cycle[0]]), loc=f"nodes.{cycle[0]}",
-                         hint="a node cannot depend on itself") from None
+    g = None
+    topo = _file_order_if_sorted(spec, names)
+    if topo is None:
+        import networkx as nx
+
+        g = _digraph(names, edges)
+        try:
+            topo = list(nx.lexicographical_topological_sort(g, key={n: i for i, n in enumerate(names)}.__getitem__))
+        except nx.NetworkXUnfeasible:
+            cycle = [u for u, _ in nx.find_cycle(g)]
+            raise GraphError("cycle: " + " -> ".join([*cycle, cycle[0]]), loc=f"nodes.{cycle[0]}",
+                             hint="a node cannot depend on itself") from None
 
     if spec.outputs is None:
         order = [n for n in topo if names[n] == "nodes"]  # every node feeds some sink: nothing to prune
@@ -94,9 +116,9 @@ def build(spec: Spec) -> Structure:
             targets.add(loss)
         if spec.expect is not None:
             targets.update(n for n in spec.expect.values if names[n] == "nodes")
-        needed = _ancestors_and_self(g, targets)
+        needed = _ancestors_and_self(g or _digraph(names, edges), targets)
         order = [n for n in topo if names[n] == "nodes" and n in needed]
-    return Structure(order=order, outputs=outputs, loss=loss, digraph=g)
+    return Structure(order=order, outputs=outputs, loss=loss, names=names, edges=edges)
 
 
 def _file_order_if_sorted(spec: Spec, names: dict[str, str]) -> list[str] | None:
@@ -115,6 +137,8 @@ def _file_order_if_sorted(spec: Spec, names: dict[str, str]) -> list[str] | None
 
 
 def _ancestors_and_self(g: nx.DiGraph, targets: set[str]) -> set[str]:
+    import networkx as nx
+
     sink = ("targets",)  # a temporary node no name can clash with (names are strings)
     g.add_edges_from((t, sink) for t in targets)
     try:

@@ -76,7 +76,7 @@ class Step(NamedTuple):  # a tuple: a 100,000-node plan builds 100,000 of them
 
 
 @contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
     """Building a plan allocates a few small objects per node and no cycles; the cyclic
     collector's passes over the growing heap would make a 100,000-node plan several times
     slower (2.5 s against 0.6 s), so it waits until the plan is built."""
@@ -94,7 +94,7 @@ class Plan:
 
     def __init__(self, leaves: Sequence[str], nodes: dict[str, Node], order: Sequence[str],
                  attrs: dict[str, dict[str, Any]], wrt: Sequence[str], float_leaves: set[str]):
-        with _gc_paused():
+        with gc_paused():
             self._build(leaves, nodes, order, attrs, wrt, float_leaves)
 
     def _build(self, leaves: Sequence[str], nodes: dict[str, Node], order: Sequence[str],

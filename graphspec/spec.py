@@ -59,8 +59,9 @@ class ParamDecl(InputDecl):
 
 class Node(_Strict):
     op: str
-    args: list[Name | float] = []
-    attrs: dict[str, Any] = {}
+    # factories, not `= []`: pydantic deep-copies a mutable default for every one of 100,000 nodes
+    args: list[Name | float] = Field(default_factory=list)
+    attrs: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("args", mode="before")
     @classmethod

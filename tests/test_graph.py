@@ -32,7 +32,7 @@ def test_file_order_fast_path_agrees_with_networkx():
     nodes = {f"n{i}": {"op": "add", "args": ["x" if i == 0 else f"n{i - 1}", "x"]} for i in range(50)}
     s = structure(nodes)
     names = ["x", *nodes]
-    ref = [n for n in nx.lexicographical_topological_sort(s.digraph, key=names.index) if n != "x"]
+    ref = [n for n in nx.lexicographical_topological_sort(s.digraph(), key=names.index) if n != "x"]
     assert s.order == ref
 
 
@@ -71,3 +71,13 @@ def test_hundred_thousand_node_chain_orders_without_recursion():
     # written backwards, so the networkx sort (not the file-order fast path) must do the work
     s = structure(dict(reversed(list(nodes.items()))))
     assert len(s.order) == n and s.order[0] == "n0" and s.order[-1] == f"n{n - 1}"
+
+
+def test_networkx_is_imported_only_when_there_is_graph_work():
+    import subprocess
+    import sys
+
+    code = ("import sys, graphspec; g = graphspec.load({'graphspec': '1', 'inputs': {'x': {'value': 1.0}}, "
+            "'nodes': {'a': {'op': 'neg', 'args': ['x']}}}); g.run(); print('networkx' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
