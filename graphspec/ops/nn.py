@@ -133,29 +133,37 @@ def _class_loss_shape(name: str):
     return rule
 
 
+def _per_shape(logits, axis):
+    shape = np.shape(logits)
+    ax = axis % len(shape)
+    return shape[:ax] + shape[ax + 1:]
+
+
 def _xent(logits, labels, *, axis, reduction):
-    lsm = log_softmax(logits, axis=axis)
-    if _integer(labels):
-        return _reduce(-np.squeeze(_picked(lsm, labels, axis), axis), reduction)
-    return _reduce(-np.sum(_weighted(labels, lsm), axis=axis), reduction)
+    if _integer(labels):  # logsumexp - the label's logit: no log_softmax of the other classes
+        lse = logsumexp(logits, axis=axis, keepdims=True)
+        return _reduce(np.squeeze(lse - _picked(logits, labels, axis), axis), reduction)
+    return _reduce(-np.sum(_weighted(labels, log_softmax(logits, axis=axis)), axis=axis), reduction)
 
 
 def _xent_dlogits(logits, labels, axis):
     """d(per-example loss)/d logits = softmax * sum(targets) - targets."""
-    t = _targets(labels, logits, axis)
-    return softmax(logits, axis=axis) * np.sum(t, axis=axis, keepdims=True) - t
+    if _integer(labels):  # softmax - one_hot, written in place: no one-hot array
+        d = softmax(logits, axis=axis)
+        idx = np.expand_dims(_checked(labels, np.shape(logits)[axis]), axis)
+        np.put_along_axis(d, idx, np.take_along_axis(d, idx, axis) - 1, axis)
+        return d
+    return softmax(logits, axis=axis) * np.sum(labels, axis=axis, keepdims=True) - labels
 
 
 def _xent_vjp_logits(g, ans, logits, labels, *, axis, reduction):
-    per_shape = np.delete(np.shape(logits), axis % np.ndim(logits))
-    return np.expand_dims(_per_example(g, tuple(per_shape), reduction), axis) * _xent_dlogits(logits, labels, axis)
+    return np.expand_dims(_per_example(g, _per_shape(logits, axis), reduction), axis) * _xent_dlogits(logits, labels, axis)
 
 
 def _xent_vjp_labels(g, ans, logits, labels, *, axis, reduction):
     if _integer(labels):
         return None
-    per_shape = np.delete(np.shape(logits), axis % np.ndim(logits))
-    return -np.expand_dims(_per_example(g, tuple(per_shape), reduction), axis) * log_softmax(logits, axis=axis)
+    return -np.expand_dims(_per_example(g, _per_shape(logits, axis), reduction), axis) * log_softmax(logits, axis=axis)
 
 
 def _xent_samples():
