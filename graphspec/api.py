@@ -22,6 +22,8 @@ from .interpret import Plan, gc_paused, surely_finite
 from .ops import Aval
 from .spec import InputDecl, Spec, load_spec
 
+_CHECK_FINITE = ("warn", "raise", "off")
+
 
 class NonFiniteWarning(RuntimeWarning):
     """A node produced inf or nan; the message names the first one."""
@@ -178,6 +180,8 @@ class Graph:
                 [slot[n] for n in self.wrt])
 
     def _forward(self, given: Mapping[str, Any], check_finite: str) -> list[Any]:
+        if check_finite not in _CHECK_FINITE:  # a typo must not silently mean "warn"
+            raise ValueError(f"check_finite must be one of {', '.join(_CHECK_FINITE)}, got {check_finite!r}")
         vals = self.plan.forward(self._leaf_values(given))
         # surely_finite is one cheap reduction per target; the exact scan runs only on a doubt
         if check_finite != "off" and not all(surely_finite(vals[s]) for s in self._finite_slots[0]):

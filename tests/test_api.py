@@ -312,3 +312,9 @@ def test_the_mlp_spec_matches_torch():
     assert float(loss) == pytest.approx(t_loss.item(), rel=1e-12)
     for k in p:
         np.testing.assert_allclose(grads[k], p[k].grad.numpy(), rtol=1e-10, atol=1e-14)
+
+
+def test_check_finite_rejects_a_typo():
+    g = graphspec.load(LINEAR)
+    with pytest.raises(ValueError, match="check_finite must be one of warn, raise, off"):
+        g.run(check_finite="rasie")
