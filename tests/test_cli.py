@@ -110,3 +110,15 @@ def test_help_does_not_import_heavy_modules():
            "'networkx', 'rich') if m in sys.modules))"
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert p.stdout.strip() == "[]"
+
+
+def test_expected_gradient_of_a_node_the_loss_does_not_use_is_zero(tmp_path, capsys):
+    doc = {"graphspec": "1", "inputs": {"x": {"value": 2.0}},
+           "nodes": {"z": {"op": "mul", "args": ["x", "x"]}, "u": {"op": "exp", "args": ["x"]},
+                     "v": {"op": "neg", "args": ["x"]}},
+           "outputs": ["z", "v"], "loss": "z", "expect": {"grads": {"u": 0.0, "v": 1.0, "x": 4.0}}}
+    assert main(["run", write(tmp_path, doc), "--format", "json"]) == 1  # v's expected 1 does not hold
+    rows = {e["name"]: e for e in json.loads(capsys.readouterr().out)["expect"]}
+    assert rows["u"]["ok"] and rows["u"]["got"] == 0.0  # u is pruned away
+    assert not rows["v"]["ok"] and rows["v"]["got"] == 0.0  # v is computed, but the loss does not use it
+    assert rows["x"]["ok"]
