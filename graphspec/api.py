@@ -113,15 +113,18 @@ class Graph:
         if ex is None:
             return
         for name, v in ex.values.items():
-            self._check_expected_shape(np.shape(v), self.avals[name].shape, f"expect.values.{name}")
+            loc = f"expect.values.{name}"
+            self._check_expected_shape(values.as_array(v, "float64", loc).shape, self.avals[name].shape, loc)
         for name, v in ex.grads.items():
+            loc = f"expect.grads.{name}"
+            got = values.as_array(v, "float64", loc).shape  # ragged lists and nulls are errors here, not when compared
             if self.loss is None:
-                raise SpecError("expected gradients need a loss", loc=f"expect.grads.{name}")
+                raise SpecError("expected gradients need a loss", loc=loc)
             if name in self.decls and name not in self.wrt:
                 raise SpecError(f"'{name}' has no gradient ({self.decls[name].dtype}"
-                                f"{', grad: false' if self.decls[name].grad is False else ''})", loc=f"expect.grads.{name}")
+                                f"{', grad: false' if self.decls[name].grad is False else ''})", loc=loc)
             if name in self.avals:  # a node pruned away does not feed the loss: its gradient is 0
-                self._check_expected_shape(np.shape(v), self.avals[name].shape, f"expect.grads.{name}")
+                self._check_expected_shape(got, self.avals[name].shape, loc)
 
     @staticmethod
     def _check_expected_shape(got: tuple[int, ...], shape: Any, loc: str) -> None:

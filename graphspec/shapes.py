@@ -6,6 +6,7 @@ check is exact, so a graph that passes it cannot fail in numpy on a shape.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,7 +23,12 @@ def _is_int(v: Any) -> bool:
 def _check_attr(op: Op, key: str, spec: Attr, v: Any) -> Any:
     kind = spec.kind
     if kind == "float" and (isinstance(v, float) or _is_int(v)):
-        return float(v)
+        try:
+            if math.isfinite(float(v)):
+                return float(v)
+        except OverflowError:  # an integer beyond float64
+            pass
+        raise RuleError(f"{op.name} attr '{key}' must be a finite number, got {v!r:.40}")
     if kind in ("int", "axis") and _is_int(v):
         return v
     if kind == "bool" and isinstance(v, bool):

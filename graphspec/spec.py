@@ -8,10 +8,11 @@ names, wrong types.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 from .errors import SpecError, did_you_mean, format_loc
 
@@ -20,11 +21,42 @@ Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 Dim = Annotated[int, Field(ge=0)] | Name
 DType = Literal["float64", "float32", "int64", "bool"]
 Number = float | int
-Value = Any  # a number, a bool or a nested list of them; checked when it becomes an array
+
+
+def _check_numeric(v: Any) -> Any:
+    """Values are finite numbers, bools or (nested) lists of them; strings, objects, nulls inside
+    a list, and inf or nan are not. (JSON has no Infinity or NaN, though Python's json reads
+    those tokens, and reads 1e400 as inf: a spec is JSON, so they are errors, not silent infs.)
+    A null on its own means "not given"."""
+    stack = [v]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, list):
+            stack.extend(x)
+        elif isinstance(x, float) and not math.isfinite(x):
+            raise ValueError(f"{_NON_FINITE}, got {json.dumps(x)}")
+        elif not isinstance(x, int | float) and (x is not None or x is not v):
+            raise ValueError(f"expected a number or a nested list of numbers, got {_show(x)}")
+    return v
+
+
+def _show(x: Any) -> str:
+    """A value as the spec's JSON spells it (null, not None), cut short; repr for non-JSON objects."""
+    try:
+        return json.dumps(x)[:40]
+    except (TypeError, ValueError):
+        return f"{type(x).__name__} {x!r:.40}"
+
+
+_NON_FINITE = "expected finite numbers (JSON has no Infinity or NaN; beyond 1.8e308 a number overflows float64)"
+
+# a number, a bool or a nested list of them; shapes and dtypes are checked when it becomes an array
+Value = Annotated[Any, AfterValidator(_check_numeric)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # inf and nan are not JSON numbers: Infinity, NaN and 1e400 (read as inf) are errors
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class NormalInit(_Strict):
@@ -35,7 +67,8 @@ class UniformInit(_Strict):
     uniform: tuple[float, float]
 
 
-Init = Literal["zeros", "ones", "xavier", "he"] | NormalInit | UniformInit | float | list[Any]
+InitArray = Annotated[list[Any], AfterValidator(_check_numeric)]
+Init = Literal["zeros", "ones", "xavier", "he"] | NormalInit | UniformInit | float | InitArray
 
 
 class InputDecl(_Strict):
@@ -46,15 +79,24 @@ class InputDecl(_Strict):
     key: str | None = None
     grad: bool | None = None
 
-    @field_validator("value")
-    @classmethod
-    def _value_is_numeric(cls, v: Any) -> Any:
-        _check_numeric(v)
-        return v
-
 
 class ParamDecl(InputDecl):
     init: Init | None = None
+
+    @field_validator("init", mode="before")
+    @classmethod
+    def _init_numbers(cls, v: Any) -> Any:
+        # before the union, whose members would each say why they do not fit, none of it to the point
+        if isinstance(v, float | list):
+            _check_numeric(v)
+        bounds = v.get("uniform") if isinstance(v, dict) else None
+        if isinstance(bounds, list) and len(bounds) == 2 and all(isinstance(b, int | float) for b in bounds):
+            low, high = _check_numeric(bounds)
+            if not low <= high:
+                raise ValueError(f"uniform [low, high] needs low <= high, got {_show(bounds)}")
+            if not math.isfinite(high - low):
+                raise ValueError(f"uniform range {_show(bounds)} is too wide: high - low overflows float64")
+        return v
 
 
 class Node(_Strict):
@@ -65,22 +107,25 @@ class Node(_Strict):
 
     @field_validator("args", mode="before")
     @classmethod
-    def _no_bools(cls, v: Any) -> Any:
-        if isinstance(v, list) and any(isinstance(a, bool) for a in v):
-            i = next(i for i, a in enumerate(v) if isinstance(a, bool))
-            raise ValueError(f"args[{i}] is {str(v[i]).lower()}: an arg is a name or a number")
+    def _names_or_numbers(cls, v: Any) -> Any:
+        # before pydantic's union of a name and a float, which would call true a number and say
+        # of an integer too big for a float only that it is not a string
+        for i, a in enumerate(v if isinstance(v, list) else []):
+            if isinstance(a, bool):
+                raise ValueError(f"args[{i}] is {str(a).lower()}: an arg is a name or a number")
+            if isinstance(a, float) and not math.isfinite(a):
+                raise ValueError(f"args[{i}] is {json.dumps(a)}: {_NON_FINITE}")
+            if isinstance(a, int):
+                try:
+                    float(a)
+                except OverflowError:
+                    raise ValueError(f"args[{i}] is an integer of {len(str(abs(a)))} digits: {_NON_FINITE}") from None
         return v
 
 
 class LossSeed(_Strict):
     node: Name
     seed: Value = 1.0
-
-    @field_validator("seed")
-    @classmethod
-    def _seed_is_numeric(cls, v: Any) -> Any:
-        _check_numeric(v)
-        return v
 
 
 class Expect(_Strict):
@@ -131,7 +176,7 @@ class Spec(_Strict):
     graphspec: Literal["1"]
     name: str | None = None
     description: str | None = None
-    seed: int = 0
+    seed: Annotated[int, Field(ge=0)] = 0  # numpy's generators take no negative seeds
     inputs: dict[Name, InputDecl] = {}
     params: dict[Name, ParamDecl] = {}
     nodes: dict[Name, Node]
@@ -145,17 +190,6 @@ class Spec(_Strict):
     @property
     def loss_node(self) -> str | None:
         return self.loss if isinstance(self.loss, str) or self.loss is None else self.loss.node
-
-
-def _check_numeric(v: Any) -> None:
-    """Values are numbers, bools or (nested) lists of them; strings and objects are not."""
-    stack = [v]
-    while stack:
-        x = stack.pop()
-        if isinstance(x, list):
-            stack.extend(x)
-        elif x is not None and not isinstance(x, int | float):
-            raise ValueError(f"expected a number or a nested list of numbers, got {type(x).__name__} {x!r:.40}")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -23,8 +23,8 @@ def as_array(value: Any, dtype: str, loc: str, error: type[SpecError] = SpecErro
         arr = np.asarray(value)
     except ValueError:
         raise error("ragged nested list: every row must have the same length", loc=loc) from None
-    if arr.dtype == object:
-        raise error("ragged nested list: every row must have the same length", loc=loc)
+    if arr.dtype == object:  # numpy keeps Python objects for a null, or an integer too big for 64 bits
+        arr = _from_objects(arr, dtype, loc, error)
     if arr.dtype.kind not in "biuf":
         raise error(f"expected numbers, got {arr.dtype} data", loc=loc)
     want = DTYPES[dtype]
@@ -33,9 +33,28 @@ def as_array(value: Any, dtype: str, loc: str, error: type[SpecError] = SpecErro
     if dtype == "int64" and arr.dtype.kind == "f":
         if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
             raise error("int64 values must be whole numbers", loc=loc)
+    if dtype == "int64" and arr.dtype.kind in "fu" and arr.size and (arr.max() >= 2**63 or arr.min() < -(2**63)):
+        raise error("int64 values must lie in [-2**63, 2**63)", loc=loc)  # astype would wrap them around
     if dtype == "bool" and arr.dtype.kind != "b" and np.any((arr != 0) & (arr != 1)):
         raise error("bool values must be true/false (or 0/1)", loc=loc)
-    return arr.astype(want)
+    with np.errstate(over="ignore"):
+        out = arr.astype(want)
+    if dtype == "float32" and arr.dtype.kind == "f" and np.any(np.isinf(out) & np.isfinite(arr)):
+        raise error("values beyond ±3.4e38 overflow float32", loc=loc)
+    return out
+
+
+def _from_objects(arr: np.ndarray, dtype: str, loc: str, error: type[SpecError]) -> np.ndarray:
+    """An object array of Python numbers as numbers (1e30 written as an integer is a float64
+    value), or a located error for what is not a number or does not fit."""
+    for x in arr.flat:
+        if isinstance(x, bool) or not isinstance(x, int | float | np.number):
+            raise error(f"expected numbers, got {'null' if x is None else type(x).__name__}", loc=loc)
+    try:
+        return arr.astype(np.float64 if dtype.startswith("float") else np.int64)
+    except OverflowError:
+        big = max((abs(x) for x in arr.flat if isinstance(x, int)), default=0)
+        raise error(f"an integer of {len(str(big))} digits is out of range for {dtype}", loc=loc) from None
 
 
 def read_file(path: Path, key: str | None, loc: str) -> np.ndarray:
@@ -110,26 +129,33 @@ def init_param(name: str, decl: ParamDecl, seed: int) -> np.ndarray:
     rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
     fan_in = math.prod(shape[:-1]) if len(shape) > 1 else (shape[0] if shape else 1)
     fan_out = shape[-1] if shape else 1
-    if init == "zeros":
-        arr = np.zeros(shape)
-    elif init == "ones":
-        arr = np.ones(shape)
-    elif init == "xavier":
-        limit = math.sqrt(6.0 / max(fan_in + fan_out, 1))
-        arr = rng.uniform(-limit, limit, size=shape)
-    elif init == "he":
-        arr = rng.normal(0.0, math.sqrt(2.0 / max(fan_in, 1)), size=shape)
-    elif isinstance(init, NormalInit):
-        arr = rng.normal(0.0, init.normal, size=shape)
-    elif isinstance(init, UniformInit):
-        arr = rng.uniform(init.uniform[0], init.uniform[1], size=shape)
-    else:
+    given = None
+    if not isinstance(init, str | NormalInit | UniformInit):
         given = as_array(init, decl.dtype, f"{loc}.init")
         try:
-            arr = np.broadcast_to(given, shape).copy()
+            np.broadcast_shapes(given.shape, shape)
         except ValueError:
             raise SpecError(f"init of shape {given.shape} does not fit shape {list(shape)}", loc=f"{loc}.init") from None
-    return arr.astype(dtype)
+    try:
+        if init == "zeros":
+            arr = np.zeros(shape)
+        elif init == "ones":
+            arr = np.ones(shape)
+        elif init == "xavier":
+            limit = math.sqrt(6.0 / max(fan_in + fan_out, 1))
+            arr = rng.uniform(-limit, limit, size=shape)
+        elif init == "he":
+            arr = rng.normal(0.0, math.sqrt(2.0 / max(fan_in, 1)), size=shape)
+        elif isinstance(init, NormalInit):
+            arr = rng.normal(0.0, init.normal, size=shape)
+        elif isinstance(init, UniformInit):
+            arr = rng.uniform(init.uniform[0], init.uniform[1], size=shape)
+        else:
+            arr = np.broadcast_to(given, shape).copy()
+        return arr.astype(dtype)
+    except (MemoryError, ValueError, OverflowError) as e:  # sizes are unbounded in the format: numpy says how big is too big
+        raise SpecError(f"cannot make an array of shape {list(shape)} ({math.prod(shape):,} elements): {e}",
+                        loc=f"{loc}.shape") from None
 
 
 def bind_shape(declared: list[int | str] | None, actual: tuple[int, ...], dims: dict[str, int],

@@ -69,3 +69,18 @@ def test_float32_param_stays_float32():
             "nodes": {"s": {"op": "sum", "args": ["W"]}}, "loss": "s"}
     g = graphspec.load(spec)
     assert g.params["W"].dtype == np.float32 and g.grad()["W"].dtype == np.float32
+
+
+def test_big_integers_are_numbers_where_they_fit():
+    """numpy keeps an integer beyond 64 bits as a Python object: as a float64 value it is a number
+    (1e30 written out), as int64 a located error, never an object array or a wrapped-around int."""
+    from graphspec.errors import InputError
+    from graphspec.values import as_array
+
+    np.testing.assert_array_equal(as_array([1, 10**30], "float64", "x"), [1.0, 1e30])
+    assert as_array(2**63 - 1, "int64", "x") == 2**63 - 1
+    for bad, dtype in ((10**30, "int64"), (2**63, "int64"), (float(2**63), "int64"), (-1e30, "int64"), (10**400, "float64")):
+        with pytest.raises(InputError, match=r"out of range|must lie in"):
+            as_array(bad, dtype, "x", error=InputError)
+    with pytest.raises(SpecError, match="x: expected numbers, got null"):
+        as_array([1.0, None], "float64", "x")
