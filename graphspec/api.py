@@ -168,8 +168,13 @@ class Graph:
             values.bind_shape(self.decls[name].shape, np.shape(v), dims, where, name, error=InputError)
             avals[name] = Aval(np.shape(v), self.decls[name].dtype)
         inferred = shapes.infer(self.spec.nodes, self.order, avals, self.attrs)  # once: it walks every node
-        if self.seed is not None and self.seed.shape != () and self.seed.shape != inferred[self.loss].shape:
-            raise InputError("these inputs change the loss's shape; its seed no longer fits", loc="loss.seed")
+        if self.seed is not None and self.seed.shape != inferred[self.loss].shape:
+            # a scalar seed too: the backward pass would broadcast it over a loss that is no longer a scalar
+            shape = list(inferred[self.loss].shape)
+            if isinstance(self.spec.loss, str) or self.spec.loss.seed is None:  # type: ignore[union-attr]
+                raise InputError(f"with these inputs, loss '{self.loss}' has shape {shape}, not a scalar", loc="loss")
+            raise InputError(f"with these inputs, loss '{self.loss}' has shape {shape}; its seed of shape "
+                             f"{list(self.seed.shape)} no longer fits", loc="loss.seed")
         self._checked_shapes.add(key)
 
     # -- the calls ---------------------------------------------------------------------------

@@ -183,3 +183,14 @@ def test_missing_runtime_input(tmp_path, capsys):
     path.write_text(spec(inputs={"x": {"shape": [3]}}))
     assert main(["run", str(path)]) == 2
     assert "inputs.x: no value: give it at run time" in capsys.readouterr().err
+
+
+def test_runtime_input_that_makes_the_loss_non_scalar(tmp_path, capsys):
+    """A scalar loss fed a non-scalar input (lam=[] in lam * R) crashed in the backward pass's
+    unbroadcast; the loss's shape is checked against its seed, a scalar one too."""
+    path = tmp_path / "s.json"
+    path.write_text(spec(inputs={"x": {"value": [1.0, 2.0]}, "lam": {"value": 0.5}},
+                         nodes={"r": {"op": "l2", "args": ["x"]}, "h": {"op": "mul", "args": ["lam", "r"]}}, loss="h"))
+    assert main(["run", str(path), "--input", "lam=[]"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "loss: with these inputs, loss 'h' has shape [0], not a scalar" in err
