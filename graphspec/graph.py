@@ -140,6 +140,7 @@ def _ancestors_and_self(g: nx.DiGraph, targets: set[str]) -> set[str]:
     import networkx as nx
 
     sink = ("targets",)  # a temporary node no name can clash with (names are strings)
+    g.add_node(sink)  # there even with no targets ("outputs": [] and no loss): nothing is needed then
     g.add_edges_from((t, sink) for t in targets)
     try:
         return nx.ancestors(g, sink)

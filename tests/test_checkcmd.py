@@ -156,3 +156,14 @@ def test_verbose_lists_the_worst_elements_of_passing_inputs(tmp_path: Path, caps
     assert main(["check", path, "-v"]) == 0
     out = capsys.readouterr().out
     assert "dL/dw: worst elements" in out and "w[0]" in out and "w[2]" in out
+
+
+@pytest.mark.parametrize("flags", [[], ["--fast"], ["--taylor"]])
+@pytest.mark.parametrize("extra", [{"outputs": []}, {"inputs": {"x": {"value": []}}, "outputs": ["e"]}])
+def test_nothing_to_differentiate_is_a_note_not_a_crash(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                         extra: dict, flags: list[str]) -> None:
+    """No loss and no float output with elements ("outputs": [], or a zero-size output): the
+    checker stacked zero Jacobian rows and raised numpy's ValueError."""
+    doc = {"graphspec": "1", "inputs": {"x": {"value": [1.0]}}, "nodes": {"e": {"op": "exp", "args": ["x"]}}, **extra}
+    assert main(["check", write(tmp_path, "s.json", doc), *flags]) == 0
+    assert "nothing to check: no loss and no float output with elements" in capsys.readouterr().out

@@ -47,6 +47,13 @@ def test_pruning_keeps_only_what_outputs_and_loss_need():
     assert s.order == ["a", "l"]
 
 
+def test_empty_outputs_and_no_loss_compute_nothing():
+    """"outputs": [] with no loss and no expected values: nothing is needed (pruning raised
+    networkx's error for a sink with no edges)."""
+    s = structure({"a": {"op": "neg", "args": ["x"]}}, outputs=[])
+    assert s.order == [] and s.outputs == []
+
+
 def test_cycle_names_every_node_on_it():
     with pytest.raises(GraphError) as e:
         structure({"a": {"op": "add", "args": ["x", "c"]}, "b": {"op": "exp", "args": ["a"]},

@@ -137,13 +137,17 @@ def gradcheck(graph: Any, *, inputs: Mapping[str, Any] | None = None, wrt: Seque
         step = plan.first_nonfinite(vals_f)
         where = f" (first produced by node '{step.name}' ({step.op}))" if step else ""
         ctx.notes.append(f"a checked value is not finite at this point{where}: its gradients cannot be checked here")
-    if fast:
+    if names and not targets:  # outputs: [], or only int or empty ones, and no loss
+        ctx.notes.append("nothing to check: no loss and no float output with elements to differentiate")
+    if not targets:
+        checks = []
+    elif fast:
         checks = _fast(ctx, targets, directions) if names else []
     else:
         checks = [c for n in names for c in _full(ctx, n, targets)]
     if max_elements is not None and any(c.checked < c.size for c in checks):
         ctx.notes.append(f"--max-elements {max_elements}: inputs with more elements were sampled at random")
-    mode_rows = _safe_modes(ctx, targets) if modes and names else []
+    mode_rows = _safe_modes(ctx, targets) if modes and names and targets else []
     taylor_rows = _taylor(ctx, targets) if taylor and names and targets else []
     failing = any(r.status == FAIL for r in [*checks, *mode_rows, *taylor_rows])
     nodes = _blame(ctx) if (blame or (blame is None and failing)) else []

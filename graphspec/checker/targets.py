@@ -44,9 +44,9 @@ def _make_targets(ctx: _Ctx, jacobian_max: int, projections: int) -> list[_Targe
         targets = []
         for o in g.outputs:
             v = ctx.vals_f[slot[o]]
-            if not np.issubdtype(np.asarray(v).dtype, np.floating):
-                continue
             shape, m = np.shape(v), int(np.size(v))
+            if not np.issubdtype(np.asarray(v).dtype, np.floating) or m == 0:  # no Jacobian rows to check
+                continue
             if m <= jacobian_max:
                 targets.append(_Target(o, slot[o], "jacobian", np.eye(m), [_index_label(shape, j) for j in range(m)]))
             else:
