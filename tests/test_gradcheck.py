@@ -501,6 +501,16 @@ def test_nothing_to_differentiate_says_so() -> None:
     assert rep.checks == [] and rep.status == PASS and any("nothing to check" in n for n in rep.notes)
 
 
+@pytest.mark.parametrize("fast", [False, True])
+def test_a_kinked_node_with_no_elements(fast: bool) -> None:
+    """maximum(x, []) is empty: perturbing x flips no kink, and finding where it flips took the
+    argmax of an empty row (numpy's ValueError)."""
+    s = {"graphspec": "1", "params": {"x": {"value": 1.5}}, "inputs": {"e": {"value": []}},
+         "nodes": {"y": {"op": "maximum", "args": ["x", "e"]}, "L": {"op": "sum", "args": ["y"]}}, "loss": "L"}
+    rep = gradcheck(s, fast=fast, taylor=True)
+    assert rep.status == PASS and rep.error is None
+
+
 # ---------------------------------------------------------------------------------------------
 # the stacking rules, on random shapes: stacked differences equal one-at-a-time ones
 

@@ -51,7 +51,8 @@ def _fd(ctx: _Ctx, deltas: dict[int, Delta], k: int, targets: list[_Target]) -> 
             br = np.asarray(br).reshape(2 * kc, -1)
             diff = br[:kc] != br[kc:]
             flips.setdefault(i, np.zeros(k, dtype=bool))[c0:c1] = diff.any(axis=1)
-            at.setdefault(i, np.zeros(k, dtype=np.int64))[c0:c1] = diff.argmax(axis=1)
+            # a kinked node with no elements (maximum(x, [])) has no kink to point at
+            at.setdefault(i, np.zeros(k, dtype=np.int64))[c0:c1] = diff.argmax(axis=1) if diff.shape[1] else 0
     return _FD(plus, minus, flips, at, shapes)
 
 
