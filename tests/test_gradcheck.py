@@ -508,7 +508,7 @@ def test_a_kinked_node_with_no_elements(fast: bool) -> None:
     s = {"graphspec": "1", "params": {"x": {"value": 1.5}}, "inputs": {"e": {"value": []}},
          "nodes": {"y": {"op": "maximum", "args": ["x", "e"]}, "L": {"op": "sum", "args": ["y"]}}, "loss": "L"}
     rep = gradcheck(s, fast=fast, taylor=True)
-    assert rep.status == PASS and rep.error is None
+    assert rep.status == PASS and not rep.error
 
 
 # ---------------------------------------------------------------------------------------------
