@@ -127,6 +127,10 @@ def train(graph: Graph, *, data: dict[str, Any] | None = None, epochs: int | Non
     cfg = graph.spec.train or Train.model_validate({"optimizer": {"sgd": {"lr": 0.01}}})
     if graph.loss is None:
         raise SpecError("training needs a loss", loc="loss")
+    shape = graph.avals[graph.loss].shape  # None: known at run time, where a non-scalar loss is an error anyway
+    if shape is not None and shape != ():  # as torch's loss.backward(): a seed weights gradients, it is no loss to log
+        raise SpecError(f"training needs a scalar loss, '{graph.loss}' has shape {list(shape)}", loc="loss",
+                        hint="reduce it with sum or mean")
     arrays = training_data(graph, data)
     n = next((len(a) for a in arrays.values() if np.ndim(a)), 1)
     opt = optimizer_for(cfg)

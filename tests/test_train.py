@@ -85,3 +85,16 @@ def test_training_lowers_the_loss_and_shuffle_is_seeded():
     log_a, log_b = train(a), train(b)
     assert log_a[-1].loss < 0.5 * log_a[0].loss
     assert [e.loss for e in log_a] == [e.loss for e in log_b]
+
+
+def test_a_non_scalar_loss_is_not_trained(tmp_path, capsys):
+    """A loss with a seed ("reduction": "none") has gradients but no number to log: training it
+    raised a TypeError at float(loss); it is a located error, as PyTorch wants a scalar loss."""
+    doc = json.loads(json.dumps(LINEAR))
+    doc["nodes"]["loss"] = {"op": "abs", "args": ["sq"]}
+    doc["loss"] = {"node": "loss", "seed": [1.0, 1.0, 1.0]}
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(doc))
+    assert main(["train", str(path), "-o", str(tmp_path / "p.npz")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "loss: training needs a scalar loss, 'loss' has shape [3]" in err
