@@ -33,8 +33,8 @@ def _check_numeric(v: Any) -> Any:
         x = stack.pop()
         if isinstance(x, list):
             stack.extend(x)
-        elif isinstance(x, float) and not math.isfinite(x):
-            raise ValueError(f"{_NON_FINITE}, got {json.dumps(x)}")
+        elif _not_finite(x):
+            raise ValueError(_non_finite(x))
         elif not isinstance(x, int | float) and (x is not None or x is not v):
             raise ValueError(f"expected a number or a nested list of numbers, got {_show(x)}")
     return v
@@ -49,6 +49,18 @@ def _show(x: Any) -> str:
 
 
 _NON_FINITE = "expected finite numbers (JSON has no Infinity or NaN; beyond 1.8e308 a number overflows float64)"
+
+
+def _not_finite(x: Any) -> bool:
+    """inf or nan, or an integer too big for any float (no dtype holds it)."""
+    try:
+        return isinstance(x, int | float) and not math.isfinite(x)
+    except OverflowError:
+        return True
+
+
+def _non_finite(x: float | int) -> str:
+    return f"{_NON_FINITE}, got " + (json.dumps(x) if isinstance(x, float) else f"an integer of {len(str(abs(x)))} digits")
 
 # a number, a bool or a nested list of them; shapes and dtypes are checked when it becomes an array
 Value = Annotated[Any, AfterValidator(_check_numeric)]
@@ -87,7 +99,7 @@ class ParamDecl(InputDecl):
     @classmethod
     def _init_numbers(cls, v: Any) -> Any:
         # before the union, whose members would each say why they do not fit, none of it to the point
-        if isinstance(v, float | list):
+        if isinstance(v, int | float | list):
             _check_numeric(v)
         bounds = v.get("uniform") if isinstance(v, dict) else None
         if isinstance(bounds, list) and len(bounds) == 2 and all(isinstance(b, int | float) for b in bounds):
@@ -113,13 +125,8 @@ class Node(_Strict):
         for i, a in enumerate(v if isinstance(v, list) else []):
             if isinstance(a, bool):
                 raise ValueError(f"args[{i}] is {str(a).lower()}: an arg is a name or a number")
-            if isinstance(a, float) and not math.isfinite(a):
-                raise ValueError(f"args[{i}] is {json.dumps(a)}: {_NON_FINITE}")
-            if isinstance(a, int):
-                try:
-                    float(a)
-                except OverflowError:
-                    raise ValueError(f"args[{i}] is an integer of {len(str(abs(a)))} digits: {_NON_FINITE}") from None
+            if _not_finite(a):
+                raise ValueError(f"args[{i}]: {_non_finite(a)}")
         return v
 
 
@@ -312,6 +319,9 @@ def _describe(err: dict[str, Any]) -> tuple[str, str, str | None]:
         return "loss", f"expected a node name or {{\"node\": name, \"seed\": ...}}, got {json.dumps(err['input'])[:60]}", None
     if loc == ("graphspec",):
         return "graphspec", f"unsupported format version {err['input']!r}: this graphspec reads version \"1\"", None
+    x = err.get("input")
+    if kind in ("finite_number", "float_type") and _not_finite(x):
+        return format_loc(loc), _non_finite(x), None  # inf, nan, or an integer too big for a float
     msg = err["msg"]
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
