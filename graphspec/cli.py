@@ -108,12 +108,16 @@ def parse_input(text: str) -> tuple[str, Any]:
 def load_params(graph: Any, path: str) -> None:
     import numpy as np
 
-    from .errors import UsageError
+    from .errors import InputError, UsageError
+    from .values import READ_ERRORS, as_array
 
     try:
-        with np.load(path, allow_pickle=False) as z:
+        z = np.load(path, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):  # an .npy: one array, no names to match params by
+            raise UsageError(f"--params {path}: expected an .npz of named arrays (as train saves), got one array")
+        with z:
             arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
+    except READ_ERRORS as e:
         raise UsageError(f"--params {path}: cannot read: {e}") from None
     for name, arr in arrays.items():
         if name not in graph.params:
@@ -121,7 +125,8 @@ def load_params(graph: Any, path: str) -> None:
         if arr.shape != graph.params[name].shape:
             raise UsageError(f"--params {path}: '{name}' has shape {list(arr.shape)}, "
                              f"the spec declares {list(graph.params[name].shape)}")
-        graph.params[name] = arr.astype(graph.params[name].dtype)
+        # strings, or values the param's dtype cannot hold (1.5 for an int64 param), as for any value
+        graph.params[name] = as_array(arr, graph.decls[name].dtype, f"--params {path}: {name}", error=InputError)
 
 
 @contextlib.contextmanager

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
+import zipfile
 import zlib
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,10 @@ from .errors import InputError, SpecError
 from .spec import InputDecl, NormalInit, ParamDecl, UniformInit
 
 DTYPES = {"float64": np.float64, "float32": np.float32, "int64": np.int64, "bool": np.bool_}
+
+# what numpy's readers raise on a file they cannot read: a .npz that is no zip file raises
+# BadZipFile, a truncated .npy EOFError, neither of them an OSError or a ValueError
+READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile)
 
 
 def as_array(value: Any, dtype: str, loc: str, error: type[SpecError] = SpecError) -> np.ndarray:
@@ -80,7 +86,7 @@ def read_file(path: Path, key: str | None, loc: str) -> np.ndarray:
             return np.asarray(json.loads(path.read_text(encoding="utf-8")))
     except SpecError:
         raise
-    except (OSError, ValueError) as e:
+    except READ_ERRORS as e:
         raise SpecError(f"cannot read {path.name}: {e}", loc=loc) from None
     raise SpecError(f"unsupported file type '{suffix}' (use .npy, .npz, .csv or .json)", loc=loc)
 
@@ -93,7 +99,9 @@ def _read_csv(path: Path) -> np.ndarray:
         skip = 0
     except ValueError:
         skip = 1  # a header row
-    arr = np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2)
+    with warnings.catch_warnings():  # an empty file is zero rows, not a warning on stderr
+        warnings.simplefilter("ignore", UserWarning)
+        arr = np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2)
     return arr[:, 0] if arr.shape[1] == 1 else arr
 
 
