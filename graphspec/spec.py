@@ -246,6 +246,9 @@ def parse_json(text: str, source: str | None = None) -> Any:
         doc = json.loads(text, object_pairs_hook=hook)
     except json.JSONDecodeError as e:
         raise SpecError(f"not valid JSON: {e.msg}", loc=f"line {e.lineno} column {e.colno}", source=source) from None
+    except RecursionError:  # Python's json recurses per level: [[[[...]]]] 100,000 deep
+        raise SpecError("JSON nested too deeply to read (Python's json reads about 1,000 levels)", loc="(top level)",
+                        source=source) from None
     if dups:
         loc, key = _find_duplicate(doc)  # type: ignore[misc]
         raise SpecError(f"duplicate key '{key}' (a JSON object may hold each key once)",

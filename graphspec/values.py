@@ -28,6 +28,11 @@ def as_array(value: Any, dtype: str, loc: str, error: type[SpecError] = SpecErro
     try:
         arr = np.asarray(value)
     except ValueError:
+        depth, x = 0, value
+        while isinstance(x, list) and x:
+            depth, x = depth + 1, x[0]
+        if depth > 64:  # numpy's limit, not a ragged list
+            raise error(f"a list nested {depth} deep: arrays have at most 64 dims", loc=loc) from None
         raise error("ragged nested list: every row must have the same length", loc=loc) from None
     if arr.dtype == object:  # numpy keeps Python objects for a null, or an integer too big for 64 bits
         arr = _from_objects(arr, dtype, loc, error)

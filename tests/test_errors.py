@@ -125,6 +125,10 @@ CASES = {
                            "expect.grads.x: ragged nested list"),
     "expect_object": (spec(expect={"values": {"h": {"a": 1}}}), 'expect.values.h: expected a number or a nested list of numbers, got {"a": 1}'),
     "expect_null": (spec(expect={"values": {"h": None}}), "expect.values.h: expected numbers, got null"),
+    "deep_json": ('{"graphspec": "1", "nodes": {}, "inputs": {"x": {"value": ' + "[" * 100000 + "]" * 100000 + "}}}",
+                  "(top level): JSON nested too deeply to read"),
+    "too_many_dims": ('{"graphspec": "1", "nodes": {}, "inputs": {"x": {"value": ' + "[" * 900 + "1" + "]" * 900 + "}}}",
+                      "inputs.x.value: a list nested 900 deep: arrays have at most 64 dims"),
     "train_data_not_input": (spec(train={"data": {"W": "w.csv"}, "optimizer": {"sgd": {"lr": 0.1}}}),
                              "train.data.W: train data must feed an input"),
 }
