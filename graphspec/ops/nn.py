@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from .reductions import logsumexp
-from .registry import Attr, Aval, RuleError, broadcast_shapes, check_axis, defop, float_dtype, fmt_shape, is_float, no_bool
+from .registry import WEAK, Attr, Aval, RuleError, broadcast_shapes, check_axis, defop, float_dtype, fmt_shape, is_float, no_bool
 
 REDUCTION = Attr("enum", "mean", choices=("mean", "sum", "none"))
 
@@ -115,6 +115,9 @@ def _class_loss_shape(name: str):
         dtype = float_dtype(ldt, ydt) if is_float(ydt) else float_dtype(ldt)  # float targets promote
         if ydt == "bool":
             raise RuleError(f"{name}: labels must be int64 class indices or float targets, got bool")
+        if ydt == WEAK:  # a JSON number is read as a float: class 1 would be taken for a target of 1.0
+            raise RuleError(f"{name}: labels must be an input or a node (int64 class indices or float targets), "
+                            "not a number in args")
         no_bool(avals[0])
         if ls is None:
             return Aval(None if reduction == "none" else (), dtype)
