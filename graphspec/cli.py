@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import json
 import sys
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -70,8 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .errors import GraphspecError
 
     try:
-        return {"run": cmd_run, "validate": cmd_validate, "schema": cmd_schema, "ops": cmd_ops,
-                "train": cmd_train, "explain": cmd_explain, "draw": cmd_draw, "check": _check}[args.command](args)
+        with warnings.catch_warnings():  # restores showwarning afterwards (main also runs in tests, in process)
+            warnings.showwarning = _one_line_warning
+            return {"run": cmd_run, "validate": cmd_validate, "schema": cmd_schema, "ops": cmd_ops,
+                    "train": cmd_train, "explain": cmd_explain, "draw": cmd_draw, "check": _check}[args.command](args)
     except GraphspecError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
@@ -79,6 +82,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+
+
+def _one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                      file: Any = None, line: str | None = None) -> None:
+    """A warning (say NonFiniteWarning from explain or train) as one line, as errors are: not
+    Python's two, with graphspec's file, line number and source line."""
+    print(f"warning: {message}", file=sys.stderr)
 
 
 def _check(args: argparse.Namespace) -> int:

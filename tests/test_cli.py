@@ -166,3 +166,19 @@ def test_expected_gradient_of_a_node_the_loss_does_not_use_is_zero(tmp_path, cap
     assert rows["u"]["ok"] and rows["u"]["got"] == 0.0  # u is pruned away
     assert not rows["v"]["ok"] and rows["v"]["got"] == 0.0  # v is computed, but the loss does not use it
     assert rows["x"]["ok"]
+
+
+def test_warnings_are_one_line_each(tmp_path, capsys):
+    """explain (and train) warn through Python's warnings: they printed graphspec's file, line
+    and source line too; check let numpy warn about the inf it perturbed."""
+    doc = {"graphspec": "1", "inputs": {"x": {"shape": [2]}}, "params": {"w": {"value": [1.0, 2.0]}},
+           "nodes": {"h": {"op": "mul", "args": ["x", "w"]}, "L": {"op": "sum", "args": ["h"]}}, "loss": "L"}
+    path = write(tmp_path, doc)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        assert main(["explain", path, "--input", "x=[NaN, Infinity]"]) == 0
+        err = capsys.readouterr().err
+        assert err.splitlines() == ["warning: x: non-finite value (inf/nan) given for this input or param",
+                                    "warning: nodes.h: first non-finite gradient (inf/nan) produced by the VJP of mul for 'w'"]
+        main(["check", path, "--input", "x=[NaN, Infinity]"])
+        assert capsys.readouterr().err == ""
