@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import io
 import json
 import re
@@ -207,17 +208,32 @@ INPUT_ARGS = st.lists(st.one_of(
     max_size=2)
 
 
-def _command(cmd, path: Path, inputs: list[str], flag: bool) -> list[str]:
-    out = path.parent
-    opts = [a for i in inputs for a in ("--input", i)]
+def _command(cmd, path: Path, inputs: list[str], flag: bool, params: str | None = None, out: Path | None = None) -> list[str]:
+    """argv for one command; ``params`` a --params file (run, check), ``out`` the folder of -o files."""
+    out = out or path.parent
+    opts = [a for i in inputs for a in ("--input", i)] + (["--params", params] if params and cmd in ("run", "check") else [])
     return {
         "run": ["run", str(path), *opts, *(["--no-grad"] if flag else ["--format", "json"])],
         "validate": ["validate", str(path)],
-        "check": ["check", str(path), "--max-elements", "2", *opts, *(["--fast", "--directions", "1"] if flag else [])],
+        "check": ["check", str(path), "--max-elements", "2", *opts, *(["--fast", "--directions", "1"] if flag else []),
+                  *(["-o", str(out / "report.md")] if out != path.parent else [])],
         "explain": ["explain", str(path), *opts],
         "draw": ["draw", str(path), "-o", str(out / "fuzz.dot"), *(["--no-values"] if flag else [])],
         "train": ["train", str(path), "--epochs", "1", "-o", str(out / "fuzz.npz"), *(["--log-steps"] if flag else [])],
     }[cmd]
+
+
+@functools.cache
+def _params_files(root: Path) -> list[str]:
+    """--params files: fitting ones (for the specs' usual param names), strings, an .npy, no zip."""
+    files = {"good.npz": lambda p: np.savez(p, w=np.array(1.5), W=np.zeros((3, 4)), W1=np.zeros((2, 8)), b=np.ones(3)),
+             "strings.npz": lambda p: np.savez(p, w=np.array(["a"])),
+             "one.npz": lambda p: p.write_bytes(b"\x93NUMPY\x01\x00v\x00{'descr': '<f8', 'fortran_order': False, 'shape': (), }"),
+             "broken.npz": lambda p: p.write_bytes(b"PK\x03\x04 no zip"),
+             "ints.npz": lambda p: np.savez(p, w=np.array(2), x=np.array([1, 2]))}
+    for name, make in files.items():
+        make(root / name)
+    return [str(root / n) for n in files] + [str(root / "missing.npz")]
 
 
 def run_cli(argv: list[str]) -> tuple[int, str, str]:
@@ -266,10 +282,12 @@ def _fuzz_one(specs_copy: Path, doc: dict, folder: str, data) -> None:
     path.write_text(text)
     cmd = data.draw(COMMANDS)
     inputs = data.draw(INPUT_ARGS) if cmd in ("run", "check", "explain") else []
-    assert_clean(_command(cmd, path, inputs, data.draw(st.booleans())), text)
+    params = data.draw(st.one_of(st.none(), st.sampled_from(_params_files(specs_copy))))
+    out = data.draw(st.sampled_from([None, None, None, specs_copy / "missing" / "folder", specs_copy / "lecture" / "mul.json"]))
+    assert_clean(_command(cmd, path, inputs, data.draw(st.booleans()), params, out), text)
 
 
-@settings(max_examples=250, **SETTINGS)
+@settings(max_examples=600, **SETTINGS)
 @given(data=st.data())
 def test_mutated_spec_files_never_raise(specs_copy, data):
     rel = data.draw(st.sampled_from(SPEC_FILES))
@@ -277,14 +295,14 @@ def test_mutated_spec_files_never_raise(specs_copy, data):
     _fuzz_one(specs_copy, doc, str(rel.parent), data)
 
 
-@settings(max_examples=250, **SETTINGS)
+@settings(max_examples=600, **SETTINGS)
 @given(data=st.data())
 def test_mutated_small_specs_never_raise(specs_copy, data):
     doc = copy.deepcopy(HAND_MADE[data.draw(st.sampled_from(sorted(HAND_MADE)))])
     _fuzz_one(specs_copy, doc, "lecture", data)
 
 
-@settings(max_examples=60, **SETTINGS)
+@settings(max_examples=100, **SETTINGS)
 @given(data=st.data())
 def test_arbitrary_json_never_raises(specs_copy, data):
     """Not a spec at all: any JSON value, or an object with some of the right keys."""
