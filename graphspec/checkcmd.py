@@ -56,6 +56,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UsageError("--max-elements must be at least 1")
     if args.directions < 1:
         raise UsageError("--directions must be at least 1")
+    if args.seed < 0:
+        raise UsageError("--seed must be a non-negative integer (numpy's generators take no negative seeds)")
     if (args.op or args.dtype) and not args.ops:
         raise UsageError("--op and --dtype go with --ops")
     if (args.input or args.params) and len(args.specs) > 1:

@@ -193,6 +193,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .api import load
     from .errors import UsageError
 
+    if args.epochs is not None and args.epochs < 1:  # 0 would mean the spec's own count (0 is falsy in train)
+        raise UsageError("--epochs must be at least 1")
     graph = load(args.spec)
     out = Path(args.output) if args.output else Path(Path(args.spec).stem + ".params.npz")
     if out.suffix != ".npz":

@@ -71,7 +71,8 @@ def test_bad_spec_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
 
 @pytest.mark.parametrize("argv", [["check"], ["check", "--ops", "x.json"], ["check", "x.json", "--max-elements", "0"],
                                   ["check", "--ops", "--op", "nope"], ["check", "x.json", "--op", "relu"],
-                                  ["check", "x.json", "--dtype", "float32"]])
+                                  ["check", "x.json", "--dtype", "float32"],
+                                  ["check", "x.json", "--seed", "-1"]])  # numpy's default_rng raised on -1
 def test_usage_errors_exit_2(argv: list[str]) -> None:
     assert main(argv) == 2
 
@@ -167,3 +168,10 @@ def test_nothing_to_differentiate_is_a_note_not_a_crash(tmp_path: Path, capsys: 
     doc = {"graphspec": "1", "inputs": {"x": {"value": [1.0]}}, "nodes": {"e": {"op": "exp", "args": ["x"]}}, **extra}
     assert main(["check", write(tmp_path, "s.json", doc), *flags]) == 0
     assert "nothing to check: no loss and no float output with elements" in capsys.readouterr().out
+
+
+def test_wrt_named_twice_is_checked_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--wrt w --wrt w moved w twice in the JVP-vs-VJP check: "JVP and VJP disagree", a false FAIL."""
+    assert main(["check", good(tmp_path), "--wrt", "w", "--wrt", "w", "--format", "json"]) == 0
+    (rep,) = json.loads(capsys.readouterr().out)["reports"]
+    assert len(rep["checks"]) == 1

@@ -98,3 +98,13 @@ def test_a_non_scalar_loss_is_not_trained(tmp_path, capsys):
     assert main(["train", str(path), "-o", str(tmp_path / "p.npz")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "loss: training needs a scalar loss, 'loss' has shape [3]" in err
+
+
+@pytest.mark.parametrize("epochs", ["0", "-1"])
+def test_epochs_below_one_is_a_usage_error(tmp_path, capsys, epochs):
+    """--epochs 0 trained the spec's own number of epochs (0 is falsy), -1 none at all."""
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(LINEAR))
+    assert main(["train", str(path), "--epochs", epochs, "-o", str(tmp_path / "p.npz")]) == 2
+    assert capsys.readouterr().err == "error: --epochs must be at least 1\n"
+    assert not (tmp_path / "p.npz").exists()

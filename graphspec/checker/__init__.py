@@ -103,7 +103,7 @@ def gradcheck(graph: Any, *, inputs: Mapping[str, Any] | None = None, wrt: Seque
     start = time.perf_counter()
     g = _as_graph(graph)
     leaves_a, leaves_f, dtype = _leaf_values(g, inputs)
-    names = list(g.wrt if wrt is None else wrt)
+    names = list(dict.fromkeys(g.wrt if wrt is None else wrt))  # --wrt x --wrt x: x once, not its direction twice
     for n in names:
         if n not in g.wrt:
             from ..errors import InputError
