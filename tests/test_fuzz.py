@@ -346,3 +346,32 @@ def test_non_finite_numbers_are_located_errors(specs_copy, number, where):
         assert line.startswith(f"error: {path}: {loc}"), line
         message = line[len(f"error: {path}: {loc}"):]
         assert "finite" in message or "out of range for float64" in message, line  # an integer too big for any float
+
+
+INTS = st.sampled_from(["-1", "0", "1", "2", "x", "1e3"])
+FLAGS = {
+    "run": st.sampled_from([["--no-grad"], ["--format", "json"], ["--format", "yaml"]]),
+    "check": st.one_of(st.sampled_from([["--fast"], ["--taylor"], ["--strict"], ["--blame"], ["-v"], ["--ops"],
+                                        ["--format", "markdown"], ["--format", "json"], ["--op", "relu"]]),
+                       st.tuples(st.sampled_from(["--seed", "--directions", "--max-elements"]), INTS).map(list),
+                       st.tuples(st.just("--wrt"), st.sampled_from(["x", "w", "W1", "y", "zz", "lam"])).map(list)),
+    "train": st.one_of(st.sampled_from([["--log-steps"], ["--format", "json"]]), st.tuples(st.just("--epochs"), INTS).map(list)),
+    "explain": st.just([]),
+    "draw": st.sampled_from([["--no-values"], []]),
+}
+
+
+@settings(max_examples=150, **SETTINGS)
+@given(data=st.data())
+def test_command_line_options_never_raise(specs_copy, data):
+    """The shipped specs as they are, under random options (negative seeds, zero epochs, --wrt twice...)."""
+    rel = data.draw(st.sampled_from(SPEC_FILES))
+    cmd = data.draw(st.sampled_from(sorted(FLAGS)))
+    argv = [cmd, str(specs_copy / rel)]
+    for flags in data.draw(st.lists(FLAGS[cmd], max_size=3)):
+        argv += flags
+    if cmd in ("train", "draw"):
+        argv += ["-o", str(specs_copy / ("fuzz.npz" if cmd == "train" else "fuzz.dot"))]
+    if cmd == "check":
+        argv += ["--max-elements", "2"]
+    assert_clean(argv, str(rel))
