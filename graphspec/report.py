@@ -133,7 +133,9 @@ def dumps(doc: Any) -> str:
 
 
 def _title(rep: Report) -> str:
-    what = rep.name or rep.spec or "graph"
+    from rich.markup import escape
+
+    what = escape(rep.name or rep.spec or "graph")  # the user's text: "[/]" in a name is no closing tag
     mode = "fast: random directional derivatives" if rep.mode == "fast" else "full: every element"
     return f"[bold]gradient check: {what}[/bold] ({mode}; {rep.dtype} graph, finite differences in {rep.fd_dtype})"
 
@@ -248,7 +250,7 @@ def print_report(rep: Report, console: Console, verbose: bool = False) -> None:
         if verbose or c.status != "PASS":
             console.print(_elements_table(c))
         for note in c.notes:
-            console.print(f"note ({c.input}): {note}")
+            console.print(f"note ({c.input}): {note}", markup=False)
     for line in _kink_lines(rep):
         console.print(f"[yellow]{line}[/]")
     if rep.modes:
@@ -261,8 +263,8 @@ def print_report(rep: Report, console: Console, verbose: bool = False) -> None:
         console.print(f"each node's own VJP and JVP checked alone: all {len(rep.nodes)} pass")
     for line in _blame_lines(rep):
         console.print(line)
-    for note in rep.notes:
-        console.print(f"note: {note}")
+    for note in rep.notes:  # notes quote numpy's messages and the user's names: no markup in them
+        console.print(f"note: {note}", markup=False)
     console.print(_verdict(rep))
 
 

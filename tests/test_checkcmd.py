@@ -175,3 +175,11 @@ def test_wrt_named_twice_is_checked_once(tmp_path: Path, capsys: pytest.CaptureF
     assert main(["check", good(tmp_path), "--wrt", "w", "--wrt", "w", "--format", "json"]) == 0
     (rep,) = json.loads(capsys.readouterr().out)["reports"]
     assert len(rep["checks"]) == 1
+
+
+def test_a_name_that_looks_like_markup_is_printed_as_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """rich read "[/] [bold" in a spec's name as markup and raised MarkupError in the title."""
+    doc = json.loads(Path(good(tmp_path)).read_text())
+    doc["name"] = "[/] [bold"
+    assert main(["check", write(tmp_path, "m.json", doc)]) == 0
+    assert "gradient check: [/] [bold (full" in capsys.readouterr().out
