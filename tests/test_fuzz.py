@@ -76,7 +76,8 @@ HAND_MADE = {f"op_{op}": _op_spec(op) for op in sorted(OPS)} | {
 NUMBERS = st.sampled_from([0, 1, 2, 3, -1, -2, 0.5, -0.0, 1e-320, 1e308, -1e308, 2**31, 2**63, 2**64, 10**30,
                            -(2**63), float("inf"), float("-inf"), float("nan")])
 WORDS = st.sampled_from(["", "x", "N", "M", "zeros", "he", "xavier", "float32", "int64", "bool", "mean", "none",
-                         "nope", "1.5", "@", "loss", "sgd", "adam", "accuracy", "data/x.csv", "X", "y", "W", "2h"])
+                         "nope", "1.5", "@", "loss", "sgd", "adam", "accuracy", "data/x.csv", "X", "y", "W", "2h",
+                         "[/] [bold"])
 KEYS = st.sampled_from(["op", "args", "attrs", "value", "shape", "dtype", "file", "key", "grad", "init", "node", "seed",
                         "sgd", "adam", "lr", "momentum", "betas", "eps", "normal", "uniform", "values", "grads", "rtol",
                         "atol", "axis", "axes", "keepdims", "reduction", "margin", "alpha", "x", "bogus"])
@@ -124,7 +125,7 @@ def _mutate(doc, draw):
     decls = [(k, n) for k in ("inputs", "params") if isinstance(doc.get(k), dict)
              for n, v in doc[k].items() if isinstance(v, dict)]
     kind = draw(st.sampled_from(["delete", "junk", "junk", "rename", "swap", "op", "attr", "dtype", "shape", "seed",
-                                 "expect", "train", "loss", "key", "const", "outputs", "init", "value", "value"]))
+                                 "expect", "train", "loss", "key", "const", "outputs", "init", "value", "value", "text"]))
     paths = list(_paths(doc))
     if kind in ("delete", "junk", "key", "swap") and paths:
         path = draw(st.sampled_from(paths))
@@ -196,6 +197,9 @@ def _mutate(doc, draw):
         node = doc["nodes"][draw(st.sampled_from(nodes))]
         if isinstance(node.get("args"), list) and node["args"]:
             node["args"][draw(st.integers(0, len(node["args"]) - 1))] = draw(NUMBERS)
+    elif kind == "text":  # free text that rich or Graphviz could read as markup
+        text = draw(st.sampled_from(["[/] [bold", "[red]x[/]", 'a"b{c}|<d>', "\n"]))
+        doc[draw(st.sampled_from(["name", "description"]))] = text
     elif kind == "outputs":
         doc["outputs"] = draw(st.lists(st.sampled_from([*names, "zz"]), max_size=3))
 
