@@ -253,7 +253,35 @@ def parse_json(text: str, source: str | None = None) -> Any:
         loc, key = _find_duplicate(doc)  # type: ignore[misc]
         raise SpecError(f"duplicate key '{key}' (a JSON object may hold each key once)",
                         loc=loc or "(top level)", source=source)
+    if "\\u" in text:  # only a \uD800-style escape makes a lone surrogate (cheap test first: specs are big)
+        _check_surrogates(doc, source)
     return doc
+
+
+def _check_surrogates(doc: Any, source: str | None) -> None:
+    """A lone surrogate (\\ud800 without its pair) is no character: printing it raised
+    UnicodeEncodeError wherever a name or a description was shown. Breadth-first, keys too."""
+    def bad(x: Any) -> bool:
+        try:
+            x.encode("utf-8")
+        except (UnicodeEncodeError, AttributeError):
+            return isinstance(x, str)
+        return False
+
+    def error(text: str, loc: tuple[Any, ...]) -> SpecError:
+        shown = text.encode("utf-8", "backslashreplace").decode("utf-8")
+        return SpecError(f"'{shown}' holds a lone surrogate escape (\\uD800-\\uDFFF come in pairs)",
+                         loc=format_loc(loc) or "(top level)", source=source)
+
+    queue: list[tuple[tuple[Any, ...], Any]] = [((), doc)]
+    for loc, x in queue:
+        for k, v in x.items() if isinstance(x, dict) else enumerate(x):
+            if bad(k):
+                raise error(k, loc)
+            if bad(v):
+                raise error(v, (*loc, k))
+            if isinstance(v, dict | list):
+                queue.append(((*loc, k), v))
 
 
 def read_spec_file(path: str | Path) -> Any:

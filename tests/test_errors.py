@@ -131,6 +131,8 @@ CASES = {
                       "inputs.x.value: a list nested 900 deep: arrays have at most 64 dims"),
     "constant_labels": (spec(inputs={"s": {"value": [1.0, 2.0, 0.5]}}, nodes={"l": {"op": "hinge", "args": ["s", 1]}}),
                         "nodes.l: hinge: labels must be an input or a node (int64 class indices or float targets), not a number in args"),
+    "lone_surrogate": ('{"graphspec": "1", "name": "a\\ud800", "inputs": {"x": {"value": 1}}, "nodes": {"h": {"op": "relu", "args": ["x"]}}}',
+                       "name: 'a\\ud800' holds a lone surrogate escape"),  # printing the name raised UnicodeEncodeError
     "train_data_not_input": (spec(train={"data": {"W": "w.csv"}, "optimizer": {"sgd": {"lr": 0.1}}}),
                              "train.data.W: train data must feed an input"),
 }
