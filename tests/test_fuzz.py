@@ -77,7 +77,7 @@ NUMBERS = st.sampled_from([0, 1, 2, 3, -1, -2, 0.5, -0.0, 1e-320, 1e308, -1e308,
                            -(2**63), float("inf"), float("-inf"), float("nan")])
 WORDS = st.sampled_from(["", "x", "N", "M", "zeros", "he", "xavier", "float32", "int64", "bool", "mean", "none",
                          "nope", "1.5", "@", "loss", "sgd", "adam", "accuracy", "data/x.csv", "X", "y", "W", "2h",
-                         "[/] [bold"])
+                         "[/] [bold", "x\ud800"])
 KEYS = st.sampled_from(["op", "args", "attrs", "value", "shape", "dtype", "file", "key", "grad", "init", "node", "seed",
                         "sgd", "adam", "lr", "momentum", "betas", "eps", "normal", "uniform", "values", "grads", "rtol",
                         "atol", "axis", "axes", "keepdims", "reduction", "margin", "alpha", "x", "bogus"])
