@@ -96,6 +96,8 @@ def training_data(graph: Graph, data: dict[str, Any] | None = None) -> dict[str,
     if len(set(rows.values())) > 1:
         raise SpecError("training data of different lengths: " + ", ".join(f"{n} has {k} rows" for n, k in rows.items()),
                         loc="train.data")
+    if 0 in rows.values():  # no batch to draw (a batch size of 0 rows made range() raise)
+        raise SpecError(f"no training data: {', '.join(rows)} {'has' if len(rows) == 1 else 'have'} 0 rows", loc="train.data")
     return arrays
 
 

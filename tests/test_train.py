@@ -108,3 +108,15 @@ def test_epochs_below_one_is_a_usage_error(tmp_path, capsys, epochs):
     assert main(["train", str(path), "--epochs", epochs, "-o", str(tmp_path / "p.npz")]) == 2
     assert capsys.readouterr().err == "error: --epochs must be at least 1\n"
     assert not (tmp_path / "p.npz").exists()
+
+
+def test_training_data_with_no_rows(tmp_path, capsys):
+    """x = [] and y = []: the whole-data batch had 0 rows and range(0, 0, 0) raised ValueError."""
+    doc = json.loads(json.dumps(LINEAR))
+    doc["inputs"]["x"]["value"] = doc["inputs"]["y"]["value"] = []
+    del doc["train"]["batch_size"]
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(doc))
+    assert main(["train", str(path), "-o", str(tmp_path / "p.npz")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "train.data: no training data: x, y have 0 rows" in err
