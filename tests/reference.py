@@ -160,3 +160,16 @@ REF = {
     "hinge": ref_hinge,
     "l2": lambda w: anp.sum(w * w),
 }
+
+
+RTOL = 1e-10
+
+
+def assert_close(ours, ref, rtol=RTOL, what="", atol_scale=1e-3):
+    """allclose at ``rtol``; the atol only absorbs cancellation noise at zeros of the result,
+    ``atol_scale`` times rtol on the result's scale."""
+    ours, ref = np.asarray(ours), np.asarray(ref)
+    assert ours.shape == ref.shape, f"{what}: shape {ours.shape} != reference {ref.shape}"
+    finite = ref[np.isfinite(ref)]
+    scale = max(1.0, float(np.max(np.abs(finite)))) if finite.size else 1.0
+    np.testing.assert_allclose(ours, ref, rtol=rtol, atol=rtol * atol_scale * scale, err_msg=what)
