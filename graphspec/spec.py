@@ -389,8 +389,15 @@ def _first_error(errs: list[dict[str, Any]], where: str | None) -> SpecError:
     first = next(iter(groups.values()))
     # an unknown key is news only if no other member of the union knew that key
     known = {_clean_loc(tuple(x["loc"])) for x in first if x["type"] != "extra_forbidden"}
-    best = max(first, key=lambda x: (len(_clean_loc(tuple(x["loc"]))),
-                                     x["type"] == "extra_forbidden" and _clean_loc(tuple(x["loc"])) not in known))
+    # and a member that read a key the user wrote (and found its value wrong) beats one that
+    # missed a key the user never meant to write
+    def rank(x: dict[str, Any]) -> tuple[int, int]:
+        loc = _clean_loc(tuple(x["loc"]))
+        if x["type"] == "extra_forbidden":
+            return len(loc), 2 if loc not in known else -1
+        return len(loc), 0 if x["type"] == "missing" else 1
+
+    best = max(first, key=rank)
     loc, msg, hint = _describe(best)
     if len(groups) > 1:
         msg += f" (and {len(groups) - 1} more place{'s' if len(groups) > 2 else ''} to fix)"

@@ -69,6 +69,7 @@ CASES = {
                          "nodes.h: unknown key 'attr' (did you mean 'attrs'?)"),
     "param_without_init": (spec(params={"W": {"shape": [2, 2]}}), "params.W: a param needs a value, a file, or a shape with an init"),
     "param_symbolic": (spec(params={"W": {"shape": ["N", 2], "init": "zeros"}}), "params.W.shape: params need fixed sizes"),
+    "uniform_not_a_pair": (spec(params={"W": {"shape": [2], "init": {"uniform": "a"}}}), "params.W.init.uniform: input should be a valid tuple"),
     "bad_init": (spec(params={"W": {"shape": [2], "init": "gaussian"}}), "params.W.init: input should be 'zeros', 'ones'"),
     "labels_shape": (spec(inputs={"s": {"value": [[1.0, 2.0, 3.0]]}, "y": {"value": [0, 1], "dtype": "int64"}},
                           nodes={"l": {"op": "softmax_cross_entropy", "args": ["s", "y"]}}),
