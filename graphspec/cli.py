@@ -193,7 +193,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .api import load
     from .errors import UsageError
 
-    if args.epochs is not None and args.epochs < 1:  # 0 would mean the spec's own count (0 is falsy in train)
+    if args.epochs is not None and args.epochs < 1:
         raise UsageError("--epochs must be at least 1")
     graph = load(args.spec)
     out = Path(args.output) if args.output else Path(Path(args.spec).stem + ".params.npz")
@@ -201,12 +201,22 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UsageError(f"-o {out}: params are saved as .npz")
     steps: list[Any] = []
     epochs: list[Any] = []
-    live = args.format == "table"
+    live = args.format == "table"  # JSON gathers the log and prints it once, at the end
+
+    def on_step(step: Any) -> None:
+        steps.append(step)
+        if live:
+            render.train_step(graph, step, data)
+
+    def on_epoch(epoch: Any) -> None:
+        epochs.append(epoch)
+        if live:
+            render.train_epoch(epoch)
+
     with located(graph.source):
         data = train.training_data(graph)
         train.train(graph, epochs=args.epochs, loss_after=args.log_steps,
-                    on_step=(lambda s: (steps.append(s), live and render.train_step(graph, s, data))) if args.log_steps else None,
-                    on_epoch=lambda e: (epochs.append(e), live and render.train_epoch(e)))
+                    on_step=on_step if args.log_steps else None, on_epoch=on_epoch)
     save_npz(out, graph.params)
     if args.format == "json":
         render.write_json(sys.stdout, render.train_json(graph, steps, epochs, str(out)))

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from .api import Graph, Result
+from .ops import unbroadcast
 from .render import fmt_value
 
 SMALL = 6  # arrays up to this many elements are written out
@@ -55,8 +56,6 @@ def explain(graph: Graph, **inputs: Any) -> list[str]:
             arg = node.args[i]
             contribution = np.asarray(vjp(g, ans, *argv))
             if contribution.shape != np.shape(argv[i]):
-                from .ops import unbroadcast
-
                 contribution = unbroadcast(contribution, np.shape(argv[i]))
             contributions[arg] = contributions.get(arg, 0) + 1
             op = "+=" if contributions[arg] > 1 else "="

@@ -140,7 +140,8 @@ def train(graph: Graph, *, data: dict[str, Any] | None = None, epochs: int | Non
     trained = [p for p in graph.params if p in graph.wrt]
     log = []
     step = 0
-    for epoch in range(epochs or cfg.epochs):
+    epochs = cfg.epochs if epochs is None else epochs
+    for epoch in range(epochs):
         losses = []
         for batch in _batches(n, cfg.batch_size, rng):
             feed = {k: (a[batch] if np.ndim(a) else a) for k, a in arrays.items()}
@@ -155,6 +156,6 @@ def train(graph: Graph, *, data: dict[str, Any] | None = None, epochs: int | Non
         acc = accuracy(graph, arrays) if "accuracy" in cfg.metrics else None
         entry = EpochLog(epoch, float(np.mean(losses)), acc)
         log.append(entry)
-        if on_epoch is not None and (epoch % cfg.log_every == 0 or epoch == (epochs or cfg.epochs) - 1):
+        if on_epoch is not None and (epoch % cfg.log_every == 0 or epoch == epochs - 1):
             on_epoch(entry)
     return log

@@ -45,6 +45,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 sys.path.insert(0, str(ROOT / "tools"))
 
+from bench_models import mlp_nodes  # noqa: E402
+
 import graphspec  # noqa: E402
 
 try:
@@ -198,18 +200,10 @@ BATCH = 128
 
 def mlp_spec(dtype: str) -> dict[str, Any]:
     params: dict[str, Any] = {}
-    nodes: dict[str, Any] = {}
-    h = "X"
     for i, (a, b) in enumerate(itertools.pairwise(SIZES), 1):
         params[f"W{i}"] = {"shape": [a, b], "dtype": dtype, "init": "he"}
         params[f"b{i}"] = {"shape": [b], "dtype": dtype, "init": "zeros"}
-        nodes[f"a{i}"] = {"op": "matmul", "args": [h, f"W{i}"]}
-        nodes[f"z{i}"] = {"op": "add", "args": [f"a{i}", f"b{i}"]}
-        h = f"z{i}"
-        if i < len(SIZES) - 1:
-            nodes[f"h{i}"] = {"op": "relu", "args": [h]}
-            h = f"h{i}"
-    nodes["loss"] = {"op": "softmax_cross_entropy", "args": [h, "y"]}
+    nodes = mlp_nodes(SIZES, "relu")
     return {"graphspec": "1", "name": f"mlp-{dtype}",
             "inputs": {"X": {"shape": ["N", SIZES[0]], "dtype": dtype, "grad": False},
                        "y": {"shape": ["N"], "dtype": "int64"}},

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from bench_models import mlp_nodes  # tools/ is on sys.path: run from there, or put there by bench.py
 
 SIZES = (4, 16, 16, 3)
 BATCH = 8
@@ -25,19 +26,11 @@ def mlp_problem(seed: int = 0) -> tuple[dict[str, Any], dict[str, np.ndarray], n
     """(spec dict, params, X, y) of the benchmark MLP."""
     r = np.random.default_rng(seed)
     params: dict[str, np.ndarray] = {}
-    nodes: dict[str, Any] = {}
-    h = "X"
     for i in range(1, len(SIZES)):
         a, b = SIZES[i - 1], SIZES[i]
         params[f"W{i}"] = r.normal(size=(a, b)) / np.sqrt(a)
         params[f"b{i}"] = r.normal(size=(b,)) * 0.1
-        nodes[f"a{i}"] = {"op": "matmul", "args": [h, f"W{i}"]}
-        nodes[f"z{i}"] = {"op": "add", "args": [f"a{i}", f"b{i}"]}
-        h = f"z{i}"
-        if i < len(SIZES) - 1:
-            nodes[f"h{i}"] = {"op": "tanh", "args": [h]}
-            h = f"h{i}"
-    nodes["loss"] = {"op": "softmax_cross_entropy", "args": [h, "y"]}
+    nodes = mlp_nodes(SIZES, "tanh")
     X = r.normal(size=(BATCH, SIZES[0]))
     y = r.integers(0, SIZES[-1], size=BATCH)
     spec = {"graphspec": "1", "name": "bench_mlp",
