@@ -494,6 +494,27 @@ def test_masked_classes_with_minus_inf_logits(name, labels):
     assert_close(g[:, kept], back(np.ones(())))
 
 
+@pytest.mark.parametrize("name", ["softmax", "log_softmax", "logsumexp", "softmax_cross_entropy"])
+@pytest.mark.parametrize("layout", ["fortran", "strided", "int64"])
+@pytest.mark.parametrize("axis", [-1, 0, 1])
+def test_class_axis_ops_read_any_layout(name, layout, axis):
+    """These ops work on a class-first copy of their input (ops/reductions.py `class_first`):
+    a Fortran-ordered, a strided or an integer input must give autograd's values and VJPs."""
+    base = _n(4, 6, 5, seed=70, scale=3)
+    x = {"fortran": np.asfortranarray(base), "strided": _n(4, 12, 5, seed=70, scale=3)[:, ::-2],
+         "int64": np.round(base).astype(np.int64)}[layout]
+    per = tuple(d for i, d in enumerate(x.shape) if i != axis % 3)
+    args = [x, _labels(per, x.shape[axis], seed=71)] if name == "softmax_cross_entropy" else [x]
+    attrs = {"axis": axis} if name != "logsumexp" else {"axis": axis, "keepdims": axis == 1}
+    op, kw = OPS[name], bind(name, args, attrs)
+    ans = op.forward(*args, **kw)
+    assert_close(ans, REF[name](*args, **kw), what=f"{name} value")
+    if layout != "int64":
+        g = rng(72).normal(size=np.shape(ans))
+        back, _ = make_vjp(lambda a: REF[name](a, *args[1:], **kw))(x)
+        assert_close(unbroadcast(op.vjp[0](g, ans, *args, **kw), x.shape), back(g), what=f"{name} vjp")
+
+
 @pytest.mark.parametrize("name", ["softmax_cross_entropy", "hinge"])
 def test_float_targets_get_a_gradient(name):
     """Float targets are a float arg like any other: a VJP and a JVP (checked against autograd above)."""

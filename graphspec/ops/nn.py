@@ -11,19 +11,33 @@ import math
 
 import numpy as np
 
-from .reductions import logsumexp
+from .reductions import class_first, exp_shifted
 from .registry import WEAK, Attr, Aval, RuleError, broadcast_shapes, check_axis, defop, float_dtype, fmt_shape, is_float, no_bool
 
 REDUCTION = Attr("enum", "mean", choices=("mean", "sum", "none"))
 
 
 def log_softmax(x, *, axis=-1):
-    return x - logsumexp(x, axis=axis, keepdims=True)
+    xt, back = class_first(x, axis)
+    m = xt.max(axis=0)
+    if not np.isfinite(m).all():
+        m = np.where(np.isfinite(m), m, 0)
+    np.subtract(xt, m, out=xt)
+    np.subtract(xt, np.log(np.exp(xt).sum(axis=0)), out=xt)
+    return np.ascontiguousarray(xt.transpose(back))
+
+
+def _softmax_first(x, axis):
+    """softmax with the class axis first (see `class_first`), and the axes that move it back."""
+    xt, back = class_first(x, axis)
+    e, _ = exp_shifted(xt)
+    e /= e.sum(axis=0)
+    return e, back
 
 
 def softmax(x, *, axis=-1):
-    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
-    return e / np.sum(e, axis=axis, keepdims=True)
+    e, back = _softmax_first(x, axis)
+    return np.ascontiguousarray(e.transpose(back))
 
 
 def _softmax_shape(avals: list[Aval], *, axis) -> Aval:
@@ -58,8 +72,8 @@ defop("log_softmax", log_softmax, shape=_softmax_shape, arg_names=("x",), attrs=
 # --- losses ------------------------------------------------------------------------------------
 
 def _reduce(per, reduction):
-    if reduction == "mean":
-        return np.mean(per)
+    if reduction == "mean":  # np.mean's own sum and division, without its Python-level checks (4 us)
+        return np.add.reduce(per, axis=None) / per.size if per.size else np.mean(per)
     if reduction == "sum":
         return np.sum(per)
     return per
@@ -75,7 +89,7 @@ def _per_example(g, per_shape, reduction):
 
 
 def _integer(labels) -> bool:
-    return not np.issubdtype(np.asarray(labels).dtype, np.floating)
+    return np.asarray(labels).dtype.kind != "f"
 
 
 def _checked(labels, n):
@@ -142,25 +156,49 @@ def _per_shape(logits, axis):
     return shape[:ax] + shape[ax + 1:]
 
 
+def _label_cells(labels, classes_first):
+    """Index of each example's label in ``classes_first`` (class axis first) seen as
+    (classes, examples): labels of any rank, one fancy index."""
+    labels = _checked(labels, classes_first.shape[0])
+    flat = classes_first.reshape(classes_first.shape[0], -1)
+    return flat, (labels.reshape(-1), np.arange(flat.shape[1]))
+
+
 def _xent(logits, labels, *, axis, reduction):
     if _integer(labels):  # logsumexp - the label's logit: no log_softmax of the other classes
-        lse = logsumexp(logits, axis=axis, keepdims=True)
-        return _reduce(np.squeeze(lse - _picked(logits, labels, axis), axis), reduction)
+        xt, _ = class_first(logits, axis)
+        flat, cells = _label_cells(labels, xt)
+        picked = flat[cells].reshape(np.shape(labels))
+        e, m = exp_shifted(xt)
+        return _reduce(np.log(e.sum(axis=0)) + m - picked, reduction)
     return _reduce(-np.sum(_weighted(labels, log_softmax(logits, axis=axis)), axis=axis), reduction)
 
 
-def _xent_dlogits(logits, labels, axis):
-    """d(per-example loss)/d logits = softmax * sum(targets) - targets."""
+def _xent_dlogits_first(logits, labels, axis):
+    """d(per-example loss)/d logits = softmax * sum(targets) - targets, with the class axis
+    first (see `class_first`), and the axes that move it back."""
+    d, back = _softmax_first(logits, axis)
     if _integer(labels):  # softmax - one_hot, written in place: no one-hot array
-        d = softmax(logits, axis=axis)
-        idx = np.expand_dims(_checked(labels, np.shape(logits)[axis]), axis)
-        np.put_along_axis(d, idx, np.take_along_axis(d, idx, axis) - 1, axis)
-        return d
-    return softmax(logits, axis=axis) * np.sum(labels, axis=axis, keepdims=True) - labels
+        flat, cells = _label_cells(labels, d)
+        flat[cells] -= 1
+        return d, back
+    t = np.moveaxis(labels, axis, 0)  # float targets may be float64 under float32 logits: no in place
+    return d * np.sum(t, axis=0) - t, back
+
+
+def _xent_dlogits(logits, labels, axis):
+    d, back = _xent_dlogits_first(logits, labels, axis)
+    return d.transpose(back)
 
 
 def _xent_vjp_logits(g, ans, logits, labels, *, axis, reduction):
-    return np.expand_dims(_per_example(g, _per_shape(logits, axis), reduction), axis) * _xent_dlogits(logits, labels, axis)
+    d, back = _xent_dlogits_first(logits, labels, axis)
+    pe = _per_example(g, _per_shape(logits, axis), reduction)  # broadcasts over the leading class axis
+    if np.result_type(d, pe) == d.dtype:
+        d *= pe
+    else:
+        d = d * pe
+    return d.transpose(back)
 
 
 def _xent_vjp_labels(g, ans, logits, labels, *, axis, reduction):

@@ -84,8 +84,44 @@ def _max_branch(ans, x, *, axis, keepdims):
     return x == expand_reduced(ans, np.ndim(x), axis, keepdims)
 
 
+def class_first(x, axis: int):
+    """(``x`` with ``axis`` moved to the front as a fresh C-contiguous float array, the axes
+    that move it back). numpy reduces over a short last axis one row at a time (max over the
+    10 classes of (128, 10): 11 us) but over the leading axis of a contiguous array with SIMD
+    across rows (1.4 us); the transposing copy costs 0.8 us, and the softmax family and the
+    class losses work in the copy in place."""
+    x = np.asarray(x)
+    ax = axis % x.ndim
+    perm = (ax, *range(ax), *range(ax + 1, x.ndim))
+    back = (*range(1, ax + 1), 0, *range(ax + 1, x.ndim))
+    return x.transpose(perm).astype(np.result_type(x, np.float32), order="C"), back
+
+
+def exp_shifted(xt):
+    """In place: ``xt`` (class axis first) minus its max over that axis, exponentiated; and the
+    max, kept finite (0) for all -inf or +inf rows so that they give -inf or inf, not nan."""
+    m = xt.max(axis=0)
+    if not np.isfinite(m).all():
+        m = np.where(np.isfinite(m), m, 0)
+    np.subtract(xt, m, out=xt)
+    np.exp(xt, out=xt)
+    return xt, m
+
+
+def _one_axis(x, axis):
+    """The single axis of a reduction over exactly one axis of an array of rank >= 1, else None."""
+    if isinstance(axis, list | tuple):
+        axis = axis[0] if len(axis) == 1 else None
+    return axis if axis is not None and np.ndim(x) >= 1 else None
+
+
 def logsumexp(x, *, axis=None, keepdims=False):
     """log(sum(exp(x))) without overflow: shift by the max (kept finite for all -inf rows)."""
+    ax = _one_axis(x, axis)
+    if ax is not None:  # the common case (a class axis): reduced over the leading axis of a copy
+        e, m = exp_shifted(class_first(x, ax)[0])
+        out = np.log(e.sum(axis=0)) + m
+        return np.expand_dims(out, ax) if keepdims else out
     axis = _axis(axis)
     m = np.max(x, axis=axis, keepdims=True)
     m = np.where(np.isfinite(m), m, 0)
