@@ -76,7 +76,8 @@ class Graph:
 
         float_leaves = {n for n in self.leaves if self.decls[n].dtype.startswith("float")}
         self.wrt = [n for n in self.leaves if n in float_leaves and self.decls[n].grad is not False]
-        self.plan = Plan(self.leaves, spec.nodes, self.order, self.attrs, self.wrt, float_leaves)
+        keep = [*self.outputs, *([self.loss] if self.loss else [])]
+        self.plan = Plan(self.leaves, spec.nodes, self.order, self.attrs, self.wrt, float_leaves, self.avals, keep)
         self.seed = self._check_loss()
         self._check_expect()
 
@@ -188,13 +189,17 @@ class Graph:
         return ([slot[t] for t in targets if t in slot and self.avals[t].dtype.startswith("float")],
                 [slot[n] for n in self.wrt])
 
-    def _forward(self, given: Mapping[str, Any], check_finite: str) -> list[Any]:
+    def _forward(self, given: Mapping[str, Any], check_finite: str, reuse: bool = False) -> list[Any]:
+        """The forward pass; with ``reuse`` (callers that read only the outputs, the loss and
+        the gradients), dead buffers are written over (`Plan.forward`)."""
         if check_finite not in _CHECK_FINITE:  # a typo must not silently mean "warn"
             raise ValueError(f"check_finite must be one of {', '.join(_CHECK_FINITE)}, got {check_finite!r}")
-        vals = self.plan.forward(self._leaf_values(given))
-        # surely_finite is one cheap reduction per target; the exact scan runs only on a doubt
+        leaf_values = self._leaf_values(given)
+        vals = self.plan.forward(leaf_values, reuse)
+        # surely_finite is one cheap reduction per target; the exact scan runs only on a doubt,
+        # on a pass that keeps every value
         if check_finite != "off" and not all(surely_finite(vals[s]) for s in self._finite_slots[0]):
-            self._nonfinite(self.plan.nonfinite_error(vals), check_finite)
+            self._nonfinite(self.plan.nonfinite_error(self.plan.forward(leaf_values) if reuse else vals), check_finite)
         return vals
 
     @staticmethod
@@ -207,7 +212,7 @@ class Graph:
 
     def run(self, check_finite: str = "warn", **inputs: Any) -> dict[str, np.ndarray]:
         """Forward pass: the outputs' values."""
-        vals = self._forward(inputs, check_finite)
+        vals = self._forward(inputs, check_finite, reuse=True)
         slot = self.plan.slot
         return {n: vals[slot[n]] for n in self.outputs}
 
@@ -230,11 +235,17 @@ class Graph:
             grads[n] = a
         return grads
 
-    def _backward(self, vals: list[Any], check_finite: str) -> list[Any]:
+    def _backward(self, vals: list[Any], check_finite: str, release: bool = False) -> list[Any]:
+        """The reverse pass; with ``release`` (after a reusing forward pass), values and node
+        cotangents are dropped as it goes, so only the leaves' cotangents are left."""
         if self.loss is None:
             raise SpecError("this spec has no loss to differentiate", loc="loss")
-        ct = self.plan.backward(vals, self.loss, self.seed)
+        leaf_values = vals[: self.plan.n_leaves]
+        ct = self.plan.backward(vals, self.loss, self.seed, release)
         if check_finite != "off" and not all(ct[s] is None or surely_finite(ct[s]) for s in self._finite_slots[1]):
+            if release:  # locating the first inf needs every value and cotangent: a full pass, on this path only
+                vals = self.plan.forward(leaf_values)
+                ct = self.plan.backward(vals, self.loss, self.seed)
             self._nonfinite(self.plan.gradient_nonfinite_error(vals, ct, self.loss), check_finite)
         return ct
 
@@ -242,8 +253,8 @@ class Graph:
         """The loss and its gradient with respect to every param and float input with grad."""
         if self.loss is None:
             raise SpecError("this spec has no loss to differentiate", loc="loss")
-        vals = self._forward(inputs, check_finite)
-        ct = self._backward(vals, check_finite)
+        vals = self._forward(inputs, check_finite, reuse=True)
+        ct = self._backward(vals, check_finite, release=True)
         return vals[self.plan.slot[self.loss]], self._leaf_grads(vals, ct)
 
     def grad(self, check_finite: str = "warn", **inputs: Any) -> dict[str, np.ndarray]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import math
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
@@ -20,7 +21,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .errors import InputError, NonFiniteError
-from .ops import OPS, unbroadcast
+from .ops import OPS, Aval, unbroadcast
 from .spec import Node
 
 
@@ -43,6 +44,21 @@ def _fit(g: Any, x: Any) -> Any:
     if np.shape(g) != shape:
         g = unbroadcast(g, shape)
     return np.asarray(g, dtype=np.result_type(x))
+
+
+def _into(forward_out: Callable[..., Any], forward: Callable[..., Any], p: int) -> Callable[..., Any]:
+    """A forward step that writes into its argument ``p``'s buffer when it owns one; it falls
+    back to a fresh result when the run-time shapes broadcast past the buffer (numpy checks
+    the shapes before it writes anything)."""
+    def step(*args: Any) -> Any:
+        buf = args[p]
+        if type(buf) is np.ndarray and buf.base is None and buf.flags.writeable:
+            try:
+                return forward_out(buf, *args)
+            except ValueError:
+                pass
+        return forward(*args)
+    return step
 
 
 def surely_finite(v: Any) -> bool:
@@ -93,9 +109,14 @@ class Plan:
     """Slots and steps for one graph. Built once per graph; reused by every call."""
 
     def __init__(self, leaves: Sequence[str], nodes: dict[str, Node], order: Sequence[str],
-                 attrs: dict[str, dict[str, Any]], wrt: Sequence[str], float_leaves: set[str]):
+                 attrs: dict[str, dict[str, Any]], wrt: Sequence[str], float_leaves: set[str],
+                 avals: dict[str, Aval] | None = None, keep: Sequence[str] = ()):
+        """``avals`` (static shapes and dtypes) let `forward(reuse=True)` write a result into a
+        dead argument's buffer; ``keep`` names the values a caller reads after the passes
+        (outputs, the loss), which are never overwritten or released."""
         with gc_paused():
             self._build(leaves, nodes, order, attrs, wrt, float_leaves)
+            self._plan_memory(avals, {self.slot[n] for n in keep if n in self.slot})
 
     def _build(self, leaves: Sequence[str], nodes: dict[str, Node], order: Sequence[str],
                attrs: dict[str, dict[str, Any]], wrt: Sequence[str], float_leaves: set[str]) -> None:
@@ -159,16 +180,59 @@ class Plan:
             if bvjps:
                 self._bsteps.append((out, get, tuple(bvjps)))
         self._bsteps.reverse()
+        self.first_node = len(self.names) - len(order)
+
+    def _plan_memory(self, avals: dict[str, Aval] | None, keep: set[int]) -> None:
+        """Buffer reuse and early release, both from what each op's VJPs read (`Op.reads`).
+
+        A step may write its result into an argument's buffer when that argument is a node
+        value read by this step alone, of the result's static shape and dtype, and no VJP
+        reads it (neither its producer's VJP as "ans" nor this step's VJP as an arg): an MLP's
+        bias add and activation then write into the matmul's output, as PyTorch's fused
+        addmm and in-place activations do. In the backward pass, a value is released after
+        the last step that reads it (its shape included), and a node's cotangent after its
+        own step, so peak memory falls as the pass goes."""
+        steps, first = self.steps, self.first_node
+        consumers = Counter(a for step in steps for a in step.args)
+        producer = {step.out: OPS[step.op] for step in steps}
+        backward = {out for out, _, _ in self._bsteps}  # steps whose VJPs run
+        self._reuse_fsteps = list(self._fsteps)
+        for k, step in enumerate(steps if avals is not None else ()):
+            op = OPS[step.op]
+            if op.forward_out is None or avals.get(step.name) is None or avals[step.name].shape is None:
+                continue
+            for p, s in enumerate(step.args):
+                if s < first or s in keep or consumers[s] != 1 or avals.get(self.names[s]) != avals[step.name]:
+                    continue
+                if s in backward and producer[s].reads_value("ans"):
+                    continue
+                if step.out in backward and (p >= len(op.arg_names) or op.reads_value(op.arg_names[p])):
+                    continue
+                self._reuse_fsteps[k] = (_into(_bind(op.forward_out, step.attrs), step.forward, p), *self._fsteps[k][1:])
+                break
+        by_out = {step.out: step for step in steps}
+        last: dict[int, int] = {}
+        for i, (out, _, _) in enumerate(self._bsteps):
+            for s in (out, *by_out[out].args):
+                last[s] = i
+        done: list[list[int]] = [[] for _ in self._bsteps]
+        for s, i in last.items():
+            if s >= first and s not in keep:
+                done[i].append(s)
+        self._release = [tuple(d) for d in done]
+        self._release_first = tuple(s for s in range(first, len(self.names)) if s not in last and s not in keep)
 
     # -- forward -----------------------------------------------------------------------------
 
-    def forward(self, leaf_values: Sequence[Any]) -> list[Any]:
+    def forward(self, leaf_values: Sequence[Any], reuse: bool = False) -> list[Any]:
+        """Every slot's value. With ``reuse``, results go into dead buffers where the plan
+        found them safe: only the kept values and what the VJPs read are then exact."""
         vals = self.template.copy()
         vals[: self.n_leaves] = leaf_values
         i = 0
         try:
             with np.errstate(all="ignore"):  # non-finite values are reported by node, below
-                for i, (fwd, get, out) in enumerate(self._fsteps):  # noqa: B007
+                for i, (fwd, get, out) in enumerate(self._reuse_fsteps if reuse else self._fsteps):  # noqa: B007
                     vals[out] = fwd(*get(vals))
         except Exception as e:  # numpy's message, located at the node that raised it
             step = self.steps[i]
@@ -177,12 +241,17 @@ class Plan:
 
     # -- reverse mode ------------------------------------------------------------------------
 
-    def backward(self, vals: list[Any], loss: str, seed: Any) -> list[Any]:
-        """Cotangents of every slot (None where the loss does not depend on it)."""
+    def backward(self, vals: list[Any], loss: str, seed: Any, release: bool = False) -> list[Any]:
+        """Cotangents of every slot (None where the loss does not depend on it). With
+        ``release``, node values and node cotangents are dropped once no later step needs
+        them: only the leaves' cotangents, and the kept values, are left."""
         ct: list[Any] = [None] * len(vals)
         ct[self.slot[loss]] = seed
+        if release:
+            for s in self._release_first:
+                vals[s] = None
         with np.errstate(all="ignore"):
-            for out, get, vjps in self._bsteps:
+            for k, (out, get, vjps) in enumerate(self._bsteps):
                 g = ct[out]
                 if g is None:
                     continue
@@ -199,6 +268,10 @@ class Plan:
                         gi = _fit(gi, x)
                     prev = ct[s]
                     ct[s] = gi if prev is None else prev + gi  # never in place: VJPs may alias g
+                if release:
+                    ct[out] = None
+                    for s in self._release[k]:
+                        vals[s] = None
         return ct
 
     # -- forward mode ------------------------------------------------------------------------

@@ -264,6 +264,21 @@ def test_random_graphs_values_and_gradients_match_autograd(data, n_ops):
     assert set(result.grads) >= set(g.float_leaves)
     assert not any(n in result.grads for n in g.inputs if g.env[n].dtype.kind == "i"), "an integer got a gradient"
 
+    # value_and_grad and run write into dead buffers and release values as they go (Plan
+    # reuse/release; every node is an output above, so nothing was reused there): the same
+    # numbers to the last bit, and no leaf touched
+    lean = graphspec.load({k: v for k, v in spec.items() if k != "outputs"})
+    leaves_before = {n: np.copy(v) for n, v in lean.defaults.items() if v is not None}
+    loss2, grads2 = lean.value_and_grad(check_finite="off")
+    np.testing.assert_array_equal(loss2, result.loss)
+    assert set(grads2) == set(lean.wrt)
+    for name in grads2:
+        np.testing.assert_array_equal(grads2[name], result.grads[name], err_msg=f"gradient of {name} with reuse")
+    for name, v in lean.run(check_finite="off").items():
+        np.testing.assert_array_equal(v, result.values[name], err_msg=f"output {name} with reuse")
+    for name, v in leaves_before.items():
+        np.testing.assert_array_equal(lean.defaults[name], v, err_msg=f"leaf {name} was written")
+
     # one node's own gradient: d loss / d node, with the node's value cut loose
     node = data.draw(st.sampled_from(g.order))
     back, _ = make_vjp(lambda v: g.reference(leaves, override=(node, v))[g.loss])(g.env[node])
@@ -661,3 +676,74 @@ def test_a_label_out_of_range_is_an_input_error_at_its_node():
     assert e.value.loc == "nodes.l"
     with pytest.raises(InputError, match="label -1 is out of range"):
         graph.grad(y=[0, -1, 1, 0])  # negative labels do not wrap around
+
+
+# --- buffer reuse and early release (Plan._plan_memory) ---------------------------------------------
+
+def _reused(graph) -> list[str]:
+    p = graph.plan
+    return [p.names[out] for (f, _, out), (f0, _, _) in zip(p._reuse_fsteps, p._fsteps, strict=True) if f is not f0]
+
+
+def _same_as_evaluate(graph, **inputs):
+    full = graph.evaluate(check_finite="off", **inputs)
+    loss, grads = graph.value_and_grad(check_finite="off", **inputs)
+    np.testing.assert_array_equal(loss, full.loss)
+    for name, g in grads.items():
+        np.testing.assert_array_equal(g, full.grads[name], err_msg=f"gradient of {name}")
+    return loss, grads
+
+
+def test_a_result_goes_into_a_dead_buffer_only_when_no_vjp_reads_it():
+    x = np.array([0.5, -1.0, 2.0])
+    spec = {"inputs": {"x": {"value": x.tolist()}, "y": {"value": [1.0, 2.0, 3.0]}},
+            "nodes": {"e": {"op": "exp", "args": ["x"]},
+                      "z": {"op": "add", "args": ["e", "y"]},  # exp's VJP reads e: z gets a buffer of its own
+                      "t": {"op": "tanh", "args": ["z"]},  # tanh's VJP reads z: so does t
+                      "r": {"op": "relu", "args": ["t"]},  # relu's reads r, tanh's not t: r goes into t
+                      "m": {"op": "mul", "args": ["r", "r"]},  # r read twice (and by mul's VJP)
+                      "s": {"op": "add", "args": ["m", "y"]},  # nothing reads m again: s goes into m
+                      "l": {"op": "sum", "args": ["s"]}}, "loss": "l"}
+    graph = load(**spec)
+    assert _reused(graph) == ["r", "s"]
+    _, grads = _same_as_evaluate(graph)
+    y = np.array([1.0, 2.0, 3.0])
+    back, _ = make_vjp(lambda v: anp.sum(anp.maximum(anp.tanh(anp.exp(v) + y), 0) ** 2 + y))(x)
+    assert_close(grads["x"], back(np.ones(())))
+
+
+def test_a_value_read_by_two_steps_is_not_written_over():
+    spec = {"inputs": {"x": {"value": [0.5, -1.0, 2.0]}, "y": {"value": [1.0, 2.0, 3.0]}},
+            "nodes": {"a": {"op": "tanh", "args": ["x"]}, "b": {"op": "add", "args": ["a", "y"]},
+                      "c": {"op": "sub", "args": ["a", "b"]}, "l": {"op": "sum", "args": ["c"]}}, "loss": "l"}
+    graph = load(**spec)
+    assert "b" not in _reused(graph)
+    loss, _ = _same_as_evaluate(graph)
+    assert loss == -6.0  # sum(a - (a + y))
+
+
+def test_reuse_falls_back_when_runtime_shapes_broadcast_past_the_buffer():
+    """At load, X's value makes h (3, 3) like h + B; at run time X is (1, 3) and h + B is not."""
+    spec = {"inputs": {"X": {"shape": ["N", 3], "value": np.ones((3, 3)).tolist()}},
+            "params": {"B": {"value": np.arange(9.0).reshape(3, 3).tolist()}},
+            "nodes": {"h": {"op": "tanh", "args": ["X"]}, "z": {"op": "add", "args": ["h", "B"]},
+                      "l": {"op": "sum", "args": ["z"]}}, "loss": "l"}
+    graph = load(**spec)
+    assert _reused(graph) == ["z"]
+    x1 = np.array([[0.1, 0.2, 0.3]])
+    loss, grads = _same_as_evaluate(graph, X=x1)
+    assert_close(loss, 3 * np.tanh(x1).sum() + 36.0)
+    assert_close(grads["X"], 3 * (1 - np.tanh(x1) ** 2))
+    _same_as_evaluate(graph)  # and the load-time shapes still reuse
+
+
+def test_release_leaves_only_leaf_cotangents_and_kept_values():
+    spec = {"inputs": {"x": {"value": [0.5, -1.0, 2.0]}},
+            "nodes": {"a": {"op": "tanh", "args": ["x"]}, "b": {"op": "exp", "args": ["a"]},
+                      "l": {"op": "sum", "args": ["b"]}}, "outputs": ["a"], "loss": "l"}
+    graph = load(**spec)
+    plan = graph.plan
+    vals = plan.forward([np.array([0.5, -1.0, 2.0])], reuse=True)
+    ct = plan.backward(vals, "l", graph.seed, release=True)
+    assert [plan.names[i] for i, v in enumerate(ct) if v is not None] == ["x"]
+    assert [plan.names[i] for i, v in enumerate(vals) if v is not None] == ["x", "a", "l"]

@@ -68,17 +68,17 @@ def _away_from_zero(samples):
 
 # --- binary ------------------------------------------------------------------------------------
 
-defop("add", np.add, elementwise=True, shape=_binary_shape, arg_names=("x", "y"),
+defop("add", np.add, elementwise=True, shape=_binary_shape, arg_names=("x", "y"), reads=(),
       vjp=(lambda g, ans, x, y: g,
            lambda g, ans, x, y: g),
       doc="x + y", samples=_sample_binary)
 
-defop("sub", np.subtract, elementwise=True, shape=_sub_shape, arg_names=("x", "y"),
+defop("sub", np.subtract, elementwise=True, shape=_sub_shape, arg_names=("x", "y"), reads=(),
       vjp=(lambda g, ans, x, y: g,
            lambda g, ans, x, y: -g),
       doc="x - y", samples=_sample_binary)
 
-defop("mul", np.multiply, elementwise=True, shape=_binary_shape, arg_names=("x", "y"),
+defop("mul", np.multiply, elementwise=True, shape=_binary_shape, arg_names=("x", "y"), reads=("x", "y"),
       vjp=(lambda g, ans, x, y: g * y,
            lambda g, ans, x, y: g * x),
       doc="x * y", samples=_sample_binary)
@@ -167,19 +167,19 @@ def _relu(x):
     return np.maximum(x, 0)
 
 
-defop("neg", np.negative, elementwise=True, shape=_unary_shape, arg_names=("x",),
+defop("neg", np.negative, elementwise=True, shape=_unary_shape, arg_names=("x",), reads=(),
       vjp=(lambda g, ans, x: -g,), doc="-x", samples=_sample_unary())
 
-defop("exp", np.exp, elementwise=True, shape=_float_unary_shape, arg_names=("x",),
+defop("exp", np.exp, elementwise=True, shape=_float_unary_shape, arg_names=("x",), reads=("ans",),
       vjp=(lambda g, ans, x: g * ans,), doc="e ** x", samples=_sample_unary())
 
-defop("log", np.log, elementwise=True, shape=_float_unary_shape, arg_names=("x",),
+defop("log", np.log, elementwise=True, shape=_float_unary_shape, arg_names=("x",), reads=("x",),
       vjp=(lambda g, ans, x: g / x,), doc="natural log", samples=_sample_unary(0.2))
 
-defop("sqrt", np.sqrt, elementwise=True, shape=_float_unary_shape, arg_names=("x",),
+defop("sqrt", np.sqrt, elementwise=True, shape=_float_unary_shape, arg_names=("x",), reads=("ans",),
       vjp=(lambda g, ans, x: g * 0.5 / ans,), doc="square root", samples=_sample_unary(0.2))
 
-defop("square", np.square, elementwise=True, shape=_unary_shape, arg_names=("x",),
+defop("square", np.square, elementwise=True, shape=_unary_shape, arg_names=("x",), reads=("x",),
       vjp=(lambda g, ans, x: g * 2 * x,), doc="x ** 2", samples=_sample_unary())
 
 defop("abs", np.abs, elementwise=True, shape=_unary_shape, arg_names=("x",),
@@ -192,16 +192,18 @@ defop("sin", np.sin, elementwise=True, shape=_float_unary_shape, arg_names=("x",
 defop("cos", np.cos, elementwise=True, shape=_float_unary_shape, arg_names=("x",),
       vjp=(lambda g, ans, x: -g * np.sin(x),), doc="cosine", samples=_sample_unary())
 
-defop("tanh", np.tanh, elementwise=True, shape=_float_unary_shape, arg_names=("x",),
+defop("tanh", np.tanh, elementwise=True, shape=_float_unary_shape, arg_names=("x",), reads=("x",),
       vjp=(lambda g, ans, x: g * _dtanh(x),), doc="hyperbolic tangent",
       samples=_sample_unary())
 
-defop("sigmoid", _sigmoid, elementwise=True, shape=_float_unary_shape, arg_names=("x",),
+defop("sigmoid", _sigmoid, elementwise=True, shape=_float_unary_shape, arg_names=("x",), reads=("x",),
       vjp=(lambda g, ans, x: g * _dsigmoid(x),), doc="1 / (1 + e ** -x), stable for any x",
       samples=_sample_unary())
 
-defop("relu", _relu, elementwise=True, shape=_unary_shape, arg_names=("x",),
-      vjp=(lambda g, ans, x: g * (x > 0),), branch=lambda ans, x: np.asarray(x) > 0,
+defop("relu", _relu, elementwise=True, shape=_unary_shape, arg_names=("x",), reads=("ans",),
+      forward_out=lambda out, x: np.maximum(x, 0, out=out),
+      vjp=(lambda g, ans, x: g * (ans > 0),),  # ans > 0 where x > 0: x may be overwritten
+      branch=lambda ans, x: np.asarray(x) > 0,
       doc="max(x, 0); gradient 0 at 0 (a kink)", samples=_away_from_zero(_sample_unary()))
 
 defop("softplus", _softplus, elementwise=True, shape=_float_unary_shape, arg_names=("x",),

@@ -59,7 +59,7 @@ def _matmul_samples():
             ([n(size=(2, 3, 4)), n(size=(4, 5))], {}), ([n(size=(2, 1, 3, 4)), n(size=(3, 4, 2))], {})]
 
 
-defop("matmul", np.matmul, shape=_matmul_shape, arg_names=("x", "y"),
+defop("matmul", np.matmul, shape=_matmul_shape, arg_names=("x", "y"), reads=("x", "y"),
       vjp=(_matmul_dx, _matmul_dy),
       jvp=(lambda t, ans, x, y: np.matmul(t, y),
            lambda t, ans, x, y: np.matmul(x, t)),

@@ -94,7 +94,9 @@ def _integer(labels) -> bool:
 
 def _checked(labels, n):
     labels = np.asarray(labels)
-    if labels.size and (labels.min() < 0 or labels.max() >= n):
+    # as unsigned, a negative label is huge: one max checks both ends of the range
+    unsigned = labels.view(f"u{labels.itemsize}") if labels.dtype.kind == "i" else labels
+    if labels.size and (unsigned.max() >= n or labels.min() < 0):
         bad = labels[(labels < 0) | (labels >= n)].flat[0]
         raise ValueError(f"label {bad} is out of range for {n} classes (0..{n - 1})")
     return labels
@@ -193,7 +195,8 @@ def _xent_dlogits(logits, labels, axis):
 
 def _xent_vjp_logits(g, ans, logits, labels, *, axis, reduction):
     d, back = _xent_dlogits_first(logits, labels, axis)
-    pe = _per_example(g, _per_shape(logits, axis), reduction)  # broadcasts over the leading class axis
+    # the per-example cotangents broadcast over the leading class axis as they are
+    pe = g / max(math.prod(_per_shape(logits, axis)), 1) if reduction == "mean" else g
     if np.result_type(d, pe) == d.dtype:
         d *= pe
     else:

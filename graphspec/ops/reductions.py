@@ -3,6 +3,8 @@ false, as in numpy; ONNX defaults it to 1)."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .registry import Attr, Aval, RuleError, check_axis, defop, expand_reduced, float_dtype, no_bool, norm_axes
@@ -91,10 +93,13 @@ def class_first(x, axis: int):
     across rows (1.4 us); the transposing copy costs 0.8 us, and the softmax family and the
     class losses work in the copy in place."""
     x = np.asarray(x)
-    ax = axis % x.ndim
-    perm = (ax, *range(ax), *range(ax + 1, x.ndim))
-    back = (*range(1, ax + 1), 0, *range(ax + 1, x.ndim))
+    perm, back = _front_perms(x.ndim, axis % x.ndim)
     return x.transpose(perm).astype(np.result_type(x, np.float32), order="C"), back
+
+
+@functools.cache
+def _front_perms(ndim: int, ax: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    return (ax, *range(ax), *range(ax + 1, ndim)), (*range(1, ax + 1), 0, *range(ax + 1, ndim))
 
 
 def exp_shifted(xt):
