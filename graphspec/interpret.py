@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gc
 import math
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
@@ -192,35 +191,39 @@ class Plan:
         addmm and in-place activations do. In the backward pass, a value is released after
         the last step that reads it (its shape included), and a node's cotangent after its
         own step, so peak memory falls as the pass goes."""
-        steps, first = self.steps, self.first_node
-        consumers = Counter(a for step in steps for a in step.args)
-        producer = {step.out: OPS[step.op] for step in steps}
-        backward = {out for out, _, _ in self._bsteps}  # steps whose VJPs run
+        steps, first, n = self.steps, self.first_node, len(self.names)  # steps[s - first] makes slot s
+        uses = [0] * n
+        for step in steps:
+            for a in step.args:
+                uses[a] += 1
+        backward = [False] * n  # steps whose VJPs run
+        for out, _, _ in self._bsteps:
+            backward[out] = True
         self._reuse_fsteps = list(self._fsteps)
         for k, step in enumerate(steps if avals is not None else ()):
             op = OPS[step.op]
             if op.forward_out is None or avals.get(step.name) is None or avals[step.name].shape is None:
                 continue
             for p, s in enumerate(step.args):
-                if s < first or s in keep or consumers[s] != 1 or avals.get(self.names[s]) != avals[step.name]:
+                if s < first or uses[s] != 1 or s in keep or avals.get(self.names[s]) != avals[step.name]:
                     continue
-                if s in backward and producer[s].reads_value("ans"):
+                if backward[s] and OPS[steps[s - first].op].reads_value("ans"):
                     continue
-                if step.out in backward and (p >= len(op.arg_names) or op.reads_value(op.arg_names[p])):
+                if backward[step.out] and (p >= len(op.arg_names) or op.reads_value(op.arg_names[p])):
                     continue
                 self._reuse_fsteps[k] = (_into(_bind(op.forward_out, step.attrs), step.forward, p), *self._fsteps[k][1:])
                 break
-        by_out = {step.out: step for step in steps}
-        last: dict[int, int] = {}
+        last = [-1] * n  # the last backward step that reads each slot
         for i, (out, _, _) in enumerate(self._bsteps):
-            for s in (out, *by_out[out].args):
+            last[out] = i
+            for s in steps[out - first].args:
                 last[s] = i
         done: list[list[int]] = [[] for _ in self._bsteps]
-        for s, i in last.items():
-            if s >= first and s not in keep:
-                done[i].append(s)
+        for s in range(first, n):
+            if last[s] >= 0 and s not in keep:
+                done[last[s]].append(s)
         self._release = [tuple(d) for d in done]
-        self._release_first = tuple(s for s in range(first, len(self.names)) if s not in last and s not in keep)
+        self._release_first = tuple(s for s in range(first, n) if last[s] < 0 and s not in keep)
 
     # -- forward -----------------------------------------------------------------------------
 
