@@ -198,7 +198,7 @@ class Graph:
         vals = self.plan.forward(leaf_values, reuse)
         # surely_finite is one cheap reduction per target; the exact scan runs only on a doubt,
         # on a pass that keeps every value
-        if check_finite != "off" and not all(surely_finite(vals[s]) for s in self._finite_slots[0]):
+        if check_finite != "off" and not surely_finite(*[vals[s] for s in self._finite_slots[0]]):
             self._nonfinite(self.plan.nonfinite_error(self.plan.forward(leaf_values) if reuse else vals), check_finite)
         return vals
 
@@ -242,7 +242,7 @@ class Graph:
             raise SpecError("this spec has no loss to differentiate", loc="loss")
         leaf_values = vals[: self.plan.n_leaves]
         ct = self.plan.backward(vals, self.loss, self.seed, release)
-        if check_finite != "off" and not all(ct[s] is None or surely_finite(ct[s]) for s in self._finite_slots[1]):
+        if check_finite != "off" and not surely_finite(*[ct[s] for s in self._finite_slots[1]]):
             if release:  # locating the first inf needs every value and cotangent: a full pass, on this path only
                 vals = self.plan.forward(leaf_values)
                 ct = self.plan.backward(vals, self.loss, self.seed)

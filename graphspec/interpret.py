@@ -60,23 +60,30 @@ def _into(forward_out: Callable[..., Any], forward: Callable[..., Any], p: int) 
     return step
 
 
-def surely_finite(v: Any) -> bool:
-    """True when ``v`` holds no inf or nan (ints and bools always). One pass and no temporary
-    array: a sum of squares (a BLAS dot, the fastest reduction numpy has: 17 us for 200,000
-    floats against 24-48 us for isfinite().all()) is finite when every term is, unless finite
-    terms overflow (|x| > 1e19 in float32); so False means "maybe", and callers confirm with
-    the exact `first_nonfinite`."""
-    if not isinstance(v, np.ndarray | np.generic):
-        v = np.asarray(v)
-    if v.dtype.kind != "f":
-        return True
-    if v.ndim == 0:
-        return math.isfinite(v)
-    if v.flags.c_contiguous:
-        flat = v.reshape(-1)
-        with np.errstate(over="ignore"):  # an overflow here only means "maybe": no warning for the user
-            return math.isfinite(np.dot(flat, flat))
-    return bool(np.isfinite(v).all())
+def surely_finite(*values: Any) -> bool:
+    """True when no value holds inf or nan (ints, bools and None always pass). One pass each and
+    no temporary array: a sum of squares (a BLAS dot, the fastest reduction numpy has: 17 us for
+    200,000 floats against 24-48 us for isfinite().all()) is finite when every term is, unless
+    finite terms overflow (|x| > 1e19 in float32); so False means "maybe", and callers confirm
+    with the exact `first_nonfinite`. One errstate for all the values (1 us each)."""
+    with np.errstate(over="ignore"):  # an overflow here only means "maybe": no warning for the user
+        for v in values:
+            if v is None:
+                continue
+            if not isinstance(v, np.ndarray | np.generic):
+                v = np.asarray(v)
+            if v.dtype.kind != "f":
+                continue
+            if v.ndim == 0:
+                ok = math.isfinite(v)
+            elif v.flags.c_contiguous:
+                flat = v if v.ndim == 1 else v.reshape(-1)
+                ok = math.isfinite(np.dot(flat, flat))
+            else:
+                ok = bool(np.isfinite(v).all())
+            if not ok:
+                return False
+    return True
 
 
 class Step(NamedTuple):  # a tuple: a 100,000-node plan builds 100,000 of them
