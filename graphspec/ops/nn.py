@@ -96,7 +96,7 @@ def _checked(labels, n):
     labels = np.asarray(labels)
     # as unsigned, a negative label is huge: one max checks both ends of the range
     unsigned = labels.view(f"u{labels.itemsize}") if labels.dtype.kind == "i" else labels
-    if labels.size and (unsigned.max() >= n or labels.min() < 0):
+    if labels.size and (unsigned.max() >= n or (labels.dtype.kind not in "iu" and labels.min() < 0)):
         bad = labels[(labels < 0) | (labels >= n)].flat[0]
         raise ValueError(f"label {bad} is out of range for {n} classes (0..{n - 1})")
     return labels
