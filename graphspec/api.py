@@ -159,7 +159,7 @@ class Graph:
         return out
 
     def _check_shapes(self, leaf_values: list[Any]) -> None:
-        key = tuple(np.shape(v) for v in leaf_values)
+        key = tuple([np.shape(v) for v in leaf_values])
         if key in self._checked_shapes:
             return
         dims: dict[str, int] = {}
