@@ -240,11 +240,10 @@ class Graph:
         cotangents are dropped as it goes, so only the leaves' cotangents are left."""
         if self.loss is None:
             raise SpecError("this spec has no loss to differentiate", loc="loss")
-        leaf_values = vals[: self.plan.n_leaves]
         ct = self.plan.backward(vals, self.loss, self.seed, release)
         if check_finite != "off" and not surely_finite(*[ct[s] for s in self._finite_slots[1]]):
-            if release:  # locating the first inf needs every value and cotangent: a full pass, on this path only
-                vals = self.plan.forward(leaf_values)
+            if release:  # locating the first inf needs every value and cotangent: a full pass (leaves are never released)
+                vals = self.plan.forward(vals[: self.plan.n_leaves])
                 ct = self.plan.backward(vals, self.loss, self.seed)
             self._nonfinite(self.plan.gradient_nonfinite_error(vals, ct, self.loss), check_finite)
         return ct
