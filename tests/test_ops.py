@@ -301,6 +301,19 @@ def test_vjps_read_only_what_the_op_declares(name, args, attrs):
             np.testing.assert_array_equal(op.vjp_for(i)(g, fake_ans, *fake, **kw), op.vjp_for(i)(g, ans, *args, **kw))
 
 
+@pytest.mark.parametrize(("name", "args", "attrs"), CASES)
+def test_forward_never_hands_back_an_argument_s_buffer(name, args, attrs):
+    """The interpreter writes into a node's buffer when it owns one (Plan._plan_memory): a
+    forward that returned its argument itself (a leaf, say) would let it write into the user's array."""
+    op, kw = OPS[name], bind(name, args, attrs)
+    with np.errstate(all="ignore"):
+        ans = op.forward(*args, **kw)
+    for a in args:
+        assert ans is not a
+        if isinstance(ans, np.ndarray) and isinstance(a, np.ndarray) and ans.base is None:
+            assert not np.shares_memory(ans, a)
+
+
 @pytest.mark.parametrize(("name", "args", "attrs"), [c for c in CASES if OPS[c.values[0]].forward_out is not None])
 def test_forward_out_writes_the_forward_result(name, args, attrs):
     op, kw = OPS[name], bind(name, args, attrs)
