@@ -13,10 +13,10 @@ import numpy as np
 from ..interpret import Step
 from ..ops import OPS, unbroadcast
 from .context import _Ctx
-from .results import FAIL, KINK, PASS, TOLERANCES, NodeCheck
+from .results import FAIL, KINK, PASS, TOLERANCES, UNCLEAR, NodeCheck
 
 FD_TOL = TOLERANCES["float64"]  # node-local checks run in float64 whatever the graph's dtype
-_TRIAL_RANK = {KINK: 0, PASS: 1, FAIL: 2}
+_TRIAL_RANK = {KINK: 0, UNCLEAR: 0, PASS: 1, FAIL: 2}
 
 
 def _arg_positions(step: Step, entries: Sequence[tuple[int, Any]]) -> list[tuple[int, Any]]:
@@ -82,12 +82,16 @@ def _local(ctx: _Ctx, step: Step, i: int, vjp: Any, jvp: Any, trials: int = 3) -
         for mode, a in sides.items():
             if isinstance(a, str):
                 check = NodeCheck(step.name, step.op, i, label, mode, math.nan, num, math.inf, FAIL, a)
+            elif not (math.isfinite(a) and math.isfinite(num)):  # a pole, or a stencil past the op's domain
+                check = NodeCheck(step.name, step.op, i, label, mode, a, num, math.nan, UNCLEAR,
+                                  "not finite at this point: a pole, or the stencil leaves the op's domain")
             else:
                 rel = abs(a - num) / max(abs(a), abs(num), atol / FD_TOL.rtol)
                 status = PASS if rel <= FD_TOL.rtol else KINK if crossed else FAIL
                 check = NodeCheck(step.name, step.op, i, label, mode, a, num, rel, status)
             prev = best.get(mode)
-            # a trial that crossed a kink says nothing; a pass beats it, a clean failure beats both
+            # a trial that crossed a kink or met a non-finite number says nothing; a pass beats it, a
+            # clean failure beats both
             if prev is None or _TRIAL_RANK[check.status] > _TRIAL_RANK[prev.status]:
                 best[mode] = check
     return list(best.values())

@@ -121,7 +121,7 @@ class Report:
     notes: list[str]
     seconds: float = 0.0
     evaluations: int = 0  # perturbed forward rows evaluated
-    error: str = ""  # the analytic side could not be computed (a VJP or JVP raised)
+    error: str = ""  # the check could not be made (a VJP or JVP raised, a non-finite value at the point)
 
     @property
     def status(self) -> str:
