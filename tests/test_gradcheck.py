@@ -469,6 +469,24 @@ def test_non_finite_loss_fails_and_names_the_node() -> None:
     assert rep.checks == [] and rep.blamed == []
 
 
+@pytest.mark.parametrize("op", ["log", "sqrt"])
+def test_points_near_a_domain_edge_are_differenced_with_a_relative_step(op: str) -> None:
+    """x = 1e-9: x - eps is past the edge of log's and sqrt's domain (a nan difference); the
+    checker retakes the element with h = eps |x| and says so."""
+    s = spec({"y": {"op": op, "args": ["x"]}, "L": {"op": "sum", "args": ["y"]}}, "L", x=np.array([1e-9, 2.0]))
+    rep = gradcheck(s)
+    assert rep.ok, rep.text()
+    assert any("edge of an op's domain" in n for n in rep.checks[0].notes)
+
+
+def test_a_wrong_gradient_near_a_domain_edge_still_fails() -> None:
+    with broken("log", vjp=(lambda g, ans, x: g / (2 * x),)):
+        g = graphspec.load(spec({"y": {"op": "log", "args": ["x"]}, "L": {"op": "sum", "args": ["y"]}}, "L",
+                                x=np.array([1e-9, 2.0])))
+    rep = gradcheck(g)
+    assert rep.status == FAIL and blamed(rep) == {"y"}
+
+
 def test_a_pole_inside_the_graph_is_unclear_not_blamed() -> None:
     """sqrt at 0 has an infinite slope: its node check can only be UNCLEAR, never a claim that sqrt's VJP is wrong."""
     s = spec({"r": {"op": "sqrt", "args": ["x"]}, "L": {"op": "sum", "args": ["r"]}}, "L", x=np.array([0.0, 4.0]))

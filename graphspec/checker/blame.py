@@ -68,13 +68,18 @@ def _local(ctx: _Ctx, step: Step, i: int, vjp: Any, jvp: Any, trials: int = 3) -
     best: dict[str, NodeCheck] = {}
     for _ in range(trials):
         u = ctx.rng.normal(size=np.shape(ans))
-        v = ctx.rng.normal(size=x.shape) * np.maximum(1.0, np.abs(x))
+        r = ctx.rng.normal(size=x.shape)
         h = ctx.tol.eps
         with np.errstate(all="ignore"):
-            ap = [*args[:i], x + h * v, *args[i + 1:]]
-            am = [*args[:i], x - h * v, *args[i + 1:]]
-            fp, fm = step.forward(*ap), step.forward(*am)
-            num = float(np.sum(u * fp) - np.sum(u * fm)) / (2 * h)
+            # a step scaled to max(1, |x|); when that leaves the op's domain (log at 1e-9), one
+            # scaled to |x| itself
+            for v in (r * np.maximum(1.0, np.abs(x)), r * np.abs(x)):
+                ap = [*args[:i], x + h * v, *args[i + 1:]]
+                am = [*args[:i], x - h * v, *args[i + 1:]]
+                fp, fm = step.forward(*ap), step.forward(*am)
+                num = float(np.sum(u * fp) - np.sum(u * fm)) / (2 * h)
+                if math.isfinite(num):
+                    break
             crossed = branch is not None and np.any(np.asarray(branch(fp, *ap, **step.attrs))
                                                     != np.asarray(branch(fm, *am, **step.attrs)))
             atol = ctx.tol.atol * max(1.0, float(np.sum(np.abs(u * ans))))
