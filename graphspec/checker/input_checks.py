@@ -7,7 +7,7 @@ import numpy as np
 
 from .classify import _classify, _compare, _input_check, _kink_mask, _Numbers
 from .context import _Ctx
-from .differences import _FD, Delta, _columns, _fd, _one_hot
+from .differences import Delta, _columns, _fd, _one_hot
 from .results import FAIL, PASS, InputCheck
 from .targets import _Target
 
@@ -18,7 +18,23 @@ def _elements(ctx: _Ctx, n: int) -> np.ndarray:
     return np.sort(ctx.rng.choice(n, size=ctx.max_elements, replace=False))
 
 
-def _richardson(ctx: _Ctx, name: str, targets: list[_Target], numbers: list[_Numbers], fd: _FD, idx: np.ndarray,
+def _take_back(ctx: _Ctx, targets: list[_Target], numbers: list[_Numbers], cols: np.ndarray, scale: np.ndarray,
+               retaken: list[np.ndarray]) -> list[int]:
+    """Failing elements in ``cols`` whose retaken difference (one (T, len(cols)) array per target)
+    agrees with the analytic gradient become PASS, with the new numbers. Returns how many per target."""
+    fixed = []
+    for t, n, num in zip(targets, numbers, retaken, strict=True):
+        atol = ctx.tol.atol * np.maximum(1.0, np.abs(t.f0[:, None])) / scale[cols]
+        abs_err, rel, fail = _compare(ctx.tol, n.ana[:, cols], num, atol)
+        back = (n.status[:, cols] == FAIL) & ~fail
+        for arr, new in ((n.num, num), (n.abs_err, abs_err), (n.rel, rel)):
+            arr[:, cols] = np.where(back, new, arr[:, cols])
+        n.status[:, cols] = np.where(back, PASS, n.status[:, cols])
+        fixed.append(int(back.sum()))
+    return fixed
+
+
+def _richardson(ctx: _Ctx, name: str, targets: list[_Target], numbers: list[_Numbers], idx: np.ndarray,
                 h: np.ndarray, scale: np.ndarray) -> list[int]:
     """Re-take the elements that failed with h/2 and extrapolate, (4 D(h/2) - D(h)) / 3, error O(h^4): a
     truncation error (a steep function, a big step) goes away, a wrong gradient does not. Updates
@@ -27,19 +43,8 @@ def _richardson(ctx: _Ctx, name: str, targets: list[_Target], numbers: list[_Num
     if not cols.size or cols.size > 2000:
         return [0] * len(targets)
     half = _fd(ctx, {ctx.plan.slot[name]: _one_hot(idx[cols], h[cols] / 2)}, cols.size, targets)
-    fixed = []
-    for ti, (t, n) in enumerate(zip(targets, numbers, strict=True)):
-        d1 = n.num[:, cols]
-        d2 = (half.plus[ti] - half.minus[ti]) / h[cols]
-        rich = (4 * d2 - d1) / 3
-        atol = ctx.tol.atol * np.maximum(1.0, np.abs(t.f0[:, None])) / scale[cols]
-        abs_err, rel, fail = _compare(ctx.tol, n.ana[:, cols], rich, atol)
-        back = (n.status[:, cols] == FAIL) & ~fail
-        for arr, new in ((n.num, rich), (n.abs_err, abs_err), (n.rel, rel)):
-            arr[:, cols] = np.where(back, new, arr[:, cols])
-        n.status[:, cols] = np.where(back, PASS, n.status[:, cols])
-        fixed.append(int(back.sum()))
-    return fixed
+    rich = [(4 * (half.plus[ti] - half.minus[ti]) / h[cols] - n.num[:, cols]) / 3 for ti, n in enumerate(numbers)]
+    return _take_back(ctx, targets, numbers, cols, scale, rich)
 
 
 def _near_edge(ctx: _Ctx, name: str, targets: list[_Target], numbers: list[_Numbers], idx: np.ndarray,
@@ -55,17 +60,8 @@ def _near_edge(ctx: _Ctx, name: str, targets: list[_Target], numbers: list[_Numb
         return [0] * len(targets)
     h = ctx.tol.eps * x[cols]
     near = _fd(ctx, {ctx.plan.slot[name]: _one_hot(idx[cols], h)}, cols.size, targets)
-    fixed = []
-    for ti, (t, n) in enumerate(zip(targets, numbers, strict=True)):
-        num = (near.plus[ti] - near.minus[ti]) / (2 * h)
-        atol = ctx.tol.atol * np.maximum(1.0, np.abs(t.f0[:, None])) / scale[cols]
-        abs_err, rel, fail = _compare(ctx.tol, n.ana[:, cols], num, atol)
-        back = (n.status[:, cols] == FAIL) & ~fail
-        for arr, new in ((n.num, num), (n.abs_err, abs_err), (n.rel, rel)):
-            arr[:, cols] = np.where(back, new, arr[:, cols])
-        n.status[:, cols] = np.where(back, PASS, n.status[:, cols])
-        fixed.append(int(back.sum()))
-    return fixed
+    return _take_back(ctx, targets, numbers, cols, scale,
+                      [(near.plus[ti] - near.minus[ti]) / (2 * h) for ti in range(len(targets))])
 
 
 def _full(ctx: _Ctx, name: str, targets: list[_Target]) -> list[InputCheck]:
@@ -78,7 +74,7 @@ def _full(ctx: _Ctx, name: str, targets: list[_Target]) -> list[InputCheck]:
     numbers = [_classify(ctx.tol, t.f0, fd.plus[ti], fd.minus[ti], h, scale, t.grads[name][:, idx], crossed)
                for ti, t in enumerate(targets)]
     edge = _near_edge(ctx, name, targets, numbers, idx, scale)
-    fixed = _richardson(ctx, name, targets, numbers, fd, idx, h, scale) if ctx.refine else [0] * len(targets)
+    fixed = _richardson(ctx, name, targets, numbers, idx, h, scale) if ctx.refine else [0] * len(targets)
     notes = [[f"{f} element(s) passed only after Richardson extrapolation (h and h/2): the function is steep "
               "there, the gradient is right"] * bool(f)
              + [f"{e} element(s) near the edge of an op's domain (x - h past it) were differenced with h = eps |x|"]
