@@ -265,21 +265,20 @@ class Plan:
         with np.errstate(all="ignore"):
             for k, (out, get, vjps) in enumerate(self._bsteps):
                 g = ct[out]
-                if g is None:
-                    continue
-                ans = vals[out]
-                argv = get(vals)
-                for i, s, vjp in vjps:
-                    gi = vjp(g, ans, *argv)
-                    x = argv[i]
-                    try:  # the common case, checked without a call
-                        fits = gi.shape == x.shape and gi.dtype == x.dtype
-                    except AttributeError:
-                        fits = False
-                    if not fits:
-                        gi = _fit(gi, x)
-                    prev = ct[s]
-                    ct[s] = gi if prev is None else prev + gi  # never in place: VJPs may alias g
+                if g is not None:  # else the loss does not depend on this step
+                    ans = vals[out]
+                    argv = get(vals)
+                    for i, s, vjp in vjps:
+                        gi = vjp(g, ans, *argv)
+                        x = argv[i]
+                        try:  # the common case, checked without a call
+                            fits = gi.shape == x.shape and gi.dtype == x.dtype
+                        except AttributeError:
+                            fits = False
+                        if not fits:
+                            gi = _fit(gi, x)
+                        prev = ct[s]
+                        ct[s] = gi if prev is None else prev + gi  # never in place: VJPs may alias g
                 if release:
                     ct[out] = None
                     for s in self._release[k]:

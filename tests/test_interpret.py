@@ -748,13 +748,15 @@ def test_reuse_falls_back_when_runtime_shapes_broadcast_past_the_buffer():
 def test_release_leaves_only_leaf_cotangents_and_kept_values():
     spec = {"inputs": {"x": {"value": [0.5, -1.0, 2.0]}},
             "nodes": {"a": {"op": "tanh", "args": ["x"]}, "b": {"op": "exp", "args": ["a"]},
-                      "l": {"op": "sum", "args": ["b"]}}, "outputs": ["a"], "loss": "l"}
+                      "l": {"op": "sum", "args": ["b"]},
+                      "u": {"op": "sin", "args": ["x"]}, "o": {"op": "exp", "args": ["u"]}},  # off the loss's path
+            "outputs": ["a", "o"], "loss": "l"}
     graph = load(**spec)
     plan = graph.plan
     vals = plan.forward([np.array([0.5, -1.0, 2.0])], reuse=True)
     ct = plan.backward(vals, "l", graph.seed, release=True)
     assert [plan.names[i] for i, v in enumerate(ct) if v is not None] == ["x"]
-    assert [plan.names[i] for i, v in enumerate(vals) if v is not None] == ["x", "a", "l"]
+    assert [plan.names[i] for i, v in enumerate(vals) if v is not None] == ["x", "a", "l", "o"]
 
 
 def test_value_and_grad_holds_less_memory_than_keeping_every_value():
