@@ -794,3 +794,16 @@ def test_value_and_grad_holds_less_memory_than_keeping_every_value():
             tracemalloc.stop()
         del out
     assert peaks[0] < 0.6 * peaks[1], peaks
+
+
+def test_a_nonfinite_value_in_a_reused_buffer_is_blamed_on_the_step_that_made_it():
+    """z = a + c overflows into a's buffer (reuse); the warning names z (add), not a (matmul),
+    because the search for the first non-finite value reruns the pass keeping every value."""
+    spec = {"inputs": {"x": {"value": [[1e308, 1.0]]}, "W": {"value": [[1.0], [0.0]]}, "c": {"value": [1e308]}},
+            "nodes": {"a": {"op": "matmul", "args": ["x", "W"]}, "z": {"op": "add", "args": ["a", "c"]},
+                      "l": {"op": "sum", "args": ["z"]}}, "loss": "l"}
+    graph = load(**spec)
+    assert "z" in _reused(graph)
+    for call in (graph.run, graph.value_and_grad):
+        with pytest.warns(NonFiniteWarning, match="nodes.z.*produced by add"):
+            call()
