@@ -13,7 +13,7 @@ import gc
 import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from functools import partial
+from functools import cached_property, partial
 from operator import itemgetter
 from typing import Any, NamedTuple
 
@@ -99,6 +99,12 @@ class Step(NamedTuple):  # a tuple: a 100,000-node plan builds 100,000 of them
     attrs: dict[str, Any]
 
 
+class MemoryPlan(NamedTuple):
+    fsteps: list[Any]  # the forward steps, some writing into a dead argument's buffer
+    release: list[tuple[int, ...]]  # per backward step: the slots no later step reads
+    release_first: tuple[int, ...]  # node slots the backward pass never reads
+
+
 @contextmanager
 def gc_paused() -> Iterator[None]:
     """Building a plan allocates a few small objects per node and no cycles; the cyclic
@@ -124,7 +130,8 @@ class Plan:
         (outputs, the loss), which are never overwritten or released."""
         with gc_paused():
             self._build(leaves, nodes, order, attrs, wrt, float_leaves)
-            self._plan_memory(avals, {self.slot[n] for n in keep if n in self.slot})
+        # worked out on the first reusing call: validate, draw and evaluate never need it
+        self._memory_args = (avals, {self.slot[n] for n in keep if n in self.slot})
 
     def _build(self, leaves: Sequence[str], nodes: dict[str, Node], order: Sequence[str],
                attrs: dict[str, dict[str, Any]], wrt: Sequence[str], float_leaves: set[str]) -> None:
@@ -190,7 +197,14 @@ class Plan:
         self._bsteps.reverse()
         self.first_node = len(self.names) - len(order)
 
-    def _plan_memory(self, avals: dict[str, Aval] | None, keep: set[int]) -> None:
+    @cached_property
+    def memory(self) -> MemoryPlan:
+        """The buffer reuse and release schedule (built once, with the cyclic GC paused: 0.2 s
+        for 100,000 nodes, 1.1 s with it running)."""
+        with gc_paused():
+            return self._plan_memory(*self._memory_args)
+
+    def _plan_memory(self, avals: dict[str, Aval] | None, keep: set[int]) -> MemoryPlan:
         """Buffer reuse and early release, both from what each op's VJPs read (`Op.reads`).
 
         A step may write its result into an argument's buffer when that argument is a node
@@ -208,7 +222,7 @@ class Plan:
         backward = [False] * n  # steps whose VJPs run
         for out, _, _ in self._bsteps:
             backward[out] = True
-        self._reuse_fsteps = list(self._fsteps)
+        reuse_fsteps = list(self._fsteps)
         for k, step in enumerate(steps if avals is not None else ()):
             op = OPS[step.op]
             if op.forward_out is None or avals.get(step.name) is None or avals[step.name].shape is None:
@@ -220,7 +234,7 @@ class Plan:
                     continue
                 if backward[step.out] and (p >= len(op.arg_names) or op.reads_value(op.arg_names[p])):
                     continue
-                self._reuse_fsteps[k] = (_into(_bind(op.forward_out, step.attrs), step.forward, p), *self._fsteps[k][1:])
+                reuse_fsteps[k] = (_into(_bind(op.forward_out, step.attrs), step.forward, p), *self._fsteps[k][1:])
                 break
         last = [-1] * n  # the last backward step that reads each slot
         for i, (out, _, _) in enumerate(self._bsteps):
@@ -231,8 +245,8 @@ class Plan:
         for s in range(first, n):
             if last[s] >= 0 and s not in keep:
                 done[last[s]].append(s)
-        self._release = [tuple(d) for d in done]
-        self._release_first = tuple(s for s in range(first, n) if last[s] < 0 and s not in keep)
+        return MemoryPlan(reuse_fsteps, [tuple(d) for d in done],
+                          tuple(s for s in range(first, n) if last[s] < 0 and s not in keep))
 
     # -- forward -----------------------------------------------------------------------------
 
@@ -244,7 +258,7 @@ class Plan:
         i = 0
         try:
             with np.errstate(all="ignore"):  # non-finite values are reported by node, below
-                for i, (fwd, get, out) in enumerate(self._reuse_fsteps if reuse else self._fsteps):  # noqa: B007
+                for i, (fwd, get, out) in enumerate(self.memory.fsteps if reuse else self._fsteps):  # noqa: B007
                     vals[out] = fwd(*get(vals))
         except Exception as e:  # numpy's message, located at the node that raised it
             step = self.steps[i]
@@ -260,7 +274,8 @@ class Plan:
         ct: list[Any] = [None] * len(vals)
         ct[self.slot[loss]] = seed
         if release:
-            for s in self._release_first:
+            released = self.memory.release
+            for s in self.memory.release_first:
                 vals[s] = None
         with np.errstate(all="ignore"):
             for k, (out, get, vjps) in enumerate(self._bsteps):
@@ -281,7 +296,7 @@ class Plan:
                         ct[s] = gi if prev is None else prev + gi  # never in place: VJPs may alias g
                 if release:
                     ct[out] = None
-                    for s in self._release[k]:
+                    for s in released[k]:
                         vals[s] = None
         return ct
 

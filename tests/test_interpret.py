@@ -686,11 +686,11 @@ def test_a_label_out_of_range_is_an_input_error_at_its_node():
         graph.grad(y=[0, -1, 1, 0])  # negative labels do not wrap around
 
 
-# --- buffer reuse and early release (Plan._plan_memory) ---------------------------------------------
+# --- buffer reuse and early release (Plan.memory) ---------------------------------------------
 
 def _reused(graph) -> list[str]:
     p = graph.plan
-    return [p.names[out] for (f, _, out), (f0, _, _) in zip(p._reuse_fsteps, p._fsteps, strict=True) if f is not f0]
+    return [p.names[out] for (f, _, out), (f0, _, _) in zip(p.memory.fsteps, p._fsteps, strict=True) if f is not f0]
 
 
 def _same_as_evaluate(graph, **inputs):

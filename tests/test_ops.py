@@ -284,7 +284,7 @@ def test_jvp(name, args, attrs):
 
 @pytest.mark.parametrize(("name", "args", "attrs"), [c for c in CASES if OPS[c.values[0]].reads is not None])
 def test_vjps_read_only_what_the_op_declares(name, args, attrs):
-    """`reads` lets the interpreter write over the other values (Plan._plan_memory): a VJP
+    """`reads` lets the interpreter write over the other values (Plan.memory): a VJP
     given garbage in their place must not notice."""
     op, kw = OPS[name], bind(name, args, attrs)
     with np.errstate(all="ignore"):
@@ -303,7 +303,7 @@ def test_vjps_read_only_what_the_op_declares(name, args, attrs):
 
 @pytest.mark.parametrize(("name", "args", "attrs"), CASES)
 def test_forward_never_hands_back_an_argument_s_buffer(name, args, attrs):
-    """The interpreter writes into a node's buffer when it owns one (Plan._plan_memory): a
+    """The interpreter writes into a node's buffer when it owns one (Plan.memory): a
     forward that returned its argument itself (a leaf, say) would let it write into the user's array."""
     op, kw = OPS[name], bind(name, args, attrs)
     with np.errstate(all="ignore"):
