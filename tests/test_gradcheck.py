@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from bench_models import mlp_nodes
 
 import graphspec
 from graphspec.checker import FAIL, KINK, PASS, UNCLEAR, Tolerance, gradcheck
@@ -30,21 +31,14 @@ def mlp_spec(dtype: str = "float64", batch: int = 8, sizes: tuple[int, ...] = (4
              seed: int = 0) -> dict:
     """An MLP with softmax cross-entropy: X -> (matmul, add bias, act) ... -> logits."""
     r = np.random.default_rng(seed)
-    params, nodes = {}, {}
-    h = "X"
+    params = {}
     for i, (a, b) in enumerate(itertools.pairwise(sizes), start=1):
         params[f"W{i}"] = {**_val(r.normal(size=(a, b)) / np.sqrt(a)), "dtype": dtype}
         params[f"b{i}"] = {**_val(r.normal(size=(b,)) * 0.1), "dtype": dtype}
-        nodes[f"a{i}"] = {"op": "matmul", "args": [h, f"W{i}"]}
-        nodes[f"z{i}"] = {"op": "add", "args": [f"a{i}", f"b{i}"]}
-        h = f"z{i}"
-        if i < len(sizes) - 1:
-            nodes[f"h{i}"] = {"op": act, "args": [h]}
-            h = f"h{i}"
-    nodes["loss"] = {"op": "softmax_cross_entropy", "args": [h, "y"]}
     inputs = {"X": {**_val(r.normal(size=(batch, sizes[0]))), "dtype": dtype, "grad": False},
               "y": {"value": r.integers(0, sizes[-1], size=batch).tolist(), "dtype": "int64"}}
-    return {"graphspec": "1", "name": "mlp", "inputs": inputs, "params": params, "nodes": nodes, "loss": "loss"}
+    return {"graphspec": "1", "name": "mlp", "inputs": inputs, "params": params, "nodes": mlp_nodes(sizes, act),
+            "loss": "loss"}
 
 
 def spec(nodes: dict, loss: str | None = None, **leaves: np.ndarray) -> dict:

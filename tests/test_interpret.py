@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import reference
 from autograd import make_jvp, make_vjp
+from bench_models import mlp_nodes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reference import REF, RTOL
@@ -770,18 +771,8 @@ def test_value_and_grad_holds_less_memory_than_keeping_every_value():
     params = {f"W{i}": {"value": (rng.normal(size=(a, b)) / np.sqrt(a)).tolist()}
               for i, (a, b) in enumerate(itertools.pairwise(sizes), 1)}
     params |= {f"b{i}": {"value": np.zeros(b).tolist()} for i, b in enumerate(sizes[1:], 1)}
-    nodes = {}
-    h = "X"
-    for i in range(1, len(sizes)):
-        nodes[f"a{i}"] = {"op": "matmul", "args": [h, f"W{i}"]}
-        nodes[f"z{i}"] = {"op": "add", "args": [f"a{i}", f"b{i}"]}
-        h = f"z{i}"
-        if i < len(sizes) - 1:
-            nodes[f"h{i}"] = {"op": "relu", "args": [h]}
-            h = f"h{i}"
-    nodes["loss"] = {"op": "softmax_cross_entropy", "args": [h, "y"]}
     graph = load(inputs={"X": {"shape": ["N", 64], "grad": False}, "y": {"shape": ["N"], "dtype": "int64"}},
-                 params=params, nodes=nodes, loss="loss")
+                 params=params, nodes=mlp_nodes(sizes, "relu"), loss="loss")
     X, y = rng.normal(size=(512, 64)), rng.integers(0, 10, 512)
     peaks = []
     for call in (graph.value_and_grad, graph.evaluate):

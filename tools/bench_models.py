@@ -1,6 +1,7 @@
-"""The MLP graph the benchmarks share: matmul, bias add and an activation per layer, softmax
-cross-entropy on the last one. W2 (tools/bench.py) and W7 (tools/bench_gradcheck.py) differ only
-in sizes, activation and how the params are declared."""
+"""The MLP graph the benchmarks and the tests share: matmul, bias add and an activation per
+layer, softmax cross-entropy on the last one. W2 (tools/bench.py), W7 (tools/bench_gradcheck.py)
+and the tests' MLPs (tests/ import it: pytest puts tools/ on the path) differ only in sizes,
+activation and how the params are declared."""
 
 from __future__ import annotations
 
