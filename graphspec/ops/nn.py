@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from .reductions import class_first, exp_shifted
+from .reductions import class_first, exp_shifted, shifted
 from .registry import WEAK, Attr, Aval, RuleError, broadcast_shapes, check_axis, defop, float_dtype, fmt_shape, is_float, no_bool
 
 REDUCTION = Attr("enum", "mean", choices=("mean", "sum", "none"))
@@ -19,10 +19,7 @@ REDUCTION = Attr("enum", "mean", choices=("mean", "sum", "none"))
 
 def log_softmax(x, *, axis=-1):
     xt, back = class_first(x, axis)
-    m = xt.max(axis=0)
-    if not np.isfinite(m).all():
-        m = np.where(np.isfinite(m), m, 0)
-    np.subtract(xt, m, out=xt)
+    xt, _ = shifted(xt)
     np.subtract(xt, np.log(np.exp(xt).sum(axis=0)), out=xt)
     return np.ascontiguousarray(xt.transpose(back))
 
@@ -79,13 +76,14 @@ def _reduce(per, reduction):
     return per
 
 
-def _per_example(g, per_shape, reduction):
-    """The cotangent of each per-example loss, given the cotangent of the reduced loss."""
+def _per_example(g, per_shape, reduction, broadcast=True):
+    """The cotangent of each per-example loss, given the cotangent of the reduced loss (with
+    ``broadcast=False``, a reduced loss's one value, left for the caller's product to broadcast)."""
     if reduction == "none":
         return g
     if reduction == "mean":
         g = g / max(int(math.prod(per_shape)), 1)  # a Python int: float32 stays float32
-    return np.broadcast_to(g, per_shape)
+    return np.broadcast_to(g, per_shape) if broadcast else g
 
 
 def _integer(labels) -> bool:
@@ -196,7 +194,7 @@ def _xent_dlogits(logits, labels, axis):
 def _xent_vjp_logits(g, ans, logits, labels, *, axis, reduction):
     d, back = _xent_dlogits_first(logits, labels, axis)
     # the per-example cotangents broadcast over the leading class axis as they are
-    pe = g / max(math.prod(_per_shape(logits, axis)), 1) if reduction == "mean" else g
+    pe = _per_example(g, _per_shape(logits, axis), reduction, broadcast=False)
     if np.result_type(d, pe) == d.dtype:
         d *= pe
     else:

@@ -102,13 +102,19 @@ def _front_perms(ndim: int, ax: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
     return (ax, *range(ax), *range(ax + 1, ndim)), (*range(1, ax + 1), 0, *range(ax + 1, ndim))
 
 
-def exp_shifted(xt):
-    """In place: ``xt`` (class axis first) minus its max over that axis, exponentiated; and the
-    max, kept finite (0) for all -inf or +inf rows so that they give -inf or inf, not nan."""
+def shifted(xt):
+    """In place: ``xt`` (class axis first) minus its max over that axis; and the max, kept
+    finite (0) for all -inf or +inf rows so that they give -inf or inf, not nan."""
     m = xt.max(axis=0)
     if not np.isfinite(m).all():
         m = np.where(np.isfinite(m), m, 0)
     np.subtract(xt, m, out=xt)
+    return xt, m
+
+
+def exp_shifted(xt):
+    """`shifted`, exponentiated in place."""
+    xt, m = shifted(xt)
     np.exp(xt, out=xt)
     return xt, m
 
