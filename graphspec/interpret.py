@@ -329,7 +329,7 @@ class Plan:
     @staticmethod
     def _kinds(v: Any) -> str:
         v = np.asarray(v)
-        return "/".join(sorted({"nan" if np.isnan(x) else "inf" for x in v.flat if not np.isfinite(x)}))
+        return "/".join(k for k, test in (("inf", np.isinf), ("nan", np.isnan)) if test(v).any())
 
     @staticmethod
     def _finite(v: Any) -> bool:
