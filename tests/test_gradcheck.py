@@ -541,6 +541,14 @@ def test_a_kinked_node_with_no_elements(fast: bool) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+def test_every_op_s_stacking_rule_is_one_the_checker_has() -> None:
+    """defop(batch=...) names a rule of checker/stacking.py; a misspelt one would silently run row by row."""
+    from graphspec.checker.stacking import BATCH_RULES
+
+    assert {op.batch for op in OPS.values()} - {None} <= set(BATCH_RULES)
+    assert [n for n, op in OPS.items() if op.batch is None] == ["l2"]  # a scalar of its whole input: row by row
+
+
 # the stacking rules, on random shapes: stacked differences equal one-at-a-time ones
 
 from hypothesis import given, settings  # noqa: E402

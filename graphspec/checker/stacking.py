@@ -1,8 +1,8 @@
 """Batched forwards: many perturbations of the leaves pushed through the plan in one pass.
 
-Every perturbation is a row of a new leading axis. An op with a stacking rule (`_rule_for`) runs once
-on the whole stack through its own forward; any other op runs once per row, and the rest of the pass
-stays stacked.
+Every perturbation is a row of a new leading axis. An op whose record names a stacking rule
+(`defop(..., batch=...)`, applied by `_rule_for`) runs once on the whole stack through its own
+forward; any other op runs once per row, and the rest of the pass stays stacked.
 """
 
 from __future__ import annotations
@@ -16,11 +16,8 @@ import numpy as np
 from ..interpret import Plan, Step
 from ..ops import OPS
 
-_ELEMENTWISE = frozenset({"add", "sub", "mul", "div", "pow", "maximum", "minimum", "neg", "exp", "log", "sqrt",
-                          "square", "abs", "sin", "cos", "tanh", "sigmoid", "relu", "softplus", "leaky_relu"})
-_REDUCTIONS = frozenset({"sum", "mean", "max", "logsumexp"})
-_CLASS_LOSSES = frozenset({"softmax_cross_entropy", "hinge"})
 Rule = tuple[list[Any], dict[str, Any], Callable[[Any], Any]]
+BATCH_RULES = ("elementwise", "reduce", "class_axis", "class_loss", "loss", "matmul", "transpose", "reshape", "concat")
 
 
 def _ident(y: Any) -> Any:
@@ -86,27 +83,29 @@ def _matmul_rule(args: list[Any], stacked: list[bool], nds: list[int]) -> Rule:
 
 def _rule_for(op: str, args: list[Any], stacked: list[bool], nds: list[int], attrs: dict[str, Any],
               rows: int) -> Rule | None:
-    """How to call an op's own forward on stacked args, or None (then it runs once per row)."""
-    if op in _ELEMENTWISE:
+    """How to call an op's own forward on stacked args (by its record's ``batch`` rule), or None
+    (then it runs once per row)."""
+    kind = OPS[op].batch if op in OPS else None
+    if kind == "elementwise":
         return _lift_all(args, stacked, nds), attrs, _ident
-    if op in _REDUCTIONS:
+    if kind == "reduce":
         return args, {**attrs, "axis": _shift_axes(attrs["axis"], nds[0])}, _ident
-    if op in ("softmax", "log_softmax"):
+    if kind == "class_axis":
         return args, {**attrs, "axis": attrs["axis"] % nds[0] + 1}, _ident
-    if op in _CLASS_LOSSES:
+    if kind == "class_loss":
         return _stack_all(args, stacked, rows), {**attrs, "axis": attrs["axis"] % nds[0] + 1, "reduction": "none"}, \
             _reduce_rows(attrs["reduction"])
-    if op == "mse":
+    if kind == "loss":
         return _lift_all(args, stacked, nds), {**attrs, "reduction": "none"}, _reduce_rows(attrs["reduction"])
-    if op == "matmul":
+    if kind == "matmul":
         return _matmul_rule(args, stacked, nds)
-    if op == "transpose":
+    if kind == "transpose":
         nd, axes = nds[0], attrs["axes"]
         perm = (0, *range(nd, 0, -1)) if axes is None else (0, *(a % nd + 1 for a in axes))
         return args, {**attrs, "axes": perm}, _ident
-    if op == "reshape":
+    if kind == "reshape":
         return args, {**attrs, "shape": (rows, *attrs["shape"])}, _ident
-    if op == "concat":
+    if kind == "concat":
         return _stack_all(args, stacked, rows), {**attrs, "axis": attrs["axis"] % nds[0] + 1}, _ident
     return None
 

@@ -68,22 +68,22 @@ def _away_from_zero(samples):
 
 # --- binary ------------------------------------------------------------------------------------
 
-defop("add", np.add, elementwise=True, shape=_binary_shape, arg_names=("x", "y"), reads=(),
+defop("add", np.add, elementwise=True, batch="elementwise", shape=_binary_shape, arg_names=("x", "y"), reads=(),
       vjp=(lambda g, ans, x, y: g,
            lambda g, ans, x, y: g),
       doc="x + y", samples=_sample_binary)
 
-defop("sub", np.subtract, elementwise=True, shape=_sub_shape, arg_names=("x", "y"), reads=(),
+defop("sub", np.subtract, elementwise=True, batch="elementwise", shape=_sub_shape, arg_names=("x", "y"), reads=(),
       vjp=(lambda g, ans, x, y: g,
            lambda g, ans, x, y: -g),
       doc="x - y", samples=_sample_binary)
 
-defop("mul", np.multiply, elementwise=True, shape=_binary_shape, arg_names=("x", "y"), reads=("x", "y"),
+defop("mul", np.multiply, elementwise=True, batch="elementwise", shape=_binary_shape, arg_names=("x", "y"), reads=("x", "y"),
       vjp=(lambda g, ans, x, y: g * y,
            lambda g, ans, x, y: g * x),
       doc="x * y", samples=_sample_binary)
 
-defop("div", np.true_divide, elementwise=True, shape=_float_shape, arg_names=("x", "y"),
+defop("div", np.true_divide, elementwise=True, batch="elementwise", shape=_float_shape, arg_names=("x", "y"),
       vjp=(lambda g, ans, x, y: g / y,
            lambda g, ans, x, y: -g * ans / y),
       doc="x / y", samples=_positive(_sample_binary))
@@ -110,7 +110,7 @@ def _pow(x, y):
     return np.power(x, y)
 
 
-defop("pow", _pow, elementwise=True, shape=_float_shape, arg_names=("x", "y"),
+defop("pow", _pow, elementwise=True, batch="elementwise", shape=_float_shape, arg_names=("x", "y"),
       vjp=(_pow_dx, _pow_dy),
       doc="x ** y (d/dy uses log x: x > 0)", samples=_positive(_sample_binary))
 
@@ -121,13 +121,13 @@ def _tie_split(g, x, y):
     return g * (x > y) + (0.5 * g) * (x == y)
 
 
-defop("maximum", np.maximum, elementwise=True, shape=_binary_shape, arg_names=("x", "y"),
+defop("maximum", np.maximum, elementwise=True, batch="elementwise", shape=_binary_shape, arg_names=("x", "y"),
       vjp=(lambda g, ans, x, y: _tie_split(g, x, y),
            lambda g, ans, x, y: _tie_split(g, y, x)),
       branch=lambda ans, x, y: np.sign(np.subtract(x, y)),
       doc="elementwise max; ties split the gradient evenly", samples=_sample_binary)
 
-defop("minimum", np.minimum, elementwise=True, shape=_binary_shape, arg_names=("x", "y"),
+defop("minimum", np.minimum, elementwise=True, batch="elementwise", shape=_binary_shape, arg_names=("x", "y"),
       vjp=(lambda g, ans, x, y: _tie_split(g, y, x),
            lambda g, ans, x, y: _tie_split(g, x, y)),
       branch=lambda ans, x, y: np.sign(np.subtract(x, y)),
@@ -167,50 +167,50 @@ def _relu(x):
     return np.maximum(x, 0)
 
 
-defop("neg", np.negative, elementwise=True, shape=_unary_shape, arg_names=("x",), reads=(),
+defop("neg", np.negative, elementwise=True, batch="elementwise", shape=_unary_shape, arg_names=("x",), reads=(),
       vjp=(lambda g, ans, x: -g,), doc="-x", samples=_sample_unary())
 
-defop("exp", np.exp, elementwise=True, shape=_float_unary_shape, arg_names=("x",), reads=("ans",),
+defop("exp", np.exp, elementwise=True, batch="elementwise", shape=_float_unary_shape, arg_names=("x",), reads=("ans",),
       vjp=(lambda g, ans, x: g * ans,), doc="e ** x", samples=_sample_unary())
 
-defop("log", np.log, elementwise=True, shape=_float_unary_shape, arg_names=("x",), reads=("x",),
+defop("log", np.log, elementwise=True, batch="elementwise", shape=_float_unary_shape, arg_names=("x",), reads=("x",),
       vjp=(lambda g, ans, x: g / x,), doc="natural log", samples=_sample_unary(0.2))
 
-defop("sqrt", np.sqrt, elementwise=True, shape=_float_unary_shape, arg_names=("x",), reads=("ans",),
+defop("sqrt", np.sqrt, elementwise=True, batch="elementwise", shape=_float_unary_shape, arg_names=("x",), reads=("ans",),
       vjp=(lambda g, ans, x: g * 0.5 / ans,), doc="square root", samples=_sample_unary(0.2))
 
-defop("square", np.square, elementwise=True, shape=_unary_shape, arg_names=("x",), reads=("x",),
+defop("square", np.square, elementwise=True, batch="elementwise", shape=_unary_shape, arg_names=("x",), reads=("x",),
       vjp=(lambda g, ans, x: g * 2 * x,), doc="x ** 2", samples=_sample_unary())
 
-defop("abs", np.abs, elementwise=True, shape=_unary_shape, arg_names=("x",),
+defop("abs", np.abs, elementwise=True, batch="elementwise", shape=_unary_shape, arg_names=("x",),
       vjp=(lambda g, ans, x: g * np.sign(x),), branch=lambda ans, x: np.sign(x),
       doc="|x|; gradient 0 at 0 (a kink)", samples=_away_from_zero(_sample_unary()))
 
-defop("sin", np.sin, elementwise=True, shape=_float_unary_shape, arg_names=("x",),
+defop("sin", np.sin, elementwise=True, batch="elementwise", shape=_float_unary_shape, arg_names=("x",),
       vjp=(lambda g, ans, x: g * np.cos(x),), doc="sine", samples=_sample_unary())
 
-defop("cos", np.cos, elementwise=True, shape=_float_unary_shape, arg_names=("x",),
+defop("cos", np.cos, elementwise=True, batch="elementwise", shape=_float_unary_shape, arg_names=("x",),
       vjp=(lambda g, ans, x: -g * np.sin(x),), doc="cosine", samples=_sample_unary())
 
-defop("tanh", np.tanh, elementwise=True, shape=_float_unary_shape, arg_names=("x",), reads=("x",),
+defop("tanh", np.tanh, elementwise=True, batch="elementwise", shape=_float_unary_shape, arg_names=("x",), reads=("x",),
       vjp=(lambda g, ans, x: g * _dtanh(x),), doc="hyperbolic tangent",
       samples=_sample_unary())
 
-defop("sigmoid", _sigmoid, elementwise=True, shape=_float_unary_shape, arg_names=("x",), reads=("x",),
+defop("sigmoid", _sigmoid, elementwise=True, batch="elementwise", shape=_float_unary_shape, arg_names=("x",), reads=("x",),
       vjp=(lambda g, ans, x: g * _dsigmoid(x),), doc="1 / (1 + e ** -x), stable for any x",
       samples=_sample_unary())
 
-defop("relu", _relu, elementwise=True, shape=_unary_shape, arg_names=("x",), reads=("ans",),
+defop("relu", _relu, elementwise=True, batch="elementwise", shape=_unary_shape, arg_names=("x",), reads=("ans",),
       forward_out=lambda out, x: np.maximum(x, 0, out=out),
       vjp=(lambda g, ans, x: g * (ans > 0),),  # ans > 0 where x > 0: x may be overwritten
       branch=lambda ans, x: np.asarray(x) > 0,
       doc="max(x, 0); gradient 0 at 0 (a kink)", samples=_away_from_zero(_sample_unary()))
 
-defop("softplus", _softplus, elementwise=True, shape=_float_unary_shape, arg_names=("x",),
+defop("softplus", _softplus, elementwise=True, batch="elementwise", shape=_float_unary_shape, arg_names=("x",),
       vjp=(lambda g, ans, x: g * _sigmoid(x),), doc="log(1 + e ** x), stable for any x",
       samples=_sample_unary())
 
-defop("leaky_relu", _leaky_relu, elementwise=True, shape=_float_unary_shape, arg_names=("x",),
+defop("leaky_relu", _leaky_relu, elementwise=True, batch="elementwise", shape=_float_unary_shape, arg_names=("x",),
       vjp=(lambda g, ans, x, *, alpha: np.where(x > 0, g, g * alpha),),
       attrs={"alpha": Attr("float", 0.01)}, branch=lambda ans, x, *, alpha: np.asarray(x) > 0,
       doc="x if x > 0 else alpha * x", samples=_away_from_zero(_sample_unary()))

@@ -59,7 +59,7 @@ def _matmul_samples():
             ([n(size=(2, 3, 4)), n(size=(4, 5))], {}), ([n(size=(2, 1, 3, 4)), n(size=(3, 4, 2))], {})]
 
 
-defop("matmul", np.matmul, shape=_matmul_shape, arg_names=("x", "y"), reads=("x", "y"),
+defop("matmul", np.matmul, batch="matmul", shape=_matmul_shape, arg_names=("x", "y"), reads=("x", "y"),
       vjp=(_matmul_dx, _matmul_dy),
       jvp=(lambda t, ans, x, y: np.matmul(t, y),
            lambda t, ans, x, y: np.matmul(x, t)),
@@ -89,7 +89,7 @@ def _transpose_samples():
             ([r.normal(size=(2, 3, 4))], {"axes": [0, -1, 1]})]
 
 
-defop("transpose", lambda x, *, axes: np.transpose(x, axes), shape=_transpose_shape, arg_names=("x",),
+defop("transpose", lambda x, *, axes: np.transpose(x, axes), batch="transpose", shape=_transpose_shape, arg_names=("x",),
       vjp=(_transpose_vjp,), jvp=(lambda t, ans, x, *, axes: np.transpose(t, axes),),
       attrs={"axes": Attr("axes", None)}, doc="permute axes (default: reverse them)",
       samples=_transpose_samples)

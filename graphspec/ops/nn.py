@@ -56,11 +56,11 @@ def _samples_axis():
             ([r.normal(size=(2, 3, 4)) * 10], {"axis": 1}), ([r.normal(size=(5,))], {})]
 
 
-defop("softmax", softmax, shape=_softmax_shape, arg_names=("x",), attrs={"axis": Attr("axis", -1)},
+defop("softmax", softmax, batch="class_axis", shape=_softmax_shape, arg_names=("x",), attrs={"axis": Attr("axis", -1)},
       vjp=(_softmax_vjp,), elementwise=True,
       doc="exp(x) / sum(exp(x)) along axis, max-shifted", samples=_samples_axis)
 
-defop("log_softmax", log_softmax, shape=_softmax_shape, arg_names=("x",), attrs={"axis": Attr("axis", -1)},
+defop("log_softmax", log_softmax, batch="class_axis", shape=_softmax_shape, arg_names=("x",), attrs={"axis": Attr("axis", -1)},
       vjp=(lambda g, ans, x, *, axis: g - np.exp(ans) * np.sum(g, axis=axis, keepdims=True),),
       jvp=(lambda t, ans, x, *, axis: t - np.sum(np.exp(ans) * t, axis=axis, keepdims=True),),
       doc="x - logsumexp(x) along axis", samples=_samples_axis)
@@ -219,7 +219,7 @@ def _xent_samples():
             ([r.normal(size=(2, 3, 5)), np.array([[0, 4, 1], [2, 3, 3]])], {"axis": -1})]
 
 
-defop("softmax_cross_entropy", _xent, shape=_class_loss_shape("softmax_cross_entropy"),
+defop("softmax_cross_entropy", _xent, batch="class_loss", shape=_class_loss_shape("softmax_cross_entropy"),
       arg_names=("logits", "labels"),
       attrs={"axis": Attr("axis", -1), "reduction": REDUCTION},
       vjp=(_xent_vjp_logits, _xent_vjp_labels),
@@ -275,7 +275,7 @@ def _hinge_samples():
             ([s.T.copy(), np.array([0, 2, 1, 2])], {"axis": 0, "reduction": "none"})]
 
 
-defop("hinge", _hinge, shape=_class_loss_shape("hinge"), arg_names=("scores", "labels"),
+defop("hinge", _hinge, batch="class_loss", shape=_class_loss_shape("hinge"), arg_names=("scores", "labels"),
       attrs={"axis": Attr("axis", -1), "reduction": REDUCTION, "margin": Attr("float", 1.0)},
       vjp=(_hinge_vjp, _hinge_vjp_labels),
       jvp=(lambda t, ans, scores, labels, *, axis, margin, reduction:
@@ -320,7 +320,7 @@ def _mse_samples():
             ([r.normal(size=(2, 3)), r.normal(size=(3,))], {"reduction": "none"})]
 
 
-defop("mse", _mse, shape=_mse_shape, arg_names=("pred", "target"), attrs={"reduction": REDUCTION},
+defop("mse", _mse, batch="loss", shape=_mse_shape, arg_names=("pred", "target"), attrs={"reduction": REDUCTION},
       vjp=(_mse_vjp(1), _mse_vjp(-1)), jvp=(_mse_jvp(1), _mse_jvp(-1)),
       doc="(pred - target)**2, reduced (mean over every element by default)", samples=_mse_samples)
 

@@ -166,18 +166,18 @@ def _lse_shape(avals, **attrs):
     return _float_reduce_shape(avals, **attrs)
 
 
-defop("sum", _sum, shape=_sum_shape, arg_names=("x",), attrs=REDUCE_ATTRS,
+defop("sum", _sum, batch="reduce", shape=_sum_shape, arg_names=("x",), attrs=REDUCE_ATTRS,
       vjp=(_sum_vjp,), jvp=(lambda t, ans, x, **kw: _sum(t, **kw),),
       doc="sum over axis (all by default)", samples=_samples())
 
-defop("mean", _mean, shape=_float_reduce_shape, arg_names=("x",), attrs=REDUCE_ATTRS,
+defop("mean", _mean, batch="reduce", shape=_float_reduce_shape, arg_names=("x",), attrs=REDUCE_ATTRS,
       vjp=(_mean_vjp,), jvp=(lambda t, ans, x, **kw: _mean(t, **kw),),
       doc="mean over axis (all by default)", samples=_samples())
 
-defop("max", _max, shape=_reduce_shape, arg_names=("x",), attrs=REDUCE_ATTRS,
+defop("max", _max, batch="reduce", shape=_reduce_shape, arg_names=("x",), attrs=REDUCE_ATTRS,
       vjp=(_max_vjp,), jvp=(_max_jvp,), branch=_max_branch,
       doc="max over axis; ties split the gradient evenly (a kink)", samples=_samples())
 
-defop("logsumexp", logsumexp, shape=_lse_shape, arg_names=("x",), attrs=REDUCE_ATTRS,
+defop("logsumexp", logsumexp, batch="reduce", shape=_lse_shape, arg_names=("x",), attrs=REDUCE_ATTRS,
       vjp=(_lse_vjp,), jvp=(_lse_jvp,),
       doc="log(sum(exp(x))) over axis, stable (max-shifted)", samples=_samples())

@@ -68,6 +68,7 @@ class Op:
     jvp_at: Callable[[int], Callable[..., Any]] | None = None
     reads: frozenset[str] | None = None  # the values the VJPs read (arg names, "ans"); None: all
     forward_out: Callable[..., Any] | None = None  # forward(out, *args): the result written into out
+    batch: str | None = None  # how checker/stacking.py runs it on stacked perturbations (None: row by row)
 
     def reads_value(self, name: str) -> bool:
         """Whether a VJP reads this arg's (or "ans") values, not just its shape and dtype."""
@@ -93,13 +94,16 @@ def defop(name: str, forward: Callable[..., Any], *, vjp: Sequence[Callable[...,
           samples: Callable[[], list[tuple[list[Any], dict[str, Any]]]] | None = None,
           vjp_at: Callable[[int], Callable[..., Any]] | None = None,
           jvp_at: Callable[[int], Callable[..., Any]] | None = None,
-          reads: Sequence[str] | None = None, forward_out: Callable[..., Any] | None = None) -> Op:
+          reads: Sequence[str] | None = None, forward_out: Callable[..., Any] | None = None,
+          batch: str | None = None) -> Op:
     """Register one op. ``elementwise=True`` reuses the VJPs as JVPs (diagonal Jacobians).
 
     ``reads`` names the values the VJPs read (arg names and "ans"; shapes and dtypes are always
     there): the interpreter may overwrite the others once the forward pass is past them.
     ``forward_out(out, *args)`` writes the result into a buffer of the result's shape and
-    dtype; a numpy ufunc forward gets one without asking."""
+    dtype; a numpy ufunc forward gets one without asking. ``batch`` names the gradient checker's
+    stacking rule for the op (checker/stacking.py: elementwise, reduce, class_axis, class_loss,
+    loss, matmul, transpose, reshape, concat); without one it runs once per perturbation."""
     if name in OPS:
         raise ValueError(f"op {name!r} registered twice")
     vjp = tuple(vjp)
@@ -113,7 +117,7 @@ def defop(name: str, forward: Callable[..., Any], *, vjp: Sequence[Callable[...,
     op = Op(name=name, forward=forward, vjp=vjp, jvp=tuple(jvp), shape=shape, nargs=n,
             attrs=dict(attrs or {}), doc=doc, arg_names=tuple(arg_names), branch=branch,
             samples=samples, vjp_at=vjp_at, jvp_at=jvp_at,
-            reads=None if reads is None else frozenset(reads), forward_out=forward_out)
+            reads=None if reads is None else frozenset(reads), forward_out=forward_out, batch=batch)
     OPS[name] = op
     return op
 

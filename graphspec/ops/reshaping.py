@@ -34,7 +34,7 @@ def _reshape_samples():
             ([r.normal(size=(6,))], {"shape": [1, 6, 1]})]
 
 
-defop("reshape", lambda x, *, shape: np.reshape(x, shape), shape=_reshape_shape, arg_names=("x",),
+defop("reshape", lambda x, *, shape: np.reshape(x, shape), batch="reshape", shape=_reshape_shape, arg_names=("x",),
       vjp=(lambda g, ans, x, *, shape: np.reshape(g, np.shape(x)),),
       jvp=(lambda t, ans, x, *, shape: np.reshape(t, shape),),
       attrs={"shape": Attr("shape", None)}, doc="numpy reshape; one dim may be -1",
@@ -88,6 +88,6 @@ def _concat_samples():
             ([n(size=(3,))], {})]
 
 
-defop("concat", lambda *xs, axis: np.concatenate(xs, axis=axis), shape=_concat_shape, nargs=None,
+defop("concat", lambda *xs, axis: np.concatenate(xs, axis=axis), batch="concat", shape=_concat_shape, nargs=None,
       vjp_at=_concat_vjp_at, jvp_at=_concat_jvp_at, attrs={"axis": Attr("axis", 0)},
       doc="join any number of args along axis", samples=_concat_samples)
