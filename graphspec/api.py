@@ -210,9 +210,10 @@ class Graph:
             raise err
         warnings.warn(str(err), NonFiniteWarning, stacklevel=4)
 
-    def run(self, check_finite: str = "warn", **inputs: Any) -> dict[str, np.ndarray]:
-        """Forward pass: the outputs' values."""
-        vals = self._forward(inputs, check_finite, reuse=True)
+    def run(self, inputs: Mapping[str, Any] | None = None, /, *, check_finite: str = "warn") -> dict[str, np.ndarray]:
+        """Forward pass: the outputs' values. ``inputs`` maps leaf names to values (any name, even
+        ``self`` or ``check_finite``: they are keys, not keywords)."""
+        vals = self._forward(inputs or {}, check_finite, reuse=True)
         slot = self.plan.slot
         return {n: vals[slot[n]] for n in self.outputs}
 
@@ -248,21 +249,23 @@ class Graph:
             self._nonfinite(self.plan.gradient_nonfinite_error(vals, ct, self.loss), check_finite)
         return ct
 
-    def value_and_grad(self, check_finite: str = "warn", **inputs: Any) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def value_and_grad(self, inputs: Mapping[str, Any] | None = None, /, *,
+                       check_finite: str = "warn") -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """The loss and its gradient with respect to every param and float input with grad."""
         if self.loss is None:
             raise SpecError("this spec has no loss to differentiate", loc="loss")
-        vals = self._forward(inputs, check_finite, reuse=True)
+        vals = self._forward(inputs or {}, check_finite, reuse=True)
         ct = self._backward(vals, check_finite, release=True)
         return vals[self.plan.slot[self.loss]], self._leaf_grads(vals, ct)
 
-    def grad(self, check_finite: str = "warn", **inputs: Any) -> dict[str, np.ndarray]:
+    def grad(self, inputs: Mapping[str, Any] | None = None, /, *, check_finite: str = "warn") -> dict[str, np.ndarray]:
         """d loss / d leaf for every param and float input with grad."""
-        return self.value_and_grad(check_finite, **inputs)[1]
+        return self.value_and_grad(inputs, check_finite=check_finite)[1]
 
-    def evaluate(self, check_finite: str = "warn", with_grads: bool = True, **inputs: Any) -> Result:
+    def evaluate(self, inputs: Mapping[str, Any] | None = None, /, *, check_finite: str = "warn",
+                 with_grads: bool = True) -> Result:
         """Every value, and (with a loss) every gradient, the nodes' own included."""
-        vals = self._forward(inputs, check_finite)
+        vals = self._forward(inputs or {}, check_finite)
         slot = self.plan.slot
         values_ = {n: vals[slot[n]] for n in [*self.leaves, *self.order]}
         if self.loss is None or not with_grads:
@@ -271,15 +274,15 @@ class Graph:
         node_grads = {n: np.asarray(ct[slot[n]]) for n in self.order if ct[slot[n]] is not None}
         return Result(values_, {**self._leaf_grads(vals, ct), **node_grads}, vals[slot[self.loss]])
 
-    def jvp(self, tangents: Mapping[str, Any], check_finite: str = "warn",
-            **inputs: Any) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    def jvp(self, tangents: Mapping[str, Any], inputs: Mapping[str, Any] | None = None, /, *,
+            check_finite: str = "warn") -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """Forward mode: (outputs, their tangents) for tangents of some float leaves (as
         jax.jvp returns primals and tangents). The loss is included when there is one."""
         for name in tangents:
             if name not in self.decls or not self.decls[name].dtype.startswith("float"):
                 raise InputError(f"no float input or param '{name}' to take a tangent of", loc=f"tangents.{name}",
                                  hint=did_you_mean(name, self.decls))
-        vals = self._forward(inputs, check_finite)
+        vals = self._forward(inputs or {}, check_finite)
         slot = self.plan.slot
         tans = {}
         for n, t in tangents.items():

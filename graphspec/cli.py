@@ -164,7 +164,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     inputs = dict(parse_input(t) for t in args.input)
     with warnings.catch_warnings(record=True) as caught, located(graph.source):
         warnings.simplefilter("always", NonFiniteWarning)
-        result = graph.evaluate(with_grads=not args.no_grad, **inputs)
+        result = graph.evaluate(inputs, with_grads=not args.no_grad)
     notes = [str(w.message) for w in caught if issubclass(w.category, NonFiniteWarning)]
     checks = expect.compare(result, graph.spec.expect)
     if args.format == "json":
@@ -233,7 +233,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
     graph = load(args.spec)
     with located(graph.source):
-        lines = explain(graph, **dict(parse_input(t) for t in args.input))
+        lines = explain(graph, dict(parse_input(t) for t in args.input))
     print("\n".join(lines))
     return EXIT_OK
 

@@ -3,6 +3,7 @@ rule with numbers, as a lecture writes it: dL/dx = dL/dz · ∂z/∂x = 5 × 3 =
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -25,9 +26,9 @@ def _args(graph: Graph, name: str, result: Result) -> list[Any]:
     return [result.values[a] if isinstance(a, str) else a for a in graph.spec.nodes[name].args]
 
 
-def explain(graph: Graph, **inputs: Any) -> list[str]:
+def explain(graph: Graph, inputs: Mapping[str, Any] | None = None) -> list[str]:
     """The lines of the explanation."""
-    result = graph.evaluate(**inputs)
+    result = graph.evaluate(inputs)
     nodes = graph.spec.nodes
     lines = ["forward, in topological order:"]
     for name in graph.order:

@@ -114,7 +114,7 @@ def accuracy(graph: Graph, data: dict[str, np.ndarray]) -> float:
     if node is None:
         raise SpecError("the accuracy metric needs a softmax_cross_entropy or hinge node", loc="train.metrics")
     logits_name, labels_name = graph.spec.nodes[node].args
-    vals = graph.evaluate(with_grads=False, **data).values
+    vals = graph.evaluate(data, with_grads=False).values
     axis = graph.attrs[node]["axis"]
     labels = np.asarray(vals[labels_name])
     if labels.dtype.kind == "f":
@@ -145,13 +145,13 @@ def train(graph: Graph, *, data: dict[str, Any] | None = None, epochs: int | Non
         losses = []
         for batch in _batches(n, cfg.batch_size, rng):
             feed = {k: (a[batch] if np.ndim(a) else a) for k, a in arrays.items()}
-            loss, grads = graph.value_and_grad(**feed)
+            loss, grads = graph.value_and_grad(feed)
             grads = {p: grads[p] for p in trained}
             opt.step(graph.params, grads)
             step += 1
             losses.append(float(loss))
             if on_step is not None:
-                after = float(graph.evaluate(with_grads=False, **feed).loss) if loss_after else None
+                after = float(graph.evaluate(feed, with_grads=False).loss) if loss_after else None
                 on_step(StepLog(epoch, step, batch, float(loss), grads, after))
         acc = accuracy(graph, arrays) if "accuracy" in cfg.metrics else None
         entry = EpochLog(epoch, float(np.mean(losses)), acc)

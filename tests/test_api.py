@@ -196,10 +196,10 @@ def test_seed_scales_the_gradient():
 def test_runtime_values_do_not_stick_and_are_not_modified():
     g = graphspec.load(LINEAR)
     x = np.array(3.0)
-    assert g.run(x=x) == {"l": 1.0 * (3.0 - 2.0) ** 2}
+    assert g.run({"x": x}) == {"l": 1.0 * (3.0 - 2.0) ** 2}
     assert x == 3.0
     assert g.run() == {"l": 1.0}
-    assert g.grad(w=2.0)["w"] == 2 * (2.0 - 2.0) * 1.0
+    assert g.grad({"w": 2.0})["w"] == 2 * (2.0 - 2.0) * 1.0
     assert g.grad()["w"] == -2.0
 
 
@@ -215,9 +215,9 @@ def test_jvp_returns_outputs_and_their_tangents():
     g = graphspec.load(LINEAR)
     outs, tans = g.jvp({"w": 1.0})
     assert outs == {"l": 1.0} and tans == {"l": -2.0}
-    outs, tans = g.jvp({"w": 1.0, "x": 0.5}, x=2.0)  # at x = 2: l = (2w - 2)^2, dl = 2(2w-2)(x dw + w dx)
+    outs, tans = g.jvp({"w": 1.0, "x": 0.5}, {"x": 2.0})  # at x = 2: l = (2w - 2)^2, dl = 2(2w-2)(x dw + w dx)
     assert outs == {"l": 0.0} and tans == {"l": 0.0}
-    outs, tans = g.jvp({"y": 1.0}, x=3.0)
+    outs, tans = g.jvp({"y": 1.0}, {"x": 3.0})
     assert tans == {"l": -2.0 * (3.0 - 2.0)}
     _, tans = g.jvp({})
     assert tans == {"l": 0.0}
@@ -271,28 +271,28 @@ def test_check_finite_modes():
     with pytest.raises(NonFiniteError, match="sqrt"):
         g.run(check_finite="raise")
     assert np.isnan(g.run(check_finite="off")["s"])
-    assert g.run(x=4.0, check_finite="raise") == {"s": 2.0}
+    assert g.run({"x": 4.0}, check_finite="raise") == {"s": 2.0}
 
 
 def test_runtime_input_errors_name_the_input():
     g = graphspec.load(spec(inputs={"X": {"shape": ["N", 2]}, "y": {"shape": ["N"], "dtype": "int64"}},
                             nodes={"s": {"op": "sum", "args": ["X"]}, "t": {"op": "sum", "args": ["y"]}}))
-    assert g.run(X=np.ones((3, 2)), y=[1, 2, 3]) == {"s": 6.0, "t": 6}
+    assert g.run({"X": np.ones((3, 2)), "y": [1, 2, 3]}) == {"s": 6.0, "t": 6}
     with pytest.raises(InputError) as e:
-        g.run(X=np.ones((3, 2)), y=[1, 2])
+        g.run({"X": np.ones((3, 2)), "y": [1, 2]})
     assert "'N'" in str(e.value) and "y" in str(e.value)
     with pytest.raises(InputError, match="no value"):
-        g.run(X=np.ones((3, 2)))
+        g.run({"X": np.ones((3, 2))})
     with pytest.raises(InputError, match="whole numbers"):
-        g.run(X=np.ones((2, 2)), y=[1.5, 2])
+        g.run({"X": np.ones((2, 2)), "y": [1.5, 2]})
     with pytest.raises(InputError, match="ragged"):
-        g.run(X=[[1.0, 2.0], [3.0]], y=[1, 2])
+        g.run({"X": [[1.0, 2.0], [3.0]], "y": [1, 2]})
 
 
 def test_runtime_value_takes_the_declared_dtype():
     g = graphspec.load(spec(inputs={"x": {"shape": [2]}, "h": {"shape": [2], "dtype": "float32"}},
                             nodes={"s": {"op": "mul", "args": ["x", 2.0]}, "t": {"op": "mul", "args": ["h", 2.0]}}))
-    out = g.run(x=[1, 2], h=np.array([1.0, 2.0]))
+    out = g.run({"x": [1, 2], "h": np.array([1.0, 2.0])})
     assert out["s"].dtype == np.float64 and out["t"].dtype == np.float32
     np.testing.assert_array_equal(out["s"], [2.0, 4.0])
 
@@ -318,3 +318,19 @@ def test_check_finite_rejects_a_typo():
     g = graphspec.load(LINEAR)
     with pytest.raises(ValueError, match="check_finite must be one of warn, raise, off"):
         g.run(check_finite="rasie")
+
+
+@pytest.mark.parametrize("name", ["self", "check_finite", "with_grads", "tangents", "inputs"])
+def test_inputs_are_a_mapping_so_any_name_works(name):
+    """Run-time inputs are keys of a mapping, not keyword arguments: names of the methods' own
+    parameters cannot collide with them."""
+    g = graphspec.load({"graphspec": "1", "inputs": {name: {"shape": [2]}},
+                        "nodes": {"s": {"op": "sum", "args": [name]}}, "loss": "s"})
+    assert float(g.run({name: [1.0, 2.0]})["s"]) == 3.0
+    loss, grads = g.value_and_grad({name: [1.0, 2.0]})
+    assert float(loss) == 3.0 and grads[name].tolist() == [1.0, 1.0]
+    assert g.grad({name: [1.0, 2.0]}, check_finite="raise")[name].tolist() == [1.0, 1.0]
+    assert g.evaluate({name: [1.0, 2.0]}, with_grads=False).values["s"] == 3.0
+    outs, tans = g.jvp({name: [1.0, 1.0]}, {name: [1.0, 2.0]})
+    assert float(outs["s"]) == 3.0
+    assert float(tans["s"]) == 2.0

@@ -30,7 +30,7 @@ def bench():
 def test_big_spec_loads_and_runs(bench):
     g = graphspec.load(bench.big_spec(1000))
     assert len(g.order) == 1000
-    loss, grads = g.value_and_grad(x=np.ones((3, 8)))
+    loss, grads = g.value_and_grad({"x": np.ones((3, 8))})
     assert np.isfinite(loss) and grads["x"].shape == (3, 8) and grads["b"].shape == (8,)
 
 
@@ -43,10 +43,10 @@ def test_w4_rows_report_time_per_node(bench):
 
 def test_chain_and_mlp_specs_agree_with_their_shapes(bench):
     chain = graphspec.load(bench.chain_spec(8, 5))
-    assert chain.value_and_grad(x=np.linspace(-1, 1, 5))[1]["x"].shape == (5,)
+    assert chain.value_and_grad({"x": np.linspace(-1, 1, 5)})[1]["x"].shape == (5,)
     mlp = graphspec.load(bench.mlp_spec("float32"))
     X, y = bench.mlp_data("float32")
-    grads = mlp.grad(X=X, y=y)
+    grads = mlp.grad({"X": X, "y": y})
     assert set(grads) == {"W1", "b1", "W2", "b2", "W3", "b3"}  # X is data: no gradient asked
     assert all(g.dtype == np.float32 for g in grads.values())
 

@@ -106,8 +106,8 @@ def test_numeric_column_matches_a_naive_loop_over_graph_run() -> None:
             xp, xm = x.copy(), x.copy()
             xp.flat[j] += h
             xm.flat[j] -= h
-            naive.append((float(g.run(**{c.input: xp}, check_finite="off")["loss"])
-                          - float(g.run(**{c.input: xm}, check_finite="off")["loss"])) / (2 * h))
+            naive.append((float(g.run({c.input: xp}, check_finite="off")["loss"])
+                          - float(g.run({c.input: xm}, check_finite="off")["loss"])) / (2 * h))
         np.testing.assert_allclose(c.arrays["numeric"], naive, rtol=1e-7, atol=1e-10)
         np.testing.assert_allclose(c.arrays["analytic"], g.grad()[c.input].ravel(), rtol=0, atol=0)
 

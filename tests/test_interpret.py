@@ -438,7 +438,7 @@ def test_nonfinite_gradient_names_the_op_whose_vjp_produced_it():
 def test_nonfinite_input_is_named_as_the_input():
     graph = load(inputs={"x": {"shape": [2]}}, nodes={"a": {"op": "add", "args": ["x", 1.0]}})
     with pytest.raises(NonFiniteError) as e:
-        graph.run(x=[np.nan, 1.0], check_finite="raise")
+        graph.run({"x": [np.nan, 1.0]}, check_finite="raise")
     assert "add" not in str(e.value) and "x" in (e.value.loc or "")
 
 
@@ -475,7 +475,7 @@ def test_runtime_inputs_override_the_spec_and_bind_symbolic_dims():
     rng = np.random.default_rng(3)
     X, y = rng.normal(size=(7, 2)), rng.integers(0, 2, size=7)
     params = {k: graph.params[k] for k in ("W", "b", "V")}
-    v, grads = graph.value_and_grad(X=X, y=y)
+    v, grads = graph.value_and_grad({"X": X, "y": y})
     assert v == pytest.approx(_mlp_reference(X, y, **params), rel=1e-12)
     for i, k in enumerate(("W", "b", "V")):
         back, _ = make_vjp(lambda p, i=i: _mlp_reference(X, y, *[p if j == i else params[m] for j, m in
@@ -484,13 +484,13 @@ def test_runtime_inputs_override_the_spec_and_bind_symbolic_dims():
     # the spec's own values are back when nothing is given, and a list works as well as an array
     assert graph.value_and_grad()[0] == pytest.approx(_mlp_reference(np.array(MLP["inputs"]["X"]["value"]),
                                                                      np.array([0, 1, 1, 0]), **params), rel=1e-12)
-    assert graph.run(X=X.tolist(), y=y.tolist())["l"] == pytest.approx(v, rel=1e-15)
+    assert graph.run({"X": X.tolist(), "y": y.tolist()})["l"] == pytest.approx(v, rel=1e-15)
 
 
 def test_runtime_param_override():
     graph = load(**MLP)
     W = np.ones((2, 3))
-    v = graph.run(W=W)["l"]
+    v = graph.run({"W": W})["l"]
     X, y = np.array(MLP["inputs"]["X"]["value"]), np.array([0, 1, 1, 0])
     assert v == pytest.approx(_mlp_reference(X, y, W, graph.params["b"], graph.params["V"]), rel=1e-12)
 
@@ -506,7 +506,7 @@ def test_runtime_param_override():
 def test_runtime_inputs_are_shape_and_dtype_checked(given, match):
     graph = load(**MLP)
     with pytest.raises(InputError, match=match):
-        graph.run(**given)
+        graph.run(given)
 
 
 def test_unknown_and_missing_runtime_inputs():
@@ -514,8 +514,8 @@ def test_unknown_and_missing_runtime_inputs():
     with pytest.raises(InputError, match="no value"):
         graph.run()
     with pytest.raises(InputError, match="did you mean 'x'"):
-        graph.run(xx=[1.0, 2.0])
-    assert graph.run(x=[1.0, 2.0])["s"] == 3.0
+        graph.run({"xx": [1.0, 2.0]})
+    assert graph.run({"x": [1.0, 2.0]})["s"] == 3.0
 
 
 def test_integer_labels_get_no_gradient():
@@ -621,7 +621,7 @@ def test_random_graphs_with_symbolic_input_shapes(data, n_ops):
     graph = graphspec.load({**spec, "inputs": inputs})
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        values = graph.evaluate(check_finite="off", with_grads=False, **given).values
+        values = graph.evaluate(given, check_finite="off", with_grads=False).values
     for name in g.order:
         assert_close(values[name], g.env[name], what=f"value of {name}")
 
@@ -632,12 +632,12 @@ def test_runtime_shapes_are_rechecked_per_node():
                  nodes={"m": {"op": "matmul", "args": ["X", "W"]}, "s": {"op": "add", "args": ["Y", 1.0]},
                         "a": {"op": "add", "args": ["m", "s"]}})
     assert graph.avals["m"].shape == ("N", 2)
-    assert graph.run(X=np.ones((4, 3)), Y=np.ones(2))["a"].shape == (4, 2)
+    assert graph.run({"X": np.ones((4, 3)), "Y": np.ones(2)})["a"].shape == (4, 2)
     with pytest.raises(graphspec.ShapeError, match=r"matmul cannot multiply \(4, 5\) by \(3, 2\)") as e:
-        graph.run(X=np.ones((4, 5)), Y=np.ones(2))
+        graph.run({"X": np.ones((4, 5)), "Y": np.ones(2)})
     assert e.value.loc == "nodes.m"
     with pytest.raises(graphspec.ShapeError, match=r"cannot broadcast \(4, 2\) with \(3,\)") as e:
-        graph.run(X=np.ones((4, 3)), Y=np.ones(3))
+        graph.run({"X": np.ones((4, 3)), "Y": np.ones(3)})
     assert e.value.loc == "nodes.a"
 
 
@@ -681,10 +681,10 @@ def test_random_graphs_in_float32_stay_float32(data, n_ops):
 def test_a_label_out_of_range_is_an_input_error_at_its_node():
     graph = load(**MLP)
     with pytest.raises(InputError, match="label 2 is out of range for 2 classes") as e:
-        graph.run(y=[0, 1, 2, 0])
+        graph.run({"y": [0, 1, 2, 0]})
     assert e.value.loc == "nodes.l"
     with pytest.raises(InputError, match="label -1 is out of range"):
-        graph.grad(y=[0, -1, 1, 0])  # negative labels do not wrap around
+        graph.grad({"y": [0, -1, 1, 0]})  # negative labels do not wrap around
 
 
 # --- buffer reuse and early release (Plan.memory) ---------------------------------------------
@@ -695,8 +695,8 @@ def _reused(graph) -> list[str]:
 
 
 def _same_as_evaluate(graph, **inputs):
-    full = graph.evaluate(check_finite="off", **inputs)
-    loss, grads = graph.value_and_grad(check_finite="off", **inputs)
+    full = graph.evaluate(inputs, check_finite="off")
+    loss, grads = graph.value_and_grad(inputs, check_finite="off")
     np.testing.assert_array_equal(loss, full.loss)
     for name, g in grads.items():
         np.testing.assert_array_equal(g, full.grads[name], err_msg=f"gradient of {name}")
@@ -776,10 +776,10 @@ def test_value_and_grad_holds_less_memory_than_keeping_every_value():
     X, y = rng.normal(size=(512, 64)), rng.integers(0, 10, 512)
     peaks = []
     for call in (graph.value_and_grad, graph.evaluate):
-        call(X=X, y=y)  # shapes checked once, outside the measurement
+        call({"X": X, "y": y})  # shapes checked once, outside the measurement
         tracemalloc.start()
         try:
-            out = call(X=X, y=y)
+            out = call({"X": X, "y": y})
             peaks.append(tracemalloc.get_traced_memory()[1])
         finally:
             tracemalloc.stop()

@@ -39,7 +39,7 @@ def test_finite_values_whose_squares_overflow_do_not_warn():
     assert not surely_finite(x)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        loss, grads = g.value_and_grad(x=x)
+        loss, grads = g.value_and_grad({"x": x})
     assert np.isfinite(loss) and grads["x"].dtype == np.float32
 
 

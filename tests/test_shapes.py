@@ -56,16 +56,16 @@ def test_symbolic_dims_rebind_at_run_time_and_are_rechecked():
              inputs={"X": {"shape": ["N", 2]}, "y": {"shape": ["N"], "dtype": "int64"}},
              params={"W": {"shape": [2, 3], "init": "xavier"}}, loss="l")
     for n in (1, 4, 7):
-        grads = g.grad(X=np.ones((n, 2)), y=np.zeros(n, dtype=np.int64))
+        grads = g.grad({"X": np.ones((n, 2)), "y": np.zeros(n, dtype=np.int64)})
         assert grads["W"].shape == (2, 3)
     with pytest.raises(InputError, match=r"symbolic dim 'N' is 3 here but 4"):
-        g.grad(X=np.ones((4, 2)), y=np.zeros(3, dtype=np.int64))
+        g.grad({"X": np.ones((4, 2)), "y": np.zeros(3, dtype=np.int64)})
 
 
 def test_a_run_time_shape_that_breaks_an_op_is_a_located_error():
     g = load({"m": {"op": "matmul", "args": ["X", "W"]}}, inputs={"X": {"value": [[1.0, 2.0]]}, "W": {"value": [[1.0], [2.0]]}})
     with pytest.raises(ShapeError, match=r"nodes\.m: matmul cannot multiply \(1, 3\) by \(2, 1\)"):
-        g.run(X=np.ones((1, 3)))
+        g.run({"X": np.ones((1, 3))})
 
 
 def test_attr_defaults_are_bound_and_lists_become_tuples():

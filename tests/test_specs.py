@@ -124,11 +124,11 @@ def test_the_training_log_replayed_through_graphspec():
     for x, y in zip(xs, ys, strict=True):
         ws.append(w)
         graph.params["w"] = np.asarray(w)
-        g = float(graph.grad(x=[x], y=[y])["w"])
+        g = float(graph.grad({"x": [x], "y": [y]})["w"])
         log.append(f"grad: {x} {y} {round(g, 4)}")
         w = w - train.optimizer.sgd.lr * g
         graph.params["w"] = np.asarray(w)
-        progress = float(graph.run(x=[x], y=[y])["loss"])  # the loop's l = loss(x, y) after the update
+        progress = float(graph.run({"x": [x], "y": [y]})["loss"])  # the loop's l = loss(x, y) after the update
     assert log == ["grad: 1.0 2.0 -2.0", "grad: 2.0 4.0 -7.84", "grad: 3.0 6.0 -16.2288"]
     assert w == pytest.approx(1.260688, abs=1e-12)
     assert progress == pytest.approx(4.919240100095999, rel=1e-12)

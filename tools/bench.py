@@ -218,7 +218,7 @@ def mlp_data(dtype: str) -> tuple[np.ndarray, np.ndarray]:
 def w2(repeats: int, dtype: str) -> Row:
     g = graphspec.load(mlp_spec(dtype))
     X, y = mlp_data(dtype)
-    loss, grads = g.value_and_grad(X=X, y=y)
+    loss, grads = g.value_and_grad({"X": X, "y": y})
     assert all(grads[k].dtype == np.dtype(dtype) for k in grads), "the gradients keep the dtype"
     step = None
     if torch is not None:
@@ -235,9 +235,9 @@ def w2(repeats: int, dtype: str) -> Row:
         tl, tg = step()
         assert np.isclose(tl.item(), float(loss), rtol=1e-4), (tl.item(), float(loss))
         assert np.allclose(tg[0].numpy(), grads["W1"], rtol=1e-3, atol=1e-5)
-    ours, theirs = side_by_side(lambda: g.value_and_grad(X=X, y=y), step, repeats=repeats)
+    ours, theirs = side_by_side(lambda: g.value_and_grad({"X": X, "y": y}), step, repeats=repeats)
     # the non-finite check on the gradients (one read of each, default on) is work torch does not do
-    unchecked, _ = side_by_side(lambda: g.value_and_grad(check_finite="off", X=X, y=y), None, repeats=repeats)
+    unchecked, _ = side_by_side(lambda: g.value_and_grad({"X": X, "y": y}, check_finite="off"), None, repeats=repeats)
     return Row("W2", f"MLP 784-256-128-10 step, batch 128, {dtype}", ours, theirs, target="<= 1.1",
                note=f"check_finite='off': {fmt_time(unchecked)}", extra={"unchecked_s": unchecked})
 
@@ -329,7 +329,7 @@ def chain_spec(n: int = CHAIN, width: int = WIDTH) -> dict[str, Any]:
 def w3(repeats: int) -> Row:
     g = graphspec.load(chain_spec())
     x = np.random.default_rng(2).normal(size=WIDTH)
-    loss, grads = g.value_and_grad(x=x)
+    loss, grads = g.value_and_grad({"x": x})
     step = None
     if torch is not None:
         tx = torch.tensor(x, requires_grad=True)
@@ -344,7 +344,7 @@ def w3(repeats: int) -> Row:
 
         tl, (tg,) = step()
         assert np.isclose(tl.item(), float(loss)) and np.allclose(tg.numpy(), grads["x"])
-    ours, theirs = side_by_side(lambda: g.value_and_grad(x=x), step, repeats=repeats, warmup=2)
+    ours, theirs = side_by_side(lambda: g.value_and_grad({"x": x}), step, repeats=repeats, warmup=2)
     return Row("W3", f"chain of {CHAIN} elementwise nodes, vector of {WIDTH}, float64", ours, theirs,
                target="<= 0.7")
 
