@@ -1,13 +1,16 @@
 """`python -m graphspec check`: the gradient-check report of specs, or `--ops` for the op table.
 
 Exit codes: 0 every check passes (kinks allowed unless --strict), 1 a check fails, 2 a bad spec or
-bad usage (raised as SpecError / UsageError; cli.main prints them and maps them to 2).
+bad usage (raised as SpecError / UsageError; cli.main prints them and maps them to 2). With several
+specs a bad one does not stop the others: it is an ERROR entry of the report, and the exit code is
+the worst of all (2 over 1 over 0).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +18,7 @@ FORMATS = ("table", "json", "markdown")
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("specs", nargs="*", metavar="SPEC", help="spec files to check")
+    p.add_argument("specs", nargs="*", metavar="SPEC", help="spec files to check, or folders: every spec under them")
     p.add_argument("--ops", action="store_true", help="sweep every op of the op table over its sample inputs")
     p.add_argument("--op", action="append", default=[], metavar="NAME", help="with --ops: only this op (repeatable)")
     p.add_argument("--dtype", action="append", choices=("float64", "float32"), metavar="DTYPE",
@@ -36,6 +39,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=FORMATS, help="table (default on a terminal), json or markdown; "
                    "with -o, the file's suffix decides when this is not given")
     p.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE (atomically)")
+    p.add_argument("--force", action="store_true", help="write -o over an existing file of another kind "
+                   "(never over a spec or a file it reads)")
 
 
 def _format(args: argparse.Namespace) -> str:
@@ -116,36 +121,105 @@ def _load(path: str, args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     return graph, dict(parse_input(t) for t in args.input)
 
 
+@dataclass
+class Failed:
+    """A spec that could not be checked (a bad spec, bad --input): an ERROR entry of the report."""
+
+    spec: str
+    error: Any  # the GraphspecError
+
+    ok = False
+
+    def to_json(self) -> dict[str, Any]:
+        from .cli import error_record
+
+        return {"spec": self.spec, "name": None, "status": "ERROR", "ok": False, "error": error_record(self.error)}
+
+    def markdown(self) -> str:
+        return f"## Gradient check: {self.spec}: **ERROR**\n\n`{self.error}`\n"
+
+    def print(self, con: Any) -> None:
+        from rich.markup import escape
+
+        con.print(f"[bold]gradient check: {escape(self.spec)}[/bold]")
+        con.print(f"[bold red]ERROR[/]: {escape(str(self.error))}")
+
+
+def _summary(entries: list[Any]) -> str:
+    bad = sum(isinstance(e, Failed) for e in entries)
+    ok = sum(e.ok for e in entries)
+    return f"{ok} of {len(entries)} specs pass" + (f", {bad} could not be checked" if bad else "")
+
+
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from . import report
     from .checker import gradcheck
+    from .cli import expand_specs, guard_output, located
+    from .errors import GraphspecError, UsageError
+    from .files import REPORT
 
     _check_args(args)
     fmt = _format(args)
+    specs, skipped = expand_specs(args.specs)
+    if (args.input or args.params) and len(specs) > 1:
+        raise UsageError(f"--input and --params apply to one spec; give one SPEC (these are {len(specs)})")
+    what = "the spec being checked" if len(specs) == 1 else "a spec being checked"
+    if args.output:  # before any work: a missing folder, the spec itself, a data file
+        guard_output(args, args.output, REPORT, specs, what, [] if args.ops else None)
     if args.ops:
         return _run_ops(args, fmt)
-    reports = []
-    for path in args.specs:
-        graph, inputs = _load(path, args)
-        # perturbing a non-finite input makes more of them: the report says so, numpy need not warn on stderr
-        with np.errstate(all="ignore"):
-            reports.append(gradcheck(graph, inputs=inputs, wrt=args.wrt, fast=args.fast, directions=args.directions,
-                                     taylor=args.taylor, strict=args.strict, max_elements=args.max_elements,
-                                     blame=True if args.blame else None, seed=args.seed))
-    text = {"json": lambda: report.dumps(report.reports_json(reports)),
-            "markdown": lambda: report.reports_markdown(reports, args.verbose), "table": lambda: None}[fmt]()
+    for path, why in skipped:
+        print(f"note: {path}: skipped, {why}", file=sys.stderr)
+    entries: list[Any] = []  # Report or Failed, in the order of the specs
+    for path in specs:
+        try:
+            entries.append(_load(path, args))
+        except GraphspecError as e:
+            print(f"error: {e}", file=sys.stderr)
+            entries.append(Failed(path, e))
+    if args.output:  # the data files the specs read are known now
+        guard_output(args, args.output, REPORT, specs, what, [e[0] for e in entries if not isinstance(e, Failed)])
+    for i, entry in enumerate(entries):
+        if isinstance(entry, Failed):
+            continue
+        graph, inputs = entry
+        try:
+            # perturbing a non-finite input makes more of them: the report says so, numpy need not warn on stderr
+            with np.errstate(all="ignore"), located(graph.source):
+                entries[i] = gradcheck(graph, inputs=inputs, wrt=args.wrt, fast=args.fast, directions=args.directions,
+                                       taylor=args.taylor, strict=args.strict, max_elements=args.max_elements,
+                                       blame=True if args.blame else None, seed=args.seed)
+        except GraphspecError as e:
+            print(f"error: {e}", file=sys.stderr)
+            entries[i] = Failed(graph.source or specs[i], e)
+
+    def as_json() -> str:
+        doc = report.reports_json([e for e in entries if not isinstance(e, Failed)])
+        doc["ok"] = all(e.ok for e in entries)
+        doc["reports"] = [e.to_json() if isinstance(e, Failed) else report.report_json(e) for e in entries]
+        doc["skipped"] = [{"spec": f, "reason": why} for f, why in skipped]
+        return report.dumps(doc)
+
+    def as_markdown() -> str:
+        parts = [e.markdown() if isinstance(e, Failed) else report.report_markdown(e, args.verbose) for e in entries]
+        notes = "".join(f"> note: {f}: skipped, {why}\n" for f, why in skipped)
+        return "\n".join(parts) + ("\n" + notes if notes else "")
+
+    text = {"json": as_json, "markdown": as_markdown, "table": lambda: None}[fmt]()
 
     def table(con: Any) -> None:
-        for r in reports:
-            report.print_report(r, con, args.verbose)
-        if len(reports) > 1:
-            ok = sum(r.ok for r in reports)
-            con.print(f"{ok} of {len(reports)} specs pass")
+        for e in entries:
+            if isinstance(e, Failed):
+                e.print(con)
+            else:
+                report.print_report(e, con, args.verbose)
+        if len(entries) > 1:
+            con.print(_summary(entries), markup=False)
 
     _emit(args, fmt, table, text)
-    if (args.output and fmt != "table") or args.output:
-        bad = [r for r in reports if not r.ok]
-        print(f"wrote {args.output}: {len(reports) - len(bad)} of {len(reports)} specs pass", file=sys.stderr)
-    return 0 if all(r.ok for r in reports) else 1
+    if args.output:
+        print(f"wrote {args.output}: {_summary(entries)}", file=sys.stderr)
+    # the worst code wins: a bad spec (2, or an error's own code) over a failed check (1) over a pass
+    return max(e.error.exit_code if isinstance(e, Failed) else 0 if e.ok else 1 for e in entries)

@@ -2,7 +2,8 @@
 
 Parses arguments, calls the API, renders, and maps errors to exit codes: 0 ok, 1 a check or
 an expectation failed, 2 a bad spec or bad usage. Heavy modules are imported inside the
-commands so that `--help` is instant.
+commands so that `--help` is instant. An error is one line on stderr and, when the command's
+stdout is JSON, also a record there: {"ok": false, "error": error_record(e)}.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-grad", action="store_true", help="forward pass only")
 
     val = sub.add_parser("validate", help="validate specs without running them")
-    val.add_argument("specs", nargs="+")
+    val.add_argument("specs", nargs="+", metavar="SPEC", help="spec files, or folders: every spec under them")
     val.add_argument("--format", choices=("table", "json"), default="table")
 
     sub.add_parser("schema", help="print the JSON Schema of the spec format")
@@ -45,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--log-steps", action="store_true", help="log every step: the batch, its loss, the gradients, "
                     "and the batch's loss after the update")
     tr.add_argument("--format", choices=("table", "json"), default="table")
+    tr.add_argument("--force", action="store_true", help="write -o over an existing file of another kind "
+                    "(never over the spec or a file it reads)")
 
     ex = sub.add_parser("explain", help="the forward and backward pass step by step: the chain rule with numbers")
     ex.add_argument("spec")
@@ -55,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     dr.add_argument("-o", "--output", metavar="FILE.dot|.svg|.png", help="write here (default: DOT on stdout); "
                     ".svg and .png need Graphviz's dot")
     dr.add_argument("--no-values", action="store_true", help="structure only: do not run the graph")
+    dr.add_argument("--force", action="store_true", help="write -o over an existing file of another kind "
+                    "(never over the spec or a file it reads)")
 
     ops = sub.add_parser("ops", help="the op table")
     ops.add_argument("--format", choices=("table", "json"), default="table")
@@ -77,11 +82,25 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "train": cmd_train, "explain": cmd_explain, "draw": cmd_draw, "check": _check}[args.command](args)
     except GraphspecError as e:
         print(f"error: {e}", file=sys.stderr)
+        if _stdout_is_json(args):
+            print(json.dumps({"ok": False, "error": error_record(e)}, indent=2))
         return e.exit_code
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+
+
+def error_record(e: Any) -> dict[str, Any]:
+    """A GraphspecError as JSON, the same in every command (README, "Errors"): its parts, the
+    line printed on stderr, and the exit code."""
+    return {"message": e.message, "source": e.source, "loc": e.loc, "hint": e.hint, "text": str(e),
+            "exit_code": e.exit_code}
+
+
+def _stdout_is_json(args: argparse.Namespace) -> bool:
+    """check -o sends its report to the file: stdout stays empty there."""
+    return getattr(args, "format", None) == "json" and not (args.command == "check" and args.output)
 
 
 def _one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
@@ -115,12 +134,101 @@ def parse_input(text: str) -> tuple[str, Any]:
         raise UsageError(f"--input {name}: {value!r} is neither JSON nor @file") from None
 
 
+def _input_files(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """The files of --input NAME=@file and --params: outputs must not replace them."""
+    out = []
+    for text in getattr(args, "input", None) or []:
+        name, _, value = text.partition("=")
+        if value.startswith("@"):
+            out.append((value[1:], f"the --input {name} file"))
+            if ":" in value:  # @file.npz:key names an array of file.npz
+                out.append((value[1:].rpartition(":")[0], f"the --input {name} file"))
+    if getattr(args, "params", None):
+        out.append((args.params, "the --params file"))
+    return out
+
+
+def guard_output(args: argparse.Namespace, out: str | Path, kind: Any, specs: Sequence[str], what: str,
+                 graphs: Sequence[Any] | None = None, flag: str = "-o") -> None:
+    """Refuse an -o path that would replace the specs, a file they read, an --input or --params
+    file, or (without --force) a file of another kind. Called before the work starts: once before
+    loading (graphs None: a missing folder, the spec itself), again with the loaded graphs, whose
+    data files are known then (a file they read is named as such, not as "another kind")."""
+    from .files import check_output, spec_files
+
+    protected: list[tuple[str | Path, str]] = [(s, what) for s in specs]
+    protected += _input_files(args)
+    protected += [f for g in graphs or () for f in spec_files(g, what)]
+    check_output(out, flag, None if graphs is None else kind, protected=protected, force=args.force)
+
+
+SNIFF_LIMIT = 64 * 2**20  # bytes of a .json under a folder read to tell whether it is a spec
+
+
+def expand_specs(paths: Sequence[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """SPEC arguments as spec files: a folder stands for every *.json spec under it (recursively,
+    hidden entries skipped, in sorted order). A .json under a folder without a "graphspec" key is
+    skipped (the second list says which and why); named on its own it is loaded, and its error
+    reported."""
+    import os
+    import re
+    import stat
+
+    from .errors import UsageError
+
+    key = re.compile(rb'"graphspec"\s*:')
+    specs: list[str] = []
+    skipped: list[tuple[str, str]] = []
+    for arg in paths:
+        if not os.path.isdir(arg):
+            specs.append(arg)
+            continue
+        found = []
+        for folder, dirs, names in os.walk(arg):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            found += [os.path.join(folder, n) for n in names if n.lower().endswith(".json") and not n.startswith(".")]
+        found.sort(key=lambda f: Path(f).parts)
+        n_specs = len(specs)
+        for f in found:
+            try:
+                st = os.stat(f)
+                if not stat.S_ISREG(st.st_mode):  # a FIFO or a link to /dev/zero would never end
+                    skipped.append((f, "not a regular file"))
+                    continue
+                if st.st_size > SNIFF_LIMIT:
+                    specs.append(f)  # too big to look into: loading it says what it is
+                    continue
+                with open(f, "rb") as fh:
+                    text = fh.read(SNIFF_LIMIT)
+            except OSError:
+                specs.append(f)  # unreadable: loading it says why
+                continue
+            # broken JSON is kept when it has the key: a spec with a typo is still a spec to report
+            if key.search(text):
+                specs.append(f)
+            else:
+                skipped.append((f, 'not a spec (no "graphspec" key)'))
+        if len(specs) == n_specs:
+            raise UsageError(f"{arg}: no spec under this folder (a *.json file with a \"graphspec\" key)")
+    return specs, skipped
+
+
 def load_params(graph: Any, path: str) -> None:
     import numpy as np
 
     from .errors import InputError, UsageError
     from .values import READ_ERRORS, as_array
 
+    try:
+        with open(path, "rb") as f:
+            head = f.read(6)
+    except FileNotFoundError:
+        raise UsageError(f"--params {path}: no such file") from None
+    except OSError as e:
+        raise UsageError(f"--params {path}: cannot read: {e.strerror or e}") from None
+    # a CSV or any other file made np.load try pickle and say "allow_pickle=False"
+    if not head.startswith((b"PK", b"\x93NUMPY")):
+        raise UsageError(f"--params {path}: not an .npz file (train saves params as .npz)")
     try:
         z = np.load(path, allow_pickle=False)
         if not isinstance(z, np.lib.npyio.NpzFile):  # an .npy: one array, no names to match params by
@@ -191,14 +299,21 @@ def save_npz(path: Path, arrays: dict[str, Any]) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from . import render, train
     from .api import load
-    from .errors import UsageError
+    from .errors import SpecError, UsageError
+    from .files import PARAMS
 
     if args.epochs is not None and args.epochs < 1:
         raise UsageError("--epochs must be at least 1")
-    graph = load(args.spec)
     out = Path(args.output) if args.output else Path(Path(args.spec).stem + ".params.npz")
     if out.suffix != ".npz":
         raise UsageError(f"-o {out}: params are saved as .npz")
+    flag, what = "-o" if args.output else "output", "the spec being trained"
+    guard_output(args, out, PARAMS, [args.spec], what, flag=flag)
+    graph = load(args.spec)
+    if graph.spec.train is None:  # train.train's fallback optimizer is for the API, not an undocumented CLI default
+        raise SpecError("spec has no train block: add one with an optimizer, see docs/format.md", source=graph.source,
+                        hint='e.g. "train": {"optimizer": {"sgd": {"lr": 0.1}}, "epochs": 10}')
+    guard_output(args, out, PARAMS, [args.spec], what, [graph], flag=flag)
     steps: list[Any] = []
     epochs: list[Any] = []
     live = args.format == "table"  # JSON gathers the log and prints it once, at the end
@@ -240,9 +355,15 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 def cmd_draw(args: argparse.Namespace) -> int:
     from .api import load
-    from .draw import to_dot, write_drawing
+    from .draw import check_drawing_path, to_dot, write_drawing
+    from .files import DRAWING
 
+    if args.output:
+        check_drawing_path(Path(args.output))
+        guard_output(args, args.output, DRAWING, [args.spec], "the spec being drawn")
     graph = load(args.spec)
+    if args.output:
+        guard_output(args, args.output, DRAWING, [args.spec], "the spec being drawn", [graph])
     with located(graph.source):
         dot = to_dot(graph, values=not args.no_values)
     if args.output:
@@ -257,23 +378,25 @@ def cmd_draw(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     from . import render
     from .api import load
-    from .errors import SpecError
+    from .errors import GraphspecError
 
+    specs, skipped = expand_specs(args.specs)
+    for path, why in skipped:
+        print(f"note: {path}: skipped, {why}", file=sys.stderr)
     rows = []
-    for path in args.specs:
+    for path in specs:
         try:
             g = load(path)
             rows.append({"spec": path, "ok": True, "nodes": len(g.order), "message": "ok"})
-        except SpecError as e:
-            rows.append({"spec": path, "ok": False, "message": str(e)})
+        except GraphspecError as e:
+            rows.append({"spec": path, "ok": False, "message": str(e), "error": error_record(e)})
+    for r in rows:  # errors on stderr in every format, as every command gives them
+        if not r["ok"]:
+            print(f"error: {r['message']}", file=sys.stderr)
+        elif args.format != "json":
+            print(f"ok: {r['spec']} ({r['nodes']} nodes)")
     if args.format == "json":
         render.write_json(sys.stdout, rows)
-    else:
-        for r in rows:
-            if r["ok"]:
-                print(f"ok: {r['spec']} ({r['nodes']} nodes)")
-            else:
-                print(f"error: {r['message']}", file=sys.stderr)
     return EXIT_OK if all(r["ok"] for r in rows) else EXIT_BAD
 
 

@@ -59,11 +59,19 @@ def to_dot(graph: Graph, values: bool = True) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_drawing(dot: str, path: Path) -> None:
-    """DOT as text, or an image through Graphviz; written atomically (temp file + rename)."""
+def check_drawing_path(path: Path) -> str:
+    """The format of an -o path (its suffix), checked before any work: known, and Graphviz there for images."""
     fmt = path.suffix.lstrip(".").lower()
     if fmt not in ("dot", "gv", "svg", "png", "pdf"):
         raise UsageError(f"-o {path}: write .dot, .svg, .png or .pdf")
+    if fmt not in ("dot", "gv") and shutil.which("dot") is None:
+        raise UsageError(f"-o {path}: images need Graphviz's `dot` program; write .dot instead")
+    return fmt
+
+
+def write_drawing(dot: str, path: Path) -> None:
+    """DOT as text, or an image through Graphviz; written atomically (temp file + rename)."""
+    fmt = check_drawing_path(path)
     if fmt in ("dot", "gv"):
         data = dot.encode()
     else:

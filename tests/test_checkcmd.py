@@ -120,6 +120,7 @@ def test_inputs_from_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixt
                                        "nodes": {"s": {"op": "sin", "args": ["x"]}, "L": {"op": "sum", "args": ["s"]}},
                                        "loss": "L"})
     assert main(["check", path]) == 2  # x has no value
+    assert f"error: {path}: inputs.x: no value" in capsys.readouterr().err  # the spec's name is kept
     assert main(["check", path, "--input", "x=[0.1, 0.2]", "--format", "json"]) == 0
     (r,) = json.loads(capsys.readouterr().out)["reports"]
     assert r["checks"][0]["elements"]["analytic"] == pytest.approx(np.cos([0.1, 0.2]).tolist())
@@ -183,3 +184,129 @@ def test_a_name_that_looks_like_markup_is_printed_as_written(tmp_path: Path, cap
     doc["name"] = "[/] [bold"
     assert main(["check", write(tmp_path, "m.json", doc)]) == 0
     assert "gradient check: [/] [bold (full" in capsys.readouterr().out
+
+
+# -- several specs: a bad one does not stop the others ----------------------------------------------
+
+
+def _class_folder(tmp_path: Path) -> Path:
+    """A teacher's folder: two students, one spec each plus a broken one, a data file and a report."""
+    root = tmp_path / "class"
+    (root / "ann").mkdir(parents=True)
+    (root / "bob" / "deep").mkdir(parents=True)
+    (root / ".hidden").mkdir()
+    good_doc = json.loads(Path(good(tmp_path)).read_text())
+    (root / "ann" / "good.json").write_text(json.dumps(good_doc))
+    (root / "bob" / "deep" / "kink.json").write_text(Path(kinked(tmp_path)).read_text())
+    (root / "bob" / "typo.json").write_text('{"graphspec": "1", "nodes": {"z": {"op": "mull", "args": []}}}')
+    (root / "bob" / "broken.json").write_text('{"graphspec": "1", "nodes": {')  # not even JSON: still a spec
+    (root / "ann" / "data.json").write_text("[1, 2, 3]")  # no "graphspec" key: skipped
+    (root / ".hidden" / "x.json").write_text(json.dumps(good_doc))  # hidden folders are not walked
+    return root
+
+
+def test_a_bad_spec_does_not_stop_the_others(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`check A.json B.json` stopped at the first bad spec (issue 8)."""
+    bad = write(tmp_path, "bad.json", {"graphspec": "1", "nodes": {"z": {"op": "mull", "args": []}}})
+    specs = [good(tmp_path), bad, kinked(tmp_path)]
+    assert main(["check", *specs]) == 2
+    out, err = capsys.readouterr()
+    assert out.count("gradient check:") == 3 and "KINK at w[0]" in out
+    assert f"ERROR: {bad}: nodes.z.op: unknown op 'mull'" in out
+    assert "2 of 3 specs pass, 1 could not be checked" in out
+    assert err == f"error: {bad}: nodes.z.op: unknown op 'mull' (did you mean 'mul'?)\n"
+
+    assert main(["check", *specs, "--format", "json"]) == 2
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ok"] is False and [r["status"] for r in doc["reports"]] == ["PASS", "ERROR", "KINK"]
+    entry = doc["reports"][1]
+    assert entry["spec"] == bad and entry["ok"] is False
+    assert entry["error"] == {"message": "unknown op 'mull'", "source": bad, "loc": "nodes.z.op",
+                              "hint": "did you mean 'mul'?", "exit_code": 2,
+                              "text": f"{bad}: nodes.z.op: unknown op 'mull' (did you mean 'mul'?)"}
+
+    assert main(["check", *specs, "--format", "markdown"]) == 2
+    md = capsys.readouterr().out
+    assert md.count("## Gradient check: ") == 3 and f"## Gradient check: {bad}: **ERROR**" in md
+    assert "unknown op 'mull'" in md
+
+
+def test_the_worst_exit_code_wins(tmp_path: Path, capsys: pytest.CaptureFixture[str], broken_sub: None) -> None:
+    bad = write(tmp_path, "bad.json", {"graphspec": "1"})
+    assert main(["check", good(tmp_path), sub_spec(tmp_path)]) == 1
+    assert main(["check", sub_spec(tmp_path), good(tmp_path), bad]) == 2
+    assert main(["check", bad, sub_spec(tmp_path)]) == 2
+    assert main(["check", good(tmp_path), kinked(tmp_path)]) == 0
+
+
+def test_an_error_while_checking_is_an_entry_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An input without a value is found by the checker, not by load: the same ERROR entry, named by its spec."""
+    path = write(tmp_path, "novalue.json", {"graphspec": "1", "inputs": {"x": {"shape": [2]}},
+                                            "nodes": {"s": {"op": "sum", "args": ["x"]}}, "loss": "s"})
+    assert main(["check", path, good(tmp_path), "--format", "json"]) == 2
+    doc = json.loads(capsys.readouterr().out)
+    assert [r["status"] for r in doc["reports"]] == ["ERROR", "PASS"]
+    assert doc["reports"][0]["error"]["source"] == path and doc["reports"][0]["error"]["loc"] == "inputs.x"
+
+
+def test_check_a_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = _class_folder(tmp_path)
+    assert main(["check", str(root), "--format", "json"]) == 2
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    rel = [str(Path(r["spec"]).relative_to(root)) for r in doc["reports"]]
+    assert rel == ["ann/good.json", "bob/broken.json", "bob/deep/kink.json", "bob/typo.json"]  # sorted by path parts
+    assert [r["status"] for r in doc["reports"]] == ["PASS", "ERROR", "KINK", "ERROR"]
+    assert doc["skipped"] == [{"spec": str(root / "ann" / "data.json"), "reason": 'not a spec (no "graphspec" key)'}]
+    assert f"note: {root / 'ann' / 'data.json'}: skipped, not a spec" in err
+    assert err.count("error: ") == 2
+    out_file = tmp_path / "report.md"
+    assert main(["check", str(root), "-o", str(out_file)]) == 2
+    assert out_file.read_text().count("## Gradient check: ") == 4
+    assert "wrote" in capsys.readouterr().err and not any(p.name.startswith(".") for p in tmp_path.iterdir()
+                                                           if p.name != ".hidden")
+
+
+def test_a_folder_with_only_good_specs_passes_and_an_explicit_non_spec_is_an_error(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "ok"
+    root.mkdir()
+    write(root, "a.json", json.loads(Path(good(tmp_path)).read_text()))
+    write(root, "b.json", json.loads(Path(kinked(tmp_path)).read_text()))
+    assert main(["check", str(root)]) == 0
+    assert "2 of 2 specs pass" in capsys.readouterr().out
+    data = root / "data.json"
+    data.write_text("[1, 2]")
+    assert main(["check", str(data)]) == 2  # named on its own, a file that is no spec is an error
+    assert "a spec is a JSON object, got list" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["check", str(empty)]) == 2
+    assert capsys.readouterr().err == f'error: {empty}: no spec under this folder (a *.json file with a "graphspec" key)\n'
+
+
+def test_check_a_folder_in_a_fresh_process(tmp_path: Path) -> None:
+    root = _class_folder(tmp_path)
+    r = subprocess.run([sys.executable, "-m", "graphspec", "check", str(root)], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 2 and "2 of 4 specs pass, 2 could not be checked" in r.stdout
+    assert "Traceback" not in r.stderr and r.stderr.count("error: ") == 2
+
+
+def test_input_and_params_with_a_folder_of_several_specs_is_a_usage_error(tmp_path: Path) -> None:
+    root = _class_folder(tmp_path)
+    assert main(["check", str(root), "--input", "w=[1, 2, 3]"]) == 2
+
+
+# -- JSON errors ----------------------------------------------------------------------------------------
+
+
+def test_usage_errors_are_json_records_with_format_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", good(tmp_path), "--max-elements", "0", "--format", "json"]) == 2
+    out, err = capsys.readouterr()
+    assert json.loads(out) == {"ok": False, "error": {"message": "--max-elements must be at least 1", "source": None,
+                                                      "loc": None, "hint": None, "exit_code": 2,
+                                                      "text": "--max-elements must be at least 1"}}
+    assert err == "error: --max-elements must be at least 1\n"
+    # with -o the report goes to the file: stdout stays empty
+    assert main(["check", good(tmp_path), "--max-elements", "0", "-o", str(tmp_path / "r.json")]) == 2
+    assert capsys.readouterr().out == ""

@@ -103,13 +103,14 @@ def test_params_files_that_do_not_fit_are_usage_errors(tmp_path, capsys, make, m
     assert err.count("\n") == 1 and message in err
 
 
-@pytest.mark.parametrize("argv", [["check", MUL], ["train", MUL], ["draw", MUL]])
+@pytest.mark.parametrize("argv", [["check", MUL], ["train", str(ROOT / "specs" / "lecture" / "sgd_step1.json")],
+                                  ["draw", MUL]])
 def test_output_to_a_missing_folder_is_a_usage_error(tmp_path, capsys, argv):
     """write_atomic's temp file in a folder that does not exist raised FileNotFoundError."""
     out = tmp_path / "nope" / ("r.json" if argv[0] == "check" else "p.npz" if argv[0] == "train" else "g.dot")
     assert main([*argv, "-o", str(out)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and f"error: cannot write {out}: No such file or directory" in err
+    assert err == f"error: -o {out}: cannot write there: no folder {out.parent}\n"
 
 
 def test_an_empty_csv_is_zero_rows_without_a_warning(tmp_path, capsys):
@@ -182,3 +183,80 @@ def test_warnings_are_one_line_each(tmp_path, capsys):
                                     "warning: nodes.h: first non-finite gradient (inf/nan) produced by the VJP of mul for 'w'"]
         main(["check", path, "--input", "x=[NaN, Infinity]"])
         assert capsys.readouterr().err == ""
+
+
+# -- JSON error records, train without a train block, --params that is no .npz -----------------------
+
+RECORD_KEYS = {"message", "source", "loc", "hint", "text", "exit_code"}
+
+
+@pytest.mark.parametrize("cmd", ["run", "validate", "train", "check"])
+def test_a_bad_spec_with_format_json_prints_a_json_error_record(tmp_path, capsys, cmd):
+    """`--format json` on a bad spec printed no JSON (issue 8): the same record in every command."""
+    bad = write(tmp_path, {"graphspec": "1", "nodes": {"z": {"op": "mull", "args": []}}}, "bad.json")
+    assert main([cmd, bad, "--format", "json", *(["-o", str(tmp_path / "p.npz")] if cmd == "train" else [])]) == 2
+    out, err = capsys.readouterr()
+    assert err == f"error: {bad}: nodes.z.op: unknown op 'mull' (did you mean 'mul'?)\n"
+    doc = json.loads(out)
+    record = {"run": lambda d: d, "train": lambda d: d, "validate": lambda d: d[0], "check": lambda d: d["reports"][0]}[cmd](doc)
+    assert record["ok"] is False and set(record["error"]) == RECORD_KEYS
+    assert record["error"] == {"message": "unknown op 'mull'", "source": bad, "loc": "nodes.z.op",
+                               "hint": "did you mean 'mul'?", "exit_code": 2, "text": err[len("error: "):-1]}
+    if cmd in ("run", "train"):
+        assert doc == {"ok": False, "error": record["error"]}
+
+
+def test_json_error_record_in_a_fresh_process(tmp_path):
+    bad = write(tmp_path, {"graphspec": 1}, "bad.json")
+    p = subprocess.run([sys.executable, "-m", "graphspec", "run", bad, "--format", "json"], capture_output=True, text=True)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1
+    doc = json.loads(p.stdout)
+    assert doc["ok"] is False and doc["error"]["source"] == bad and doc["error"]["exit_code"] == 2
+
+
+def test_a_table_run_prints_no_json_on_error(tmp_path, capsys):
+    bad = write(tmp_path, {"graphspec": "1", "nodes": {"z": {"op": "mull", "args": []}}}, "bad.json")
+    assert main(["run", bad]) == 2
+    assert capsys.readouterr().out == ""
+
+
+def test_validate_a_folder(tmp_path, capsys):
+    (tmp_path / "sub").mkdir()
+    good = write(tmp_path / "sub", json.loads(Path(MUL).read_text()), "mul.json")
+    bad = write(tmp_path, {"graphspec": "1", "nodes": {"z": {"op": "mull", "args": []}}}, "bad.json")
+    (tmp_path / "notes.json").write_text('{"todo": 1}')
+    assert main(["validate", str(tmp_path), "--format", "json"]) == 2
+    out, err = capsys.readouterr()
+    rows = json.loads(out)
+    assert [r["spec"] for r in rows] == [bad, good] and [r["ok"] for r in rows] == [False, True]
+    assert rows[0]["error"]["loc"] == "nodes.z.op"
+    assert f"note: {tmp_path / 'notes.json'}: skipped" in err
+
+
+def test_train_without_a_train_block_says_what_is_missing(tmp_path, capsys, monkeypatch):
+    """It trained with an undocumented default optimizer, or failed with a misleading data error."""
+    import graphspec.train
+
+    monkeypatch.setattr(graphspec.train, "train", lambda *a, **k: pytest.fail("training started"))
+    path = write(tmp_path, {"graphspec": "1", "inputs": {"x": {"value": [1.0, 2.0]}}, "params": {"w": {"value": 1.0}},
+                            "nodes": {"h": {"op": "mul", "args": ["x", "w"]}, "L": {"op": "sum", "args": ["h"]}},
+                            "loss": "L"})
+    assert main(["train", path, "-o", str(tmp_path / "p.npz")]) == 2
+    assert capsys.readouterr().err == f"error: {path}: spec has no train block: add one with an optimizer, see " \
+        'docs/format.md (e.g. "train": {"optimizer": {"sgd": {"lr": 0.1}}, "epochs": 10})\n'
+    assert not (tmp_path / "p.npz").exists()
+
+
+@pytest.mark.parametrize("content", [b"w\n1.0\n", b"\x00\x01garbage", b""])
+def test_params_that_is_no_npz_says_so(tmp_path, capsys, content):
+    """A CSV or garbage as --params gave numpy's text about allow_pickle."""
+    doc = {"graphspec": "1", "params": {"w": {"value": 1.0}}, "nodes": {"s": {"op": "sum", "args": ["w"]}}}
+    p = tmp_path / "x.csv"
+    p.write_bytes(content)
+    for cmd in ("run", "check"):
+        assert main([cmd, write(tmp_path, doc), "--params", str(p)]) == 2
+        err = capsys.readouterr().err
+        assert err.endswith(f"--params {p}: not an .npz file (train saves params as .npz)\n"), err
+        assert "pickle" not in err
+    assert main(["run", write(tmp_path, doc), "--params", str(tmp_path / "missing.npz")]) == 2
+    assert capsys.readouterr().err == f"error: --params {tmp_path / 'missing.npz'}: no such file\n"
