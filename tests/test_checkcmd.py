@@ -292,9 +292,11 @@ def test_check_a_folder_in_a_fresh_process(tmp_path: Path) -> None:
     assert "Traceback" not in r.stderr and r.stderr.count("error: ") == 2
 
 
-def test_input_and_params_with_a_folder_of_several_specs_is_a_usage_error(tmp_path: Path) -> None:
+def test_input_and_params_with_a_folder_of_several_specs_is_a_usage_error(tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
     root = _class_folder(tmp_path)
     assert main(["check", str(root), "--input", "w=[1, 2, 3]"]) == 2
+    assert capsys.readouterr().err == "error: --input and --params apply to one spec; give one SPEC (these are 4)\n"
 
 
 # -- JSON errors ----------------------------------------------------------------------------------------

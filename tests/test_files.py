@@ -289,8 +289,8 @@ def test_a_fifo_is_written_in_place(tmp_path):
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     got: list[bytes] = []
-    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
     reader.start()
     files.write_atomic(fifo, "report\n")
-    reader.join(timeout=10)
+    reader.join(timeout=10)  # a daemon: were the FIFO replaced, the reader would block for good
     assert got == [b"report\n"] and stat.S_ISFIFO(fifo.stat().st_mode)
