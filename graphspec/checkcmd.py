@@ -165,22 +165,24 @@ def run(args: argparse.Namespace) -> int:
     specs, skipped = expand_specs(args.specs)
     if (args.input or args.params) and len(specs) > 1:
         raise UsageError(f"--input and --params apply to one spec; give one SPEC (these are {len(specs)})")
-    what = "the spec being checked" if len(specs) == 1 else "a spec being checked"
-    if args.output:  # before any work: a missing folder, the spec itself, a data file
-        guard_output(args, args.output, REPORT, specs, what, [] if args.ops else None)
     if args.ops:
+        if args.output:
+            guard_output(args, args.output, REPORT, [], "")
         return _run_ops(args, fmt)
-    for path, why in skipped:
-        print(f"note: {path}: skipped, {why}", file=sys.stderr)
     entries: list[Any] = []  # Report or Failed, in the order of the specs
     for path in specs:
         try:
             entries.append(_load(path, args))
         except GraphspecError as e:
-            print(f"error: {e}", file=sys.stderr)
             entries.append(Failed(path, e))
-    if args.output:  # the data files the specs read are known now
+    if args.output:  # before any work, now that the files the specs read are known
+        what = "the spec being checked" if len(specs) == 1 else "a spec being checked"
         guard_output(args, args.output, REPORT, specs, what, [e[0] for e in entries if not isinstance(e, Failed)])
+    for path, why in skipped:
+        print(f"note: {path}: skipped, {why}", file=sys.stderr)
+    for e in entries:
+        if isinstance(e, Failed):
+            print(f"error: {e.error}", file=sys.stderr)
     for i, entry in enumerate(entries):
         if isinstance(entry, Failed):
             continue

@@ -92,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def error_record(e: Any) -> dict[str, Any]:
-    """A GraphspecError as JSON, the same in every command (README, "Errors"): its parts, the
+    """A GraphspecError as JSON, the same in every command (README, "Errors as JSON"): its parts, the
     line printed on stderr, and the exit code."""
     return {"message": e.message, "source": e.source, "loc": e.loc, "hint": e.hint, "text": str(e),
             "exit_code": e.exit_code}
@@ -149,17 +149,16 @@ def _input_files(args: argparse.Namespace) -> list[tuple[str, str]]:
 
 
 def guard_output(args: argparse.Namespace, out: str | Path, kind: Any, specs: Sequence[str], what: str,
-                 graphs: Sequence[Any] | None = None, flag: str = "-o") -> None:
-    """Refuse an -o path that would replace the specs, a file they read, an --input or --params
-    file, or (without --force) a file of another kind. Called before the work starts: once before
-    loading (graphs None: a missing folder, the spec itself), again with the loaded graphs, whose
-    data files are known then (a file they read is named as such, not as "another kind")."""
+                 graphs: Sequence[Any] = (), flag: str = "-o") -> None:
+    """Refuse an -o path that would replace the specs, a file they read (known once the
+    ``graphs`` are loaded), an --input or --params file, or (without --force) a file of another
+    kind. Called once per command, after loading and before the work starts."""
     from .files import check_output, spec_files
 
     protected: list[tuple[str | Path, str]] = [(s, what) for s in specs]
     protected += _input_files(args)
-    protected += [f for g in graphs or () for f in spec_files(g, what)]
-    check_output(out, flag, None if graphs is None else kind, protected=protected, force=args.force)
+    protected += [f for g in graphs for f in spec_files(g, what)]
+    check_output(out, flag, kind, protected=protected, force=args.force)
 
 
 SNIFF_LIMIT = 64 * 2**20  # bytes of a .json under a folder read to tell whether it is a spec
@@ -307,13 +306,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.output) if args.output else Path(Path(args.spec).stem + ".params.npz")
     if out.suffix != ".npz":
         raise UsageError(f"-o {out}: params are saved as .npz")
-    flag, what = "-o" if args.output else "output", "the spec being trained"
-    guard_output(args, out, PARAMS, [args.spec], what, flag=flag)
     graph = load(args.spec)
     if graph.spec.train is None:  # train.train's fallback optimizer is for the API, not an undocumented CLI default
         raise SpecError("spec has no train block: add one with an optimizer, see docs/format.md", source=graph.source,
                         hint='e.g. "train": {"optimizer": {"sgd": {"lr": 0.1}}, "epochs": 10}')
-    guard_output(args, out, PARAMS, [args.spec], what, [graph], flag=flag)
+    guard_output(args, out, PARAMS, [args.spec], "the spec being trained", [graph], flag="-o" if args.output else "output")
     steps: list[Any] = []
     epochs: list[Any] = []
     live = args.format == "table"  # JSON gathers the log and prints it once, at the end
@@ -360,7 +357,6 @@ def cmd_draw(args: argparse.Namespace) -> int:
 
     if args.output:
         check_drawing_path(Path(args.output))
-        guard_output(args, args.output, DRAWING, [args.spec], "the spec being drawn")
     graph = load(args.spec)
     if args.output:
         guard_output(args, args.output, DRAWING, [args.spec], "the spec being drawn", [graph])

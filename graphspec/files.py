@@ -66,13 +66,12 @@ def _what_is_there(head: bytes, suffix: str) -> str:
     return "exists"
 
 
-def check_output(path: str | Path, flag: str, kind: Kind | None, *, protected: Iterable[tuple[str | Path, str]] = (),
+def check_output(path: str | Path, flag: str, kind: Kind, *, protected: Iterable[tuple[str | Path, str]] = (),
                  force: bool = False) -> None:
     """Refuse, before any work, an output path that cannot be written or would lose a user's file.
 
     ``protected`` pairs a path with what it is ("the spec being checked"); no flag lets a command
-    write over one. An existing file that is not ``kind`` (a spec, a data file) needs ``force``
-    (``kind`` None: not yet asked, while the files a spec reads are still unknown).
+    write over one. An existing file that is not ``kind`` (a spec, a data file) needs ``force``.
     """
     shown = f"{flag} {path}"
     p = os.fspath(path)
@@ -95,7 +94,7 @@ def check_output(path: str | Path, flag: str, kind: Kind | None, *, protected: I
         return  # /dev/null, a FIFO: written in place
     if not os.access(target, os.W_OK):  # a rename would replace it all the same: read-only is the user's word
         raise UsageError(f"{shown}: the file is read-only; refusing to write over it")
-    if st.st_size == 0 or kind is None:
+    if st.st_size == 0:
         return  # nothing to lose
     try:
         with open(target, "rb") as f:

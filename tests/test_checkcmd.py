@@ -265,6 +265,10 @@ def test_check_a_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert out_file.read_text().count("## Gradient check: ") == 4
     assert "wrote" in capsys.readouterr().err and not any(p.name.startswith(".") for p in tmp_path.iterdir()
                                                            if p.name != ".hidden")
+    # a refused -o is the only line: the bad specs found while loading are not reported before it
+    assert main(["check", str(root), "-o", str(tmp_path / "missing" / "r.md")]) == 2
+    assert capsys.readouterr() == ("", f"error: -o {tmp_path / 'missing' / 'r.md'}: cannot write there: "
+                                       f"no folder {tmp_path / 'missing'}\n")
 
 
 def test_a_folder_with_only_good_specs_passes_and_an_explicit_non_spec_is_an_error(
