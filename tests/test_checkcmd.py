@@ -316,3 +316,12 @@ def test_usage_errors_are_json_records_with_format_json(tmp_path: Path, capsys: 
     # with -o the report goes to the file: stdout stays empty
     assert main(["check", good(tmp_path), "--max-elements", "0", "-o", str(tmp_path / "r.json")]) == 2
     assert capsys.readouterr().out == ""
+
+
+def test_ops_sweep_output_is_guarded_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = Path(good(tmp_path))
+    before = target.read_text()
+    assert main(["check", "--ops", "--op", "relu", "-o", str(target)]) == 2
+    assert "looks like a spec" in capsys.readouterr().err and target.read_text() == before
+    assert main(["check", "--ops", "--op", "relu", "-o", str(target), "--force"]) == 0
+    assert json.loads(target.read_text())["ops"][0]["op"] == "relu"
