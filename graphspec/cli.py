@@ -166,9 +166,9 @@ SNIFF_LIMIT = 64 * 2**20  # bytes of a .json under a folder read to tell whether
 
 def expand_specs(paths: Sequence[str]) -> tuple[list[str], list[tuple[str, str]]]:
     """SPEC arguments as spec files: a folder stands for every *.json spec under it (recursively,
-    hidden entries skipped, in sorted order). A .json under a folder without a "graphspec" key is
-    skipped (the second list says which and why); named on its own it is loaded, and its error
-    reported."""
+    hidden entries skipped, in sorted order; a spec named twice is checked once). A .json under a
+    folder without a "graphspec" key is skipped (the second list says which and why); named on its
+    own it is loaded, and its error reported."""
     import os
     import re
     import stat
@@ -209,7 +209,10 @@ def expand_specs(paths: Sequence[str]) -> tuple[list[str], list[tuple[str, str]]
                 skipped.append((f, 'not a spec (no "graphspec" key)'))
         if len(specs) == n_specs:
             raise UsageError(f"{arg}: no spec under this folder (a *.json file with a \"graphspec\" key)")
-    return specs, skipped
+    first: dict[str, str] = {}  # `check DIR DIR/a.json` checks a.json once, where it first comes
+    for s in specs:
+        first.setdefault(os.path.realpath(s), s)
+    return list(first.values()), skipped
 
 
 def load_params(graph: Any, path: str) -> None:

@@ -279,6 +279,8 @@ def test_a_folder_with_only_good_specs_passes_and_an_explicit_non_spec_is_an_err
     write(root, "b.json", json.loads(Path(kinked(tmp_path)).read_text()))
     assert main(["check", str(root)]) == 0
     assert "2 of 2 specs pass" in capsys.readouterr().out
+    assert main(["check", str(root / "b.json"), str(root), f"{root}/./a.json"]) == 0  # each spec once, first place kept
+    assert capsys.readouterr().out.count("gradient check: ") == 2
     data = root / "data.json"
     data.write_text("[1, 2]")
     assert main(["check", str(data)]) == 2  # named on its own, a file that is no spec is an error
