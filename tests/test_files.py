@@ -294,3 +294,21 @@ def test_a_fifo_is_written_in_place(tmp_path):
     files.write_atomic(fifo, "report\n")
     reader.join(timeout=10)  # a daemon: were the FIFO replaced, the reader would block for good
     assert got == [b"report\n"] and stat.S_ISFIFO(fifo.stat().st_mode)
+
+
+@pytest.mark.parametrize("what", ["folder", "file"])
+def test_no_permission_is_refused_even_as_root(tmp_path, capsys, monkeypatch, what):
+    """The two tests above skip as root (who may write anyway): the same refusals, with os.access
+    saying no for the one path, as it does for a user."""
+    path = spec(tmp_path)
+    (tmp_path / "ro").mkdir()
+    out = tmp_path / "ro" / "r.md"
+    if what == "file":
+        out.write_text("## Gradient check: old\n")
+    denied = str(out if what == "file" else out.parent)
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if os.fspath(p) == denied else real(p, mode, **kw))
+    assert main(["check", str(path), "-o", str(out)]) == 2
+    assert one_error(capsys) == (f"-o {out}: the file is read-only; refusing to write over it" if what == "file" else
+                                 f"-o {out}: cannot write there: no permission to write in {out.parent}")
+    assert [p.name for p in (tmp_path / "ro").iterdir()] == (["r.md"] if what == "file" else [])
