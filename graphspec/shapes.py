@@ -44,10 +44,25 @@ def _check_attr(op: Op, key: str, spec: Attr, v: Any) -> Any:
         return v
     if kind in ("axes", "reduce_axis", "shape") and isinstance(v, list) and all(_is_int(a) for a in v):
         return tuple(v)
+    if kind in ("opt_float", "opt_pair") and v is None:
+        return None
+    if kind == "opt_float":
+        return _check_attr(op, key, Attr("float"), v)
+    if kind in ("pair", "opt_pair") and _is_int(v):
+        return (v, v)
+    if kind in ("pair", "opt_pair") and isinstance(v, list) and len(v) == 2 and all(_is_int(a) for a in v):
+        return tuple(v)
+    if kind == "slices" and isinstance(v, list) and all(
+            isinstance(s, list) and len(s) in (2, 3) and all(a is None or _is_int(a) for a in s) for s in v):
+        return tuple(tuple(s) for s in v)
     wanted = {"float": "a number", "int": "an integer", "axis": "an integer axis", "bool": "true or false",
               "enum": "a string", "axes": "a list of integer axes or null",
               "reduce_axis": "an integer axis, a list of them, or null (all axes)",
-              "shape": "a list of integer sizes"}[kind]
+              "shape": "a list of integer sizes", "opt_float": "a number or null",
+              "pair": "an integer or a list [h, w] of two integers",
+              "opt_pair": "an integer, a list [h, w] of two integers, or null",
+              "slices": "a list with one [start, stop] or [start, stop, step] per axis (integers or null, "
+                        "as in Python's x[start:stop:step])"}[kind]
     raise RuleError(f"{op.name} attr '{key}' must be {wanted}, got {v!r}")
 
 

@@ -117,6 +117,117 @@ def ref_transpose(x, axes=None):
     return anp.transpose(x, None if axes is None else tuple(a % nd for a in axes))
 
 
+# --- the ops a CNN lesson needs, and their neighbours --------------------------------------------
+
+def ref_clip(x, min=None, max=None):
+    # chosen by where, so the gradient is 1 on the bounds themselves (torch.clamp's convention;
+    # autograd's own clip gives 0 there)
+    if min is not None:
+        x = anp.where(x < min, min, x)
+    if max is not None:
+        x = anp.where(x > max, max, x)
+    return x
+
+
+def ref_where(cond, a, b):
+    m = (np.asarray(cond) != 0).astype(float)
+    return m * a + (1 - m) * b
+
+
+def _count(x, axis):
+    shape = np.shape(getval(x))
+    axes = range(len(shape)) if axis is None else [axis] if isinstance(axis, int) else axis
+    return int(np.prod([shape[a] for a in axes]))
+
+
+def ref_var(x, axis=None, keepdims=False, ddof=0):
+    ax = _axis(axis, x)
+    d = x - anp.mean(x, axis=ax, keepdims=True)
+    return anp.sum(d * d, axis=ax, keepdims=keepdims) / (_count(x, axis) - ddof)
+
+
+def ref_stack(*xs, axis=0):
+    return anp.stack(list(xs), axis=axis)
+
+
+def ref_expand_dims(x, axis):
+    shape = list(np.shape(getval(x)))
+    shape.insert(axis % (len(shape) + 1), 1)
+    return anp.reshape(x, shape)
+
+
+def ref_squeeze(x, axis=None):
+    shape = np.shape(getval(x))
+    axes = [i for i, d in enumerate(shape) if d == 1] if axis is None else \
+        [a % len(shape) for a in ([axis] if isinstance(axis, int) else axis)]
+    return anp.reshape(x, [d for i, d in enumerate(shape) if i not in axes])
+
+
+def ref_take(x, indices, axis=0):
+    ax = axis % np.ndim(getval(x))
+    return x[(slice(None),) * ax + (np.asarray(indices),)]
+
+
+def ref_one_hot(labels, num_classes, dtype="float64"):
+    return (np.asarray(labels)[..., None] == np.arange(num_classes)).astype(dtype)
+
+
+def ref_bce(z, y, reduction="mean"):
+    # -(y log s(z) + (1 - y) log(1 - s(z))) with log s(z) = -softplus(-z), log(1 - s(z)) = -softplus(z)
+    return _reduce(y * anp.logaddexp(0.0, -z) + (1 - y) * anp.logaddexp(0.0, z), reduction)
+
+
+def _pad2(x, ph, pw, value):
+    """x (N, C, H, W) with ph rows and pw columns of ``value`` on each side, by concatenation."""
+    n, c, h, w = np.shape(getval(x))
+    if pw:
+        side = np.full((n, c, h, pw), value)
+        x = anp.concatenate([side, x, side], axis=3)
+    if ph:
+        top = np.full((n, c, ph, w + 2 * pw), value)
+        x = anp.concatenate([top, x, top], axis=2)
+    return x
+
+
+def _pair(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def _windows(xp, kh, kw, stride, dilation, oh, ow):
+    """Tap (i, j) of every output position, for each (i, j): the strided slices of the padded input."""
+    (sh, sw), (dh, dw) = stride, dilation
+    return [(i, j, xp[:, :, i * dh:i * dh + sh * (oh - 1) + 1:sh, j * dw:j * dw + sw * (ow - 1) + 1:sw])
+            for i in range(kh) for j in range(kw)]
+
+
+def ref_conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
+    """out[n, o, y, x] = b[o] + sum_{c, i, j} xpad[n, group(o) c, s y + d i, s x + d j] w[o, c, i, j],
+    summed tap by tap (an einsum per (i, j)), not im2col."""
+    stride, padding, dilation = _pair(stride), _pair(padding), _pair(dilation)
+    n, _, h, wd = np.shape(getval(x))
+    o, cg, kh, kw = np.shape(getval(w))
+    oh = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+    ow = (wd + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    xp = _pad2(x, padding[0], padding[1], 0.0)
+    wg = anp.reshape(w, (groups, o // groups, cg, kh, kw))
+    out = 0.0
+    for i, j, tap in _windows(xp, kh, kw, stride, dilation, oh, ow):
+        out = out + anp.einsum("ngchw,goc->ngohw", anp.reshape(tap, (n, groups, cg, oh, ow)), wg[:, :, :, i, j])
+    out = anp.reshape(out, (n, o, oh, ow))
+    return out if b is None else out + anp.reshape(b, (o, 1, 1))
+
+
+def ref_max_pool2d(x, kernel, stride=None, padding=0):
+    kernel, padding = _pair(kernel), _pair(padding)
+    stride = kernel if stride is None else _pair(stride)
+    h, w = np.shape(getval(x))[2:]
+    oh = (h + 2 * padding[0] - kernel[0]) // stride[0] + 1
+    ow = (w + 2 * padding[1] - kernel[1]) // stride[1] + 1
+    xp = _pad2(x, padding[0], padding[1], -np.inf)
+    taps = [t for _, _, t in _windows(xp, kernel[0], kernel[1], stride, (1, 1), oh, ow)]
+    return anp.max(anp.stack(taps), axis=0)  # autograd's max splits ties evenly
+
+
 REF = {
     # binary, broadcasting
     "add": lambda x, y: x + y,
@@ -159,6 +270,22 @@ REF = {
     "softmax_cross_entropy": ref_xent,
     "hinge": ref_hinge,
     "l2": lambda w: anp.sum(w * w),
+    # the ops a CNN lesson needs, and their neighbours
+    "log1p": lambda x: anp.log1p(x),
+    "clip": ref_clip,
+    "where": ref_where,
+    "min": lambda x, axis=None, keepdims=False: anp.min(x, axis=_axis(axis, x), keepdims=keepdims),
+    "var": ref_var,
+    "std": lambda x, axis=None, keepdims=False, ddof=0: anp.sqrt(ref_var(x, axis, keepdims, ddof)),
+    "stack": ref_stack,
+    "expand_dims": ref_expand_dims,
+    "squeeze": ref_squeeze,
+    "slice": lambda x, slices: x[tuple(slice(*s) for s in slices)],
+    "take": ref_take,
+    "one_hot": ref_one_hot,
+    "binary_cross_entropy": ref_bce,
+    "conv2d": ref_conv2d,
+    "max_pool2d": ref_max_pool2d,
 }
 
 

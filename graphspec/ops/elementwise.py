@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .registry import Attr, Aval, broadcast_shapes, defop, float_dtype, no_bool, result_dtype
+from .registry import WEAK, Attr, Aval, RuleError, broadcast_shapes, defop, float_dtype, no_bool, result_dtype
 
 
 def _binary_shape(avals: list[Aval]) -> Aval:
@@ -214,3 +214,86 @@ defop("leaky_relu", _leaky_relu, elementwise=True, batch="elementwise", shape=_f
       vjp=(lambda g, ans, x, *, alpha: np.where(x > 0, g, g * alpha),),
       attrs={"alpha": Attr("float", 0.01)}, branch=lambda ans, x, *, alpha: np.asarray(x) > 0,
       doc="x if x > 0 else alpha * x", samples=_away_from_zero(_sample_unary()))
+
+
+# --- log1p, clip, where ------------------------------------------------------------------------
+
+def _sample_log1p():
+    r = np.random.default_rng(12)
+    return [([r.uniform(-0.9, 3.0, size=(3, 4))], {}), ([np.array(0.25)], {}),
+            ([r.uniform(-0.5, 0.5, size=(2, 3, 2)) * 1e-3], {})]
+
+
+defop("log1p", np.log1p, elementwise=True, batch="elementwise", shape=_float_unary_shape, arg_names=("x",), reads=("x",),
+      vjp=(lambda g, ans, x: g / (1 + x),), doc="log(1 + x), accurate for tiny x (x > -1)", samples=_sample_log1p)
+
+
+def _clip_shape(avals: list[Aval], *, min, max) -> Aval:
+    no_bool(*avals)
+    if min is not None and max is not None and min > max:
+        raise RuleError(f"clip: min {min:g} is greater than max {max:g}")
+    shape, dtype = avals[0]
+    # a bound is a Python float: it makes ints float64 and keeps a float's type (NEP 50)
+    return Aval(shape, dtype if min is None and max is None else result_dtype(dtype, WEAK))
+
+
+def _clip(x, *, min, max):
+    if min is None and max is None:
+        return np.array(x, copy=True)  # never the argument's own buffer
+    return np.clip(x, min, max)
+
+
+def _inside(x, lo, hi):
+    """1 where lo <= x <= hi (the bounds included, as torch.clamp's gradient), else 0."""
+    if lo is None:
+        return x <= hi if hi is not None else np.ones(np.shape(x), bool)
+    return (x >= lo) & (x <= hi) if hi is not None else x >= lo
+
+
+def _clip_branch(ans, x, *, min, max):
+    """-1 below min, 0 inside, 1 above max: a kink at each bound."""
+    x = np.asarray(x)
+    below = x < min if min is not None else np.zeros(x.shape, bool)
+    above = x > max if max is not None else np.zeros(x.shape, bool)
+    return above.astype(np.int8) - below
+
+
+def _sample_clip():
+    r = np.random.default_rng(13)
+    x = r.normal(size=(3, 4)) * 2
+    x = np.where(np.abs(np.abs(x) - 1) < 0.1, x * 1.3, x)  # off the kinks at +-1 and 0.5
+    return [([x], {"min": -1.0, "max": 1.0}), ([x], {"min": None, "max": 1.0}), ([x], {"min": -1.0}),
+            ([r.normal(size=(2, 3))], {}), ([x], {"min": 0.5, "max": 0.5})]
+
+
+defop("clip", _clip, elementwise=True, batch="elementwise", shape=_clip_shape, arg_names=("x",), reads=("x",),
+      vjp=(lambda g, ans, x, *, min, max: g * _inside(x, min, max),),
+      attrs={"min": Attr("opt_float", None), "max": Attr("opt_float", None)}, branch=_clip_branch,
+      doc="min(max(x, min), max); attrs min, max (a number or null: no bound). Gradient 1 where "
+          "min <= x <= max, bounds included (torch.clamp's convention), 0 outside: kinks at the bounds",
+      samples=_sample_clip)
+
+
+def _where_shape(avals: list[Aval]) -> Aval:
+    cond, a, b = avals
+    if cond.dtype not in ("bool", "int64"):
+        what = "a number in args" if cond.dtype == WEAK else cond.dtype
+        raise RuleError(f"where: cond must be a bool or int64 input or node (nonzero: take a), got {what}")
+    shape = broadcast_shapes(cond.shape, a.shape, b.shape)
+    return Aval(shape, result_dtype(a.dtype, b.dtype))
+
+
+def _sample_where():
+    r = np.random.default_rng(14)
+    return [([r.normal(size=(3, 4)) > 0, r.normal(size=(3, 4)), r.normal(size=(3, 4))], {}),
+            ([r.integers(0, 2, size=(2, 1, 4)), r.normal(size=(3, 4)), r.normal(size=(4,))], {}),
+            ([np.array([True, False, True]), r.normal(size=(2, 3)), r.normal(size=())], {})]
+
+
+defop("where", np.where, elementwise=True, batch="elementwise", shape=_where_shape, arg_names=("cond", "a", "b"),
+      reads=("cond",),
+      vjp=(None,
+           lambda g, ans, cond, a, b: np.where(cond, g, 0),
+           lambda g, ans, cond, a, b: np.where(cond, 0, g)),
+      doc="a where cond (bool, or int64 nonzero) else b, broadcasting all three; cond gets no gradient",
+      samples=_sample_where)

@@ -344,3 +344,77 @@ def _l2_shape(avals: list[Aval]) -> Aval:
 defop("l2", _l2, shape=_l2_shape,
       arg_names=("w",), vjp=(lambda g, ans, w: 2 * g * w,), jvp=(lambda t, ans, w: 2 * np.sum(w * t),),
       doc="sum of squares (the regulariser R(W))", samples=_l2_samples)
+
+
+# --- one_hot, binary_cross_entropy -------------------------------------------------------------
+
+def _one_hot_shape(avals: list[Aval], *, num_classes, dtype) -> Aval:
+    shape, ldt = avals[0]
+    if ldt != "int64":
+        raise RuleError(f"one_hot: labels must be an int64 input or node, got {'a number in args' if ldt == WEAK else ldt}")
+    if num_classes is None:
+        raise RuleError("one_hot needs attr 'num_classes'")
+    if num_classes < 1:
+        raise RuleError(f"num_classes must be >= 1, got {num_classes}")
+    return Aval(None if shape is None else (*shape, num_classes), dtype)
+
+
+def _one_hot(labels, *, num_classes, dtype):
+    labels = _checked(labels, num_classes)
+    return np.equal(np.expand_dims(labels, -1), np.arange(num_classes)).astype(dtype)
+
+
+def _one_hot_samples():
+    return [([np.array([0, 2, 1, 2])], {"num_classes": 3}), ([np.array([[1, 0], [3, 3]])], {"num_classes": 4}),
+            ([np.array(1)], {"num_classes": 2, "dtype": "float32"})]
+
+
+defop("one_hot", _one_hot, shape=_one_hot_shape, arg_names=("labels",), vjp=(None,), jvp=(None,),
+      attrs={"num_classes": Attr("int", None), "dtype": Attr("enum", "float64", choices=("float64", "float32"))},
+      doc="int64 labels -> a float one-hot, the classes on a new last axis; attrs num_classes (required) and "
+          "dtype (float64 or float32); labels out of 0..num_classes-1 are an error when it runs; no gradient",
+      samples=_one_hot_samples)
+
+
+def _bce_per(z, y):
+    """max(z, 0) - z y + log(1 + e^-|z|): no overflow for any logit, and no log of a rounded 0."""
+    return np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
+
+
+def _sig(z):
+    e = np.exp(-np.abs(z))
+    return np.where(np.asarray(z) >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def _bce(z, y, *, reduction):
+    per = _bce_per(z, y)
+    if not np.issubdtype(np.result_type(per), np.floating):
+        per = per.astype(np.float64)
+    return _reduce(per, reduction)
+
+
+def _bce_vjp_z(g, ans, z, y, *, reduction):
+    d = _sig(z) - y
+    return _per_example(g, np.shape(d), reduction) * d
+
+
+def _bce_vjp_y(g, ans, z, y, *, reduction):
+    d = -np.broadcast_to(z, np.broadcast_shapes(np.shape(z), np.shape(y)))
+    return _per_example(g, np.shape(d), reduction) * d
+
+
+def _bce_samples():
+    r = np.random.default_rng(22)
+    z = r.normal(size=(4, 3)) * 3
+    return [([z, (r.uniform(size=(4, 3)) > 0.5) * 1.0], {}), ([z, r.uniform(size=(4, 3))], {"reduction": "sum"}),
+            ([z, r.uniform(size=(3,))], {"reduction": "none"}),
+            ([np.array([-800.0, -30.0, 0.0, 30.0, 800.0]), np.array([1.0, 0.0, 0.5, 1.0, 0.0])], {})]
+
+
+defop("binary_cross_entropy", _bce, batch="loss", shape=_mse_shape, arg_names=("logits", "targets"),
+      attrs={"reduction": REDUCTION}, vjp=(_bce_vjp_z, _bce_vjp_y),
+      jvp=(lambda t, ans, z, y, *, reduction: _reduce(t * (_sig(z) - y), reduction),
+           lambda t, ans, z, y, *, reduction: _reduce(-z * t, reduction)),
+      doc="from logits z and targets y in [0, 1] (broadcasting): max(z, 0) - z y + log1p(exp(-|z|)), stable for "
+          "any z (torch's binary_cross_entropy_with_logits); reduced (mean over every element by default); "
+          "d/dz = sigmoid(z) - y, d/dy = -z", samples=_bce_samples)

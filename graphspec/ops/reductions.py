@@ -4,6 +4,7 @@ false, as in numpy; ONNX defaults it to 1)."""
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 
@@ -181,3 +182,105 @@ defop("max", _max, batch="reduce", shape=_reduce_shape, arg_names=("x",), attrs=
 defop("logsumexp", logsumexp, batch="reduce", shape=_lse_shape, arg_names=("x",), attrs=REDUCE_ATTRS,
       vjp=(_lse_vjp,), jvp=(_lse_jvp,),
       doc="log(sum(exp(x))) over axis, stable (max-shifted)", samples=_samples())
+
+
+# --- min, var, std -----------------------------------------------------------------------------
+
+def _min(x, *, axis, keepdims):
+    return np.min(x, axis=_axis(axis), keepdims=keepdims)
+
+
+def _min_samples():
+    r = np.random.default_rng(15)
+    x = r.normal(size=(3, 4))
+    return [([x], {}), ([x], {"axis": 1}), ([r.normal(size=(2, 3, 4))], {"axis": [0, -1], "keepdims": True})]
+
+
+# the winners' rule of max serves min unchanged (ans is the min): ties split evenly
+defop("min", _min, batch="reduce", shape=_reduce_shape, arg_names=("x",), attrs=REDUCE_ATTRS,
+      vjp=(_max_vjp,), jvp=(_max_jvp,), branch=_max_branch,
+      doc="min over axis; ties split the gradient evenly (a kink)", samples=_min_samples)
+
+VAR_ATTRS = {**REDUCE_ATTRS, "ddof": Attr("int", 0)}
+
+
+def _var_shape(avals, *, ddof, **attrs):
+    no_bool(*avals)
+    if ddof < 0:
+        raise RuleError(f"ddof must be >= 0, got {ddof}")
+    shape = avals[0].shape
+    if shape is not None and all(isinstance(d, int) for d in shape):
+        axes = attrs["axis"]
+        out = _float_reduce_shape(avals, **attrs)  # checks the axes first
+        n = math.prod(shape[a] for a in norm_axes(axes, len(shape)))
+        if n - ddof <= 0 and n > 0:
+            raise RuleError(f"ddof {ddof} leaves no degrees of freedom: {n} element(s) per reduction")
+        return out
+    return _float_reduce_shape(avals, **attrs)
+
+
+def _centred(x, axis):
+    """x - mean(x) over axis, in x's float type: no E[x^2] - E[x]^2 cancellation, and the rounding
+    of the mean itself taken back out (the corrected two-pass algorithm: the mean of d, ~eps |x|,
+    matters where the spread is tiny next to |x|)."""
+    x = np.asarray(x)
+    if x.dtype.kind != "f":
+        x = x.astype(np.float64)
+    d = x - np.mean(x, axis=_axis(axis), keepdims=True)
+    d -= np.mean(d, axis=_axis(axis), keepdims=True)
+    return d
+
+
+def _var(x, *, axis, keepdims, ddof):
+    d = _centred(x, axis)
+    return np.sum(d * d, axis=_axis(axis), keepdims=keepdims) / (_count(x, axis) - ddof)
+
+
+def _std(x, *, axis, keepdims, ddof):
+    return np.sqrt(_var(x, axis=axis, keepdims=keepdims, ddof=ddof))
+
+
+def _var_slope(x, axis, ddof):
+    """d var / dx = 2 (x - mean) / (n - ddof) (the mean's own dependence on x sums to zero)."""
+    return _centred(x, axis) * (2 / (_count(x, axis) - ddof))
+
+
+def _var_vjp(g, ans, x, *, axis, keepdims, ddof):
+    return expand_reduced(g, np.ndim(x), axis, keepdims) * _var_slope(x, axis, ddof)
+
+
+def _var_jvp(t, ans, x, *, axis, keepdims, ddof):
+    return np.sum(t * _var_slope(x, axis, ddof), axis=_axis(axis), keepdims=keepdims)
+
+
+def _std_slope(ans, x, axis, keepdims, ddof):
+    """d std / dx = (x - mean) / ((n - ddof) std): nan where std == 0, as torch.std's gradient
+    (0/0: no derivative there, sqrt's slope is infinite)."""
+    s = expand_reduced(ans, np.ndim(x), axis, keepdims)
+    return _centred(x, axis) / ((_count(x, axis) - ddof) * s)
+
+
+def _std_vjp(g, ans, x, *, axis, keepdims, ddof):
+    return expand_reduced(g, np.ndim(x), axis, keepdims) * _std_slope(ans, x, axis, keepdims, ddof)
+
+
+def _std_jvp(t, ans, x, *, axis, keepdims, ddof):
+    return np.sum(t * _std_slope(ans, x, axis, keepdims, ddof), axis=_axis(axis), keepdims=keepdims)
+
+
+def _var_samples():
+    r = np.random.default_rng(16)
+    x = r.normal(size=(3, 4))
+    return [([x], {}), ([x], {"axis": 0, "ddof": 1}), ([x], {"axis": -1, "keepdims": True}),
+            ([r.normal(size=(2, 3, 4)) * 3 + 5], {"axis": [0, 2], "ddof": 1})]
+
+
+defop("var", _var, batch="reduce", shape=_var_shape, arg_names=("x",), attrs=VAR_ATTRS,
+      vjp=(_var_vjp,), jvp=(_var_jvp,), reads=("x",),
+      doc="variance over axis: sum((x - mean)**2) / (n - ddof); ddof 0 by default (numpy's; "
+          "torch.var's default is 1)", samples=_var_samples)
+
+defop("std", _std, batch="reduce", shape=_var_shape, arg_names=("x",), attrs=VAR_ATTRS,
+      vjp=(_std_vjp,), jvp=(_std_jvp,),
+      doc="standard deviation over axis: sqrt(var); ddof 0 by default (numpy's; torch.std's is 1); "
+          "the gradient is nan where std == 0 (no derivative there), as torch's", samples=_var_samples)
