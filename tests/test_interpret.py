@@ -42,11 +42,13 @@ def load(**spec):
 # --- random graphs -----------------------------------------------------------------------------
 
 SHAPES = [(), (3,), (2, 3), (1, 3), (2, 1), (4, 2, 3)]
-UNARY = ["neg", "square", "abs", "sin", "cos", "tanh", "sigmoid", "relu", "softplus", "leaky_relu", "exp", "log", "sqrt"]
+UNARY = ["neg", "square", "abs", "sin", "cos", "tanh", "sigmoid", "relu", "softplus", "leaky_relu", "exp", "log", "sqrt",
+         "log1p"]
 BINARY = ["add", "sub", "mul", "maximum", "minimum", "div", "pow"]
-REDUCE = ["sum", "mean", "max", "logsumexp"]
+REDUCE = ["sum", "mean", "max", "logsumexp", "min"]
 OTHER = ["softmax", "log_softmax", "matmul", "transpose", "reshape", "concat", "mse", "l2",
-         "softmax_cross_entropy", "hinge"]
+         "softmax_cross_entropy", "hinge", "clip", "where", "var", "std", "stack", "expand_dims", "squeeze", "slice",
+         "take", "one_hot", "binary_cross_entropy", "conv2d", "max_pool2d"]
 CHOICES = UNARY + BINARY + REDUCE + OTHER
 
 
@@ -109,7 +111,8 @@ class RandomGraph:
         d = self.draw
         if op in UNARY:
             ok = {"exp": lambda v: np.max(v, initial=0) < 10, "log": lambda v: np.min(v, initial=1) > 0.05,
-                  "sqrt": lambda v: np.min(v, initial=1) > 0.05}.get(op, lambda v: True)
+                  "sqrt": lambda v: np.min(v, initial=1) > 0.05,
+                  "log1p": lambda v: np.min(v, initial=0) > -0.95}.get(op, lambda v: True)
             x = self.pick(ok)
             if x is None:
                 return self.node("softplus", [self.pick()])
@@ -182,6 +185,8 @@ class RandomGraph:
             return self.node(op, [x, y], {"reduction": d(st.sampled_from(["mean", "sum", "none"]))})
         if op == "l2":
             return self.node(op, [self.pick()])
+        if op in OTHER[10:]:
+            return self.cnn_lesson_op(op)
         # the classification losses: logits of rank 2, integer labels or float targets
         x = self.pick(lambda v: v.ndim == 2 and v.shape[1] > 1)
         if x is None:
@@ -197,6 +202,80 @@ class RandomGraph:
         if op == "hinge" and d(st.booleans()):
             attrs["margin"] = d(st.sampled_from([0.5, 2.0]))
         return self.node(op, [x, y], attrs)
+
+    def cnn_lesson_op(self, op):
+        """The ops a CNN lesson needs, and their neighbours."""
+        d = self.draw
+        if op == "clip":
+            bounds = {"min": d(st.sampled_from([None, -1.0, 0.5])), "max": d(st.sampled_from([None, 1.5]))}
+            return self.node(op, [self.pick()], {k: v for k, v in bounds.items() if v is not None})
+        if op == "where":
+            x = self.pick()
+            shape = self.env[x].shape
+            y = self.pick(lambda v: _broadcasts(v.shape, shape)) if d(st.booleans()) else d(st.sampled_from([0.0, 2.5]))
+            cond = self.leaf(shape, value=self.rng.uniform(size=shape) > 0.5, dtype="bool")
+            return self.node(op, [cond, x, y] if d(st.booleans()) else [cond, y, x])
+        if op in ("var", "std"):  # distinct values: no zero spread, where std has no derivative
+            x = self.pick(lambda v: v.size >= 2 and np.unique(v).size == v.size) or self.leaf((4,))
+            shape = self.env[x].shape
+            axes = [i for i, n in enumerate(shape) if n >= 2]
+            attrs = {"ddof": d(st.sampled_from([0, 1])), "keepdims": d(st.booleans())}
+            if d(st.booleans()):
+                attrs["axis"] = d(st.sampled_from(axes))
+            return self.node(op, [x], attrs)
+        if op == "stack":
+            x = self.pick()
+            shape = self.env[x].shape
+            others = [self.pick(lambda v, s=shape: v.shape == s) for _ in range(d(st.integers(0, 2)))]
+            return self.node(op, [x, *others], {"axis": d(st.integers(-len(shape) - 1, len(shape)))})
+        if op == "expand_dims":
+            x = self.pick()
+            nd = self.env[x].ndim
+            return self.node(op, [x], {"axis": d(st.integers(-nd - 1, nd))})
+        if op == "squeeze":
+            x = self.pick(lambda v: 1 in v.shape) or self.node("expand_dims", [self.pick()], {"axis": 0})
+            ones = [i for i, n in enumerate(self.env[x].shape) if n == 1]
+            return self.node(op, [x], {"axis": d(st.sampled_from(ones))} if d(st.booleans()) else None)
+        if op == "slice":
+            x = self.pick(lambda v: v.ndim >= 1) or self.leaf((4,))
+            shape = self.env[x].shape
+            bound = st.one_of(st.none(), st.integers(-4, 4))
+            slices = [[d(bound), d(bound), d(st.sampled_from([None, 1, 2, -1, -2]))]
+                      for _ in range(d(st.integers(0, len(shape))))]
+            if self.env[x][tuple(slice(*b) for b in slices)].size == 0:
+                slices = slices[:0]  # no empty results: the float32 comparisons take maxima
+            return self.node(op, [x], {"slices": slices})
+        if op == "take":
+            x = self.pick(lambda v: v.ndim >= 1) or self.leaf((4,))
+            shape = self.env[x].shape
+            axis = d(st.integers(-len(shape), len(shape) - 1))
+            n = shape[axis]
+            ishape = d(st.sampled_from([(), (3,), (2, 2)]))
+            idx = self.leaf(ishape, value=self.rng.integers(-n, n, size=ishape), dtype="int64")
+            return self.node(op, [x, idx], {"axis": axis})
+        if op == "one_hot":
+            c = d(st.integers(1, 4))
+            labels = self.leaf((3,), value=self.rng.integers(0, c, size=3), dtype="int64")
+            return self.node(op, [labels], {"num_classes": c})
+        if op == "binary_cross_entropy":
+            z = self.pick()
+            shape = self.env[z].shape
+            y = self.leaf(shape, value=self.rng.uniform(size=shape))
+            return self.node(op, [z, y], {"reduction": d(st.sampled_from(["mean", "sum", "none"]))})
+        x = self.pick(lambda v: v.ndim == 4 and min(v.shape[2:]) >= 3) or self.leaf((2, 2, 5, 4))
+        n, c, h, w = self.env[x].shape
+        if op == "max_pool2d":
+            k = d(st.sampled_from([1, 2, 3]))
+            attrs = {"kernel": k, "stride": d(st.sampled_from([None, 1, 2])), "padding": d(st.integers(0, k // 2))}
+            return self.node(op, [x], {a: v for a, v in attrs.items() if v is not None})
+        groups = d(st.sampled_from([g for g in (1, 2) if c % g == 0]))
+        k, dil, pad = d(st.sampled_from([1, 2, 3])), d(st.sampled_from([1, 2])), d(st.sampled_from([0, 1]))
+        if dil * (k - 1) + 1 > min(h, w) + 2 * pad:
+            dil = 1
+        o = groups * d(st.integers(1, 2))
+        args = [x, self.leaf((o, c // groups, k, k))] + ([self.leaf((o,))] if d(st.booleans()) else [])
+        return self.node(op, args, {"stride": d(st.sampled_from([1, 2, [1, 2]])), "padding": pad, "dilation": dil,
+                                    "groups": groups})
 
     def finish(self):
         """Every node no other node uses is summed into the scalar loss (so each one matters)."""
@@ -653,6 +732,9 @@ def test_random_graphs_in_float32_stay_float32(data, n_ops):
         for decl in spec[kind].values():
             if "dtype" not in decl:
                 decl["dtype"] = "float32"
+    for node in spec["nodes"].values():  # one_hot makes floats of its own: float32 ones too
+        if node["op"] == "one_hot":
+            node["attrs"]["dtype"] = "float32"
     graph = graphspec.load(spec)
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore")

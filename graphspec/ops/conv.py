@@ -16,9 +16,9 @@ from .registry import Attr, Aval, RuleError, defop, fmt_shape, no_bool, result_d
 
 def _out_dim(d, k: int, s: int, p: int, dil: int, what: str):
     """Output length of one spatial axis (PyTorch's floor rule); a symbolic d gives a size of its own."""
+    if isinstance(d, str) or isinstance(k, str):
+        return f"({d}+{2 * p}-{dil}*({k}-1)-1)//{s}+1"
     eff = dil * (k - 1) + 1
-    if isinstance(d, str):
-        return f"({d}+{2 * p}-{eff})//{s}+1"
     if d + 2 * p < eff:
         raise RuleError(f"{what}: the kernel spans {eff} but the padded input is {d + 2 * p} wide")
     return (d + 2 * p - eff) // s + 1
@@ -69,7 +69,7 @@ def _conv_shape(avals: list[Aval], *, stride, padding, dilation, groups) -> Aval
     if len(ws) != 4:
         raise RuleError(f"conv2d needs w of rank 4 (C_out, C_in/groups, kH, kW), got {fmt_shape(ws)}")
     o, cg, kh, kw = ws
-    if len(avals) == 3 and (len(bs) != 1 or bs[0] != o):
+    if len(avals) == 3 and (len(bs) != 1 or (bs[0] != o and isinstance(bs[0], int) and isinstance(o, int))):
         raise RuleError(f"conv2d needs the bias b of shape ({o},) (one per output channel), got {fmt_shape(bs)}")
     if isinstance(o, int) and o % groups:
         raise RuleError(f"conv2d: {o} output channels do not split into {groups} groups")

@@ -164,7 +164,7 @@ def _squeeze_shape(avals: list[Aval], *, axis) -> Aval:
     nd = len(shape)
     if axis is None:
         if any(isinstance(d, str) for d in shape):
-            raise RuleError(f"squeeze of {fmt_shape(shape)} needs attr 'axis': a symbolic dim may or may not be 1")
+            return Aval(None, dtype)  # a symbolic dim may or may not be 1: known when it runs
         axes = {i for i, d in enumerate(shape) if d == 1}
     else:
         listed = [check_axis(a, nd) for a in ([axis] if isinstance(axis, int) else axis)]
