@@ -149,14 +149,15 @@ def _class_cases(hinge: bool):
     return out
 
 
-def _var_cases():
-    """The reduction combos with ddof 0 and 1, where n - ddof > 0 (var is inf or nan otherwise)."""
+def _var_cases(least=1):
+    """The reduction combos with ddof 0 and 1, where n - ddof > 0 (var is inf or nan otherwise) and
+    n >= ``least`` (std's gradient at one element, std = 0, is a convention: tested on its own)."""
     out = []
     for (x,), attrs in _reduce_combos():
         axis = attrs.get("axis")
         axes = range(x.ndim) if axis is None else [axis] if isinstance(axis, int) else axis
         n = int(np.prod([x.shape[a] for a in axes]))
-        out += [([x], {**attrs, "ddof": d}) for d in (0, 1) if n - d > 0]
+        out += [([x], {**attrs, "ddof": d}) for d in (0, 1) if n - d > 0 and n >= least]
     # a spread of 1e-7 next to 3 and one of 1 next to 1e4: the mean's own rounding must not show
     return [*out, ([np.array([3.0, 3.0, 3.0 + 1e-7])], {"ddof": 1}), ([np.array([1e4, 1e4 + 1, 1e4 + 2])], {})]
 
@@ -217,7 +218,7 @@ EXTRA = {
         ((3, 4), (3, 4), (3, 4)), ((4,), (3, 4), ()), ((2, 1, 4), (3, 1), (1, 4)), ((), (2, 3), (2, 3))]]
     + [([_labels((2, 3), 3, seed=84), _n(2, 3, seed=85), 0.0], {}), ([np.array([1, 0, 2]), -1.5, _n(3, seed=86)], {})],
     "min": _reduce_combos() + [([-x], attrs) for (x,), attrs in _max_ties()],
-    "var": _var_cases(), "std": _var_cases(),
+    "var": _var_cases(), "std": _var_cases(least=2),
     "stack": [([_n(2, 3, seed=87), _n(2, 3, seed=88), _n(2, 3, seed=89)], {"axis": a}) for a in (0, 1, 2, -1, -2, -3)]
     + [([_n(seed=90), _n(seed=91)], {"axis": -1}), ([_n(2, 1, 3, seed=92)], {"axis": 3})],
     "expand_dims": [([_n(*s, seed=93)], {"axis": a}) for s in [(), (3,), (2, 3, 4)] for a in range(-len(s) - 1, len(s) + 1)],

@@ -4,8 +4,8 @@
 
 Each image is a seven-segment digit (0-9, then 0-5 again), its strokes 2-3 pixels wide at a
 random offset, on a background of small Gaussian noise (so that the conv's outputs are all
-distinct: no relu sits at 0 and no pooling window ties but for relu's zeros). Deterministic: numpy's default_rng(0), values rounded to
-4 decimals, the .npy written by numpy (a fixed header, then the float64 data).
+distinct: no pooling window ties but for relu's zeros). Deterministic: numpy's default_rng(0),
+values rounded to 4 decimals, the .npy written by numpy (a fixed header, then the float64 data).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def make(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     X = np.zeros((N, 1, SIZE, SIZE))
     for i, digit in enumerate(y):
         width = int(rng.integers(2, 4))
-        top, left = (int(v) for v in rng.integers(3, 8, size=2) + (0, 4))
+        top, left = (int(v) for v in rng.integers(3, 8, size=2) + np.array([0, 4]))
         for seg in DIGITS[digit]:
             _segment(X[i, 0], seg, top, left, width)
     X += 0.1 * rng.standard_normal(X.shape)

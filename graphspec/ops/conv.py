@@ -251,5 +251,5 @@ defop("max_pool2d", _max_pool, shape=_pool_shape, arg_names=("x",), attrs={
       vjp=(_pool_vjp,), jvp=(_pool_jvp,), branch=_pool_branch,
       doc="max over kH x kW windows of x (N, C, H, W) (torch.nn.functional.max_pool2d): attrs kernel (required), "
           "stride (default: the kernel), padding (-inf, at most half the kernel), each an int or [h, w]; ties in a "
-          "window split the gradient evenly (a kink, as max)",
+          "window split the gradient evenly (a kink), as max does (torch's max_pool2d gives it all to one of them)",
       samples=_pool_samples)

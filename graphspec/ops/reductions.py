@@ -254,10 +254,13 @@ def _var_jvp(t, ans, x, *, axis, keepdims, ddof):
 
 
 def _std_slope(ans, x, axis, keepdims, ddof):
-    """d std / dx = (x - mean) / ((n - ddof) std): nan where std == 0, as torch.std's gradient
-    (0/0: no derivative there, sqrt's slope is infinite)."""
+    """d std / dx = (x - mean) / ((n - ddof) std), from x - mean itself (not var's slope over 2 std,
+    which would square the spread first); 0 where std == 0, where there is no derivative (|x| has a
+    kink there), as torch.std's gradient is."""
     s = expand_reduced(ans, np.ndim(x), axis, keepdims)
-    return _centred(x, axis) / ((_count(x, axis) - ddof) * s)
+    d = _centred(x, axis)
+    denom = np.broadcast_to((_count(x, axis) - ddof) * s, d.shape)
+    return np.divide(d, denom, out=np.zeros_like(d), where=denom != 0)
 
 
 def _std_vjp(g, ans, x, *, axis, keepdims, ddof):
@@ -283,4 +286,4 @@ defop("var", _var, batch="reduce", shape=_var_shape, arg_names=("x",), attrs=VAR
 defop("std", _std, batch="reduce", shape=_var_shape, arg_names=("x",), attrs=VAR_ATTRS,
       vjp=(_std_vjp,), jvp=(_std_jvp,),
       doc="standard deviation over axis: sqrt(var); ddof 0 by default (numpy's; torch.std's is 1); "
-          "the gradient is nan where std == 0 (no derivative there), as torch's", samples=_var_samples)
+          "the gradient is 0 where std == 0 (a kink: no derivative there), as torch's", samples=_var_samples)
