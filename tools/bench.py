@@ -13,6 +13,8 @@ Workloads (issue 4):
   W5 start-up     `python -m graphspec run specs/lecture/mul.json` vs `python -c "import torch"`
   W6 BLAS limit   GFLOP/s of W2's matmuls in plain numpy, and W2's share of it
   W7 gradcheck    optional, from tools/bench_gradcheck.py when it exists
+  W8 CNN step     specs/cnn/cnn.json's model (conv2d 8 3x3, relu, max_pool2d 2x2, linear, softmax
+                  cross-entropy), batch 32 of 1x28x28, float32 and float64
 
 Both sides run in this process with the same dtype and the same number of threads: torch is
 set to numpy's BLAS thread count (or both to --threads). Each figure is the median of several
@@ -451,6 +453,45 @@ def w7(quick: bool) -> list[Row]:
     return [r if isinstance(r, Row) else Row(**r) for r in rows]
 
 
+# -- W8: the CNN step ----------------------------------------------------------------------------
+
+CNN_BATCH = 32
+
+
+def cnn_graph(dtype: str) -> graphspec.Graph:
+    """specs/cnn/cnn.json with every float leaf in ``dtype``."""
+    path = ROOT / "specs" / "cnn" / "cnn.json"
+    spec = json.loads(path.read_text(encoding="utf-8"))
+    spec.pop("expect", None)
+    for decl in [*spec["inputs"].values(), *spec["params"].values()]:
+        decl.setdefault("dtype", dtype)
+    return graphspec.load(spec, base=path.parent)
+
+
+def w8(repeats: int, dtype: str) -> Row:
+    g = cnn_graph(dtype)
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(CNN_BATCH, 1, 28, 28)).astype(dtype), rng.integers(0, 10, size=CNN_BATCH)
+    loss, grads = g.value_and_grad({"X": X, "y": y})
+    step = None
+    if torch is not None:
+        F = torch.nn.functional
+        params = [torch.tensor(g.params[k], requires_grad=True) for k in ("Wc", "bc", "W", "b")]
+        tx, ty = torch.from_numpy(X), torch.from_numpy(y)
+        Wc, bc, W, b = params
+
+        def step():
+            loss = F.cross_entropy(F.max_pool2d(F.relu(F.conv2d(tx, Wc, bc)), 2).flatten(1) @ W + b, ty)
+            return loss, torch.autograd.grad(loss, params)
+
+        tl, tg = step()
+        assert np.isclose(tl.item(), float(loss), rtol=1e-4), (tl.item(), float(loss))
+        assert np.allclose(tg[0].numpy(), grads["Wc"], rtol=1e-3, atol=1e-5)
+    ours, theirs = side_by_side(lambda: g.value_and_grad({"X": X, "y": y}), step, repeats=repeats)
+    return Row("W8", f"CNN step (conv2d 8 3x3, relu, max_pool2d 2x2, linear), batch {CNN_BATCH}, 1x28x28, {dtype}",
+               ours, theirs, target="<= 2")
+
+
 # -- the table -----------------------------------------------------------------------------------
 
 def fmt_time(t: float | None) -> str:
@@ -497,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="a smoke run: fewer repeats, W4 at 1,000 and 10,000 nodes")
     p.add_argument("--json", metavar="OUT.json", help="write the rows and the machine description here")
     p.add_argument("--threads", type=int, help="BLAS threads for both sides (default: what numpy's BLAS uses)")
-    p.add_argument("--only", default="W1,W2,W3,W4,W5,W6,W7", help="comma-separated workloads (default: all)")
+    p.add_argument("--only", default="W1,W2,W3,W4,W5,W6,W7,W8", help="comma-separated workloads (default: all)")
     args = p.parse_args(argv)
     only = {w.strip().upper() for w in args.only.split(",")}
     reps = 5 if args.quick else 21
@@ -539,6 +580,8 @@ def main(argv: list[str] | None = None) -> int:
     for dt in ("float32", "float64"):
         run("W6", lambda dt=dt: w6(reps, dt, w2_rows.get(dt)))
     run("W7", lambda: w7(args.quick))
+    for dt in ("float32", "float64"):
+        run("W8", lambda dt=dt: w8(reps, dt))
     for r in rows:
         judge(r)
     meta["load_after"] = os.getloadavg()[0]

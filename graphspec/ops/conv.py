@@ -121,13 +121,12 @@ def _conv_vjp_x(g, ans, x, w, *b, stride, padding, dilation, groups):
 
 
 def _conv_vjp_w(g, ans, x, w, *b, stride, padding, dilation, groups):
-    """g times the columns, summed over examples and positions: one matmul per group."""
+    """g times the columns, summed over positions (one BLAS product per example and group: the
+    transposed columns go to the BLAS as they lie) and then over examples."""
     o, cg, kh, kw = np.shape(w)
     cols, (oh, ow) = _cols(x, kh, kw, stride, padding, dilation, groups)
-    n = cols.shape[0]
-    g2 = np.reshape(g, (n, groups, o // groups, oh * ow)).transpose(1, 2, 0, 3).reshape(groups, o // groups, -1)
-    c2 = cols.transpose(1, 0, 3, 2).reshape(groups, n * oh * ow, -1)
-    return np.matmul(g2, c2).reshape(o, cg, kh, kw)
+    g2 = np.reshape(g, (cols.shape[0], groups, o // groups, oh * ow))
+    return np.matmul(g2, np.swapaxes(cols, -1, -2)).sum(axis=0).reshape(o, cg, kh, kw)
 
 
 def _conv_vjp_at(i: int):
@@ -205,12 +204,15 @@ def _max_pool(x, *, kernel, stride, padding):
     return out
 
 
-def _pool_weights(ans, x, kernel, stride, padding, dtype):
-    """Per tap, where it holds its window's max, weighted 1/(number of ties): ties split evenly."""
+def _pool_hits(ans, x, kernel, stride, padding, dtype):
+    """The padded input's shape, each tap's slice and where it holds its window's max, and the number
+    of such taps per window (ties split the gradient evenly: each winner gets 1/count)."""
     xp, taps = _pool_taps(x, kernel, stride, padding)
     hits = [xp[at] == ans for _, _, at in taps]
-    count = np.sum(hits, axis=0, dtype=dtype)
-    return xp.shape, [(at, hit / count) for (_, _, at), hit in zip(taps, hits, strict=True)]
+    count = hits[0].astype(dtype)
+    for hit in hits[1:]:
+        count += hit
+    return xp.shape, [at for _, _, at in taps], hits, count
 
 
 def _float(*arrays):
@@ -219,18 +221,26 @@ def _float(*arrays):
 
 def _pool_vjp(g, ans, x, *, kernel, stride, padding):
     dtype = _float(g)
-    shape, weights = _pool_weights(ans, x, kernel, stride, padding, dtype)
-    gxp = np.zeros(shape, dtype)
-    for at, wt in weights:
-        gxp[at] += g * wt
+    shape, ats, hits, count = _pool_hits(ans, x, kernel, stride, padding, dtype)
+    share = np.asarray(g, dtype) / count
     h, w = np.shape(x)[2:]
+    if (stride is None or tuple(stride) == tuple(kernel)) and not any(padding):
+        # the windows tile x (2x2 pooling): each tap writes its own strided slots, no scatter-add;
+        # rows and columns no window reads stay 0
+        gx = np.empty(shape, dtype) if h % kernel[0] == 0 and w % kernel[1] == 0 else np.zeros(shape, dtype)
+        for at, hit in zip(ats, hits, strict=True):
+            np.multiply(hit, share, out=gx[at])
+        return gx
+    gxp = np.zeros(shape, dtype)
+    for at, hit in zip(ats, hits, strict=True):
+        gxp[at] += hit * share
     return gxp[:, :, padding[0]:padding[0] + h, padding[1]:padding[1] + w]
 
 
 def _pool_jvp(t, ans, x, *, kernel, stride, padding):
     tp = _pad(t, padding)
-    _, weights = _pool_weights(ans, x, kernel, stride, padding, _float(t))
-    return sum(tp[at] * wt for at, wt in weights)
+    _, ats, hits, count = _pool_hits(ans, x, kernel, stride, padding, _float(t))
+    return sum(tp[at] * hit for at, hit in zip(ats, hits, strict=True)) / count
 
 
 def _pool_branch(ans, x, *, kernel, stride, padding):
