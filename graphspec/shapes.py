@@ -46,7 +46,7 @@ def _check_attr(op: Op, key: str, spec: Attr, v: Any) -> Any:
         return tuple(v)
     if kind in ("opt_float", "opt_pair") and v is None:
         return None
-    if kind == "opt_float":
+    if kind == "opt_float" and (isinstance(v, float) or _is_int(v)):
         return _check_attr(op, key, Attr("float"), v)
     if kind in ("pair", "opt_pair") and _is_int(v):
         return (v, v)

@@ -640,6 +640,62 @@ def test_label_out_of_range_is_an_error():
         OPS["softmax_cross_entropy"].forward(_n(2, 3), np.array([0, 3]), axis=-1, reduction="mean")
 
 
+BAD = [  # (op, arg shapes or declarations, attrs, the located message)
+    ("squeeze", [[2, 3]], {"axis": 1}, "nodes.n: squeeze: axis 1 of (2, 3) has size 3, not 1"),
+    ("expand_dims", [[2, 3]], {}, "nodes.n: expand_dims needs attr 'axis'"),
+    ("slice", [[4]], {"slices": [[0, 3, 0]]}, "nodes.n: slices[0]: step must not be 0"),
+    ("slice", [[4]], {"slices": [[0, 3], [1, 2]]}, "nodes.n: slice: 2 slices for the 1 axes of (4,)"),
+    ("slice", [[4]], {"slices": [0, 3]}, "nodes.n.attrs.slices: slice attr 'slices' must be a list with one [start, stop]"),
+    ("clip", [[3]], {"min": 2, "max": 1}, "nodes.n: clip: min 2 is greater than max 1"),
+    ("clip", [[3]], {"min": "a"}, "nodes.n.attrs.min: clip attr 'min' must be a number or null, got 'a'"),
+    ("var", [[3]], {"ddof": 3}, "nodes.n: var: ddof 3 leaves no degrees of freedom: 3 element(s) per reduction"),
+    ("std", [[3]], {"ddof": -1}, "nodes.n: std: ddof must be >= 0, got -1"),
+    ("stack", [[2, 3], [3, 2]], {}, "nodes.n: stack needs args of one shape, got (2, 3), (3, 2)"),
+    ("conv2d", [[1, 2, 5, 5], [3, 1, 3, 3]], {}, "nodes.n: conv2d: x has 2 channels but w (3, 1, 3, 3) takes 1 per group"),
+    ("conv2d", [[1, 1, 5, 5], [3, 1, 3, 3], [2]], {}, "nodes.n: conv2d needs the bias b of shape (3,)"),
+    ("conv2d", [[1, 1, 2, 2], [3, 1, 3, 3]], {}, "nodes.n: conv2d: the kernel spans 3 but the padded input is 2 wide"),
+    ("conv2d", [[1, 1, 5, 5], [3, 1, 3, 3]], {"stride": 0}, "nodes.n: conv2d: stride must be >= 1, got [0, 0]"),
+    ("conv2d", [[1, 1, 5, 5], [3, 1, 3, 3]], {"stride": [1, 2, 3]},
+     "nodes.n.attrs.stride: conv2d attr 'stride' must be an integer or a list [h, w] of two integers"),
+    ("conv2d", [[1, 4, 5, 5], [3, 2, 3, 3]], {"groups": 2}, "nodes.n: conv2d: 3 output channels do not split into 2 groups"),
+    ("conv2d", [[1, 5, 5], [3, 1, 3, 3]], {}, "nodes.n: conv2d needs x of rank 4 (N, C, H, W), got (1, 5, 5)"),
+    ("conv2d", [[1, 1, 5, 5]], {}, "nodes.n: conv2d takes 2 or 3 args (x, w and an optional bias b), got 1"),
+    ("max_pool2d", [[1, 1, 4, 4]], {}, "nodes.n: max_pool2d needs attr 'kernel'"),
+    ("max_pool2d", [[1, 1, 4, 4]], {"kernel": 2, "padding": 2}, "nodes.n: max_pool2d: padding [2, 2] must be at most half"),
+    ("one_hot", [{"shape": [3], "dtype": "int64"}], {}, "nodes.n: one_hot needs attr 'num_classes'"),
+    ("one_hot", [[3]], {"num_classes": 3}, "nodes.n: one_hot: labels must be an int64 input or node, got float64"),
+    ("where", [[3], [3], [3]], {}, "nodes.n: where: cond must be a bool or int64 input or node"),
+    ("take", [[3], [2]], {}, "nodes.n: take: indices must be an int64 input or node, got float64"),
+]
+
+
+@pytest.mark.parametrize(("op", "decls", "attrs", "message"), BAD, ids=[f"{b[0]}-{i}" for i, b in enumerate(BAD)])
+def test_bad_uses_of_the_new_ops_are_located_errors(op, decls, attrs, message):
+    import graphspec
+
+    inputs = {f"a{i}": d if isinstance(d, dict) else {"shape": d} for i, d in enumerate(decls)}
+    spec = {"graphspec": "1", "inputs": inputs, "nodes": {"n": {"op": op, "args": list(inputs), "attrs": attrs}}}
+    with pytest.raises(graphspec.SpecError) as e:
+        graphspec.load(spec)
+    assert str(e.value).startswith(message), str(e.value)
+
+
+@pytest.mark.parametrize(("op", "inputs", "attrs", "message"), [
+    ("take", {"x": {"value": [1.0, 2.0, 3.0]}, "i": {"value": [0, 3], "dtype": "int64"}}, {},
+     "nodes.n: take failed: index 3 is out of range for axis 0 of size 3 (-3..2)"),
+    ("take", {"x": {"value": [[1.0, 2.0]]}, "i": {"value": [-3], "dtype": "int64"}}, {"axis": 1},
+     "nodes.n: take failed: index -3 is out of range for axis 1 of size 2 (-2..1)"),
+    ("one_hot", {"y": {"value": [0, 5], "dtype": "int64"}}, {"num_classes": 3},
+     "nodes.n: one_hot failed: label 5 is out of range for 3 classes (0..2)")])
+def test_out_of_range_indices_are_located_errors_when_they_run(op, inputs, attrs, message):
+    import graphspec
+
+    g = graphspec.load({"graphspec": "1", "inputs": inputs, "nodes": {"n": {"op": op, "args": list(inputs), "attrs": attrs}}})
+    with pytest.raises(graphspec.InputError) as e:
+        g.run()
+    assert str(e.value) == message
+
+
 # --- PyTorch, when it is installed -------------------------------------------------------------
 
 def _torch():
