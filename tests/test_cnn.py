@@ -244,3 +244,31 @@ def test_cnn_passes_the_gradient_check_in_every_mode(mode, capsys):
         assert "PASS: 4 of 4 checks pass" in out
     else:  # max_pool2d's own check, at the ties among relu's zeros (a true kink of max, stable in the net)
         assert "KINK (not a failure without --strict): 4 of 4 checks pass" in out
+
+
+def test_stacked_finite_differences_of_the_new_ops_equal_one_at_a_time():
+    """The new ops that name a stacking rule (clip, where, log1p: elementwise; min, var, std: reduce;
+    binary_cross_entropy: loss) give the gradient checker the same differences stacked as row by row."""
+    from graphspec.checker import PASS, gradcheck
+
+    r = rng(70)
+    nodes = {"c": {"op": "clip", "args": ["x"], "attrs": {"min": -1.0, "max": 1.0}},
+             "w": {"op": "where", "args": ["m", "c", "x"]}, "l": {"op": "log1p", "args": ["w2"]},
+             "w2": {"op": "mul", "args": ["w", "w"]},
+             "mn": {"op": "min", "args": ["l"], "attrs": {"axis": 1}},
+             "v": {"op": "var", "args": ["l"], "attrs": {"axis": 0, "ddof": 1, "keepdims": True}},
+             "s": {"op": "std", "args": ["x"], "attrs": {"axis": -1}},
+             "b": {"op": "binary_cross_entropy", "args": ["x", "t"], "attrs": {"reduction": "mean"}},
+             "t1": {"op": "sum", "args": ["mn"]}, "t2": {"op": "sum", "args": ["v"]}, "t3": {"op": "sum", "args": ["s"]},
+             "a": {"op": "add", "args": ["t1", "t2"]}, "a2": {"op": "add", "args": ["a", "t3"]},
+             "L": {"op": "add", "args": ["a2", "b"]}}
+    x = r.normal(size=(3, 4)) * 1.5
+    x = np.where(np.abs(np.abs(x) - 1) < 0.05, x * 1.2, x)  # off clip's kinks
+    spec = {"graphspec": "1", "params": {"x": {"value": x.tolist()}},
+            "inputs": {"m": {"value": (r.uniform(size=(3, 4)) > 0.5).tolist(), "dtype": "bool"},
+                       "t": {"value": r.uniform(size=(3, 4)).tolist(), "grad": False}},
+            "nodes": nodes, "loss": "L"}
+    fast, slow = gradcheck(spec, batch=True, modes=False), gradcheck(spec, batch=False, modes=False)
+    for a, b in zip(fast.checks, slow.checks, strict=True):
+        np.testing.assert_allclose(a.arrays["numeric"], b.arrays["numeric"], rtol=1e-9, atol=1e-12)
+    assert fast.status == PASS, fast.text()
