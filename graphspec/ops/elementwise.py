@@ -1,4 +1,4 @@
-"""Elementwise ops: binary (broadcasting) and unary. Each reads like a line of calculus.
+"""Elementwise ops: binary (broadcasting), unary, and where(cond, a, b). Each reads like a line of calculus.
 
 Elementwise Jacobians are diagonal, so each VJP doubles as the JVP (``elementwise=True``):
 ``g * dans/dx`` with ``g`` the output cotangent or the arg's tangent.

@@ -1,6 +1,7 @@
-"""softmax, log_softmax and the losses: mse, softmax_cross_entropy (from logits), hinge, l2.
+"""softmax, log_softmax, one_hot and the losses: mse, softmax_cross_entropy and binary_cross_entropy
+(from logits), hinge, l2.
 
-Everything goes through log-sum-exp, so no logit overflows and no log of a rounded-to-zero
+Everything goes through log-sum-exp (or log1p(exp(-|z|))), so no logit overflows and no log of a rounded-to-zero
 probability is taken. Losses reduce the per-example values with `reduction` = mean (over
 examples, PyTorch's default), sum or none.
 """

@@ -1,4 +1,5 @@
-"""Ops that move elements without changing them: reshape and concat."""
+"""Ops that move elements without changing them: reshape, concat, stack, expand_dims, squeeze,
+slice and take (whose VJPs put the cotangent back where each element came from)."""
 
 from __future__ import annotations
 
