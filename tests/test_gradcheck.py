@@ -271,7 +271,45 @@ BUGS: dict[str, tuple[str, dict, Callable[[], dict], set[str]]] = {
                                    g * (np.exp(logits) / np.exp(logits).sum(axis, keepdims=True)
                                         - np.eye(logits.shape[axis])[labels]), None)},
                           lambda: mlp_spec(sizes=(3, 4, 2), batch=4), {"loss"}),
+    # the retries with smaller and relative steps must not pass these: a steep function (1/x at small x)
+    # with a wrong VJP, and a VJP wrong only at a tiny element of a linear function (its differences
+    # are exact at every step, so the relative-direction retry of --fast is never taken)
+    "wrong_div_at_small_x": ("div", {"vjp": (OPS["div"].vjp[0], lambda g, ans, x, y: -1.5 * g * x / y ** 2)},
+                             lambda: spec({"r": {"op": "div", "args": ["c", "x"]}, "L": {"op": "sum", "args": ["r"]}},
+                                          "L", x=np.array([0.001, 0.002, 0.5]), c=np.ones(3)), {"r"}),
+    "wrong_only_at_a_tiny_element": (
+        "mul", {"vjp": (lambda g, ans, x, y: g * y * np.where(np.abs(x) < 1e-3, 2.0, 1.0), lambda g, ans, x, y: g * x)},
+        lambda: spec({"a": {"op": "mul", "args": ["x", "c"]}, "L": {"op": "sum", "args": ["a"]}}, "L",
+                     x=np.array([1e-6, 0.5, 2.0]), c=np.array([3.0, 1.0, 0.5])), {"a"}),
 }
+FAST_SEEDS = range(4)
+
+
+@pytest.mark.parametrize("mode", ["full", "fast", "blame", "float32"])
+@pytest.mark.parametrize("bug", sorted(BUGS))
+def test_injected_bug_fails_and_is_blamed_in_every_mode(bug: str, mode: str) -> None:
+    """A wrong gradient FAILs and its node is blamed in full, --fast (several seeds), --blame and on a
+    float32 copy: the retries that keep right gradients from failing never pass a wrong one."""
+    op, change, make, nodes = BUGS[bug]
+    s = make()
+    if mode == "float32":
+        for decl in [*s.get("params", {}).values(), *s.get("inputs", {}).values()]:
+            if decl.get("dtype", "float64") == "float64":
+                decl["dtype"] = "float32"
+    with broken(op, **change):
+        g = graphspec.load(s)
+    runs = [{"fast": True, "seed": k} for k in FAST_SEEDS] if mode == "fast" else \
+        [{"blame": True}] if mode == "blame" else [{}]
+    for kw in runs:
+        rep = gradcheck(g, **kw)
+        assert rep.status == FAIL and not rep.ok, (kw, rep.text())
+        assert any(c.status == FAIL for c in rep.checks), (kw, rep.text())
+        assert blamed(rep) == nodes, (kw, rep.text())
+        assert "FAIL" in report_verdict(rep)
+
+
+def report_verdict(rep: graphspec.Report) -> str:
+    return rep.text().strip().splitlines()[-1]
 
 
 @pytest.mark.parametrize("bug", sorted(BUGS))
@@ -647,3 +685,48 @@ def test_a_vjp_wrong_only_sometimes_is_blamed() -> None:
     rep = gradcheck(g, blame=True, modes=False)
     assert rep.checks[0].status == PASS  # the backward pass made the first, right, call
     assert [(n.node, n.mode) for n in rep.blamed] == [("s", "vjp")]
+
+
+# ---------------------------------------------------------------------------------------------
+# no false FAIL, no false blame: the retries of the full check hold in --fast, in blame and in JVP vs VJP
+
+
+def _reciprocal_sum(x: list[float]) -> dict:
+    return spec({"r": {"op": "div", "args": [1.0, "x"]}, "L": {"op": "sum", "args": ["r"]}}, "L", x=np.array(x))
+
+
+@pytest.mark.parametrize("x", [[0.001, 0.002, 0.5], [1e-6, 0.5, 3.0], [1e-4], [-2e-5, 0.3]])
+def test_steep_at_small_x_passes_in_every_mode(x: list[float]) -> None:
+    """sum(1/x) at small x: a step of 6e-6 is 0.6% of x = 0.001 and crosses the pole at x = 1e-6. The full
+    check, --fast (every seed), and blame's node checks retake with smaller and relative steps and pass."""
+    s = _reciprocal_sum(x)
+    for kw in [{}, {"blame": True}, *({"fast": True, "seed": k} for k in range(8))]:
+        rep = gradcheck(s, **kw)
+        assert rep.status == PASS and not rep.blamed, (kw, rep.text())
+        assert "FAIL" not in rep.text(), kw
+
+
+def test_the_fast_mode_retry_says_so() -> None:
+    rep = gradcheck(_reciprocal_sum([0.001, 0.002, 0.5]), fast=True, refine=False)
+    assert rep.status == FAIL  # plain central differences along random directions are off by ~(h/x)^2
+    rep = gradcheck(_reciprocal_sum([0.001, 0.002, 0.5]), fast=True)
+    assert rep.status == PASS and any("halved" in n for c in rep.checks for n in c.notes), rep.text()
+
+
+def test_jvp_and_vjp_agree_on_a_true_zero_reached_by_cancellation() -> None:
+    """logsumexp(x) - log(sum(exp(x))) is 0 for every x: both sides are rounding noise (-1.85e-17 against
+    0 gave 'rel err 1.0'); the comparison's floor scales with the tangents the passes summed."""
+    nodes = {"a": {"op": "logsumexp", "args": ["x"]}, "e": {"op": "exp", "args": ["x"]},
+             "s": {"op": "sum", "args": ["e"]}, "l": {"op": "log", "args": ["s"]}, "L": {"op": "sub", "args": ["a", "l"]}}
+    for seed in range(10):
+        rep = gradcheck(spec(nodes, "L", x=np.random.default_rng(seed).normal(size=5)), seed=seed)
+        assert [m.status for m in rep.modes] == [PASS] and rep.ok, rep.text()
+
+
+def test_a_wrong_jvp_of_a_zero_is_still_caught() -> None:
+    """The floor is rounding-sized: a JVP that is wrong by a factor still fails JVP vs VJP."""
+    with broken("exp", jvp=(lambda t, ans, x: 2 * t * ans,)):
+        g = graphspec.load(spec({"e": {"op": "exp", "args": ["x"]}, "L": {"op": "sum", "args": ["e"]}}, "L",
+                                x=np.array([0.1, -0.3])))
+    rep = gradcheck(g)
+    assert [m.status for m in rep.modes] == [FAIL] and blamed(rep) == {"e"}

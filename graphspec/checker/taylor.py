@@ -36,6 +36,10 @@ def _taylor_row(ctx: _Ctx, names: list[str], label: str, targets: list[_Target],
         br = np.asarray(br).reshape(len(hh), -1)
         crossed |= (br[1:] != br[:1]).any(axis=1)
     noise = 1e4 * np.finfo(np.float64).eps * (np.abs(f[0]) + np.abs(f[1:]))
+    if ctx.vals_a is not ctx.vals_f:
+        # a float32 gradient is itself rounded (to within rtol, as the element checks accept it): a remainder
+        # of h * rtol * |<g, v>| is that rounding (order 1 on a piecewise-linear loss), not a wrong gradient
+        noise = noise + hs * ctx.tol.rtol * abs(gv)
     used = ~crossed & np.isfinite(rem) & (rem > noise)
     slopes = [math.log2(rem[k] / rem[k + 1]) for k in range(steps_count - 1) if used[k] and used[k + 1]]
     order = float(np.median(slopes[-4:])) if slopes else None
