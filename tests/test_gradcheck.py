@@ -214,7 +214,10 @@ def test_max_elements_samples() -> None:
     rep = gradcheck(mlp_spec(), max_elements=10)
     sizes = {c.input: (c.checked, c.size) for c in rep.checks}
     assert sizes["W2"] == (10, 256) and sizes["b3"] == (3, 3)
-    assert rep.status == PASS and any("max-elements" in n for n in rep.notes)
+    assert rep.status == PASS
+    w2 = next(c for c in rep.checks if c.input == "W2")
+    assert "sampled 10 of 256 elements at random" in " ".join(w2.notes) and "sampled 10" in rep.text()
+    assert not any("sampled" in n for c in rep.checks if c.input == "b3" for n in c.notes)
 
 
 def test_fast_mode_passes_and_uses_few_evaluations() -> None:
@@ -561,11 +564,60 @@ def test_an_op_without_a_vjp_for_a_float_arg_is_blamed() -> None:
     assert (n.node, n.arg, n.mode) == ("a", 1, "vjp") and "no VJP" in n.message
 
 
-def test_nothing_to_differentiate_says_so() -> None:
-    s = {"graphspec": "1", "inputs": {"x": {"value": [1.0, 2.0], "grad": False}},
-         "nodes": {"y": {"op": "sin", "args": ["x"]}, "L": {"op": "sum", "args": ["y"]}}, "loss": "L"}
-    rep = gradcheck(s, taylor=True)
-    assert rep.checks == [] and rep.status == PASS and any("nothing to check" in n for n in rep.notes)
+VACUOUS = {
+    "no_grad": ({"inputs": {"x": {"value": [1.0, 2.0], "grad": False}},
+                 "nodes": {"y": {"op": "sin", "args": ["x"]}, "L": {"op": "sum", "args": ["y"]}}, "loss": "L"},
+                "no param or float input with a gradient"),
+    "int_inputs_only": ({"inputs": {"k": {"value": [1, 2], "dtype": "int64"}},
+                         "nodes": {"y": {"op": "sum", "args": ["k"]}}}, "no param or float input with a gradient"),
+    "no_output": ({"params": {"w": {"value": [1.0]}}, "nodes": {"y": {"op": "sin", "args": ["w"]}}, "outputs": []},
+                  "no loss and no float output with elements"),
+    "no_output_uses_the_param": ({"params": {"w": {"value": [1.0]}}, "inputs": {"x": {"value": 2.0, "grad": False}},
+                                  "nodes": {"y": {"op": "sin", "args": ["w"]}, "z": {"op": "cos", "args": ["x"]}},
+                                  "outputs": ["z"]}, "no output depends on any param or input with a gradient (w)"),
+    "empty_output": ({"params": {"w": {"value": [1.0]}}, "inputs": {"e": {"value": []}},
+                      "nodes": {"y": {"op": "mul", "args": ["w", "e"]}}},
+                     "no loss and no float output with elements"),
+    "empty_params": ({"params": {"w": {"value": []}}, "nodes": {"y": {"op": "sin", "args": ["w"]}, "L": {
+        "op": "sum", "args": ["y"]}}, "loss": "L"}, "every param and input with a gradient is empty (w: shape [0])"),
+    "loss_ignores_every_param": ({"params": {"w": {"value": [1.0, 2.0]}}, "inputs": {"x": {"value": 3.0, "grad": False}},
+                                  "nodes": {"s": {"op": "sin", "args": ["w"]}, "L": {"op": "square", "args": ["x"]}},
+                                  "loss": "L"}, "the loss depends on no param or input with a gradient (w)"),
+}
+
+
+@pytest.mark.parametrize("fast", [False, True])
+@pytest.mark.parametrize("case", sorted(VACUOUS))
+def test_nothing_to_check_is_not_a_pass(case: str, fast: bool) -> None:
+    body, reason = VACUOUS[case]
+    rep = gradcheck({"graphspec": "1", **body}, fast=fast, taylor=True)
+    assert rep.status == "EMPTY" and rep.verdict == "EMPTY" and not rep.ok, rep.text()
+    assert rep.empty.startswith("nothing to check: ") and reason in rep.empty
+    last = rep.text().strip().splitlines()[-1]
+    assert last.startswith("EMPTY: nothing to check") and "PASS" not in rep.text()
+    assert rep.to_json()["status"] == "EMPTY" and rep.to_json()["ok"] is False and reason in rep.to_json()["empty"]
+
+
+def test_a_param_the_loss_ignores_is_named_in_a_warning() -> None:
+    s = mlp_spec(sizes=(3, 4, 2), batch=3)
+    s["params"]["W9"] = {"value": [[0.5, 0.1]]}  # declared, with grad, never used: a forgotten edge
+    s["nodes"]["dead"] = {"op": "sin", "args": ["W9"]}  # used by a node the loss does not read
+    g = graphspec.load(s)
+    assert g.unused_wrt == ["W9"]
+    rep = gradcheck(g)
+    assert rep.ok and rep.status == PASS
+    assert rep.warnings == ["param 'W9' has grad but the loss does not depend on it"]
+    assert "warning: param 'W9' has grad but the loss does not depend on it" in rep.text()
+    assert rep.to_json()["warnings"] == rep.warnings
+    assert gradcheck(mlp_spec(sizes=(3, 4, 2))).warnings == [] and graphspec.load(mlp_spec()).unused_wrt == []
+
+
+def test_unused_wrt_without_a_loss_reads_the_outputs() -> None:
+    s = spec({"y": {"op": "sin", "args": ["a"]}, "z": {"op": "cos", "args": ["b"]}}, a=np.ones(2), b=np.ones(2))
+    s["outputs"] = ["y"]
+    g = graphspec.load(s)
+    assert g.unused_wrt == ["b"]
+    assert gradcheck(g).warnings == ["param 'b' has grad but no output depends on it"]
 
 
 @pytest.mark.parametrize("fast", [False, True])

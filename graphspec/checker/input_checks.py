@@ -15,12 +15,14 @@ from .targets import _Target
 
 
 def _elements(ctx: _Ctx, name: str) -> tuple[np.ndarray, str]:
-    """The elements of one input the full check differences, and a note when they are a sample."""
+    """The elements of one input the full check differences (`progress.sample_size`), and a note when
+    they are a sample."""
     n = int(ctx.x(name).size)
-    k = n if ctx.max_elements is None else min(n, ctx.max_elements)
-    if k == n:
+    k = ctx.sizes.get(name, n)
+    if k >= n:
         return np.arange(n), ""
-    return np.sort(ctx.rng.choice(n, size=k, replace=False)), f"sampled {k} of {n} elements at random"
+    return np.sort(ctx.rng.choice(n, size=k, replace=False)), \
+        f"sampled {k} of {n} elements at random (all_elements=True or --all: every one)"
 
 
 LEVELS = 3  # halvings of a failing element's step (h/2, h/4, h/8), each Richardson-extrapolated with the one before
@@ -137,8 +139,7 @@ def _fast(ctx: _Ctx, targets: list[_Target], directions: int) -> list[InputCheck
     (input i moves in rows i*K..(i+1)*K only): one pass over the plan whatever the number of inputs.
     A failing direction is retaken as in full mode (`_retry_directions`)."""
     K, h = directions, ctx.tol.eps
-    raw = {n: ctx.rng.normal(size=(K, ctx.x(n).size)) for n in ctx.wrt}
-    dirs = {n: raw[n] * np.maximum(1.0, np.abs(ctx.x(n).ravel())) for n in ctx.wrt}
+    dirs = {n: ctx.rng.normal(size=(K, ctx.x(n).size)) * np.maximum(1.0, np.abs(ctx.x(n).ravel())) for n in ctx.wrt}
 
     def block(i: int, d: np.ndarray) -> Delta:
         def delta(c0: int, c1: int) -> np.ndarray:
@@ -156,7 +157,7 @@ def _fast(ctx: _Ctx, targets: list[_Target], directions: int) -> list[InputCheck
         mine = _columns(fd, slice(i * K, (i + 1) * K))
         numbers = [_classify(ctx.tol, t.f0, mine.plus[ti], mine.minus[ti], hs, ones, t.grads[n] @ dirs[n].T,
                              _kink_mask(mine, K)) for ti, t in enumerate(targets)]
-        notes = _retry_directions(ctx, n, targets, numbers, raw[n], dirs[n]) if ctx.refine and numbers else []
+        notes = _retry_directions(ctx, n, targets, numbers, dirs[n]) if ctx.refine and numbers else []
         out += [_input_check(ctx, n, t, "directions", rows, nums, mine, notes) for t, nums in zip(targets, numbers,
                                                                                                    strict=True)]
     return out
@@ -173,7 +174,7 @@ def _directional(ctx: _Ctx, name: str, targets: list[_Target], d: np.ndarray) ->
     return at
 
 
-def _retry_directions(ctx: _Ctx, name: str, targets: list[_Target], numbers: list[_Numbers], raw: np.ndarray,
+def _retry_directions(ctx: _Ctx, name: str, targets: list[_Target], numbers: list[_Numbers],
                       dirs: np.ndarray) -> list[str]:
     """Failing directions retaken with the step halved (`_ladder`); those whose differences did not
     settle (a step too large against some small |x_j|: 1/x at 1e-4) once more along a direction scaled to
@@ -192,7 +193,8 @@ def _retry_directions(ctx: _Ctx, name: str, targets: list[_Target], numbers: lis
     ax = np.abs(ctx.x(name).ravel())
     if not cols.size or not np.any((ax > 0) & (ax < 1)):
         return notes
-    rel = raw * np.where((ax > 0) & (ax < 1), ax, np.maximum(1.0, ax))
+    small = (ax > 0) & (ax < 1)
+    rel = dirs * np.where(small, ax, 1.0)  # dirs is r * max(1, |x|): r * |x| where x is small
     ana = [t.grads[name] @ rel[cols].T for t in targets]
     diff = _directional(ctx, name, targets, rel)
     first = diff(cols, 1.0)
