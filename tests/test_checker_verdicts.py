@@ -132,7 +132,7 @@ def test_a_costly_input_is_sampled_down_to_what_max_work_pays_for(monkeypatch: p
 
 
 def test_sample_sizes() -> None:
-    assert progress_mod.sample_size(10 ** 7, 3 * 10 ** 7, None, False) == progress_mod.MAX_WORK // (6 * 10 ** 7)
+    assert progress_mod.sample_size(10 ** 7, 10 ** 6, None, False) == progress_mod.MAX_WORK // (2 * 10 ** 6)
     assert progress_mod.sample_size(10 ** 7, 10 ** 10, None, False) == progress_mod.MIN_SAMPLE
     assert progress_mod.sample_size(10 ** 7, 3 * 10 ** 7, None, True) == 10 ** 7
     assert progress_mod.sample_size(1000, 3000, None, False) == 1000

@@ -12,9 +12,9 @@ import sys
 from collections.abc import Callable, Iterator
 
 MAX_ELEMENTS = 100_000  # elements of one input the full check differences at most, unless told otherwise
-MAX_WORK = 10 ** 9  # element evaluations spent on one input's full check at most (a few seconds), unless told
+MAX_WORK = 5 * 10 ** 8  # element evaluations spent on one input's full check at most (~5 s), unless told
 MIN_SAMPLE = 10  # a sample cut down by MAX_WORK keeps at least this many elements
-THROUGHPUT = 1.5e8  # element evaluations per second of the stacked passes (docs/gradcheck.md has the figure)
+THROUGHPUT = 1e8  # element evaluations per second of the stacked passes (docs/gradcheck.md has the figure)
 PROGRESS_SECONDS = 2.0  # checks expected to take longer show a progress bar on a terminal
 
 
