@@ -238,7 +238,7 @@ def _verdict_parts(rep: Report) -> tuple[str, str]:
         return "EMPTY", rep.empty
     n_fail = sum(c.status == "FAIL" for c in rep.checks)
     n_kink = sum(c.status == "KINK" for c in rep.checks)
-    parts = [f"{len(rep.checks) - n_fail - n_kink} of {len(rep.checks)} checks pass"]
+    parts = [f"{len(rep.checks) - n_fail - n_kink} of {len(rep.checks)} checks pass"] if rep.checks or not rep.error else []
     if n_fail:
         parts.append(f"{n_fail} FAIL")
     if n_kink:
