@@ -32,6 +32,7 @@ The parts, one module each:
 from __future__ import annotations
 
 import functools
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -174,12 +175,15 @@ def gradcheck(graph: Any, *, inputs: Mapping[str, Any] | None = None, wrt: Seque
     empty = _nothing(ctx, targets)
     if empty:
         return report(checks=[], modes=[], nodes=[], taylor=[], notes=ctx.notes, empty=empty)
-    row = ctx.engine.row_cost(ctx.engine.steps_for([t.slot for t in targets]))
-    if fast:
-        work = 2.0 * directions * len(names) * (row + sum(ctx.x(n).size for n in names))
-    else:
-        ctx.sizes = {n: sample_size(ctx.x(n).size, row + ctx.x(n).size, max_elements, all_elements) for n in names}
-        work = sum(2.0 * k * (row + ctx.x(n).size) for n, k in ctx.sizes.items())
+    work = 0.0
+    if not fast or (progress is not False and getattr(sys.stderr, "isatty", lambda: False)()):
+        row = ctx.engine.row_cost(ctx.engine.steps_for([t.slot for t in targets]))
+        if fast:
+            work = 2.0 * directions * len(names) * (row + sum(ctx.x(n).size for n in names))
+        else:
+            ctx.sizes = {n: sample_size(ctx.x(n).size, row + ctx.x(n).size, max_elements, all_elements)
+                         for n in names}
+            work = sum(2.0 * k * (row + ctx.x(n).size) for n, k in ctx.sizes.items())
     with progress_bar(progress, work, f"gradient check: {g.source or g.spec.name or 'graph'}") as advance:
         ctx.progress = advance
         checks = _fast(ctx, targets, directions) if fast else [c for n in names for c in _full(ctx, n, targets)]

@@ -103,7 +103,8 @@ def _full(ctx: _Ctx, name: str, targets: list[_Target]) -> list[InputCheck]:
         return at
 
     zero = [0] * len(targets)
-    cols = np.flatnonzero(_failing(numbers)) if numbers else np.zeros(0, dtype=np.int64)
+    failed = any(FAIL in nums.status for nums in numbers)  # the passing check pays nothing more
+    cols = np.flatnonzero(_failing(numbers)) if failed else np.zeros(0, dtype=np.int64)
     fixed, relative = zero, zero
     if ctx.refine and 0 < cols.size <= RETRY_MAX:
         fixed, cols, _ = _ladder(ctx, targets, numbers, cols, scale, [n.num for n in numbers], diff(h), LEVELS)
@@ -157,7 +158,8 @@ def _fast(ctx: _Ctx, targets: list[_Target], directions: int) -> list[InputCheck
         mine = _columns(fd, slice(i * K, (i + 1) * K))
         numbers = [_classify(ctx.tol, t.f0, mine.plus[ti], mine.minus[ti], hs, ones, t.grads[n] @ dirs[n].T,
                              _kink_mask(mine, K)) for ti, t in enumerate(targets)]
-        notes = _retry_directions(ctx, n, targets, numbers, dirs[n]) if ctx.refine and numbers else []
+        retry = ctx.refine and any(FAIL in nums.status for nums in numbers)  # the passing check pays nothing
+        notes = _retry_directions(ctx, n, targets, numbers, dirs[n]) if retry else []
         out += [_input_check(ctx, n, t, "directions", rows, nums, mine, notes) for t, nums in zip(targets, numbers,
                                                                                                    strict=True)]
     return out
