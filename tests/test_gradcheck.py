@@ -751,9 +751,11 @@ def _reciprocal_sum(x: list[float]) -> dict:
 @pytest.mark.parametrize("x", [[0.001, 0.002, 0.5], [1e-6, 0.5, 3.0], [1e-4], [-2e-5, 0.3]])
 def test_steep_at_small_x_passes_in_every_mode(x: list[float]) -> None:
     """sum(1/x) at small x: a step of 6e-6 is 0.6% of x = 0.001 and crosses the pole at x = 1e-6. The full
-    check, --fast (every seed), and blame's node checks retake with smaller and relative steps and pass."""
+    check, --fast (every seed), and blame's node checks retake with smaller and relative steps and pass;
+    the Taylor test, whose steps (down to 1.2e-5) all cross the pole at 1e-6, retakes along v scaled to |x|."""
     s = _reciprocal_sum(x)
-    for kw in [{}, {"blame": True}, *({"fast": True, "seed": k} for k in range(8))]:
+    for kw in [{}, {"blame": True}, *({"fast": True, "seed": k} for k in range(8)),
+               *({"taylor": True, "seed": k} for k in range(5))]:
         rep = gradcheck(s, **kw)
         assert rep.status == PASS and not rep.blamed, (kw, rep.text())
         assert "FAIL" not in rep.text(), kw
