@@ -796,3 +796,21 @@ def test_a_float32_overflow_is_the_finding_not_a_table_of_infs() -> None:
     assert rep.status == FAIL and rep.checks == [] and not rep.blamed
     assert "overflows float32" in rep.error and "node 'e' (exp)" in rep.error
     assert report_verdict(rep).startswith("FAIL: a checked value overflows float32")
+
+
+def test_more_failing_elements_than_the_retry_cap_are_all_retried() -> None:
+    """3000 elements of 1/x at x ~ 1e-3 all fail plain differences: more than RETRY_MAX (2000), which
+    used to leave them failing. A random RETRY_MAX are retried first; as retries help, the rest are too.
+    With a wrong gradient the probe gets nothing back and the rest are left failing."""
+    from graphspec.checker.input_checks import RETRY_MAX
+
+    n = RETRY_MAX + 1000
+    s = spec({"r": {"op": "div", "args": ["c", "x"]}, "L": {"op": "sum", "args": ["r"]}}, "L",
+             x=np.linspace(1e-3, 2e-3, n), c=np.ones(n))
+    rep = gradcheck(s, wrt=["x"])
+    assert rep.status == PASS and any("halved" in note for note in rep.checks[0].notes), rep.text()
+    op, change, _, _ = BUGS["wrong_div_at_small_x"]
+    with broken(op, **change):
+        g = graphspec.load(s)
+    rep = gradcheck(g, wrt=["x"])
+    assert rep.status == FAIL and rep.checks[0].arrays["status"].count(FAIL) == n and blamed(rep) == {"r"}

@@ -4,6 +4,8 @@ How it works (docs/gradcheck.md has the whole story and the numbers):
 
 - Central differences with a step scaled to each element, ``h = eps * max(1, |x|)``, always evaluated
   in float64 (a float32 graph's leaves are cast; the analytic side stays float32).
+- What fails is retried before it is called wrong: the step halved (Richardson extrapolation), then a
+  step relative to a small |x|; in full mode, --fast and blame alike. Nothing checked is EMPTY, not PASS.
 - Every perturbation of one leaf is stacked on a leading axis and pushed through the plan in one pass
   (`_Batched`): ops with a batching rule run once on the stack, the others once per row.
 - Kinks are found exactly: for ops with a ``branch`` the branch arrays of the +h and -h evaluations are
@@ -24,7 +26,8 @@ The parts, one module each:
 - `classify`: PASS / FAIL / KINK per element, and the `InputCheck` built from them;
 - `input_checks`: full mode (every element, Richardson retry) and fast mode (random directions);
 - `modes`: JVP against VJP; `blame`: each node's own VJP and JVP; `taylor`: the remainder test;
-- `sweep`: `check_ops`, every op's samples through `gradcheck`.
+- `sweep`: `check_ops`, every op's samples through `gradcheck`;
+- `progress`: what a full check costs, when it samples (`MAX_ELEMENTS`, `MAX_WORK`), the progress bar.
 
 `gradcheck` itself, which puts them together, is here.
 """

@@ -85,6 +85,22 @@ def _ladder(ctx: _Ctx, targets: list[_Target], numbers: list[_Numbers], cols: np
     return fixed, cols, settled
 
 
+def _capped(ctx: _Ctx, cols: np.ndarray, retry: Callable[[np.ndarray], tuple[list[int], np.ndarray]],
+            n_targets: int) -> tuple[list[int], np.ndarray]:
+    """``retry(cols)`` (elements got back per target, those still failing), on at most RETRY_MAX elements
+    first: when more fail and a random RETRY_MAX of them get nothing back, the failure is no step
+    problem (a wrong gradient fails them all) and the rest are left as they are; else the rest too."""
+    if cols.size <= RETRY_MAX:
+        return retry(cols) if cols.size else ([0] * n_targets, cols)
+    probe = np.zeros(cols.size, dtype=bool)
+    probe[ctx.rng.choice(cols.size, size=RETRY_MAX, replace=False)] = True
+    got, still = retry(cols[probe])
+    if not any(got):
+        return got, np.sort(np.concatenate([still, cols[~probe]]))
+    more, still_rest = retry(cols[~probe])
+    return [a + b for a, b in zip(got, more, strict=True)], np.sort(np.concatenate([still, still_rest]))
+
+
 def _full(ctx: _Ctx, name: str, targets: list[_Target]) -> list[InputCheck]:
     x = ctx.x(name)
     slot = ctx.plan.slot[name]
@@ -102,35 +118,41 @@ def _full(ctx: _Ctx, name: str, targets: list[_Target]) -> list[InputCheck]:
             return [(p - m) / (2 * step[cols] * factor) for p, m in zip(d.plus, d.minus, strict=True)]
         return at
 
-    zero = [0] * len(targets)
     failed = any(FAIL in nums.status for nums in numbers)  # the passing check pays nothing more
     cols = np.flatnonzero(_failing(numbers)) if failed else np.zeros(0, dtype=np.int64)
-    fixed, relative = zero, zero
-    if ctx.refine and 0 < cols.size <= RETRY_MAX:
-        fixed, cols, _ = _ladder(ctx, targets, numbers, cols, scale, [n.num for n in numbers], diff(h), LEVELS)
-    # still failing at 0 < |x_j| < 1: a step relative to x_j itself (h = eps |x_j|), for a function steep
-    # on the scale of x_j (1/x at x = 1e-6), or x - h past the edge of the op's domain (log at 1e-9). Without
-    # refine, only the latter (a difference that is not finite).
     ax = np.abs(x.ravel()[idx])
-    near = cols[(ax[cols] > 0) & (ax[cols] < 1)]
-    if not ctx.refine:
-        near = near[~np.all(np.isfinite(np.stack([n.num[:, near] for n in numbers])), axis=(0, 1))] if near.size else near
-    if 0 < near.size <= RETRY_MAX:
+
+    def halved(c: np.ndarray) -> tuple[list[int], np.ndarray]:
+        got, still, _ = _ladder(ctx, targets, numbers, c, scale, [n.num for n in numbers], diff(h), LEVELS)
+        return got, still
+
+    def relative(c: np.ndarray) -> tuple[list[int], np.ndarray]:
+        # a step relative to x_j itself (h = eps |x_j|), for a function steep on the scale of x_j (1/x at
+        # x = 1e-6), or x - h past the edge of the op's domain (log at 1e-9)
         hr = np.zeros_like(h)
-        hr[near] = ctx.tol.eps * ax[near]
-        first = diff(hr)(near, 1.0)
-        relative = _take_back(ctx, targets, numbers, near, scale, first)
+        hr[c] = ctx.tol.eps * ax[c]
+        first = diff(hr)(c, 1.0)
+        got = _take_back(ctx, targets, numbers, c, scale, first)
         if ctx.refine:
             full_first = [np.zeros_like(n.num) for n in numbers]
             for f, g in zip(full_first, first, strict=True):
-                f[:, near] = g
-            more, _, _ = _ladder(ctx, targets, numbers, near[_failing(numbers, near)], scale, full_first, diff(hr), 1)
-            relative = [a + b for a, b in zip(relative, more, strict=True)]
+                f[:, c] = g
+            more, _, _ = _ladder(ctx, targets, numbers, c[_failing(numbers, c)], scale, full_first, diff(hr), 1)
+            got = [a + b for a, b in zip(got, more, strict=True)]
+        return got, c[_failing(numbers, c)]
+
+    zero = [0] * len(targets)
+    fixed, cols = _capped(ctx, cols, halved, len(targets)) if ctx.refine else (zero, cols)
+    # still failing at 0 < |x_j| < 1; without refine, only a difference that is not finite (log at 1e-9)
+    near = cols[(ax[cols] > 0) & (ax[cols] < 1)]
+    if not ctx.refine and near.size:
+        near = near[~np.all(np.isfinite(np.stack([n.num[:, near] for n in numbers])), axis=(0, 1))]
+    rel, _ = _capped(ctx, near, relative, len(targets))
     notes = [[f"{f} element(s) passed only after the step was halved (Richardson extrapolation of h, h/2, ...): "
               "the function is steep there, the gradient is right"] * bool(f)
              + [f"{e} element(s) differenced with a step relative to the element, h = eps |x| (x is small: the "
                 "function is steep on its scale, or x - h is past the edge of an op's domain)"] * bool(e)
-             + [sampled] * bool(sampled) for f, e in zip(fixed, relative, strict=True)]
+             + [sampled] * bool(sampled) for f, e in zip(fixed, rel, strict=True)]
     return [_input_check(ctx, name, t, "elements", idx, n, fd, note)
             for t, n, note in zip(targets, numbers, notes, strict=True)]
 
