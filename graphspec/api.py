@@ -178,6 +178,22 @@ class Graph:
                              f"{list(self.seed.shape)} no longer fits", loc="loss.seed")
         self._checked_shapes.add(key)
 
+    @cached_property
+    def unused_wrt(self) -> list[str]:
+        """The params and float inputs with a gradient that the loss (without a loss: every output)
+        does not depend on: their gradient is 0 whatever the values (a forgotten edge, a classic bug)."""
+        args: dict[str, list[str]] = {}
+        for a, n in self.structure.edges:
+            args.setdefault(n, []).append(a)
+        seen: set[str] = set()
+        todo = [self.loss] if self.loss else list(self.outputs)
+        while todo:  # a loop, not recursion: a 100,000-node chain must not overflow the stack
+            n = todo.pop()
+            if n not in seen:
+                seen.add(n)
+                todo.extend(args.get(n, ()))
+        return [n for n in self.wrt if n not in seen]
+
     # -- the calls ---------------------------------------------------------------------------
 
     @cached_property

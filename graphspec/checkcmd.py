@@ -29,6 +29,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--taylor", action="store_true", help="Taylor remainder test: observed orders (~2 right, ~1 wrong)")
     p.add_argument("--strict", action="store_true", help="kinks count as failures")
     p.add_argument("--max-elements", type=int, metavar="N", help="check a random sample of N elements of bigger inputs")
+    p.add_argument("--all", action="store_true", help="every element of every input, however big "
+                   "(by default inputs past 100,000 elements, or too costly to difference, are sampled)")
     p.add_argument("--blame", action="store_true", help="check every node's own VJP and JVP even when all pass")
     p.add_argument("--wrt", action="append", metavar="NAME", help="check only these inputs (repeatable)")
     p.add_argument("--input", "-i", action="append", default=[], metavar="NAME=VALUE",
@@ -59,6 +61,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UsageError("give SPEC files or --ops, not both")
     if args.max_elements is not None and args.max_elements < 1:
         raise UsageError("--max-elements must be at least 1")
+    if args.all and args.max_elements is not None:
+        raise UsageError("give --all or --max-elements, not both")
     if args.directions < 1:
         raise UsageError("--directions must be at least 1")
     if args.seed < 0:
@@ -192,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
             with np.errstate(all="ignore"), located(graph.source):
                 entries[i] = gradcheck(graph, inputs=inputs, wrt=args.wrt, fast=args.fast, directions=args.directions,
                                        taylor=args.taylor, strict=args.strict, max_elements=args.max_elements,
-                                       blame=True if args.blame else None, seed=args.seed)
+                                       blame=True if args.blame else None, seed=args.seed, all_elements=args.all)
         except GraphspecError as e:
             print(f"error: {e}", file=sys.stderr)
             entries[i] = Failed(graph.source or specs[i], e)

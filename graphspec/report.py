@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 JSON_FORMAT = "graphspec-gradcheck"
 JSON_VERSION = 1
-STYLE = {"PASS": "green", "FAIL": "bold red", "KINK": "yellow", "UNCLEAR": "yellow"}
+STYLE = {"PASS": "green", "FAIL": "bold red", "KINK": "yellow", "UNCLEAR": "yellow", "EMPTY": "bold red"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -93,7 +93,8 @@ def report_json(rep: Report) -> dict[str, Any]:
     """One report as a JSON-ready dict (the stable keys of docs/gradcheck.md)."""
     t = rep.tolerance
     return {
-        "spec": rep.spec, "name": rep.name, "status": rep.status, "ok": rep.ok, "strict": rep.strict,
+        "spec": rep.spec, "name": rep.name, "status": rep.status, "verdict": rep.verdict, "ok": rep.ok,
+        "strict": rep.strict,
         "mode": rep.mode, "dtype": rep.dtype, "fd_dtype": rep.fd_dtype,
         "tolerance": {"eps": t.eps, "rtol": t.rtol, "atol": t.atol},
         "checks": [_check_json(c) for c in rep.checks],
@@ -107,7 +108,8 @@ def report_json(rep: Report) -> dict[str, Any]:
         "taylor": [{"wrt": r.wrt, "h": r.h, "remainder": r.remainder, "used": r.used,
                     "order": _f(r.order) if r.order is not None else None, "status": r.status, "note": r.note}
                    for r in rep.taylor],
-        "notes": list(rep.notes), "seconds": rep.seconds, "evaluations": rep.evaluations, "error": rep.error or None,
+        "notes": list(rep.notes), "warnings": list(rep.warnings), "seconds": rep.seconds,
+        "evaluations": rep.evaluations, "error": rep.error or None, "empty": rep.empty or None,
     }
 
 
@@ -132,10 +134,18 @@ def dumps(doc: Any) -> str:
 # the terminal (rich)
 
 
+def _label(rep: Report) -> str:
+    """What a report is about: the spec's path (two specs named hinge in two folders stay apart), with its
+    name when it has one; the name alone for a spec given as a dict."""
+    if rep.spec:
+        return f"{rep.spec} ({rep.name})" if rep.name else rep.spec
+    return rep.name or "graph"
+
+
 def _title(rep: Report) -> str:
     from rich.markup import escape
 
-    what = escape(rep.name or rep.spec or "graph")  # the user's text: "[/]" in a name is no closing tag
+    what = escape(_label(rep))  # the user's text: "[/]" in a name is no closing tag
     mode = "fast: random directional derivatives" if rep.mode == "fast" else "full: every element"
     return f"[bold]gradient check: {what}[/bold] ({mode}; {rep.dtype} graph, finite differences in {rep.fd_dtype})"
 
@@ -214,10 +224,21 @@ def _nodes_table(rep: Report) -> Any:
     return t
 
 
-def _verdict(rep: Report) -> str:
+_WORDS = {"PASS": "PASS", "KINK": "KINK (not a failure without --strict)", "EMPTY": "EMPTY"}
+
+
+def verdict_line(rep: Report) -> str:
+    """The verdict in plain text, the same in every format and the one the exit code follows: its first
+    word is `Report.verdict`; what follows says why, and never contradicts it."""
+    return ": ".join(_verdict_parts(rep))
+
+
+def _verdict_parts(rep: Report) -> tuple[str, str]:
+    if rep.empty and not rep.error:
+        return "EMPTY", rep.empty
     n_fail = sum(c.status == "FAIL" for c in rep.checks)
     n_kink = sum(c.status == "KINK" for c in rep.checks)
-    parts = [f"{len(rep.checks) - n_fail - n_kink} of {len(rep.checks)} checks pass"]
+    parts = [f"{len(rep.checks) - n_fail - n_kink} of {len(rep.checks)} checks pass"] if rep.checks or not rep.error else []
     if n_fail:
         parts.append(f"{n_fail} FAIL")
     if n_kink:
@@ -226,11 +247,20 @@ def _verdict(rep: Report) -> str:
         parts.append("JVP and VJP disagree")
     if any(r.status == "FAIL" for r in rep.taylor):
         parts.append("Taylor order ~1")
+    if rep.blamed:
+        parts.append(f"{len(rep.blamed)} node check(s) FAIL")
     if rep.error:
         parts.append(rep.error)
-    word = "FAIL" if not rep.ok else "KINK (not a failure without --strict)" if rep.status == "KINK" else "PASS"
-    return f"[{STYLE[rep.status if rep.ok else 'FAIL']}]{word}[/]: " + ", ".join(parts) + \
-        f" ({rep.evaluations} perturbed evaluations, {rep.seconds * 1e3:.1f} ms)"
+    word = _WORDS.get(rep.verdict, rep.verdict) if rep.ok else \
+        "FAIL (--strict: kinks are failures)" if rep.status == "KINK" else "FAIL"
+    return word, ", ".join(parts) + f" ({rep.evaluations} perturbed evaluations, {rep.seconds * 1e3:.1f} ms)"
+
+
+def _verdict(rep: Report) -> str:
+    from rich.markup import escape
+
+    word, rest = _verdict_parts(rep)
+    return f"[{STYLE[rep.verdict]}]{escape(word)}[/]: {escape(rest)}"
 
 
 def _blame_lines(rep: Report) -> list[str]:
@@ -265,6 +295,8 @@ def print_report(rep: Report, console: Console, verbose: bool = False) -> None:
         console.print(line)
     for note in rep.notes:  # notes quote numpy's messages and the user's names: no markup in them
         console.print(f"note: {note}", markup=False)
+    for warning in rep.warnings:
+        console.print(f"warning: {warning}", markup=False, style="yellow")
     console.print(_verdict(rep))
 
 
@@ -303,7 +335,7 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def report_markdown(rep: Report, verbose: bool = False) -> str:
-    out = [f"## Gradient check: {rep.name or rep.spec or 'graph'}: **{rep.status}**", "",
+    out = [f"## Gradient check: {_label(rep)}: **{rep.verdict}**", "",
            f"Mode {rep.mode}; {rep.dtype} graph, finite differences in {rep.fd_dtype}; "
            f"eps {rep.tolerance.eps:g}, rtol {rep.tolerance.rtol:g}, atol {rep.tolerance.atol:g}.", ""]
     out.append(_md_table(["input", "target", "shape", "checked", "max abs err", "max rel err", "worst element", "status"],
@@ -338,12 +370,17 @@ def report_markdown(rep: Report, verbose: bool = False) -> str:
     for n in rep.blamed:
         what = f"fails: `{n.message}`" if n.message else "is wrong"
         out += ["", f"**Blame:** node `{n.node}` ({n.op}): its {n.mode.upper()} for arg {n.arg} {n.arg_name} {what}."]
-    out += [""] + [f"> note: {n}" for n in rep.notes]
+    out += [""] + [f"> note: {n}" for n in rep.notes] + [f"> warning: {w}" for w in rep.warnings]
+    word, rest = _verdict_parts(rep)
+    out += ["", f"**{word}**: {rest}"]
     return "\n".join(out).rstrip() + "\n"
 
 
 def reports_markdown(reports: Sequence[Report], verbose: bool = False) -> str:
-    return "\n".join(report_markdown(r, verbose) for r in reports)
+    text = "\n".join(report_markdown(r, verbose) for r in reports)
+    if len(reports) > 1:
+        text += f"\n**{sum(r.ok for r in reports)} of {len(reports)} specs pass**\n"
+    return text
 
 
 def ops_markdown(rows: Sequence[OpRow]) -> str:

@@ -17,12 +17,15 @@ from .checker import Report, gradcheck
 def assert_gradients(spec_or_graph: Any, *, inputs: Mapping[str, Any] | None = None, strict: bool = False,
                      fast: bool = False, taylor: bool = False, **options: Any) -> Report:
     """Check every gradient of a spec (a path, a dict or a loaded `Graph`) and raise AssertionError with
-    the report's text when one is wrong (with ``strict``, also when one sits at a kink). Returns the
-    report when all is well. ``options`` go to `graphspec.gradcheck` (``wrt``, ``max_elements``,
-    ``directions``, ``tolerance``, ``seed``...)."""
+    the report's text when one is wrong (with ``strict``, also when one sits at a kink), or when there
+    was nothing to check (a test that checks nothing must not pass). Returns the report when all is
+    well. ``options`` go to `graphspec.gradcheck` (``wrt``, ``max_elements``, ``directions``,
+    ``tolerance``, ``seed``...)."""
     rep = gradcheck(spec_or_graph, inputs=inputs, strict=strict, fast=fast, taylor=taylor, **options)
+    what = rep.spec or rep.name or "graph"
+    if rep.empty and not rep.error:
+        raise AssertionError(f"gradient check of {what} checked nothing ({rep.empty})\n{rep.text()}")
     if not rep.ok:
-        what = rep.name or rep.spec or "graph"
         blame = "; ".join(f"node '{n.node}' ({n.op}) has a wrong {n.mode.upper()} for {n.arg_name}" for n in rep.blamed)
         raise AssertionError(f"gradient check of {what} failed{': ' + blame if blame else ''}\n{rep.text()}")
     return rep

@@ -148,7 +148,7 @@ def test_ops_sweep_fails_a_broken_op(capsys: pytest.CaptureFixture[str]) -> None
 def test_module_entry_point(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "graphspec", "check", good(tmp_path), "--format", "markdown"],
                        capture_output=True, text=True, cwd=ROOT)
-    assert r.returncode == 0 and "## Gradient check: good: **PASS**" in r.stdout
+    assert r.returncode == 0 and f"## Gradient check: {good(tmp_path)} (good): **PASS**" in r.stdout
 
 
 def test_verbose_lists_the_worst_elements_of_passing_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -165,9 +165,9 @@ def test_verbose_lists_the_worst_elements_of_passing_inputs(tmp_path: Path, caps
 def test_nothing_to_differentiate_is_a_note_not_a_crash(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                          extra: dict, flags: list[str]) -> None:
     """No loss and no float output with elements ("outputs": [], or a zero-size output): the
-    checker stacked zero Jacobian rows and raised numpy's ValueError."""
+    checker stacked zero Jacobian rows and raised numpy's ValueError. Nothing checked is no pass: exit 1."""
     doc = {"graphspec": "1", "inputs": {"x": {"value": [1.0]}}, "nodes": {"e": {"op": "exp", "args": ["x"]}}, **extra}
-    assert main(["check", write(tmp_path, "s.json", doc), *flags]) == 0
+    assert main(["check", write(tmp_path, "s.json", doc), *flags]) == 1
     assert "nothing to check: no loss and no float output with elements" in capsys.readouterr().out
 
 
@@ -183,7 +183,7 @@ def test_a_name_that_looks_like_markup_is_printed_as_written(tmp_path: Path, cap
     doc = json.loads(Path(good(tmp_path)).read_text())
     doc["name"] = "[/] [bold"
     assert main(["check", write(tmp_path, "m.json", doc)]) == 0
-    assert "gradient check: [/] [bold (full" in capsys.readouterr().out
+    assert "m.json ([/] [bold) (full" in capsys.readouterr().out
 
 
 # -- several specs: a bad one does not stop the others ----------------------------------------------

@@ -48,3 +48,19 @@ def test_inputs_are_passed_through() -> None:
     rep = assert_gradients(SPEC, inputs={"x": np.array([0.5, 0.5])})
     (cx,) = [c for c in rep.checks if c.input == "x"]
     np.testing.assert_allclose(cx.arrays["analytic"], graphspec.load(SPEC).grad({"x": np.array([0.5, 0.5])})["x"])
+
+
+def test_nothing_to_check_raises() -> None:
+    """A self-grading exercise must not pass empty: no gradient to check is an AssertionError."""
+    spec = {"graphspec": "1", "inputs": {"x": {"value": [1.0, 2.0], "grad": False}},
+            "nodes": {"y": {"op": "sin", "args": ["x"]}, "L": {"op": "sum", "args": ["y"]}}, "loss": "L"}
+    with pytest.raises(AssertionError, match=r"checked nothing \(nothing to check: no param or float input"):
+        assert_gradients(spec)
+    with pytest.raises(AssertionError, match="checked nothing"):
+        assert_gradients(SPEC, wrt=[])
+
+
+def test_a_warning_does_not_fail_but_is_returned() -> None:
+    spec = {**SPEC, "params": {**SPEC["params"], "unused": {"value": 1.0}}}
+    rep = assert_gradients(spec)
+    assert rep.warnings == ["param 'unused' has grad but the loss does not depend on it"]

@@ -4,6 +4,8 @@ How it works (docs/gradcheck.md has the whole story and the numbers):
 
 - Central differences with a step scaled to each element, ``h = eps * max(1, |x|)``, always evaluated
   in float64 (a float32 graph's leaves are cast; the analytic side stays float32).
+- What fails is retried before it is called wrong: the step halved (Richardson extrapolation), then a
+  step relative to a small |x|; in full mode, --fast and blame alike. Nothing checked is EMPTY, not PASS.
 - Every perturbation of one leaf is stacked on a leading axis and pushed through the plan in one pass
   (`_Batched`): ops with a batching rule run once on the stack, the others once per row.
 - Kinks are found exactly: for ops with a ``branch`` the branch arrays of the +h and -h evaluations are
@@ -24,7 +26,8 @@ The parts, one module each:
 - `classify`: PASS / FAIL / KINK per element, and the `InputCheck` built from them;
 - `input_checks`: full mode (every element, Richardson retry) and fast mode (random directions);
 - `modes`: JVP against VJP; `blame`: each node's own VJP and JVP; `taylor`: the remainder test;
-- `sweep`: `check_ops`, every op's samples through `gradcheck`.
+- `sweep`: `check_ops`, every op's samples through `gradcheck`;
+- `progress`: what a full check costs, when it samples (`MAX_ELEMENTS`, `MAX_WORK`), the progress bar.
 
 `gradcheck` itself, which puts them together, is here.
 """
@@ -32,6 +35,7 @@ The parts, one module each:
 from __future__ import annotations
 
 import functools
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -45,7 +49,9 @@ from .context import _Ctx
 from .differences import BUDGET, Delta
 from .input_checks import _fast, _full
 from .modes import MODES_RTOL, _safe_modes
+from .progress import MAX_ELEMENTS, MAX_WORK, MIN_SAMPLE, PROGRESS_SECONDS, progress_bar, sample_size
 from .results import (
+    EMPTY,
     FAIL,
     FD_DTYPE,
     KINK,
@@ -66,9 +72,10 @@ from .sweep import OpRow, check_ops, sample_spec
 from .targets import _make_targets
 from .taylor import _taylor
 
-__all__ = ["BUDGET", "FAIL", "FD_DTYPE", "FD_TOL", "KINK", "KINK_JUMP", "MODES_RTOL", "PASS", "TOLERANCES", "UNCLEAR",
-           "WORST", "Delta", "Element", "InputCheck", "ModeCheck", "NodeCheck", "NodeKink", "OpRow", "Report", "Rule",
-           "TaylorRow", "Tolerance", "check_ops", "gradcheck", "sample_spec"]
+__all__ = ["BUDGET", "EMPTY", "FAIL", "FD_DTYPE", "FD_TOL", "KINK", "KINK_JUMP", "MAX_ELEMENTS", "MAX_WORK", "MIN_SAMPLE",
+           "MODES_RTOL", "PASS", "PROGRESS_SECONDS", "TOLERANCES", "UNCLEAR", "WORST", "Delta", "Element", "InputCheck",
+           "ModeCheck", "NodeCheck", "NodeKink", "OpRow", "Report", "Rule", "TaylorRow", "Tolerance", "check_ops",
+           "gradcheck", "sample_spec"]
 
 
 def _as_graph(graph: Any) -> Any:
@@ -97,21 +104,27 @@ def _fp_quiet(fn: Callable[..., Report]) -> Callable[..., Report]:
 @_fp_quiet
 def gradcheck(graph: Any, *, inputs: Mapping[str, Any] | None = None, wrt: Sequence[str] | None = None,
               fast: bool = False, directions: int = 4, taylor: bool = False, strict: bool = False,
-              max_elements: int | None = None, blame: bool | None = None, modes: bool = True,
-              batch: bool = True, refine: bool = True, tolerance: Tolerance | None = None,
-              jacobian_max: int = 64, projections: int = 3, seed: int = 0) -> Report:
+              max_elements: int | None = None, all_elements: bool = False, blame: bool | None = None,
+              modes: bool = True, batch: bool = True, refine: bool = True, tolerance: Tolerance | None = None,
+              jacobian_max: int = 64, projections: int = 3, seed: int = 0, progress: bool | None = None) -> Report:
     """Check every gradient of a graph (a `Graph`, a spec path or a spec dict) against finite
     differences and return a `Report`.
 
     With a loss: d loss / d x for every param and float input with a gradient (``wrt`` to choose).
     Without: the Jacobian of each float output, in full when it has at most ``jacobian_max`` elements,
     else along ``projections`` random cotangents. ``fast``: ``directions`` random directional
-    derivatives per input instead of every element. ``max_elements``: check a random sample of the
-    elements of bigger inputs. ``blame``: check every node's own VJP and JVP (default: when something
-    fails). ``taylor``: the Taylor remainder test. ``strict``: kinks count as failures. ``tolerance``:
-    a `Tolerance` instead of the dtype's default (`TOLERANCES`). ``refine=False``: no Richardson retry of
-    failing elements. ``seed``: the random directions, cotangents and samples. ``batch=False`` evaluates
-    one perturbation per forward pass (slow; the reference for the batched path)."""
+    derivatives per input instead of every element. Big inputs are sampled at random in full mode
+    (`MAX_ELEMENTS`, `MAX_WORK`); ``max_elements``: sample at most that many elements of each input;
+    ``all_elements``: every element, whatever it costs. ``blame``: check every node's own VJP and JVP
+    (default: when something fails). ``taylor``: the Taylor remainder test. ``strict``: kinks count as
+    failures. ``tolerance``: a `Tolerance` instead of the dtype's default (`TOLERANCES`).
+    ``refine=False``: no retry of failing elements with smaller steps. ``seed``: the random directions,
+    cotangents and samples. ``batch=False`` evaluates one perturbation per forward pass (slow; the
+    reference for the batched path). ``progress``: a progress bar on stderr (default: when stderr is a
+    terminal and the check is expected to take more than `PROGRESS_SECONDS`).
+
+    A check with nothing to check (no param or input with a gradient, none the loss depends on, no
+    float output with elements) is EMPTY, not PASS: ``report.ok`` is False."""
     start = time.perf_counter()
     g = _as_graph(graph)
     leaves_a, leaves_f, dtype = _leaf_values(g, inputs)
@@ -130,16 +143,20 @@ def gradcheck(graph: Any, *, inputs: Mapping[str, Any] | None = None, wrt: Seque
     if dtype == "float32":
         ctx.notes.append("float32 graph: analytic gradients in float32, finite differences evaluated in float64 "
                          f"(the leaves cast to float64); tolerances rtol={tol.rtol:g}, atol={tol.atol:g}")
-    if not names:
-        ctx.notes.append("nothing to check: no param or float input with a gradient")
     if g.loss is None:
         ctx.notes.append("no loss: each output's Jacobian is checked (in full up to "
                          f"{jacobian_max} elements, else along {projections} random cotangents)")
+    target_words = "the loss does not depend on it" if g.loss else "no output depends on it"
+    unused = [n for n in names if n in g.unused_wrt]
+    warnings = [f"{g.kind[n][:-1]} '{n}' has grad but {target_words}" for n in unused]
 
     def report(**parts: Any) -> Report:
         return Report(spec=g.source, name=g.spec.name, dtype=dtype, fd_dtype=FD_DTYPE, mode="fast" if fast else "full",
-                      strict=strict, tolerance=tol, seconds=time.perf_counter() - start, **parts)
+                      strict=strict, tolerance=tol, seconds=time.perf_counter() - start, warnings=warnings, **parts)
 
+    if not names:
+        return report(checks=[], modes=[], nodes=[], taylor=[], notes=ctx.notes,
+                      empty="nothing to check: no param or float input with a gradient")
     try:
         targets = _make_targets(ctx, jacobian_max, projections)
     except Exception as e:  # a VJP that raises: find it node by node instead of crashing
@@ -152,22 +169,49 @@ def gradcheck(graph: Any, *, inputs: Mapping[str, Any] | None = None, wrt: Seque
         where = f" (first produced by node '{step.name}' ({step.op}))" if step else ""
         error = f"a checked value is not finite at this point{where}: its gradients cannot be checked here"
         return report(checks=[], modes=[], nodes=[], taylor=[], notes=ctx.notes, error=error)
-    if names and not targets:  # outputs: [], or only int or empty ones, and no loss
-        ctx.notes.append("nothing to check: no loss and no float output with elements to differentiate")
-    if not targets:
-        checks = []
-    elif fast:
-        checks = _fast(ctx, targets, directions) if names else []
-    else:
-        checks = [c for n in names for c in _full(ctx, n, targets)]
-    if max_elements is not None and any(c.checked < c.size for c in checks):
-        ctx.notes.append(f"--max-elements {max_elements}: inputs with more elements were sampled at random")
-    mode_rows = _safe_modes(ctx, targets) if modes and names and targets else []
-    taylor_rows = _taylor(ctx, targets) if taylor and names and targets else []
-    failing = any(r.status == FAIL for r in [*checks, *mode_rows, *taylor_rows])
-    nodes = _blame(ctx) if (blame or (blame is None and failing)) else []
+    if vals_a is not vals_f and not all(np.all(np.isfinite(vals_a[t.slot])) for t in targets):
+        # finite in float64 but not in the graph's own float32 (exp(90) overflows): the analytic side is inf
+        step = plan.first_nonfinite(vals_a)
+        where = f" (first produced by node '{step.name}' ({step.op}))" if step else ""
+        error = f"a checked value overflows float32 at this point{where}: its gradients cannot be checked here"
+        return report(checks=[], modes=[], nodes=[], taylor=[], notes=ctx.notes, error=error)
+    empty = _nothing(ctx, targets)
+    if empty:
+        return report(checks=[], modes=[], nodes=[], taylor=[], notes=ctx.notes, empty=empty)
+    work = 0.0
+    if not fast or (progress is not False and getattr(sys.stderr, "isatty", lambda: False)()):
+        row = ctx.engine.row_cost(ctx.engine.steps_for([t.slot for t in targets]))
+        if fast:
+            work = 2.0 * directions * len(names) * (row + sum(ctx.x(n).size for n in names))
+        else:
+            ctx.sizes = {n: sample_size(ctx.x(n).size, row + ctx.x(n).size, max_elements, all_elements)
+                         for n in names}
+            work = sum(2.0 * k * (row + ctx.x(n).size) for n, k in ctx.sizes.items())
+    with progress_bar(progress, work, f"gradient check: {g.source or g.spec.name or 'graph'}") as advance:
+        ctx.progress = advance
+        checks = _fast(ctx, targets, directions) if fast else [c for n in names for c in _full(ctx, n, targets)]
+        ctx.progress = None  # the bar counts the differences; the checks below are a fraction of them
+        mode_rows = _safe_modes(ctx, targets) if modes else []
+        taylor_rows = _taylor(ctx, targets) if taylor else []
+        failing = any(r.status == FAIL for r in [*checks, *mode_rows, *taylor_rows])
+        nodes = _blame(ctx) if (blame or (blame is None and failing)) else []
     if failing and nodes and not any(n.status == FAIL for n in nodes):
         ctx.notes.append("no node's own VJP or JVP is wrong locally: the failure may come from a kink, "
                          "a step size or a non-finite value (try --taylor)")
     return report(checks=checks, modes=mode_rows, nodes=nodes, taylor=taylor_rows, notes=ctx.notes,
                   evaluations=ctx.engine.evaluations)
+
+
+def _nothing(ctx: _Ctx, targets: list[Any]) -> str:
+    """Why there is nothing to check, or "" when there is something."""
+    if not targets:  # outputs: [], or only int or empty ones, and no loss
+        return "nothing to check: no loss and no float output with elements to differentiate"
+    if ctx.graph.loss is not None and targets[0].seeds.size == 0:
+        return f"nothing to check: the loss '{ctx.graph.loss}' has no elements"
+    if all(n in ctx.graph.unused_wrt for n in ctx.wrt):
+        return (f"nothing to check: {'the loss' if ctx.graph.loss else 'no output'} depends on "
+                f"{'no' if ctx.graph.loss else 'any'} param or input with a gradient ({', '.join(ctx.wrt)})")
+    if all(ctx.x(n).size == 0 for n in ctx.wrt):
+        return "nothing to check: every param and input with a gradient is empty (" + \
+            ", ".join(f"{n}: shape {list(np.shape(ctx.x(n)))}" for n in ctx.wrt) + ")"
+    return ""

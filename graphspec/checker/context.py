@@ -3,6 +3,7 @@ random generator and the stacked-forward engine."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,8 @@ class _Ctx:
     max_elements: int | None
     refine: bool
     notes: list[str] = field(default_factory=list)
+    sizes: dict[str, int] = field(default_factory=dict)  # elements the full check differences per input
+    progress: Callable[[float], None] | None = None  # advanced by element evaluations done
 
     def x(self, name: str) -> np.ndarray:
         return self.vals_f[self.plan.slot[name]]

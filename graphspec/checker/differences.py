@@ -32,7 +32,8 @@ def _fd(ctx: _Ctx, deltas: dict[int, Delta], k: int, targets: list[_Target]) -> 
     (flat) perturbation of that leaf, so several leaves can move in one stacked pass."""
     engine = ctx.engine
     steps = engine.steps_for([t.slot for t in targets])
-    chunk = max(1, BUDGET // (2 * (engine.row_cost(steps) + sum(ctx.vals_f[s].size for s in deltas))))
+    row = engine.row_cost(steps) + sum(ctx.vals_f[s].size for s in deltas)
+    chunk = max(1, BUDGET // (2 * row))
     plus = [np.empty((len(t.seeds), k)) for t in targets]
     minus = [np.empty((len(t.seeds), k)) for t in targets]
     flips: dict[int, np.ndarray] = {}
@@ -53,6 +54,8 @@ def _fd(ctx: _Ctx, deltas: dict[int, Delta], k: int, targets: list[_Target]) -> 
             flips.setdefault(i, np.zeros(k, dtype=bool))[c0:c1] = diff.any(axis=1)
             # a kinked node with no elements (maximum(x, [])) has no kink to point at
             at.setdefault(i, np.zeros(k, dtype=np.int64))[c0:c1] = diff.argmax(axis=1) if diff.shape[1] else 0
+        if ctx.progress:
+            ctx.progress(2 * kc * row)
     return _FD(plus, minus, flips, at, shapes)
 
 

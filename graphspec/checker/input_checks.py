@@ -3,6 +3,8 @@ extrapolation) or a few random directions (fast mode)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from .classify import _classify, _compare, _input_check, _kink_mask, _Numbers
@@ -12,80 +14,153 @@ from .results import FAIL, PASS, InputCheck
 from .targets import _Target
 
 
-def _elements(ctx: _Ctx, n: int) -> np.ndarray:
-    if ctx.max_elements is None or n <= ctx.max_elements:
-        return np.arange(n)
-    return np.sort(ctx.rng.choice(n, size=ctx.max_elements, replace=False))
+def _elements(ctx: _Ctx, name: str) -> tuple[np.ndarray, str]:
+    """The elements of one input the full check differences (`progress.sample_size`), and a note when
+    they are a sample."""
+    n = int(ctx.x(name).size)
+    k = ctx.sizes.get(name, n)
+    if k >= n:
+        return np.arange(n), ""
+    return np.sort(ctx.rng.choice(n, size=k, replace=False)), \
+        f"sampled {k} of {n} elements at random (all_elements=True or --all: every one)"
+
+
+LEVELS = 3  # halvings of a failing element's step (h/2, h/4, h/8), each Richardson-extrapolated with the one before
+RETRY_MAX = 2000  # most failing elements retaken per input: a wrong gradient fails them all, a sample is evidence enough
 
 
 def _take_back(ctx: _Ctx, targets: list[_Target], numbers: list[_Numbers], cols: np.ndarray, scale: np.ndarray,
-               retaken: list[np.ndarray]) -> list[int]:
+               retaken: list[np.ndarray], ana: list[np.ndarray] | None = None) -> list[int]:
     """Failing elements in ``cols`` whose retaken difference (one (T, len(cols)) array per target)
-    agrees with the analytic gradient become PASS, with the new numbers. Returns how many per target."""
+    agrees with the analytic gradient (``ana``: new analytic values, for a new direction) become PASS,
+    with the new numbers. Returns how many per target."""
     fixed = []
-    for t, n, num in zip(targets, numbers, retaken, strict=True):
+    for ti, (t, n, num) in enumerate(zip(targets, numbers, retaken, strict=True)):
+        a = n.ana[:, cols] if ana is None else ana[ti]
         atol = ctx.tol.atol * np.maximum(1.0, np.abs(t.f0[:, None])) / scale[cols]
-        abs_err, rel, fail = _compare(ctx.tol, n.ana[:, cols], num, atol)
+        abs_err, rel, fail = _compare(ctx.tol, a, num, atol)
         back = (n.status[:, cols] == FAIL) & ~fail
-        for arr, new in ((n.num, num), (n.abs_err, abs_err), (n.rel, rel)):
-            arr[:, cols] = np.where(back, new, arr[:, cols])
+        # a finite difference that still fails says more than a nan one: it is what the report shows
+        shown = back | ((n.status[:, cols] == FAIL) & ~np.isfinite(n.num[:, cols]) & np.isfinite(num))
+        for arr, new in ((n.ana, a), (n.num, num), (n.abs_err, abs_err), (n.rel, rel)):
+            arr[:, cols] = np.where(shown, new, arr[:, cols])
         n.status[:, cols] = np.where(back, PASS, n.status[:, cols])
         fixed.append(int(back.sum()))
     return fixed
 
 
-def _richardson(ctx: _Ctx, name: str, targets: list[_Target], numbers: list[_Numbers], idx: np.ndarray,
-                h: np.ndarray, scale: np.ndarray) -> list[int]:
-    """Re-take the elements that failed with h/2 and extrapolate, (4 D(h/2) - D(h)) / 3, error O(h^4): a
-    truncation error (a steep function, a big step) goes away, a wrong gradient does not. Updates
-    ``numbers`` in place; returns how many elements each target got back."""
-    cols = np.flatnonzero(np.any(np.stack([n.status == FAIL for n in numbers]), axis=(0, 1)))
-    if not cols.size or cols.size > 2000:
-        return [0] * len(targets)
-    half = _fd(ctx, {ctx.plan.slot[name]: _one_hot(idx[cols], h[cols] / 2)}, cols.size, targets)
-    rich = [(4 * (half.plus[ti] - half.minus[ti]) / h[cols] - n.num[:, cols]) / 3 for ti, n in enumerate(numbers)]
-    return _take_back(ctx, targets, numbers, cols, scale, rich)
+def _failing(numbers: list[_Numbers], cols: np.ndarray | None = None) -> np.ndarray:
+    """Columns (elements or directions) where some target row FAILs, as a mask over ``cols``."""
+    st = np.stack([n.status if cols is None else n.status[:, cols] for n in numbers])
+    return np.any(st == FAIL, axis=(0, 1))
 
 
-def _near_edge(ctx: _Ctx, name: str, targets: list[_Target], numbers: list[_Numbers], idx: np.ndarray,
-               scale: np.ndarray) -> list[int]:
-    """Re-take with a step relative to |x_j| (h = eps |x_j|) the failing elements whose difference is
-    not finite at a point where |x_j| < 1: log or sqrt at x = 1e-9 is finite, but x - eps is past the
-    edge of its domain. A wrong gradient still fails; a pole (x_j = 0) is left as it is. Updates
-    ``numbers`` in place; returns how many elements each target got back."""
-    x = np.abs(ctx.x(name).ravel()[idx])
-    bad = np.any(np.stack([(n.status == FAIL) & ~np.isfinite(n.num) for n in numbers]), axis=(0, 1))
-    cols = np.flatnonzero(bad & (x > 0) & (x < 1))
-    if not cols.size or cols.size > 2000:
-        return [0] * len(targets)
-    h = ctx.tol.eps * x[cols]
-    near = _fd(ctx, {ctx.plan.slot[name]: _one_hot(idx[cols], h)}, cols.size, targets)
-    return _take_back(ctx, targets, numbers, cols, scale,
-                      [(near.plus[ti] - near.minus[ti]) / (2 * h) for ti in range(len(targets))])
+Diff = Callable[[np.ndarray, float], list[np.ndarray]]  # (columns, step factor) -> central differences per target
+
+
+def _ladder(ctx: _Ctx, targets: list[_Target], numbers: list[_Numbers], cols: np.ndarray, scale: np.ndarray,
+            first: list[np.ndarray], diff: Diff, levels: int) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """Re-take the failing columns ``cols`` with the step halved ``levels`` times; at each level the
+    Richardson extrapolation (4 D(h/2) - D(h)) / 3 (error O(h^4)) and the plain smaller step are tried.
+    A truncation error (a steep function, a step large against x) goes away; a wrong gradient stays
+    wrong at every step. ``first``: the differences at the full step. Updates ``numbers`` in place;
+    returns (elements got back per target, the columns still failing, whether each one's
+    extrapolations settled: converged to a value that is not the analytic one)."""
+    fixed = [0] * len(targets)
+    prev, rich_prev = [f[:, cols] for f in first], None
+    settled = np.zeros(0, dtype=bool)
+    for k in range(1, levels + 1):
+        if not cols.size:
+            break
+        cur = diff(cols, 0.5 ** k)
+        rich = [(4 * c - p) / 3 for c, p in zip(cur, prev, strict=True)]
+        for est in (rich, cur):
+            fixed = [a + b for a, b in zip(fixed, _take_back(ctx, targets, numbers, cols, scale, est), strict=True)]
+        still = _failing(numbers, cols)
+        with np.errstate(all="ignore"):
+            settled = np.zeros(cols.size, dtype=bool) if rich_prev is None else np.all(np.stack(
+                [np.abs(r - q) <= ctx.tol.rtol * np.abs(r) for r, q in zip(rich, rich_prev, strict=True)]), axis=(0, 1))
+        cols, settled = cols[still], settled[still]
+        prev, rich_prev = [c[:, still] for c in cur], [r[:, still] for r in rich]
+    return fixed, cols, settled
+
+
+def _capped(ctx: _Ctx, cols: np.ndarray, retry: Callable[[np.ndarray], tuple[list[int], np.ndarray]],
+            n_targets: int) -> tuple[list[int], np.ndarray]:
+    """``retry(cols)`` (elements got back per target, those still failing), on at most RETRY_MAX elements
+    first: when more fail and a random RETRY_MAX of them get nothing back, the failure is no step
+    problem (a wrong gradient fails them all) and the rest are left as they are; else the rest too."""
+    if cols.size <= RETRY_MAX:
+        return retry(cols) if cols.size else ([0] * n_targets, cols)
+    probe = np.zeros(cols.size, dtype=bool)
+    probe[ctx.rng.choice(cols.size, size=RETRY_MAX, replace=False)] = True
+    got, still = retry(cols[probe])
+    if not any(got):
+        return got, np.sort(np.concatenate([still, cols[~probe]]))
+    more, still_rest = retry(cols[~probe])
+    return [a + b for a, b in zip(got, more, strict=True)], np.sort(np.concatenate([still, still_rest]))
 
 
 def _full(ctx: _Ctx, name: str, targets: list[_Target]) -> list[InputCheck]:
     x = ctx.x(name)
-    idx = _elements(ctx, x.size)
+    slot = ctx.plan.slot[name]
+    idx, sampled = _elements(ctx, name)
     scale = np.maximum(1.0, np.abs(x.ravel()[idx]))
     h = ctx.tol.eps * scale
-    fd = _fd(ctx, {ctx.plan.slot[name]: _one_hot(idx, h)}, len(idx), targets)
+    fd = _fd(ctx, {slot: _one_hot(idx, h)}, len(idx), targets)
     crossed = _kink_mask(fd, len(idx))
     numbers = [_classify(ctx.tol, t.f0, fd.plus[ti], fd.minus[ti], h, scale, t.grads[name][:, idx], crossed)
                for ti, t in enumerate(targets)]
-    edge = _near_edge(ctx, name, targets, numbers, idx, scale)
-    fixed = _richardson(ctx, name, targets, numbers, idx, h, scale) if ctx.refine else [0] * len(targets)
-    notes = [[f"{f} element(s) passed only after Richardson extrapolation (h and h/2): the function is steep "
-              "there, the gradient is right"] * bool(f)
-             + [f"{e} element(s) near the edge of an op's domain (x - h past it) were differenced with h = eps |x|"]
-             * bool(e) for f, e in zip(fixed, edge, strict=True)]
+
+    def diff(step: np.ndarray) -> Diff:
+        def at(cols: np.ndarray, factor: float) -> list[np.ndarray]:
+            d = _fd(ctx, {slot: _one_hot(idx[cols], step[cols] * factor)}, cols.size, targets)
+            return [(p - m) / (2 * step[cols] * factor) for p, m in zip(d.plus, d.minus, strict=True)]
+        return at
+
+    failed = any(FAIL in nums.status for nums in numbers)  # the passing check pays nothing more
+    cols = np.flatnonzero(_failing(numbers)) if failed else np.zeros(0, dtype=np.int64)
+    ax = np.abs(x.ravel()[idx])
+
+    def halved(c: np.ndarray) -> tuple[list[int], np.ndarray]:
+        got, still, _ = _ladder(ctx, targets, numbers, c, scale, [n.num for n in numbers], diff(h), LEVELS)
+        return got, still
+
+    def relative(c: np.ndarray) -> tuple[list[int], np.ndarray]:
+        # a step relative to x_j itself (h = eps |x_j|), for a function steep on the scale of x_j (1/x at
+        # x = 1e-6), or x - h past the edge of the op's domain (log at 1e-9)
+        hr = np.zeros_like(h)
+        hr[c] = ctx.tol.eps * ax[c]
+        first = diff(hr)(c, 1.0)
+        got = _take_back(ctx, targets, numbers, c, scale, first)
+        if ctx.refine:
+            full_first = [np.zeros_like(n.num) for n in numbers]
+            for f, g in zip(full_first, first, strict=True):
+                f[:, c] = g
+            more, _, _ = _ladder(ctx, targets, numbers, c[_failing(numbers, c)], scale, full_first, diff(hr), 1)
+            got = [a + b for a, b in zip(got, more, strict=True)]
+        return got, c[_failing(numbers, c)]
+
+    zero = [0] * len(targets)
+    fixed, cols = _capped(ctx, cols, halved, len(targets)) if ctx.refine else (zero, cols)
+    # still failing at 0 < |x_j| < 1; without refine, only a difference that is not finite (log at 1e-9)
+    near = cols[(ax[cols] > 0) & (ax[cols] < 1)]
+    if not ctx.refine and near.size:
+        near = near[~np.all(np.isfinite(np.stack([n.num[:, near] for n in numbers])), axis=(0, 1))]
+    rel, _ = _capped(ctx, near, relative, len(targets))
+    notes = [[f"{f} element(s) passed only after the step was halved (Richardson extrapolation of h, h/2, ...): "
+              "the function is steep there, the gradient is right"] * bool(f)
+             + [f"{e} element(s) differenced with a step relative to the element, h = eps |x| (x is small: the "
+                "function is steep on its scale, or x - h is past the edge of an op's domain)"] * bool(e)
+             + [sampled] * bool(sampled) for f, e in zip(fixed, rel, strict=True)]
     return [_input_check(ctx, name, t, "elements", idx, n, fd, note)
             for t, n, note in zip(targets, numbers, notes, strict=True)]
 
 
 def _fast(ctx: _Ctx, targets: list[_Target], directions: int) -> list[InputCheck]:
     """``directions`` random directional derivatives per input, every input's in one stacked pass
-    (input i moves in rows i*K..(i+1)*K only): one pass over the plan whatever the number of inputs."""
+    (input i moves in rows i*K..(i+1)*K only): one pass over the plan whatever the number of inputs.
+    A failing direction is retaken as in full mode (`_retry_directions`)."""
     K, h = directions, ctx.tol.eps
     dirs = {n: ctx.rng.normal(size=(K, ctx.x(n).size)) * np.maximum(1.0, np.abs(ctx.x(n).ravel())) for n in ctx.wrt}
 
@@ -103,8 +178,57 @@ def _fast(ctx: _Ctx, targets: list[_Target], directions: int) -> list[InputCheck
     out = []
     for i, n in enumerate(ctx.wrt):
         mine = _columns(fd, slice(i * K, (i + 1) * K))
-        for ti, t in enumerate(targets):
-            nums = _classify(ctx.tol, t.f0, mine.plus[ti], mine.minus[ti], hs, ones, t.grads[n] @ dirs[n].T,
-                             _kink_mask(mine, K))
-            out.append(_input_check(ctx, n, t, "directions", rows, nums, mine, []))
+        numbers = [_classify(ctx.tol, t.f0, mine.plus[ti], mine.minus[ti], hs, ones, t.grads[n] @ dirs[n].T,
+                             _kink_mask(mine, K)) for ti, t in enumerate(targets)]
+        retry = ctx.refine and any(FAIL in nums.status for nums in numbers)  # the passing check pays nothing
+        notes = _retry_directions(ctx, n, targets, numbers, dirs[n]) if retry else []
+        out += [_input_check(ctx, n, t, "directions", rows, nums, mine, notes) for t, nums in zip(targets, numbers,
+                                                                                                   strict=True)]
     return out
+
+
+def _directional(ctx: _Ctx, name: str, targets: list[_Target], d: np.ndarray) -> Diff:
+    """Central differences along rows of ``d`` (a (K, n) array of directions), with a step factor."""
+    slot, h = ctx.plan.slot[name], ctx.tol.eps
+
+    def at(cols: np.ndarray, factor: float) -> list[np.ndarray]:
+        rows = d[cols] * (h * factor)
+        fd = _fd(ctx, {slot: lambda c0, c1: rows[c0:c1]}, cols.size, targets)
+        return [(p - m) / (2 * h * factor) for p, m in zip(fd.plus, fd.minus, strict=True)]
+    return at
+
+
+def _retry_directions(ctx: _Ctx, name: str, targets: list[_Target], numbers: list[_Numbers],
+                      dirs: np.ndarray) -> list[str]:
+    """Failing directions retaken with the step halved (`_ladder`); those whose differences did not
+    settle (a step too large against some small |x_j|: 1/x at 1e-4) once more along a direction scaled to
+    |x_j| itself where 0 < |x_j| < 1 (the same random numbers, so every element still moves). A
+    difference that settled on a value other than <g, d> is a wrong gradient and is not retaken."""
+    K = dirs.shape[0]
+    ones = np.ones(K)
+    cols = np.flatnonzero(_failing(numbers))
+    if not cols.size:
+        return []
+    fixed, cols, settled = _ladder(ctx, targets, numbers, cols, ones, [n.num for n in numbers],
+                                   _directional(ctx, name, targets, dirs), LEVELS)
+    notes = [f"{sum(fixed)} direction(s) passed only after the step was halved (Richardson extrapolation)"] * bool(
+        sum(fixed))
+    cols = cols[~settled]
+    ax = np.abs(ctx.x(name).ravel())
+    if not cols.size or not np.any((ax > 0) & (ax < 1)):
+        return notes
+    small = (ax > 0) & (ax < 1)
+    rel = dirs * np.where(small, ax, 1.0)  # dirs is r * max(1, |x|): r * |x| where x is small
+    ana = [t.grads[name] @ rel[cols].T for t in targets]
+    diff = _directional(ctx, name, targets, rel)
+    first = diff(cols, 1.0)
+    got = _take_back(ctx, targets, numbers, cols, ones, first, ana)
+    if np.any(_failing(numbers, cols)):  # and its Richardson extrapolation with h/2
+        half = diff(cols, 0.5)
+        got = [a + b for a, b in zip(got, _take_back(
+            ctx, targets, numbers, cols, ones, [(4 * c - p) / 3 for c, p in zip(half, first, strict=True)], ana),
+            strict=True)]
+    if sum(got):
+        notes.append(f"{sum(got)} direction(s) passed along a direction scaled to |x_j| where 0 < |x_j| < 1 "
+                     "(a step relative to the small elements)")
+    return notes

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PASS, FAIL, KINK, UNCLEAR = "PASS", "FAIL", "KINK", "UNCLEAR"
+EMPTY = "EMPTY"  # nothing was checked: not a pass
 FD_DTYPE = "float64"
 
 
@@ -122,6 +123,8 @@ class Report:
     seconds: float = 0.0
     evaluations: int = 0  # perturbed forward rows evaluated
     error: str = ""  # the check could not be made (a VJP or JVP raised, a non-finite value at the point)
+    empty: str = ""  # why nothing was checked ("nothing to check: ..."): the verdict is EMPTY, not PASS
+    warnings: list[str] = field(default_factory=list)  # findings that do not fail the check (an unused param)
 
     @property
     def status(self) -> str:
@@ -129,11 +132,19 @@ class Report:
             [n.status for n in self.nodes] + [t.status for t in self.taylor]
         if FAIL in states or self.error:
             return FAIL
+        if self.empty:
+            return EMPTY
         return KINK if KINK in states else PASS
 
     @property
     def ok(self) -> bool:
         return self.status == PASS or (self.status == KINK and not self.strict)
+
+    @property
+    def verdict(self) -> str:
+        """The word every format states, the one the exit code follows: PASS and KINK (kinks allowed) are
+        ok; FAIL (a kink too, with strict) and EMPTY (nothing checked) are not."""
+        return FAIL if self.status == KINK and self.strict else self.status
 
     @property
     def blamed(self) -> list[NodeCheck]:

@@ -3,6 +3,7 @@ like h with a wrong one, whatever the step; the observed order is the verdict.""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -11,9 +12,13 @@ from .context import _Ctx
 from .results import FAIL, PASS, UNCLEAR, TaylorRow
 from .targets import _Target
 
+STEPS, H0 = 14, 0.1  # h = 0.1, 0.05, ... down to 1.2e-5
+NEAR = 100  # elements smaller than NEAR times the smallest step are not in the asymptotic regime of any step
+MORE = 30  # at most this many more halvings for them
+
 
 def _taylor_row(ctx: _Ctx, names: list[str], label: str, targets: list[_Target], u: list[np.ndarray],
-                steps_count: int = 14, h0: float = 0.1) -> TaylorRow:
+                steps_count: int = STEPS, h0: float = H0) -> TaylorRow:
     """|f(x + h v) - f(x) - h <g, v>| for h = h0, h0/2, ...; f = sum of the targets' rows weighted by u."""
     slot = ctx.plan.slot
     v = {}
@@ -36,6 +41,10 @@ def _taylor_row(ctx: _Ctx, names: list[str], label: str, targets: list[_Target],
         br = np.asarray(br).reshape(len(hh), -1)
         crossed |= (br[1:] != br[:1]).any(axis=1)
     noise = 1e4 * np.finfo(np.float64).eps * (np.abs(f[0]) + np.abs(f[1:]))
+    if ctx.vals_a is not ctx.vals_f:
+        # a float32 gradient is itself rounded (to within rtol, as the element checks accept it): a remainder
+        # of h * rtol * |<g, v>| is that rounding (order 1 on a piecewise-linear loss), not a wrong gradient
+        noise = noise + hs * ctx.tol.rtol * abs(gv)
     used = ~crossed & np.isfinite(rem) & (rem > noise)
     slopes = [math.log2(rem[k] / rem[k + 1]) for k in range(steps_count - 1) if used[k] and used[k + 1]]
     order = float(np.median(slopes[-4:])) if slopes else None
@@ -60,7 +69,25 @@ def _taylor_verdict(order: float | None, rem: np.ndarray, crossed: np.ndarray, n
 
 def _taylor(ctx: _Ctx, targets: list[_Target]) -> list[TaylorRow]:
     u = [np.ones(1) if t.kind == "loss" else ctx.rng.normal(size=len(t.seeds)) for t in targets]
-    rows = [_taylor_row(ctx, list(ctx.wrt), "all", targets, u)]
-    if len(ctx.wrt) > 1:
-        rows += [_taylor_row(ctx, [n], n, targets, u) for n in ctx.wrt]
+    groups = [("all", list(ctx.wrt))] + ([(n, [n]) for n in ctx.wrt] if len(ctx.wrt) > 1 else [])
+    rows = []
+    for label, names in groups:
+        row = _taylor_row(ctx, names, label, targets, u)
+        extra = _more_steps(ctx, names, H0 * 0.5 ** (STEPS - 1)) if row.status == FAIL else 0
+        if extra:
+            # every step is large against some small element (1/x at x = 1e-6: h <g, v> is then far bigger
+            # than what f does over the step, which reads as order 1): the steps go on halving, along the
+            # same kind of direction, until they are small against it too; a wrong gradient is order 1 there
+            again = _taylor_row(ctx, names, label, targets, u, steps_count=STEPS + extra)
+            row = dataclasses.replace(again, note=(again.note + "; " if again.note else "") +
+                                      f"steps down to {again.h[-1]:.1e}: the first ones were large against small elements")
+        rows.append(row)
     return rows
+
+
+def _more_steps(ctx: _Ctx, names: list[str], h_min: float) -> int:
+    """Halvings past h_min needed for the smallest step to move every element 0 < |x_j| < 1 by at most
+    1/NEAR of itself (0: none needed); at most MORE."""
+    small = [np.abs(ctx.x(n))[(np.abs(ctx.x(n)) > 0) & (np.abs(ctx.x(n)) < 1)] for n in names]
+    least = min((float(np.min(a)) for a in small if a.size), default=1.0)
+    return min(MORE, max(0, math.ceil(math.log2(NEAR * h_min / least)))) if least < NEAR * h_min else 0
