@@ -17,7 +17,7 @@ import numpy as np
 
 from . import graph as graph_mod
 from . import shapes, values
-from .errors import InputError, NonFiniteError, SpecError, did_you_mean
+from .errors import GraphspecError, InputError, NonFiniteError, SpecError, did_you_mean
 from .interpret import Plan, gc_paused, surely_finite
 from .ops import Aval
 from .spec import InputDecl, Spec, load_spec
@@ -26,7 +26,12 @@ _CHECK_FINITE = ("warn", "raise", "off")
 
 
 class NonFiniteWarning(RuntimeWarning):
-    """A node produced inf or nan; the message names the first one."""
+    """A node produced inf or nan; the message names the first one (``error``: the
+    `NonFiniteError` that ``check_finite="raise"`` would have raised)."""
+
+    def __init__(self, message: str, error: NonFiniteError | None = None):
+        super().__init__(message)
+        self.error = error
 
 
 @dataclass(frozen=True)
@@ -34,7 +39,9 @@ class Result:
     """Everything one evaluation computed."""
 
     values: dict[str, np.ndarray]  # every leaf and every computed node
-    grads: dict[str, np.ndarray]  # d loss / d name for the wrt leaves and every node on the way
+    # d loss / d name: every wrt leaf (zeros when the loss does not use it, as jax.grad gives) and
+    # every float node on the loss's path; a node the loss does not depend on has no entry
+    grads: dict[str, np.ndarray]
     loss: np.ndarray | None
 
 
@@ -210,13 +217,22 @@ class Graph:
         the gradients), dead buffers are written over (`Plan.forward`)."""
         if check_finite not in _CHECK_FINITE:  # a typo must not silently mean "warn"
             raise ValueError(f"check_finite must be one of {', '.join(_CHECK_FINITE)}, got {check_finite!r}")
-        leaf_values = self._leaf_values(given)
-        vals = self.plan.forward(leaf_values, reuse)
-        # surely_finite is one cheap reduction per target; the exact scan runs only on a doubt,
-        # on a pass that keeps every value
-        if check_finite != "off" and not surely_finite(*[vals[s] for s in self._finite_slots[0]]):
-            self._nonfinite(self.plan.nonfinite_error(self.plan.forward(leaf_values) if reuse else vals), check_finite)
+        try:  # no cost unless something raises: then the error names the spec's file
+            leaf_values = self._leaf_values(given)
+            vals = self.plan.forward(leaf_values, reuse)
+            # surely_finite is one cheap reduction per target; the exact scan runs only on a doubt,
+            # on a pass that keeps every value
+            if check_finite != "off" and not surely_finite(*[vals[s] for s in self._finite_slots[0]]):
+                self._nonfinite(self.plan.nonfinite_error(self.plan.forward(leaf_values) if reuse else vals),
+                                check_finite)
+        except GraphspecError as e:
+            self._located(e)
+            raise
         return vals
+
+    def _located(self, e: GraphspecError) -> None:
+        if e.source is None:
+            e.source = self.source
 
     @staticmethod
     def _nonfinite(err: NonFiniteError | None, check_finite: str) -> None:
@@ -224,7 +240,7 @@ class Graph:
             return
         if check_finite == "raise":
             raise err
-        warnings.warn(str(err), NonFiniteWarning, stacklevel=4)
+        warnings.warn(NonFiniteWarning(str(err), err), stacklevel=4)
 
     def run(self, inputs: Mapping[str, Any] | None = None, /, *, check_finite: str = "warn") -> dict[str, np.ndarray]:
         """Forward pass: the outputs' values. ``inputs`` maps leaf names to values (any name, even
@@ -252,17 +268,25 @@ class Graph:
             grads[n] = a
         return grads
 
-    def _backward(self, vals: list[Any], check_finite: str, release: bool = False) -> list[Any]:
+    def _backward(self, vals: list[Any], check_finite: str, release: bool = False, all_nodes: bool = False) -> list[Any]:
         """The reverse pass; with ``release`` (after a reusing forward pass), values and node
-        cotangents are dropped as it goes, so only the leaves' cotangents are left."""
+        cotangents are dropped as it goes, so only the leaves' cotangents are left; with
+        ``all_nodes``, every node on the loss's path gets its cotangent, and all are checked."""
         if self.loss is None:
-            raise SpecError("this spec has no loss to differentiate", loc="loss")
-        ct = self.plan.backward(vals, self.loss, self.seed, release)
-        if check_finite != "off" and not surely_finite(*[ct[s] for s in self._finite_slots[1]]):
-            if release:  # locating the first inf needs every value and cotangent: a full pass (leaves are never released)
-                vals = self.plan.forward(vals[: self.plan.n_leaves])
-                ct = self.plan.backward(vals, self.loss, self.seed)
-            self._nonfinite(self.plan.gradient_nonfinite_error(vals, ct, self.loss), check_finite)
+            raise SpecError("this spec has no loss to differentiate", loc="loss", source=self.source)
+        try:
+            ct = self.plan.backward(vals, self.loss, self.seed, release, all_nodes)
+            checked = [ct[s] for s in self._finite_slots[1]]
+            if all_nodes:
+                checked += ct[self.plan.first_node:]
+            if check_finite != "off" and not surely_finite(*checked):
+                if release:  # locating the first inf needs every value and cotangent: a full pass (leaves are never released)
+                    vals = self.plan.forward(vals[: self.plan.n_leaves])
+                    ct = self.plan.backward(vals, self.loss, self.seed)
+                self._nonfinite(self.plan.gradient_nonfinite_error(vals, ct, self.loss, all_nodes), check_finite)
+        except GraphspecError as e:
+            self._located(e)
+            raise
         return ct
 
     def value_and_grad(self, inputs: Mapping[str, Any] | None = None, /, *,
@@ -280,13 +304,15 @@ class Graph:
 
     def evaluate(self, inputs: Mapping[str, Any] | None = None, /, *, check_finite: str = "warn",
                  with_grads: bool = True) -> Result:
-        """Every value, and (with a loss) every gradient, the nodes' own included."""
+        """Every value, and (with a loss) every gradient: each wrt leaf's, and each float node's on
+        the loss's path (even with no wrt leaf below it: dL/ds of s = sum(x) with x grad: false).
+        A node the loss does not depend on has no entry: it has no cotangent to give."""
         vals = self._forward(inputs or {}, check_finite)
         slot = self.plan.slot
         values_ = {n: vals[slot[n]] for n in [*self.leaves, *self.order]}
         if self.loss is None or not with_grads:
             return Result(values_, {}, None if self.loss is None else vals[slot[self.loss]])
-        ct = self._backward(vals, check_finite)
+        ct = self._backward(vals, check_finite, all_nodes=True)  # reads every node's cotangent
         node_grads = {n: np.asarray(ct[slot[n]]) for n in self.order if ct[slot[n]] is not None}
         return Result(values_, {**self._leaf_grads(vals, ct), **node_grads}, vals[slot[self.loss]])
 
@@ -308,7 +334,11 @@ class Graph:
                 raise InputError(f"tangent of shape {list(t.shape)} for a value of shape {list(np.shape(v))}",
                                  loc=f"tangents.{n}")
             tans[n] = t
-        tan = self.plan.jvp(vals, tans)
+        try:
+            tan = self.plan.jvp(vals, tans)
+        except GraphspecError as e:
+            self._located(e)
+            raise
         names = list(dict.fromkeys([*self.outputs, *([self.loss] if self.loss else [])]))
         outs = {n: vals[slot[n]] for n in names}
         touts = {n: (np.zeros_like(vals[slot[n]], dtype=np.result_type(vals[slot[n]], np.float32))

@@ -72,8 +72,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    from .errors import GraphspecError
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # --traceback is global, before or after the command: taken out before the subcommand parses
+    end = argv.index("--") if "--" in argv else len(argv)
+    show_traceback = "--traceback" in argv[:end]
+    argv = [a for a in argv[:end] if a != "--traceback"] + argv[end:]
+    parser = _parser()
+    parser.add_argument("--traceback", action="store_true", help="on an error, print Python's traceback too "
+                        "(for a bug in an op or in graphspec); may also follow the command")
+    args = parser.parse_args(argv)
+    from .errors import GraphspecError, UsageError
 
     try:
         with warnings.catch_warnings():  # restores showwarning afterwards (main also runs in tests, in process)
@@ -81,10 +89,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             return {"run": cmd_run, "validate": cmd_validate, "schema": cmd_schema, "ops": cmd_ops,
                     "train": cmd_train, "explain": cmd_explain, "draw": cmd_draw, "check": _check}[args.command](args)
     except GraphspecError as e:
+        specs = [args.spec] if getattr(args, "spec", None) else getattr(args, "specs", None) or []
+        if e.source is None and len(specs) == 1 and not isinstance(e, UsageError):
+            e.source = specs[0]  # raised while running the one spec (say by the checker): name it
+        if show_traceback:
+            import traceback
+
+            traceback.print_exception(e, file=sys.stderr)
         print(f"error: {e}", file=sys.stderr)
         if _stdout_is_json(args):
             print(json.dumps({"ok": False, "error": error_record(e)}, indent=2))
         return e.exit_code
+    except Exception:
+        if show_traceback:  # a bug in graphspec itself: the traceback is what there is to show
+            import traceback
+
+            traceback.print_exc(file=sys.stderr)
+            return EXIT_FAILED
+        raise
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
@@ -275,13 +297,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     with warnings.catch_warnings(record=True) as caught, located(graph.source):
         warnings.simplefilter("always", NonFiniteWarning)
         result = graph.evaluate(inputs, with_grads=not args.no_grad)
-    notes = [str(w.message) for w in caught if issubclass(w.category, NonFiniteWarning)]
-    checks = expect.compare(result, graph.spec.expect)
+    # a non-finite output or gradient fails the run (the API only warns): named by its first node
+    nonfinite = [str(w.message) for w in caught if issubclass(w.category, NonFiniteWarning)]
+    notes = [str(w.message) for w in caught if not issubclass(w.category, NonFiniteWarning)]
+    checks = expect.compare(result, graph.spec.expect, grads=not args.no_grad)
     if args.format == "json":
-        render.write_json(sys.stdout, render.run_json(graph, result, checks, notes, grads=not args.no_grad))
+        render.write_json(sys.stdout, render.run_json(graph, result, checks, notes, grads=not args.no_grad,
+                                                      nonfinite=nonfinite))
     else:
-        render.run_table(graph, result, checks, notes, grads=not args.no_grad)
-    return EXIT_OK if all(c.ok for c in checks) else EXIT_FAILED
+        render.run_table(graph, result, checks, notes, grads=not args.no_grad, nonfinite=nonfinite)
+    # expectations not checked (--no-grad, a node off the loss's path) neither pass nor fail
+    return EXIT_FAILED if nonfinite or any(c.failed for c in checks) else EXIT_OK
 
 
 # -- train --------------------------------------------------------------------------------------
@@ -344,13 +370,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     from .api import load
-    from .explain import explain
+    from .explain import explanation
 
     graph = load(args.spec)
     with located(graph.source):
-        lines = explain(graph, dict(parse_input(t) for t in args.input))
-    print("\n".join(lines))
-    return EXIT_OK
+        ex = explanation(graph, dict(parse_input(t) for t in args.input))
+    print("\n".join(ex.lines))
+    return EXIT_FAILED if ex.nonfinite else EXIT_OK  # the lines name the node
 
 
 def cmd_draw(args: argparse.Namespace) -> int:

@@ -69,3 +69,16 @@ class NonFiniteError(GraphspecError):
     """A node produced inf or nan."""
 
     exit_code = 1
+
+
+class OpError(GraphspecError):
+    """An op's own code (its forward, a VJP or a JVP) raised, or returned something that is not
+    an array of the right shape: a bug in the op, not in the spec. Exit 1, as a failed check:
+    something failed that the user did not write. The CLI's --traceback shows the cause."""
+
+    exit_code = 1
+
+    def __init__(self, op: str, node: str, phase: str, detail: str, source: str | None = None):
+        self.op, self.node, self.phase = op, node, phase
+        super().__init__(f"internal error in op '{op}' at node '{node}' ({phase}): {detail}",
+                         hint="this is a bug in the op, not in your spec; --traceback shows where", source=source)

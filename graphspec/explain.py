@@ -3,12 +3,14 @@ rule with numbers, as a lecture writes it: dL/dx = dL/dz · ∂z/∂x = 5 × 3 =
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .api import Graph, Result
+from .api import Graph, NonFiniteWarning, Result
 from .ops import unbroadcast
 from .render import fmt_value
 
@@ -26,9 +28,33 @@ def _args(graph: Graph, name: str, result: Result) -> list[Any]:
     return [result.values[a] if isinstance(a, str) else a for a in graph.spec.nodes[name].args]
 
 
+@dataclass(frozen=True)
+class Explanation:
+    lines: list[str]
+    nonfinite: list[str]  # each inf/nan found, naming the first node that produced it (also in lines)
+
+
 def explain(graph: Graph, inputs: Mapping[str, Any] | None = None) -> list[str]:
-    """The lines of the explanation."""
-    result = graph.evaluate(inputs)
+    """The lines of the explanation (a non-finite value or gradient is said in them)."""
+    return explanation(graph, inputs).lines
+
+
+def explanation(graph: Graph, inputs: Mapping[str, Any] | None = None) -> Explanation:
+    """The lines, and the non-finite findings apart: the CLI fails on them (exit 1)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", NonFiniteWarning)
+        result = graph.evaluate(inputs)
+    findings = [w.message for w in caught if isinstance(w.message, NonFiniteWarning)]
+    for w in caught:  # any other warning goes on as it came
+        if not isinstance(w.message, NonFiniteWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    lines = _lines(graph, result)
+    if findings:
+        lines += ["", *(f"non-finite: {f}" for f in findings)]
+    return Explanation(lines, [str(f) for f in findings])
+
+
+def _lines(graph: Graph, result: Result) -> list[str]:
     nodes = graph.spec.nodes
     lines = ["forward, in topological order:"]
     for name in graph.order:
@@ -43,17 +69,17 @@ def explain(graph: Graph, inputs: Mapping[str, Any] | None = None) -> list[str]:
     lines += ["", f"backward, in reverse order; L = {graph.loss}, dL/d{graph.loss} = {given}:"]
     plan = graph.plan
     contributions: dict[str, int] = {}
-    for step in reversed(plan.steps):
+    # every node on the loss's path, as evaluate computed them (not only those above a wrt leaf)
+    for step, vjps in zip(reversed(plan.steps), reversed(plan.all_vjps), strict=True):
         g = result.grads.get(step.name)
-        if g is None or not step.vjps:
+        if g is None or not vjps:
             continue
         argv = _args(graph, step.name, result)
         ans = result.values[step.name]
         node = nodes[step.name]
         lines.append(f"  {step.name} = {node.op}({', '.join(a if isinstance(a, str) else fmt_value(a) for a in node.args)}),"
                      f" dL/d{step.name} = {_v(g)}")
-        for slot, vjp in step.vjps:
-            i = step.args.index(slot)
+        for i, _, vjp in vjps:
             arg = node.args[i]
             contribution = np.asarray(vjp(g, ans, *argv))
             if contribution.shape != np.shape(argv[i]):

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .errors import InputError, NonFiniteError
+from .errors import GraphspecError, InputError, NonFiniteError, OpError
 from .ops import OPS, Aval, unbroadcast
 from .spec import Node
 
@@ -39,10 +39,26 @@ def _getter(args: tuple[int, ...]) -> Callable[[list[Any]], tuple[Any, ...]]:
 def _fit(g: Any, x: Any) -> Any:
     """A cotangent in its primal's shape and dtype: broadcasting summed back, and no promotion
     (a float32 graph keeps float32 cotangents even where an op's VJP promotes to float64)."""
+    if g is None:  # np.asarray(None, float) would be a silent nan
+        raise TypeError("the VJP returned None")
     shape = np.shape(x)
-    if np.shape(g) != shape:
+    g_shape = np.shape(g)
+    if g_shape != shape:
+        lead = len(g_shape) - len(shape)
+        if lead < 0 or any(d != 1 and d != gd for d, gd in zip(shape, g_shape[lead:], strict=True)):
+            # not the arg's shape broadcast: garbage from the VJP, which unbroadcast could reshape silently
+            raise ValueError(f"the VJP returned shape {list(g_shape)} for an arg of shape {list(shape)}")
         g = unbroadcast(g, shape)
     return np.asarray(g, dtype=np.result_type(x))
+
+
+def _fit_tangent(t: Any, ans: Any) -> Any:
+    """A tangent broadcast to its output's shape; a shape that does not broadcast is the JVP's error."""
+    try:
+        return np.broadcast_to(t, np.shape(ans))
+    except ValueError:
+        raise ValueError(f"the JVP returned shape {list(np.shape(t))} for a value of shape "
+                         f"{list(np.shape(ans))}") from None
 
 
 def _into(forward_out: Callable[..., Any], forward: Callable[..., Any], p: int) -> Callable[..., Any]:
@@ -130,6 +146,8 @@ class Plan:
         (outputs, the loss), which are never overwritten or released."""
         with gc_paused():
             self._build(leaves, nodes, order, attrs, wrt, float_leaves)
+        self._avals = avals
+        self._wrt_slots = frozenset(self.slot[n] for n in wrt)
         # worked out on the first reusing call: validate, draw and evaluate never need it
         self._memory_args = (avals, {self.slot[n] for n in keep if n in self.slot})
 
@@ -260,45 +278,104 @@ class Plan:
             with np.errstate(all="ignore"):  # non-finite values are reported by node, below
                 for i, (fwd, get, out) in enumerate(self.memory.fsteps if reuse else self._fsteps):  # noqa: B007
                     vals[out] = fwd(*get(vals))
-        except Exception as e:  # numpy's message, located at the node that raised it
-            step = self.steps[i]
-            raise InputError(f"{step.op} failed: {e}", loc=f"nodes.{step.name}") from None
+        except Exception as e:  # one try around the loop: the failing step is steps[i]
+            raise self._forward_error(vals, self.steps[i], e) from e
         return vals
+
+    def _forward_error(self, vals: list[Any], step: Step, e: Exception) -> GraphspecError:
+        """numpy's ValueError (a label out of range, shapes that do not broadcast at run time)
+        is about the values given: an InputError at the node. Any other exception is a bug in
+        the op, and so is an earlier op's result that is not an array (blamed on that op)."""
+        for s in step.args:
+            v = vals[s]
+            if s >= self.first_node and not isinstance(v, np.ndarray | np.generic | float | int):
+                bad = self.steps[s - self.first_node]
+                return OpError(bad.op, bad.name, "forward", f"returned {type(v).__name__}, not an array")
+        if isinstance(e, ValueError | MemoryError):
+            return InputError(f"{step.op} failed: {e}", loc=f"nodes.{step.name}")
+        return OpError(step.op, step.name, "forward", f"{type(e).__name__}: {e}")
+
+    def _op_error(self, step: Step, phase: str, e: Exception) -> GraphspecError:
+        """An exception from a VJP or a JVP: the forward pass ran, so the values fit; the op is at fault."""
+        if isinstance(e, MemoryError):
+            return InputError(f"{step.op} ({phase}) ran out of memory: {e}", loc=f"nodes.{step.name}")
+        return OpError(step.op, step.name, phase, f"{type(e).__name__}: {e}")
 
     # -- reverse mode ------------------------------------------------------------------------
 
-    def backward(self, vals: list[Any], loss: str, seed: Any, release: bool = False) -> list[Any]:
-        """Cotangents of every slot (None where the loss does not depend on it). With
-        ``release``, node values and node cotangents are dropped once no later step needs
-        them: only the leaves' cotangents, and the kept values, are left."""
+    def backward(self, vals: list[Any], loss: str, seed: Any, release: bool = False,
+                 all_nodes: bool = False) -> list[Any]:
+        """Cotangents of every slot that needs one (None where the loss does not depend on it).
+        By default only the wrt leaves and the nodes between them and the loss get one; with
+        ``all_nodes``, every float node on the loss's path does too, even with no wrt leaf
+        below it (`all_vjps`; evaluate and explain). With ``release``, node values and node
+        cotangents are dropped once no later step needs them: only the leaves' cotangents,
+        and the kept values, are left."""
+        if release and all_nodes:
+            raise ValueError("release drops the node cotangents that all_nodes asks for")
         ct: list[Any] = [None] * len(vals)
         ct[self.slot[loss]] = seed
+        bsteps = self._bsteps_all if all_nodes else self._bsteps
         if release:
             released = self.memory.release
             for s in self.memory.release_first:
                 vals[s] = None
-        with np.errstate(all="ignore"):
-            for k, (out, get, vjps) in enumerate(self._bsteps):
-                g = ct[out]
-                if g is not None:  # else the loss does not depend on this step
-                    ans = vals[out]
-                    argv = get(vals)
-                    for i, s, vjp in vjps:
-                        gi = vjp(g, ans, *argv)
-                        x = argv[i]
-                        try:  # the common case, checked without a call
-                            fits = gi.shape == x.shape and gi.dtype == x.dtype
-                        except AttributeError:
-                            fits = False
-                        if not fits:
-                            gi = _fit(gi, x)
-                        prev = ct[s]
-                        ct[s] = gi if prev is None else prev + gi  # never in place: VJPs may alias g
-                if release:
-                    ct[out] = None
-                    for s in released[k]:
-                        vals[s] = None
+        k = i = 0
+        try:  # one try around the loop, none per step: the failing VJP is bsteps[k]'s arg i
+            with np.errstate(all="ignore"):
+                for k, (out, get, vjps) in enumerate(bsteps):
+                    g = ct[out]
+                    if g is not None:  # else the loss does not depend on this step
+                        ans = vals[out]
+                        argv = get(vals)
+                        for i, s, vjp in vjps:
+                            gi = vjp(g, ans, *argv)
+                            x = argv[i]
+                            try:  # the common case, checked without a call
+                                fits = gi.shape == x.shape and gi.dtype == x.dtype
+                            except AttributeError:
+                                fits = False
+                            if not fits:
+                                gi = _fit(gi, x)
+                            prev = ct[s]
+                            ct[s] = gi if prev is None else prev + gi  # never in place: VJPs may alias g
+                    if release:
+                        ct[out] = None
+                        for s in released[k]:
+                            vals[s] = None
+        except Exception as e:
+            step = self.steps[bsteps[k][0] - self.first_node]
+            raise self._op_error(step, f"VJP for '{self.names[step.args[i]]}'", e) from e
         return ct
+
+    @cached_property
+    def all_vjps(self) -> list[tuple[tuple[int, int, Callable[..., Any]], ...]]:
+        """Per step, (arg position, arg slot, vjp) of every arg that has a cotangent when all
+        nodes' are wanted: the wrt leaves and every float node (a node made only of constants
+        and leaves without grad too). Worked out on first use: value_and_grad never pays."""
+        first, avals = self.first_node, self._avals
+        rows = []
+        for step in self.steps:
+            op = OPS[step.op]
+            row = []
+            for i, s in enumerate(step.args):
+                if s < first:
+                    if s not in self._wrt_slots:  # constants, and leaves without a gradient
+                        continue
+                elif avals is not None and not avals[self.names[s]].dtype.startswith("float"):
+                    continue  # an int64 node has no cotangent
+                vjp = op.vjp_for(i)
+                if vjp is not None:
+                    row.append((i, s, _bind(vjp, step.attrs)))
+            rows.append(tuple(row))
+        return rows
+
+    @cached_property
+    def _bsteps_all(self) -> list[tuple[int, Callable[[list[Any]], tuple[Any, ...]], tuple[tuple[int, int, Any], ...]]]:
+        rows = [(step.out, f[1], vjps) for step, f, vjps in zip(self.steps, self._fsteps, self.all_vjps, strict=True)
+                if vjps]
+        rows.reverse()
+        return rows
 
     # -- forward mode ------------------------------------------------------------------------
 
@@ -307,21 +384,26 @@ class Plan:
         tan: list[Any] = [None] * len(vals)
         for name, t in tangents.items():
             tan[self.slot[name]] = t
-        with np.errstate(all="ignore"):
-            for step in self.steps:
-                total = None
-                argv = [vals[a] for a in step.args]
-                ans = vals[step.out]
-                for s, jvp in step.jvps:
-                    t = tan[s]
-                    if t is None:
-                        continue
-                    d = jvp(t, ans, *argv)
-                    total = d if total is None else total + d
-                if total is not None:
-                    if np.shape(total) != np.shape(ans):
-                        total = np.broadcast_to(total, np.shape(ans))
-                    tan[step.out] = total
+        step, s = None, 0
+        try:  # one try around the loop: the failing JVP is step's for arg slot s
+            with np.errstate(all="ignore"):
+                for step in self.steps:
+                    total = None
+                    argv = [vals[a] for a in step.args]
+                    ans = vals[step.out]
+                    for s, jvp in step.jvps:
+                        t = tan[s]
+                        if t is None:
+                            continue
+                        d = jvp(t, ans, *argv)
+                        total = d if total is None else total + d
+                    if total is not None:
+                        if np.shape(total) != np.shape(ans):
+                            total = _fit_tangent(total, ans)
+                        tan[step.out] = total
+        except Exception as e:
+            assert step is not None
+            raise self._op_error(step, f"JVP for '{self.names[s]}'", e) from e
         return tan
 
     # -- non-finite values -------------------------------------------------------------------
@@ -352,19 +434,23 @@ class Plan:
         return NonFiniteError(f"first non-finite {what} ({self._kinds(vals[step.out])}) produced by {step.op}",
                               loc=f"nodes.{step.name}")
 
-    def gradient_nonfinite_error(self, vals: Sequence[Any], ct: Sequence[Any], loss: str) -> NonFiniteError | None:
+    def gradient_nonfinite_error(self, vals: Sequence[Any], ct: Sequence[Any], loss: str,
+                                 all_nodes: bool = False) -> NonFiniteError | None:
         """Where the first inf or nan of a reverse pass was born: the op whose VJP turned a finite
         cotangent into a non-finite one (say sqrt's slope at 0). Walks the steps in the backward
-        pass's own order and recomputes each VJP: only on this error path, never per call."""
+        pass's own order and recomputes each VJP: only on this error path, never per call.
+        ``all_nodes`` as for `backward`, the pass that made ``ct``."""
         if not self._finite(ct[self.slot[loss]]):
             return NonFiniteError(f"the seed is not finite ({self._kinds(ct[self.slot[loss]])})", loc="loss.seed")
+        rows = ([tuple((s, v) for _, s, v in r) for r in self.all_vjps] if all_nodes
+                else [step.vjps for step in self.steps])
         with np.errstate(all="ignore"):
-            for step in reversed(self.steps):
+            for step, vjps in zip(reversed(self.steps), reversed(rows), strict=True):
                 g = ct[step.out]
-                if g is None or not step.vjps or not self._finite(g):
+                if g is None or not vjps or not self._finite(g):
                     continue
                 argv = [vals[a] for a in step.args]
-                for s, vjp in step.vjps:
+                for s, vjp in vjps:
                     gi = vjp(g, vals[step.out], *argv)
                     if not self._finite(gi):
                         return NonFiniteError(f"first non-finite gradient ({self._kinds(gi)}) produced by the VJP of "

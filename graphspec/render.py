@@ -43,7 +43,12 @@ def write_json(stream: IO[str], doc: Any) -> None:
     stream.write("\n")
 
 
-def run_json(graph: Any, result: Any, checks: list[Any], notes: list[str], grads: bool = True) -> dict[str, Any]:
+def run_json(graph: Any, result: Any, checks: list[Any], notes: list[str], grads: bool = True,
+             nonfinite: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    """``nonfinite``: the findings (each naming the first node that produced an inf or nan); any
+    makes the run fail, as a failed expectation does. Expectations not checked do not."""
+    from .expect import unchecked_summary
+
     out: dict[str, Any] = {
         "spec": graph.source, "name": graph.spec.name,
         "outputs": {n: {"shape": list(np.shape(result.values[n])), "value": to_json(result.values[n])}
@@ -55,17 +60,23 @@ def run_json(graph: Any, result: Any, checks: list[Any], notes: list[str], grads
             out["grads"] = {n: {"shape": list(np.shape(g)), "value": to_json(g)} for n, g in result.grads.items()
                             if n in graph.wrt}
             out["node_grads"] = {n: to_json(g) for n, g in result.grads.items() if n not in graph.wrt}
-    out["expect"] = [{"kind": c.kind, "name": c.name, "ok": c.ok, "expected": to_json(c.expected),
+    out["expect"] = [{"kind": c.kind, "name": c.name, "ok": c.ok if c.checked else None, "status": c.status,
+                      **({"note": c.note} if c.note else {}), "expected": to_json(c.expected),
                       "got": None if c.got is None else to_json(c.got), "max_abs_err": c.max_abs_err
                       if np.isfinite(c.max_abs_err) else None} for c in checks]
+    out["not_checked"] = unchecked_summary(checks)
+    out["nonfinite"] = list(nonfinite)
     out["warnings"] = notes
-    out["ok"] = all(c.ok for c in checks)
+    out["ok"] = not nonfinite and not any(c.failed for c in checks)
     return out
 
 
-def run_table(graph: Any, result: Any, checks: list[Any], notes: list[str], grads: bool = True) -> None:
+def run_table(graph: Any, result: Any, checks: list[Any], notes: list[str], grads: bool = True,
+              nonfinite: list[str] | tuple[str, ...] = ()) -> None:
     from rich.console import Console
     from rich.table import Table
+
+    from .expect import unchecked_summary
 
     con = Console(highlight=False)  # user text goes through esc(): a description may hold "[/i]"
     title = graph.spec.name or graph.source or "spec"
@@ -96,18 +107,35 @@ def run_table(graph: Any, result: Any, checks: list[Any], notes: list[str], grad
 
     for note in notes:
         con.print(f"[yellow]warning:[/yellow] {esc(note)}")
+    for finding in nonfinite:
+        con.print(f"[red]non-finite:[/red] {esc(finding)}")
     if checks:
         held = sum(c.ok for c in checks)
-        con.print(f"[bold]expectations[/bold]: {held} of {len(checks)} hold")
+        checked = sum(c.checked for c in checks)
+        unchecked = unchecked_summary(checks)
+        parts = [f"{held} of {checked} hold"] if checked else []
+        if checked < len(checks):
+            parts.append(f"{len(checks) - checked} not checked")
+        con.print(f"[bold]expectations[/bold]: {', '.join(parts)}")
         t = Table()
         for col in ("", "what", "expected", "got", "max abs err"):
             t.add_column(col)
         for c in checks:
-            t.add_row("[green]✓[/green]" if c.ok else "[red]✗[/red]", f"{c.kind} {c.name}", esc(fmt_value(c.expected)),
-                      "missing" if c.got is None else esc(fmt_value(c.got)), f"{c.max_abs_err:.2e}")
+            mark = "[green]✓[/green]" if c.ok else "[red]✗[/red]" if c.checked else "[dim]–[/dim]"
+            got = f"not checked ({c.note})" if not c.checked else "missing" if c.got is None else fmt_value(c.got)
+            t.add_row(mark, f"{c.kind} {c.name}", esc(fmt_value(c.expected)), esc(got),
+                      f"{c.max_abs_err:.2e}" if c.checked else "")
         con.print(t)
-        con.print("[green]all expectations hold[/green]" if held == len(checks)
-                  else f"[red]{len(checks) - held} expectation(s) failed[/red]")
+        failed = sum(c.failed for c in checks)
+        if failed:
+            con.print(f"[red]{failed} expectation(s) failed[/red]")
+        elif checked:
+            con.print("[green]all checked expectations hold[/green]" if unchecked else "[green]all expectations hold[/green]")
+        for line in unchecked:
+            con.print(f"[yellow]{esc(line)}[/yellow]")
+    if nonfinite:
+        con.print(f"[red]failed: {'a non-finite value' if len(nonfinite) == 1 else 'non-finite values'} "
+                  "(see above)[/red]")
 
 
 def _batch_text(data: dict[str, Any], batch: Any) -> str:

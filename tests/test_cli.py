@@ -126,7 +126,7 @@ def test_nonfinite_values_are_reported_with_the_first_node(tmp_path, capsys):
     doc = {"graphspec": "1", "inputs": {"x": {"value": [-1.0, 1.0]}},
            "nodes": {"a": {"op": "log", "args": ["x"]}, "b": {"op": "exp", "args": ["a"]}, "s": {"op": "sum", "args": ["b"]}},
            "loss": "s"}
-    assert main(["run", write(tmp_path, doc)]) == 0
+    assert main(["run", write(tmp_path, doc)]) == 1  # a non-finite output fails the run (issue 8)
     assert "nodes.a: first non-finite value (nan) produced by log" in capsys.readouterr().out
 
 
@@ -157,16 +157,20 @@ def test_help_does_not_import_heavy_modules():
     assert p.stdout.strip() == "[]"
 
 
-def test_expected_gradient_of_a_node_the_loss_does_not_use_is_zero(tmp_path, capsys):
+def test_expected_gradient_of_a_node_the_loss_does_not_use_is_not_checked(tmp_path, capsys):
+    """Nodes off the loss's path have no cotangent: no invented 0 passes or fails (issue 8)."""
     doc = {"graphspec": "1", "inputs": {"x": {"value": 2.0}},
            "nodes": {"z": {"op": "mul", "args": ["x", "x"]}, "u": {"op": "exp", "args": ["x"]},
                      "v": {"op": "neg", "args": ["x"]}},
            "outputs": ["z", "v"], "loss": "z", "expect": {"grads": {"u": 0.0, "v": 1.0, "x": 4.0}}}
-    assert main(["run", write(tmp_path, doc), "--format", "json"]) == 1  # v's expected 1 does not hold
-    rows = {e["name"]: e for e in json.loads(capsys.readouterr().out)["expect"]}
-    assert rows["u"]["ok"] and rows["u"]["got"] == 0.0  # u is pruned away
-    assert not rows["v"]["ok"] and rows["v"]["got"] == 0.0  # v is computed, but the loss does not use it
-    assert rows["x"]["ok"]
+    assert main(["run", write(tmp_path, doc), "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    rows = {e["name"]: e for e in out["expect"]}
+    for name in ("u", "v"):  # u is pruned away; v is computed, but the loss does not use it
+        assert rows[name]["status"] == "not checked" and rows[name]["ok"] is None and rows[name]["got"] is None
+        assert rows[name]["note"] == "not on the loss's path"
+    assert rows["x"]["ok"] and rows["x"]["status"] == "pass"
+    assert out["not_checked"] == ["2 expectations not checked (not on the loss's path: u, v)"]
 
 
 def test_warnings_are_one_line_each(tmp_path, capsys):
@@ -177,10 +181,12 @@ def test_warnings_are_one_line_each(tmp_path, capsys):
     path = write(tmp_path, doc)
     with warnings.catch_warnings():
         warnings.simplefilter("always")
-        assert main(["explain", path, "--input", "x=[NaN, Infinity]"]) == 0
-        err = capsys.readouterr().err
-        assert err.splitlines() == ["warning: x: non-finite value (inf/nan) given for this input or param",
-                                    "warning: nodes.h: first non-finite gradient (inf/nan) produced by the VJP of mul for 'w'"]
+        assert main(["explain", path, "--input", "x=[NaN, Infinity]"]) == 1  # non-finite fails (issue 8)
+        out, err = capsys.readouterr()
+        assert err == ""  # said once, in the explanation
+        assert out.splitlines()[-2:] == ["non-finite: x: non-finite value (inf/nan) given for this input or param",
+                                         "non-finite: nodes.h: first non-finite gradient (inf/nan) produced by the VJP "
+                                         "of mul for 'w'"]
         main(["check", path, "--input", "x=[NaN, Infinity]"])
         assert capsys.readouterr().err == ""
 
