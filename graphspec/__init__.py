@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "load": "api", "Graph": "api", "Result": "api", "NonFiniteWarning": "api",
     "GraphspecError": "errors", "SpecError": "errors", "ShapeError": "errors", "InputError": "errors",
-    "NonFiniteError": "errors",
+    "NonFiniteError": "errors", "OpError": "errors",
     "gradcheck": "checker", "Report": "checker",
 }
 __all__ = sorted(_EXPORTS)

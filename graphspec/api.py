@@ -293,7 +293,7 @@ class Graph:
                        check_finite: str = "warn") -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """The loss and its gradient with respect to every param and float input with grad."""
         if self.loss is None:
-            raise SpecError("this spec has no loss to differentiate", loc="loss")
+            raise SpecError("this spec has no loss to differentiate", loc="loss", source=self.source)
         vals = self._forward(inputs or {}, check_finite, reuse=True)
         ct = self._backward(vals, check_finite, release=True)
         return vals[self.plan.slot[self.loss]], self._leaf_grads(vals, ct)
@@ -323,7 +323,7 @@ class Graph:
         for name in tangents:
             if name not in self.decls or not self.decls[name].dtype.startswith("float"):
                 raise InputError(f"no float input or param '{name}' to take a tangent of", loc=f"tangents.{name}",
-                                 hint=did_you_mean(name, self.decls))
+                                 hint=did_you_mean(name, self.decls), source=self.source)
         vals = self._forward(inputs or {}, check_finite)
         slot = self.plan.slot
         tans = {}
@@ -332,7 +332,7 @@ class Graph:
             t = np.asarray(t, dtype=v.dtype)
             if t.shape != np.shape(v):
                 raise InputError(f"tangent of shape {list(t.shape)} for a value of shape {list(np.shape(v))}",
-                                 loc=f"tangents.{n}")
+                                 loc=f"tangents.{n}", source=self.source)
             tans[n] = t
         try:
             tan = self.plan.jvp(vals, tans)

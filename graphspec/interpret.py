@@ -286,17 +286,29 @@ class Plan:
         """numpy's ValueError (a label out of range, shapes that do not broadcast at run time)
         is about the values given: an InputError at the node. Any other exception is a bug in
         the op, and so is an earlier op's result that is not an array (blamed on that op)."""
-        for s in step.args:
-            v = vals[s]
-            if s >= self.first_node and not isinstance(v, np.ndarray | np.generic | float | int):
-                bad = self.steps[s - self.first_node]
-                return OpError(bad.op, bad.name, "forward", f"returned {type(v).__name__}, not an array")
+        garbage = self._garbage(vals, step.args)
+        if garbage is not None:
+            return garbage
         if isinstance(e, ValueError | MemoryError):
             return InputError(f"{step.op} failed: {e}", loc=f"nodes.{step.name}")
         return OpError(step.op, step.name, "forward", f"{type(e).__name__}: {e}")
 
-    def _op_error(self, step: Step, phase: str, e: Exception) -> GraphspecError:
-        """An exception from a VJP or a JVP: the forward pass ran, so the values fit; the op is at fault."""
+    def _garbage(self, vals: Sequence[Any], slots: Sequence[int]) -> OpError | None:
+        """An op whose forward returned something that is not an array, among the producers of
+        ``slots`` (looked at on an error path only: an op reading it may fail, or pass it on)."""
+        for s in slots:
+            v = vals[s]
+            if s >= self.first_node and not isinstance(v, np.ndarray | np.generic | float | int):
+                bad = self.steps[s - self.first_node]
+                return OpError(bad.op, bad.name, "forward", f"returned {type(v).__name__}, not an array")
+        return None
+
+    def _op_error(self, step: Step, phase: str, e: Exception, vals: Sequence[Any]) -> GraphspecError:
+        """An exception from a VJP or a JVP: the forward pass ran, so the values fit; the op is at
+        fault, or an op before it whose forward returned garbage that nothing read until now."""
+        garbage = self._garbage(vals, (step.out, *step.args))
+        if garbage is not None:
+            return garbage
         if isinstance(e, MemoryError):
             return InputError(f"{step.op} ({phase}) ran out of memory: {e}", loc=f"nodes.{step.name}")
         return OpError(step.op, step.name, phase, f"{type(e).__name__}: {e}")
@@ -345,7 +357,7 @@ class Plan:
                             vals[s] = None
         except Exception as e:
             step = self.steps[bsteps[k][0] - self.first_node]
-            raise self._op_error(step, f"VJP for '{self.names[step.args[i]]}'", e) from e
+            raise self._op_error(step, f"VJP for '{self.names[step.args[i]]}'", e, vals) from e
         return ct
 
     @cached_property
@@ -403,7 +415,7 @@ class Plan:
                         tan[step.out] = total
         except Exception as e:
             assert step is not None
-            raise self._op_error(step, f"JVP for '{self.names[s]}'", e) from e
+            raise self._op_error(step, f"JVP for '{self.names[s]}'", e, vals) from e
         return tan
 
     # -- non-finite values -------------------------------------------------------------------

@@ -50,6 +50,9 @@ def test_error_hierarchy_and_exit_codes():
     assert issubclass(SpecError, GraphspecError) and issubclass(NonFiniteError, GraphspecError)
     assert SpecError.exit_code == 2 and NonFiniteError.exit_code == 1
     assert issubclass(NonFiniteWarning, RuntimeWarning)
+    # a bug in an op is no bad spec (2): something failed that the user did not write (1)
+    assert issubclass(graphspec.OpError, GraphspecError) and not issubclass(graphspec.OpError, SpecError)
+    assert graphspec.OpError.exit_code == 1
 
 
 # --- load ----------------------------------------------------------------------------------------
@@ -287,6 +290,32 @@ def test_runtime_input_errors_name_the_input():
         g.run({"X": np.ones((2, 2)), "y": [1.5, 2]})
     with pytest.raises(InputError, match="ragged"):
         g.run({"X": [[1.0, 2.0], [3.0]], "y": [1, 2]})
+
+
+def test_errors_while_running_a_loaded_spec_name_its_file(tmp_path, capsys):
+    """Run-time errors (an input without a value, --wrt of a name with no gradient) lost the
+    spec's name: with several specs on the command line, which one?"""
+    from graphspec.cli import main
+
+    path = tmp_path / "nv.json"
+    path.write_text(json.dumps(spec(inputs={"x": {"shape": [2]}}, params={"w": {"value": [1.0, 2.0]}},
+                                    nodes={"h": {"op": "mul", "args": ["x", "w"]}, "L": {"op": "sum", "args": ["h"]}},
+                                    loss="L")))
+    g = graphspec.load(path)
+    for call in (g.run, g.grad, g.evaluate, lambda: g.jvp({"w": np.ones(2)})):
+        with pytest.raises(InputError) as e:
+            call()
+        assert str(e.value).startswith(f"{path}: inputs.x: no value")
+    no_loss = tmp_path / "nl.json"
+    no_loss.write_text(json.dumps(spec(inputs={"x": {"value": 3.0}}, nodes={"s": {"op": "square", "args": ["x"]}})))
+    with pytest.raises(SpecError, match=f"^{no_loss}: loss: this spec has no loss"):
+        graphspec.load(no_loss).grad()
+    for argv, message in ((["check", str(path)], "inputs.x: no value"),
+                          (["check", str(MUL), "--wrt", "nope"], "wrt.nope: 'nope' is not a param"),
+                          (["run", str(MUL), "--input", "nope=1"], "nope: unknown input")):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {argv[1]}: {message}") and err.count("\n") == 1, err
 
 
 def test_runtime_value_takes_the_declared_dtype():

@@ -12,7 +12,7 @@ import pytest
 import graphspec
 from graphspec.cli import main
 from graphspec.draw import to_dot
-from graphspec.explain import explain
+from graphspec.explain import explain, explanation
 
 LECTURE = Path(__file__).resolve().parents[1] / "specs" / "lecture"
 
@@ -42,6 +42,31 @@ def test_explain_gradients_line_matches_the_reverse_pass(capsys):
     for name, value in grads.items():
         if value.size == 1:
             assert f"dL/d{name} = {float(value):.6g}" in last
+
+
+def test_explain_gives_the_cotangent_of_a_node_with_no_differentiated_leaf_below():
+    """s = sum(x) with x grad: false, L = s + a: dL/ds = 1 is a step of the chain rule too."""
+    g = graphspec.load({"graphspec": "1", "inputs": {"x": {"value": [1.0, 2.0], "grad": False}},
+                        "params": {"a": {"value": 0.5}},
+                        "nodes": {"s": {"op": "sum", "args": ["x"]}, "L": {"op": "add", "args": ["s", "a"]}}, "loss": "L"})
+    lines = explain(g)
+    assert "    dL/ds = dL/dL · ∂L/∂s = 1 × 1 = 1" in lines
+    assert "    dL/da = dL/dL · ∂L/∂a = 1 × 1 = 1" in lines
+    assert not any(line.startswith("    dL/dx") for line in lines)  # x is not differentiated
+    assert lines[-1] == "gradients: dL/da = 1"
+
+
+def test_explain_names_the_first_nonfinite_node_and_fails(tmp_path, capsys):
+    path = tmp_path / "log.json"
+    path.write_text('{"graphspec": "1", "inputs": {"x": {"value": [-1.0, 2.0]}}, '
+                    '"nodes": {"a": {"op": "log", "args": ["x"]}, "s": {"op": "sum", "args": ["a"]}}, "loss": "s"}')
+    assert main(["explain", str(path)]) == 1
+    out, err = capsys.readouterr()
+    assert out.splitlines()[-1] == "non-finite: nodes.a: first non-finite value (nan) produced by log"
+    assert err == ""
+    ex = explanation(graphspec.load(path))  # the API: the same line, and the finding apart
+    assert ex.nonfinite == ["nodes.a: first non-finite value (nan) produced by log"]
+    assert main(["explain", str(LECTURE / "mul.json")]) == 0
 
 
 def test_draw_has_every_value_and_edge():

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import warnings
 
@@ -364,6 +365,73 @@ def test_random_graphs_values_and_gradients_match_autograd(data, n_ops):
     back, _ = make_vjp(lambda v: g.reference(leaves, override=(node, v))[g.loss])(g.env[node])
     ref = back(np.ones(()))
     assert_close(np.broadcast_to(result.grads.get(node, 0.0), np.shape(ref)), ref, what=f"gradient of node {node}")
+
+
+def _on_path(g, target):
+    """The nodes the reference's ``target`` depends on, and itself."""
+    seen, todo = set(), [target]
+    while todo:
+        n = todo.pop()
+        if n in seen or n not in g.nodes:
+            continue
+        seen.add(n)
+        todo += [a for a in g.nodes[n]["args"] if isinstance(a, str)]
+    return seen
+
+
+@RANDOM
+@given(st.data(), st.integers(1, 8))
+def test_random_graphs_every_node_on_the_loss_path_has_its_cotangent(data, n_ops):
+    """evaluate().grads[n] is d loss / d n for every node on the loss's path, whichever leaves
+    are differentiated (a node with no differentiated leaf below read 0), and nodes off the
+    path have no entry. The reference: autograd's gradient with respect to a zero added to
+    each node's value (one backward pass gives them all)."""
+    g, spec = random_graph(data, n_ops)
+    off = g.node("tanh", [g.pick()])  # two nodes the loss does not use
+    g.node("mul", [off, 2.0])
+    spec["outputs"] = list(g.order)
+    if not _finite(g):
+        return
+    frozen = data.draw(st.lists(st.sampled_from(g.float_leaves), unique=True))
+    for n in frozen:
+        (spec["inputs"] if n in spec["inputs"] else spec["params"])[n]["grad"] = False
+    graph = graphspec.load(spec)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = graph.evaluate()
+
+    def loss_with(eps):
+        env = {n: v for n, v in g.env.items() if n not in g.order}
+        for name, e in zip(g.order, eps, strict=True):
+            node = g.nodes[name]
+            env[name] = REF[node["op"]](*[env[a] if isinstance(a, str) else a for a in node["args"]],
+                                        **node.get("attrs", {})) + e
+        return env[g.loss]
+
+    back, _ = make_vjp(loss_with)(tuple(np.zeros(np.shape(g.env[n])) for n in g.order))
+    refs = back(np.ones(()))
+    path = _on_path(g, g.loss)
+    assert len(path) < len(g.order)  # the two off the path
+    for name, ref in zip(g.order, refs, strict=True):
+        if name in path:
+            assert name in result.grads, f"node {name} on the loss's path has no cotangent"
+            assert_close(result.grads[name], ref, what=f"d loss / d node {name} ({g.nodes[name]['op']})")
+        else:
+            assert name not in result.grads, f"node {name} is not on the loss's path"
+    assert not any(n in result.grads for n in frozen)
+    # the fast path never computes them: value_and_grad's leaf gradients are the same bits
+    _, grads = graph.value_and_grad(check_finite="off")
+    for n in graph.wrt:
+        np.testing.assert_array_equal(grads[n], result.grads[n], err_msg=n)
+
+
+def test_value_and_grad_never_builds_the_all_node_backward_pass():
+    graph = load(**MLP)
+    graph.value_and_grad()
+    graph.grad()
+    assert "_bsteps_all" not in vars(graph.plan) and "all_vjps" not in vars(graph.plan)
+    graph.evaluate()
+    assert "_bsteps_all" in vars(graph.plan)
 
 
 @RANDOM
@@ -880,3 +948,114 @@ def test_a_nonfinite_value_in_a_reused_buffer_is_blamed_on_the_step_that_made_it
     for call in (graph.run, graph.value_and_grad):
         with pytest.warns(NonFiniteWarning, match="nodes.z.*produced by add"):
             call()
+
+
+# --- a bug in an op's own code ---------------------------------------------------------------------
+
+@pytest.fixture
+def buggy_op():
+    """Registers a one-arg op whose forward, VJP or JVP is given (default: y = 2x, right), and
+    removes it afterwards."""
+    from graphspec.ops import OPS
+    from graphspec.ops.registry import defop
+
+    made = []
+
+    def make(forward=lambda x: 2 * x, vjp=lambda g, ans, x: 2 * g, jvp=lambda t, ans, x: 2 * t):
+        name = f"buggy{len(made)}"
+        defop(name, forward, vjp=(vjp,), jvp=(jvp,), shape=lambda avals, **_: avals[0], arg_names=("x",))
+        made.append(name)
+        return name
+
+    yield make
+    for name in made:
+        OPS.pop(name)
+
+
+def _raise(exc):
+    def f(*args, **kwargs):
+        raise exc
+    return f
+
+
+def _spec_with(op):
+    return {"inputs": {"x": {"value": [1.0, 2.0]}}, "nodes": {"z": {"op": op, "args": ["x"]},
+                                                            "L": {"op": "sum", "args": ["z"]}}, "loss": "L"}
+
+
+def test_an_op_whose_forward_raises_is_an_op_error_not_bad_input(buggy_op):
+    from graphspec.errors import OpError
+
+    graph = load(**_spec_with(buggy_op(forward=_raise(TypeError("boom")))))
+    for call in (graph.run, graph.grad, graph.evaluate):
+        with pytest.raises(OpError) as e:
+            call()
+        assert str(e.value) == ("internal error in op 'buggy0' at node 'z' (forward): TypeError: boom "
+                                "(this is a bug in the op, not in your spec; --traceback shows where)")
+        assert not isinstance(e.value, InputError) and e.value.exit_code == 1
+        assert isinstance(e.value.__cause__, TypeError)  # the op's own traceback, for --traceback
+        assert (e.value.op, e.value.node, e.value.phase) == ("buggy0", "z", "forward")
+
+
+def test_numpy_value_errors_in_a_forward_stay_bad_input(buggy_op):
+    """A ValueError is numpy's word on the values given (shapes, a label out of range)."""
+    graph = load(**_spec_with(buggy_op(forward=_raise(ValueError("operands could not be broadcast")))))
+    with pytest.raises(InputError, match=r"nodes\.z: buggy0 failed: operands could not be broadcast"):
+        graph.run()
+
+
+def test_a_forward_returning_garbage_is_blamed_on_its_op_not_the_reader(buggy_op):
+    from graphspec.errors import OpError
+
+    graph = load(**_spec_with(buggy_op(forward=lambda x: None)))
+    with pytest.raises(OpError, match=r"op 'buggy0' at node 'z' \(forward\): returned NoneType, not an array"):
+        graph.value_and_grad()
+
+
+@pytest.mark.parametrize("vjp, detail", [
+    (_raise(IndexError("index 5 is out of bounds")), "IndexError: index 5 is out of bounds"),
+    (lambda g, ans, x: np.ones(3), r"ValueError: the VJP returned shape \[3\] for an arg of shape \[2\]"),
+    (lambda g, ans, x: None, "TypeError: the VJP returned None"),
+])
+def test_an_op_whose_vjp_raises_or_returns_garbage_is_an_op_error(buggy_op, vjp, detail):
+    from graphspec.errors import OpError
+
+    graph = load(**_spec_with(buggy_op(vjp=vjp)))
+    assert graph.run()["L"] == 6.0  # the forward is fine
+    for call in (graph.grad, graph.evaluate):
+        with pytest.raises(OpError, match=r"op 'buggy0' at node 'z' \(VJP for 'x'\): " + detail):
+            call()
+
+
+def test_a_vjp_of_a_shape_unbroadcast_could_reshape_is_still_garbage(buggy_op):
+    """(3, 2) for an arg of (2, 3): same size, so a reshape would have taken it silently."""
+    from graphspec.errors import OpError
+
+    spec = _spec_with(buggy_op(vjp=lambda g, ans, x: np.ones((3, 2))))
+    spec["inputs"]["x"]["value"] = np.ones((2, 3)).tolist()
+    with pytest.raises(OpError, match=r"returned shape \[3, 2\] for an arg of shape \[2, 3\]"):
+        load(**spec).grad()
+
+
+def test_an_op_whose_jvp_raises_is_an_op_error(buggy_op):
+    from graphspec.errors import OpError
+
+    graph = load(**_spec_with(buggy_op(jvp=_raise(KeyError("axis")))))
+    with pytest.raises(OpError, match=r"op 'buggy0' at node 'z' \(JVP for 'x'\): KeyError: 'axis'"):
+        graph.jvp({"x": np.ones(2)})
+
+
+def test_the_cli_says_an_op_bug_in_one_line_and_shows_the_traceback_on_request(buggy_op, tmp_path, capsys):
+    from graphspec.cli import main
+
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps({"graphspec": "1", **_spec_with(buggy_op(forward=_raise(TypeError("boom"))))}))
+    assert main(["run", str(path)]) == 1  # not 2: the spec is fine
+    err = capsys.readouterr().err
+    assert err == (f"error: {path}: internal error in op 'buggy0' at node 'z' (forward): TypeError: boom "
+                   "(this is a bug in the op, not in your spec; --traceback shows where)\n")
+    for argv in (["--traceback", "run", str(path)], ["run", str(path), "--traceback"]):
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert "Traceback (most recent call last)" in err and "TypeError: boom" in err and "in f\n" in err
+        assert err.splitlines()[-1].startswith(f"error: {path}: internal error in op 'buggy0'")
