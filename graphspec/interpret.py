@@ -45,7 +45,8 @@ def _fit(g: Any, x: Any) -> Any:
     g_shape = np.shape(g)
     if g_shape != shape:
         lead = len(g_shape) - len(shape)
-        if lead < 0 or any(d != 1 and d != gd for d, gd in zip(shape, g_shape[lead:], strict=True)):
+        if lead < 0 or (g_shape[lead:] != shape
+                        and any(d != 1 and d != gd for d, gd in zip(shape, g_shape[lead:], strict=True))):
             # not the arg's shape broadcast: garbage from the VJP, which unbroadcast could reshape silently
             raise ValueError(f"the VJP returned shape {list(g_shape)} for an arg of shape {list(shape)}")
         g = unbroadcast(g, shape)
