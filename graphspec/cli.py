@@ -100,6 +100,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if _stdout_is_json(args):
             print(json.dumps({"ok": False, "error": error_record(e)}, indent=2))
         return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
     except Exception:
         if show_traceback:  # a bug in graphspec itself: the traceback is what there is to show
             import traceback
@@ -107,10 +111,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc(file=sys.stderr)
             return EXIT_FAILED
         raise
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        return EXIT_OK
 
 
 def error_record(e: Any) -> dict[str, Any]:

@@ -1059,3 +1059,16 @@ def test_the_cli_says_an_op_bug_in_one_line_and_shows_the_traceback_on_request(b
         err = capsys.readouterr().err
         assert "Traceback (most recent call last)" in err and "TypeError: boom" in err and "in f\n" in err
         assert err.splitlines()[-1].startswith(f"error: {path}: internal error in op 'buggy0'")
+
+
+def test_traceback_flag_leaves_broken_pipes_quiet_and_shows_a_bug_in_graphspec(monkeypatch, capsys):
+    from graphspec import cli
+
+    monkeypatch.setattr(cli, "cmd_ops", _raise(BrokenPipeError()))
+    assert cli.main(["ops", "--traceback"]) == 0  # `graphspec ops | head`: no error at all
+    monkeypatch.setattr(cli, "cmd_ops", _raise(RuntimeError("a bug in graphspec")))
+    with pytest.raises(RuntimeError):
+        cli.main(["ops"])
+    assert cli.main(["--traceback", "ops"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and err.endswith("RuntimeError: a bug in graphspec\n")
