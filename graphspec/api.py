@@ -17,7 +17,7 @@ import numpy as np
 
 from . import graph as graph_mod
 from . import shapes, values
-from .errors import GraphspecError, InputError, NonFiniteError, SpecError, did_you_mean
+from .errors import GraphspecError, InputError, NonFiniteError, OpError, SpecError, did_you_mean
 from .interpret import Plan, gc_paused, surely_finite
 from .ops import Aval
 from .spec import InputDecl, Spec, load_spec
@@ -308,6 +308,7 @@ class Graph:
         the loss's path (even with no wrt leaf below it: dL/ds of s = sum(x) with x grad: false).
         A node the loss does not depend on has no entry: it has no cotangent to give."""
         vals = self._forward(inputs or {}, check_finite)
+        self._check_results(vals)
         slot = self.plan.slot
         values_ = {n: vals[slot[n]] for n in [*self.leaves, *self.order]}
         if self.loss is None or not with_grads:
@@ -315,6 +316,27 @@ class Graph:
         ct = self._backward(vals, check_finite, all_nodes=True)  # reads every node's cotangent
         node_grads = {n: np.asarray(ct[slot[n]]) for n in self.order if ct[slot[n]] is not None}
         return Result(values_, {**self._leaf_grads(vals, ct), **node_grads}, vals[slot[self.loss]])
+
+    def _check_results(self, vals: list[Any]) -> None:
+        """Each node's value has the shape and dtype its op's shape rule gave at load, when the
+        leaves have their load-time shapes (the static shapes are exact then): a forward that
+        returns garbage nothing downstream trips over is an OpError too. evaluate's only (it
+        reads every value anyway); the fast calls skip it."""
+        slot = self.plan.slot
+        if any(np.shape(vals[slot[n]]) != self.leaf_avals[n].shape for n in self.leaves):
+            return
+        for name in self.order:
+            v, (shape, dtype) = vals[slot[name]], self.avals[name]
+            if shape is None or any(isinstance(d, str) for d in shape):
+                continue
+            if not isinstance(v, np.ndarray | np.generic | float | int):
+                got = f"returned {type(v).__name__}, not an array"
+            elif np.shape(v) != tuple(shape) or np.result_type(v).name != dtype:
+                got = (f"returned {np.result_type(v).name} of shape {list(np.shape(v))}, its shape rule says "
+                       f"{dtype} of shape {list(shape)}")
+            else:
+                continue
+            raise OpError(self.spec.nodes[name].op, name, "forward", got, source=self.source)
 
     def jvp(self, tangents: Mapping[str, Any], inputs: Mapping[str, Any] | None = None, /, *,
             check_finite: str = "warn") -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
