@@ -159,7 +159,8 @@ class Graph:
             else:
                 arr = self.params[name] if name in self.params else self.defaults[name]
                 if arr is None:
-                    raise InputError("no value: give it at run time (API keyword or CLI --input)", loc=f"inputs.{name}")
+                    raise InputError("no value: give it at run time (API keyword or CLI --input)", loc=f"inputs.{name}",
+                                     source=self.source)  # the checker calls this directly: name the spec here
             out.append(arr)
         if fresh:
             self._check_shapes(out)

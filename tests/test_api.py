@@ -302,7 +302,7 @@ def test_errors_while_running_a_loaded_spec_name_its_file(tmp_path, capsys):
                                     nodes={"h": {"op": "mul", "args": ["x", "w"]}, "L": {"op": "sum", "args": ["h"]}},
                                     loss="L")))
     g = graphspec.load(path)
-    for call in (g.run, g.grad, g.evaluate, lambda: g.jvp({"w": np.ones(2)})):
+    for call in (g.run, g.grad, g.evaluate, lambda: g.jvp({"w": np.ones(2)}), lambda: graphspec.gradcheck(g)):
         with pytest.raises(InputError) as e:
             call()
         assert str(e.value).startswith(f"{path}: inputs.x: no value")
