@@ -368,25 +368,28 @@ class Plan:
         and leaves without grad too). Worked out on first use: value_and_grad never pays."""
         first, avals = self.first_node, self._avals
         rows = []
-        for step in self.steps:
-            op = OPS[step.op]
-            row = []
-            for i, s in enumerate(step.args):
-                if s < first:
-                    if s not in self._wrt_slots:  # constants, and leaves without a gradient
-                        continue
-                elif avals is not None and not avals[self.names[s]].dtype.startswith("float"):
-                    continue  # an int64 node has no cotangent
-                vjp = op.vjp_for(i)
-                if vjp is not None:
-                    row.append((i, s, _bind(vjp, step.attrs)))
-            rows.append(tuple(row))
+        with gc_paused():  # a few small objects per node, as the plan itself
+            for step in self.steps:
+                op = OPS[step.op]
+                row = []
+                for i, s in enumerate(step.args):
+                    if s < first:
+                        if s not in self._wrt_slots:  # constants, and leaves without a gradient
+                            continue
+                    elif avals is not None and avals[self.names[s]].dtype in ("int64", "bool"):
+                        continue  # an integer node has no cotangent (a float or a "weak" one of constants has)
+                    vjp = op.vjp_for(i)
+                    if vjp is not None:
+                        row.append((i, s, _bind(vjp, step.attrs)))
+                rows.append(tuple(row))
         return rows
 
     @cached_property
     def _bsteps_all(self) -> list[tuple[int, Callable[[list[Any]], tuple[Any, ...]], tuple[tuple[int, int, Any], ...]]]:
-        rows = [(step.out, f[1], vjps) for step, f, vjps in zip(self.steps, self._fsteps, self.all_vjps, strict=True)
-                if vjps]
+        all_vjps = self.all_vjps
+        with gc_paused():
+            rows = [(step.out, f[1], vjps) for step, f, vjps in zip(self.steps, self._fsteps, all_vjps, strict=True)
+                    if vjps]
         rows.reverse()
         return rows
 
