@@ -159,8 +159,10 @@ def train_epoch(e: Any) -> None:
 def train_json(graph: Any, steps: list[Any], epochs: list[Any], saved: str) -> dict[str, Any]:
     return {
         "spec": graph.source, "saved": saved,
-        "epochs": [{"epoch": e.epoch, "loss": e.loss, "accuracy": e.accuracy} for e in epochs],
-        "steps": [{"step": s.step, "epoch": s.epoch, "loss": s.loss, "loss_after": s.loss_after,
+        # to_json: a diverged loss is null, not an inf that json.dump refuses
+        "epochs": [{"epoch": e.epoch, "loss": to_json(e.loss), "accuracy": e.accuracy} for e in epochs],
+        "steps": [{"step": s.step, "epoch": s.epoch, "loss": to_json(s.loss),
+                   "loss_after": None if s.loss_after is None else to_json(s.loss_after),
                    "grads": {n: to_json(g) for n, g in s.grads.items()}} for s in steps],
         "params": {n: to_json(v) for n, v in graph.params.items()},
     }

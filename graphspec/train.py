@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from .api import Graph
-from .errors import SpecError
+from .errors import NonFiniteError, SpecError
 from .spec import Adam, AdamOptimizer, Sgd, Train
 from .values import as_array, read_file
 
@@ -124,8 +124,10 @@ def accuracy(graph: Graph, data: dict[str, np.ndarray]) -> float:
 
 def train(graph: Graph, *, data: dict[str, Any] | None = None, epochs: int | None = None,
           on_step: Callable[[StepLog], None] | None = None, on_epoch: Callable[[EpochLog], None] | None = None,
-          loss_after: bool = False) -> list[EpochLog]:
-    """Train ``graph.params`` in place; returns the log of every epoch."""
+          loss_after: bool = False, check_finite: str = "raise") -> list[EpochLog]:
+    """Train ``graph.params`` in place; returns the log of every epoch. A non-finite loss or
+    gradient stops it with a `NonFiniteError` naming the step and the first node (the params
+    are left as they were before that step); ``check_finite="warn"`` goes on, as PyTorch would."""
     cfg = graph.spec.train or Train.model_validate({"optimizer": {"sgd": {"lr": 0.01}}})
     if graph.loss is None:
         raise SpecError("training needs a loss", loc="loss")
@@ -145,7 +147,11 @@ def train(graph: Graph, *, data: dict[str, Any] | None = None, epochs: int | Non
         losses = []
         for batch in _batches(n, cfg.batch_size, rng):
             feed = {k: (a[batch] if np.ndim(a) else a) for k, a in arrays.items()}
-            loss, grads = graph.value_and_grad(feed)
+            try:
+                loss, grads = graph.value_and_grad(feed, check_finite=check_finite)
+            except NonFiniteError as e:  # diverged (say lr too large): the params would turn to nan
+                e.message = f"training stopped at step {step + 1} (epoch {epoch}): {e.message}"
+                raise
             grads = {p: grads[p] for p in trained}
             opt.step(graph.params, grads)
             step += 1

@@ -120,3 +120,36 @@ def test_training_data_with_no_rows(tmp_path, capsys):
     assert main(["train", str(path), "-o", str(tmp_path / "p.npz")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "train.data: no training data: x, y have 0 rows" in err
+
+
+DIVERGES = {**LINEAR, "train": {"optimizer": {"sgd": {"lr": 100.0}}, "epochs": 200}}
+
+
+def test_a_diverging_training_stops_at_the_first_nonfinite_loss(tmp_path, capsys):
+    """lr 100 on the linear model: the loss overflows to inf at step 53. Training went on with
+    nan params, saved them and exited 0; --format json then raised on the inf."""
+    g = graphspec.load(DIVERGES)
+    with pytest.raises(graphspec.NonFiniteError, match=r"training stopped at step 53 \(epoch 52\): first non-finite "
+                                                       r"value \(inf\) produced by square") as e:
+        train(g)
+    assert e.value.loc == "nodes.sq"
+    assert np.isfinite(g.params["w"])  # the last update before the inf
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps(DIVERGES))
+    for fmt in ("table", "json"):
+        assert main(["train", str(path), "-o", str(tmp_path / "w.npz"), "--format", fmt]) == 1
+        assert "training stopped at step 53" in capsys.readouterr().err
+    assert not (tmp_path / "w.npz").exists()  # no nan params saved
+    with pytest.warns(graphspec.NonFiniteWarning):  # the API can go on, as PyTorch would
+        train(graphspec.load(DIVERGES), epochs=60, check_finite="warn")
+
+
+def test_the_train_log_as_json_holds_a_nonfinite_loss_as_null():
+    from graphspec.render import train_json
+    from graphspec.train import EpochLog, StepLog
+
+    g = graphspec.load(LINEAR)
+    doc = train_json(g, [StepLog(0, 1, slice(0, 3), float("inf"), {"w": np.array(np.nan)}, float("nan"))],
+                     [EpochLog(0, float("inf"))], "w.npz")
+    assert json.loads(json.dumps(doc, allow_nan=False))["epochs"][0]["loss"] is None
+    assert doc["steps"][0]["loss"] is None and doc["steps"][0]["loss_after"] is None
