@@ -300,6 +300,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     # a non-finite output or gradient fails the run (the API only warns): named by its first node
     nonfinite = [str(w.message) for w in caught if issubclass(w.category, NonFiniteWarning)]
     notes = [str(w.message) for w in caught if not issubclass(w.category, NonFiniteWarning)]
+    if not args.no_grad and graph.loss is not None:  # a forgotten edge: the gradient is 0 whatever the values
+        notes += [f"{graph.kind[n][:-1]} '{n}' has grad but the loss does not depend on it" for n in graph.unused_wrt]
     checks = expect.compare(result, graph.spec.expect, grads=not args.no_grad)
     if args.format == "json":
         render.write_json(sys.stdout, render.run_json(graph, result, checks, notes, grads=not args.no_grad,

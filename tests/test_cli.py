@@ -266,3 +266,17 @@ def test_params_that_is_no_npz_says_so(tmp_path, capsys, content):
         assert "pickle" not in err
     assert main(["run", write(tmp_path, doc), "--params", str(tmp_path / "missing.npz")]) == 2
     assert capsys.readouterr().err == f"error: --params {tmp_path / 'missing.npz'}: no such file\n"
+
+
+def test_run_warns_of_a_param_with_grad_that_the_loss_does_not_depend_on(tmp_path, capsys):
+    spec = {"graphspec": "1", "inputs": {"x": {"value": 2.0}}, "params": {"w": {"value": 1.0}, "unused": {"value": 3.0}},
+            "nodes": {"z": {"op": "mul", "args": ["x", "w"]}, "other": {"op": "mul", "args": ["unused", "x"]}},
+            "outputs": ["z", "other"], "loss": "z"}
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(spec))
+    assert main(["run", str(path)]) == 0
+    err = capsys.readouterr().out
+    assert "param 'unused' has grad but the loss does not depend on it" in err
+    assert "'w' has grad" not in err and "'x' has grad" not in err
+    assert main(["run", str(path), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["warnings"] == ["param 'unused' has grad but the loss does not depend on it"]
