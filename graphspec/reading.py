@@ -80,13 +80,21 @@ def _kind(mode: int) -> str:
     return next((name for test, name in _KINDS if test(mode)), "not a regular file")
 
 
+def shown(name: str | None) -> str | None:
+    """A file name as an error line can show it: control characters escaped, a long one cut."""
+    if name is None:
+        return None
+    name = "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
+    return name if len(name) <= 80 else f"{name[:50]}...{name[-20:]} ({len(name):,} characters)"
+
+
 class Reader:
     """How one file is named in errors: ``name`` (None for the spec file itself, which its
     ``source`` names), the place in the spec, and the error type."""
 
     def __init__(self, path: Path, *, name: str | None = None, loc: str | None = None, source: str | None = None,
                  error: Error = SpecError):
-        self.path, self.name, self.loc, self.source, self.error = path, name, loc, source, error
+        self.path, self.name, self.loc, self.source, self.error = path, shown(name), loc, source, error
 
     def fail(self, problem: str, sep: str = ": ") -> GraphspecError:
         """The error for ``problem``, after the file's name and ``sep`` ("b.npz holds ...": " ")."""
@@ -247,12 +255,12 @@ class Reader:
                     if not keys:
                         raise self.fail("holds no arrays", " ")
                     if len(keys) > 1:
-                        shown = keys if len(keys) <= 20 else [*keys[:20], "..."]
-                        raise self.fail(f"holds {shown}: say which with {key_syntax(keys[0])}", " ")
+                        listed = keys if len(keys) <= 20 else [*keys[:20], "..."]
+                        raise self.fail(f"holds {listed}: say which with {key_syntax(keys[0])}", " ")
                     key = keys[0]
                 if key not in members:
-                    shown = keys if len(keys) <= 20 else [*keys[:20], "..."]
-                    raise self.fail(f"has no array '{key}' (it holds {shown})", " ")
+                    listed = keys if len(keys) <= 20 else [*keys[:20], "..."]
+                    raise self.fail(f"has no array '{shown(key)}' (it holds {listed})", " ")
                 return self.npz_array(zf, key, members[key])
 
     def read_npz_all(self) -> dict[str, Any]:
