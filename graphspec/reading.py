@@ -162,12 +162,14 @@ class Reader:
     def read_text(self) -> str:
         """The file as UTF-8 text, a leading byte order mark (Windows editors write one) dropped."""
         data = self.read_bytes()
+        skip = 3 if data.startswith(b"\xef\xbb\xbf") else 0
         try:
-            return data.decode("utf-8-sig")
+            return str(memoryview(data)[skip:], "utf-8")
         except UnicodeDecodeError as e:
-            line = data.count(b"\n", 0, e.start) + 1
-            raise self.fail(f"not UTF-8 text: byte 0x{data[e.start]:02x} on line {line} "
-                            f"(offset {e.start:,}); save the file as UTF-8") from None
+            at = e.start + skip
+            line = data.count(b"\n", 0, at) + 1
+            raise self.fail(f"not UTF-8 text: byte 0x{data[at]:02x} on line {line} "
+                            f"(offset {at:,}); save the file as UTF-8") from None
 
     # -- .npy and .npz -------------------------------------------------------------------------
 
