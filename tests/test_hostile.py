@@ -380,3 +380,13 @@ def test_hostile_file_names_and_keys_in_a_spec(specs_copy, name, key):
         if code is not None and code != 2:
             cases.failures.append(f"exit {code}, expected 2")
     cases.verdict()
+
+
+def test_a_folder_of_hostile_files(hostile_files):
+    """`validate DIR` and `check DIR` over a folder of FIFOs, device links, sparse terabytes,
+    deep and binary files (in the capped child: a FIFO opened would block it)."""
+    root, _ = hostile_files
+    for (code, err), cmd in zip(main_in_subprocess([["validate", str(root)], ["check", str(root), "--max-elements", "2"]]),
+                                ("validate", "check"), strict=True):
+        assert code in (0, 1, 2) and "Traceback" not in err, (cmd, code, err[-2000:])
+        assert code != 2 or any(line.startswith("error: ") for line in err.splitlines()), (cmd, err[-2000:])
