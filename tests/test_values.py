@@ -188,7 +188,8 @@ def test_input_at_npz_colon_key_names_the_array(tmp_path, capsys):
                          (f"x=@{tmp_path / 'one.npy'}:a",
                           "error: --input x: a key ('a') names an array in an .npz file; one.npy is no .npz")):
         assert main(["run", str(spec), "--input", arg]) == 2, arg
-        assert capsys.readouterr().err == message + "\n"
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.endswith(message.removeprefix("error: ") + "\n") and err.count("\n") == 1, err
 
 
 @pytest.mark.parametrize("value, message", [
