@@ -141,19 +141,30 @@ def _check(args: argparse.Namespace) -> int:
 # -- run ----------------------------------------------------------------------------------------
 
 def parse_input(text: str) -> tuple[str, Any]:
-    """NAME=VALUE with VALUE JSON or @file."""
+    """NAME=VALUE with VALUE JSON, @file, or @file.npz:key (one array of an .npz)."""
+    import os
+
     from .errors import UsageError
-    from .values import read_file
+    from .values import json_value, read_file
 
     name, sep, value = text.partition("=")
     if not sep or not name:
         raise UsageError(f"--input {text!r}: expected NAME=VALUE or NAME=@file")
+    where = f"--input {name}"
     if value.startswith("@"):
-        return name, read_file(Path(value[1:]), None, f"--input {name}")
+        path, key = value[1:], None
+        head, colon, tail = path.rpartition(":")
+        if colon and Path(head).suffix.lower() in (".npz", ".npy", ".csv", ".json") and not os.path.exists(path):
+            path, key = head, tail  # @two.npz:key (read_file says that a key goes with an .npz only)
+            if not key:
+                raise UsageError(f"{where}: @{path}: an empty key after ':' (say @{path}:KEY)")
+        return name, read_file(Path(path), key, where, key_syntax=lambda k: f"@{path}:{k}")
     try:
-        return name, json.loads(value)
-    except json.JSONDecodeError:
-        raise UsageError(f"--input {name}: {value!r} is neither JSON nor @file") from None
+        return name, json_value(value, "the value", where, error=UsageError)
+    except UsageError as e:
+        if "not valid JSON" not in e.message:
+            raise
+        raise UsageError(f"{where}: {value[:60]!r} is neither JSON nor @file") from None
 
 
 def _input_files(args: argparse.Namespace) -> list[tuple[str, str]]:
@@ -238,29 +249,10 @@ def expand_specs(paths: Sequence[str]) -> tuple[list[str], list[tuple[str, str]]
 
 
 def load_params(graph: Any, path: str) -> None:
-    import numpy as np
-
     from .errors import InputError, UsageError
-    from .values import READ_ERRORS, as_array
+    from .values import as_array, read_named_arrays
 
-    try:
-        with open(path, "rb") as f:
-            head = f.read(6)
-    except FileNotFoundError:
-        raise UsageError(f"--params {path}: no such file") from None
-    except OSError as e:
-        raise UsageError(f"--params {path}: cannot read: {e.strerror or e}") from None
-    # a CSV or any other file made np.load try pickle and say "allow_pickle=False"
-    if not head.startswith((b"PK", b"\x93NUMPY")):
-        raise UsageError(f"--params {path}: not an .npz file (train saves params as .npz)")
-    try:
-        z = np.load(path, allow_pickle=False)
-        if not isinstance(z, np.lib.npyio.NpzFile):  # an .npy: one array, no names to match params by
-            raise UsageError(f"--params {path}: expected an .npz of named arrays (as train saves), got one array")
-        with z:
-            arrays = {k: z[k] for k in z.files}
-    except READ_ERRORS as e:
-        raise UsageError(f"--params {path}: cannot read: {e}") from None
+    arrays = read_named_arrays(Path(path), f"--params {path}", error=UsageError)  # bounded: see reading.py
     for name, arr in arrays.items():
         if name not in graph.params:
             raise UsageError(f"--params {path}: '{name}' is not a param of this spec")

@@ -285,14 +285,11 @@ def _check_surrogates(doc: Any, source: str | None) -> None:
 
 
 def read_spec_file(path: str | Path) -> Any:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError("no such file", source=str(path)) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise SpecError(f"cannot read: {e}", source=str(path)) from None
-    return parse_json(text, source=str(path))
+    """A spec file's JSON: a regular file within the size limit, UTF-8 (a leading byte order
+    mark dropped), see reading.py."""
+    from .reading import Reader
+
+    return parse_json(Reader(Path(path), source=str(path)).read_text(), source=str(path))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,31 +2,29 @@
 
 from __future__ import annotations
 
+import array
+import itertools
 import json
 import math
-import warnings
-import zipfile
+import os
+import re
+import sys
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import InputError, SpecError
+from .errors import GraphspecError, InputError, SpecError
 from .spec import InputDecl, NormalInit, ParamDecl, UniformInit
 
 DTYPES = {"float64": np.float64, "float32": np.float32, "int64": np.int64, "bool": np.bool_}
 
-# what numpy's readers raise on a file they cannot read: a .npz that is no zip file raises
-# BadZipFile, a truncated .npy EOFError, neither of them an OSError or a ValueError
-READ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile)
-
-
-def as_array(value: Any, dtype: str, loc: str, error: type[SpecError] = SpecError) -> np.ndarray:
-    """A nested list / number / array as an array of ``dtype``; ragged lists and lossy casts
-    (0.5 as int64, 2 as bool) are errors, not silent conversions."""
+def _asarray(value: Any, loc: str, error: type[SpecError]) -> np.ndarray:
+    """np.asarray, a ragged or too deep list as a located error."""
     try:
-        arr = np.asarray(value)
+        return np.asarray(value)
     except ValueError:
         depth, x = 0, value
         while isinstance(x, list) and x:
@@ -34,6 +32,12 @@ def as_array(value: Any, dtype: str, loc: str, error: type[SpecError] = SpecErro
         if depth > 64:  # numpy's limit, not a ragged list
             raise error(f"a list nested {depth} deep: arrays have at most 64 dims", loc=loc) from None
         raise error("ragged nested list: every row must have the same length", loc=loc) from None
+
+
+def as_array(value: Any, dtype: str, loc: str, error: type[SpecError] = SpecError) -> np.ndarray:
+    """A nested list / number / array as an array of ``dtype``; ragged lists and lossy casts
+    (0.5 as int64, 2 as bool) are errors, not silent conversions."""
+    arr = _asarray(value, loc, error)
     if arr.dtype == object:  # numpy keeps Python objects for a null, or an integer too big for 64 bits
         arr = _from_objects(arr, dtype, loc, error)
     if arr.dtype.kind not in "biuf":
@@ -68,46 +72,118 @@ def _from_objects(arr: np.ndarray, dtype: str, loc: str, error: type[SpecError])
         raise error(f"an integer of {len(str(big))} digits is out of range for {dtype}", loc=loc) from None
 
 
-def read_file(path: Path, key: str | None, loc: str) -> np.ndarray:
-    """Read .npy, .npz (with key), .csv (an optional header row) or .json (a nested list)."""
-    if not path.exists():
-        raise SpecError(f"file not found: {path.name} (looked in {path.parent})", loc=loc)
+def read_file(path: Path, key: str | None, loc: str, key_syntax: Callable[[str], str] | None = None) -> np.ndarray:
+    """Read .npy, .npz (with key), .csv (an optional header row) or .json (a nested list),
+    a regular file within the size limit (see reading.py); ``key_syntax`` spells how the user
+    names an .npz key in an error (the spec's "key" by default)."""
+    from .reading import Reader, shown
+
+    reader = Reader(path, name=path.name, loc=loc)
     suffix = path.suffix.lower()
-    try:
-        if suffix == ".npy":
-            return np.load(path, allow_pickle=False)
-        if suffix == ".npz":
-            with np.load(path, allow_pickle=False) as z:
-                if key is None:
-                    if len(z.files) != 1:
-                        raise SpecError(f"{path.name} holds {sorted(z.files)}: say which with \"key\"", loc=loc)
-                    key = z.files[0]
-                if key not in z.files:
-                    raise SpecError(f"{path.name} has no array '{key}' (it holds {sorted(z.files)})", loc=loc)
-                return z[key]
-        if suffix == ".csv":
-            return _read_csv(path)
-        if suffix == ".json":
-            return np.asarray(json.loads(path.read_text(encoding="utf-8")))
-    except SpecError:
-        raise
-    except READ_ERRORS as e:
-        raise SpecError(f"cannot read {path.name}: {e}", loc=loc) from None
-    raise SpecError(f"unsupported file type '{suffix}' (use .npy, .npz, .csv or .json)", loc=loc)
+    if key is not None and suffix != ".npz":
+        raise SpecError(f"a key ('{shown(key)}') names an array in an .npz file; {shown(path.name)} is no .npz", loc=loc)
+    if suffix == ".npy":
+        return reader.read_npy()
+    if suffix == ".npz":
+        return reader.read_npz(key, key_syntax or (lambda k: '"key"'))
+    if suffix == ".csv":
+        return read_csv(reader)
+    if suffix == ".json":
+        return _asarray(json_value(reader.read_text(), path.name, loc), loc, SpecError)
+    if not os.path.exists(path):
+        raise reader.missing()
+    raise SpecError(f"unsupported file type '{shown(suffix)}' (use .npy, .npz, .csv or .json)", loc=loc)
 
 
-def _read_csv(path: Path) -> np.ndarray:
-    lines = path.read_text(encoding="utf-8").splitlines()
-    first = lines[0].split(",") if lines else []
+def read_named_arrays(path: Path, loc: str, error: type[GraphspecError] = SpecError) -> dict[str, np.ndarray]:
+    """Every array of an .npz file by name (as `train` saves params), read within the limits."""
+    from .reading import Reader
+
+    return Reader(path, name=None, loc=loc, error=error).read_npz_all()
+
+
+def json_value(text: str, name: str, loc: str | None, error: type[GraphspecError] = SpecError) -> Any:
+    """json.loads, its failures as one located line: bad syntax, nesting deeper than Python's
+    json recurses, an integer literal longer than Python converts (4300 digits)."""
     try:
-        [float(c) for c in first]
-        skip = 0
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise error(f"{name} line {e.lineno} column {e.colno}: not valid JSON: {e.msg}", loc=loc) from None
+    except RecursionError:  # Python's json recurses per level: [[[[...]]]] 100,000 deep
+        raise error(f"{name}: JSON nested too deeply to read (Python's json reads about 1,000 levels; "
+                    "arrays have at most 64 dims)", loc=loc) from None
+    except ValueError as e:  # int('1' * 5000) is refused since Python 3.11
+        if "digits" not in str(e):
+            raise
+        raise error(f"{name}: an integer literal of more than {sys.get_int_max_str_digits()} digits "
+                    "(no dtype holds it)", loc=loc) from None
+
+
+# A header cell: a name (a letter or _ first; letters, digits, _ . - and spaces), maybe in quotes.
+HEADER_CELL = re.compile(r"[^\W\d](?:[\w.\- ]*[\w.\-])?")
+
+
+def _is_name(cell: str) -> bool:
+    cell = cell.strip()
+    if len(cell) >= 2 and cell[0] == cell[-1] == '"':
+        cell = cell[1:-1].strip()
+    return HEADER_CELL.fullmatch(cell) is not None
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
     except ValueError:
-        skip = 1  # a header row
-    with warnings.catch_warnings():  # an empty file is zero rows, not a warning on stderr
-        warnings.simplefilter("ignore", UserWarning)
-        arr = np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2)
-    return arr[:, 0] if arr.shape[1] == 1 else arr
+        return False
+    return True
+
+
+def read_csv(reader: Any) -> np.ndarray:
+    """Comma-separated numbers, one row per line; blank lines and lines starting with # are
+    skipped. The first row is a header when every cell is a name, data when every cell is a
+    number, and an error otherwise (`1;2` is neither: the delimiter is ','). Every row has as
+    many cells as the first. One column reads as a 1-D array."""
+    name = reader.name
+    lines = reader.read_text().split("\n")
+
+    def error(lineno: int | str, problem: str) -> GraphspecError:
+        return reader.error(f"{name} line {lineno}: {problem}", loc=reader.loc, source=reader.source)
+
+    rows = ((i, line.strip()) for i, line in enumerate(lines, 1))
+    rows = ((i, line) for i, line in rows if line and not line.startswith("#"))
+    first = next(rows, None)
+    if first is None:
+        raise reader.fail("no rows of numbers (the file is empty)")
+    i0, line0 = first
+    cells0 = line0.split(",")
+    header = None
+    if not all(_is_number(c) for c in cells0):
+        if not all(_is_name(c) for c in cells0):
+            shown = line0 if len(line0) <= 40 else line0[:40] + "..."
+            raise error(i0, f"{shown!r} is neither a row of numbers nor a header of names (cells are separated "
+                        "by ','; a header's names start with a letter or _)")
+        header, first = (i0, len(cells0)), next(rows, None)
+        if first is None:
+            raise reader.fail(f"no rows of numbers (only a header, line {i0})")
+    width_at, width = first[0], len(first[1].split(","))
+    if header is not None and header[1] != width:
+        raise error(width_at, f"{width} value{'s' * (width != 1)}, the header (line {header[0]}) has "
+                    f"{header[1]} name{'s' * (header[1] != 1)}")
+    flat = array.array("d")
+    for i, line in itertools.chain([first], rows):
+        cells = line.split(",")
+        if len(cells) != width:
+            raise error(i, f"{len(cells)} value{'s' * (len(cells) != 1)}, line {width_at} had {width}")
+        try:
+            flat.extend(map(float, cells))
+        except ValueError:
+            j, cell = next((j, c) for j, c in enumerate(cells, 1) if not _is_number(c))
+            what = "an empty cell" if not cell.strip() else f"{cell.strip()[:40]!r} is not a number"
+            if any(sep in cell.strip() for sep in ";\t "):
+                what += " (cells are separated by ',')"
+            raise error(f"{i}, column {j}", what) from None
+    arr = np.frombuffer(flat, dtype=np.float64).reshape(-1, width)
+    return arr[:, 0] if width == 1 else arr
 
 
 def declared_value(name: str, decl: InputDecl, kind: str, base: Path, seed: int = 0) -> np.ndarray | None:

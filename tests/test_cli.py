@@ -113,13 +113,16 @@ def test_output_to_a_missing_folder_is_a_usage_error(tmp_path, capsys, argv):
     assert err == f"error: -o {out}: cannot write there: no folder {out.parent}\n"
 
 
-def test_an_empty_csv_is_zero_rows_without_a_warning(tmp_path, capsys):
+def test_an_empty_csv_is_a_located_error_without_a_warning(tmp_path, capsys):
+    """An empty data file is a mistake (a file saved before its data), said in one line, not
+    numpy's "input contained no data" warning nor zero rows."""
     (tmp_path / "x.csv").write_text("")
     doc = {"graphspec": "1", "inputs": {"x": {"shape": ["N"]}}, "nodes": {"s": {"op": "sum", "args": ["x"]}}}
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert main(["run", write(tmp_path, doc), "--input", f"x=@{tmp_path / 'x.csv'}", "--format", "json"]) == 0
-    assert json.loads(capsys.readouterr().out)["outputs"]["s"]["value"] == 0.0
+        assert main(["run", write(tmp_path, doc), "--input", f"x=@{tmp_path / 'x.csv'}", "--format", "json"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.endswith("--input x: x.csv: no rows of numbers (the file is empty)\n"), err
 
 
 def test_nonfinite_values_are_reported_with_the_first_node(tmp_path, capsys):

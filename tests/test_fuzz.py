@@ -208,7 +208,9 @@ INPUT_ARGS = st.lists(st.one_of(
     st.builds(lambda n, v: f"{n}={json.dumps(v)}", st.sampled_from(["x", "X", "y", "a0", "a1", "lam", "w", "zz"]),
               st.one_of(NUMBERS, st.lists(NUMBERS, max_size=3), st.lists(st.lists(st.integers(-2, 3), max_size=3), max_size=3),
                         JUNK)),
-    st.sampled_from(["x", "=1", "x=", "x=@nope.npy", "x=@data/x_data.csv", "X=@data/X.csv", "x=[1,", "y=@data"])),
+    st.sampled_from(["x", "=1", "x=", "x=@nope.npy", "x=@data/x_data.csv", "X=@data/X.csv", "x=[1,", "y=@data",
+                     "X=@data/X.csv:k", "x=@nope.npz:k", "x=@data/x_data.csv:", "x=" + "[" * 5000, "x=" + "9" * 5000,
+                     "x=" + "[" * 80 + "]" * 80, "x=@/dev/zero", "y=@/dev/null"])),
     max_size=2)
 
 

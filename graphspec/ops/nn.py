@@ -146,7 +146,10 @@ def _class_loss_shape(name: str):
                                            for a, b in zip(ys, want, strict=False)):
                 kind = "float targets must have the logits' shape" if is_float(ydt) else \
                     "integer labels must have the logits' shape without the class axis"
-                raise RuleError(f"{name}: {kind} {fmt_shape(want)}, got labels {fmt_shape(ys)}")
+                # float labels shaped as class indices would be: the input lacks "dtype": "int64"
+                hint = " (class labels? declare the input with \"dtype\": \"int64\")" \
+                    if is_float(ydt) and len(ys) == len(per) else ""
+                raise RuleError(f"{name}: {kind} {fmt_shape(want)}, got labels {fmt_shape(ys)}{hint}")
         return Aval(per if reduction == "none" else (), dtype)
     return rule
 
