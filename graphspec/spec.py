@@ -177,7 +177,7 @@ class Train(_Strict):
 
 
 class Spec(_Strict):
-    """A whole spec file. See FORMAT.md (and docs/format.md for what graphspec adds)."""
+    """A whole spec file, format version 1. Every key, op and default: docs/format.md in the graphspec repo."""
 
     schema_: str | None = Field(default=None, alias="$schema")
     graphspec: Literal["1"]

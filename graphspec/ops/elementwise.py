@@ -212,7 +212,7 @@ defop("softplus", _softplus, elementwise=True, batch="elementwise", shape=_float
 
 defop("leaky_relu", _leaky_relu, elementwise=True, batch="elementwise", shape=_float_unary_shape, arg_names=("x",),
       vjp=(lambda g, ans, x, *, alpha: np.where(x > 0, g, g * alpha),),
-      attrs={"alpha": Attr("float", 0.01)}, branch=lambda ans, x, *, alpha: np.asarray(x) > 0,
+      attrs={"alpha": Attr("float", 0.01, doc="the slope for x <= 0")}, branch=lambda ans, x, *, alpha: np.asarray(x) > 0,
       doc="x if x > 0 else alpha * x", samples=_away_from_zero(_sample_unary()))
 
 

@@ -91,5 +91,6 @@ def _transpose_samples():
 
 defop("transpose", lambda x, *, axes: np.transpose(x, axes), batch="transpose", shape=_transpose_shape, arg_names=("x",),
       vjp=(_transpose_vjp,), jvp=(lambda t, ans, x, *, axes: np.transpose(t, axes),),
-      attrs={"axes": Attr("axes", None)}, doc="permute axes (default: reverse them)",
+      attrs={"axes": Attr("axes", None, doc="the permutation of the axes; null: reversed")},
+      doc="permute axes (default: reverse them)",
       samples=_transpose_samples)

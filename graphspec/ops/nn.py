@@ -15,7 +15,10 @@ import numpy as np
 from .reductions import class_first, exp_shifted, shifted
 from .registry import WEAK, Attr, Aval, RuleError, broadcast_shapes, check_axis, defop, float_dtype, fmt_shape, is_float, no_bool
 
-REDUCTION = Attr("enum", "mean", choices=("mean", "sum", "none"))
+REDUCTION = Attr("enum", "mean", choices=("mean", "sum", "none"),
+                 doc="mean or sum of the losses, or none to keep each one")
+SOFTMAX_AXIS = Attr("axis", -1, doc="the axis the probabilities sum to 1 along")
+CLASS_AXIS = Attr("axis", -1, doc="the class axis of the scores")
 
 
 def log_softmax(x, *, axis=-1):
@@ -57,11 +60,11 @@ def _samples_axis():
             ([r.normal(size=(2, 3, 4)) * 10], {"axis": 1}), ([r.normal(size=(5,))], {})]
 
 
-defop("softmax", softmax, batch="class_axis", shape=_softmax_shape, arg_names=("x",), attrs={"axis": Attr("axis", -1)},
+defop("softmax", softmax, batch="class_axis", shape=_softmax_shape, arg_names=("x",), attrs={"axis": SOFTMAX_AXIS},
       vjp=(_softmax_vjp,), elementwise=True,
       doc="exp(x) / sum(exp(x)) along axis, max-shifted", samples=_samples_axis)
 
-defop("log_softmax", log_softmax, batch="class_axis", shape=_softmax_shape, arg_names=("x",), attrs={"axis": Attr("axis", -1)},
+defop("log_softmax", log_softmax, batch="class_axis", shape=_softmax_shape, arg_names=("x",), attrs={"axis": SOFTMAX_AXIS},
       vjp=(lambda g, ans, x, *, axis: g - np.exp(ans) * np.sum(g, axis=axis, keepdims=True),),
       jvp=(lambda t, ans, x, *, axis: t - np.sum(np.exp(ans) * t, axis=axis, keepdims=True),),
       doc="x - logsumexp(x) along axis", samples=_samples_axis)
@@ -225,7 +228,7 @@ def _xent_samples():
 
 defop("softmax_cross_entropy", _xent, batch="class_loss", shape=_class_loss_shape("softmax_cross_entropy"),
       arg_names=("logits", "labels"),
-      attrs={"axis": Attr("axis", -1), "reduction": REDUCTION},
+      attrs={"axis": CLASS_AXIS, "reduction": REDUCTION},
       vjp=(_xent_vjp_logits, _xent_vjp_labels),
       jvp=(lambda t, ans, logits, labels, *, axis, reduction:
            _reduce(np.sum(t * _xent_dlogits(logits, labels, axis), axis=axis), reduction),
@@ -280,7 +283,8 @@ def _hinge_samples():
 
 
 defop("hinge", _hinge, batch="class_loss", shape=_class_loss_shape("hinge"), arg_names=("scores", "labels"),
-      attrs={"axis": Attr("axis", -1), "reduction": REDUCTION, "margin": Attr("float", 1.0)},
+      attrs={"axis": CLASS_AXIS, "reduction": REDUCTION,
+             "margin": Attr("float", 1.0, doc="the margin by which s_y must beat every other score")},
       vjp=(_hinge_vjp, _hinge_vjp_labels),
       jvp=(lambda t, ans, scores, labels, *, axis, margin, reduction:
            _reduce(np.sum(t * _hinge_dscores(scores, labels, axis, margin), axis=axis), reduction),

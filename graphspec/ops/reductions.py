@@ -10,7 +10,8 @@ import numpy as np
 
 from .registry import Attr, Aval, RuleError, check_axis, defop, expand_reduced, float_dtype, no_bool, norm_axes
 
-REDUCE_ATTRS = {"axis": Attr("reduce_axis", None), "keepdims": Attr("bool", False)}
+REDUCE_ATTRS = {"axis": Attr("reduce_axis", None, doc="the axes to reduce; null: every axis"),
+                "keepdims": Attr("bool", False, doc="keep each reduced axis with size 1")}
 
 
 def _reduce_shape(avals: list[Aval], *, axis, keepdims, floating: bool = False) -> Aval:

@@ -49,6 +49,7 @@ class Attr:
     kind: str  # float | int | bool | axis | axes | reduce_axis | shape | enum
     default: Any = None
     choices: tuple[str, ...] = ()
+    doc: str = ""  # what it means, for docs/format.md's op reference (tools/gen_op_docs.py)
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,8 @@ def _reshape_samples():
 defop("reshape", lambda x, *, shape: np.reshape(x, shape), batch="reshape", shape=_reshape_shape, arg_names=("x",),
       vjp=(lambda g, ans, x, *, shape: np.reshape(g, np.shape(x)),),
       jvp=(lambda t, ans, x, *, shape: np.reshape(t, shape),),
-      attrs={"shape": Attr("shape", None)}, doc="numpy reshape; one dim may be -1",
+      attrs={"shape": Attr("shape", None, doc="the new shape (required); one dim may be -1")},
+      doc="numpy reshape; one dim may be -1",
       samples=_reshape_samples)
 
 
@@ -90,7 +91,7 @@ def _concat_samples():
 
 
 defop("concat", lambda *xs, axis: np.concatenate(xs, axis=axis), batch="concat", shape=_concat_shape, nargs=None,
-      vjp_at=_concat_vjp_at, jvp_at=_concat_jvp_at, attrs={"axis": Attr("axis", 0)},
+      vjp_at=_concat_vjp_at, jvp_at=_concat_jvp_at, attrs={"axis": Attr("axis", 0, doc="the axis to join along")},
       doc="join any number of args along axis", samples=_concat_samples)
 
 

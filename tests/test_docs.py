@@ -1,0 +1,148 @@
+"""The docs a clone reads: README.md and docs/*.md.
+
+Every example spec in docs/format.md loads (and its expectations hold), the op reference is the
+op table's, every relative link resolves inside the repo, and docs/architecture.md names exactly
+the modules that exist.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import gen_op_docs
+import pytest
+
+import graphspec
+from graphspec import expect
+from graphspec.errors import SpecError
+from graphspec.spec import parse_json
+
+ROOT = Path(__file__).resolve().parent.parent
+FORMAT = ROOT / "docs" / "format.md"
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+FENCE = re.compile(r"^```.*?^```[ \t]*$", re.S | re.M)
+# a ```json block, and the marker comment on the line before it, if any
+JSON_BLOCK = re.compile(r"(?:^<!-- (spec[^>]*?) -->\n)?^```json\n(.*?)^```[ \t]*$", re.S | re.M)
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def _json_blocks() -> list[tuple[str | None, str]]:
+    return JSON_BLOCK.findall(FORMAT.read_text(encoding="utf-8"))
+
+
+def test_op_reference_is_the_op_table():
+    text = FORMAT.read_text(encoding="utf-8")
+    assert gen_op_docs.current(text) is not None, "docs/format.md lost its op reference markers"
+    assert gen_op_docs.current(text) == gen_op_docs.section(), (
+        "docs/format.md's op reference is out of date: run .venv/bin/python tools/gen_op_docs.py")
+
+
+def test_op_reference_names_every_op_and_attr():
+    from graphspec.ops import OPS
+
+    section = gen_op_docs.current(FORMAT.read_text(encoding="utf-8"))
+    for name, op in OPS.items():
+        assert f"| `{name}` |" in section
+        for key, attr in op.attrs.items():
+            assert f"| `{name}` | `{key}` |" in section
+            assert attr.doc, f"op {name!r}: attr {key!r} has no doc (Attr(..., doc=...)) for docs/format.md"
+
+
+def test_every_json_block_is_json():
+    blocks = _json_blocks()
+    assert len(blocks) >= 8
+    for _, text in blocks:
+        parse_json(text)  # duplicate keys are errors here too
+
+
+SPECS = [text for marker, text in _json_blocks() if marker == "spec"]
+ERRORS = [(marker.partition(":")[2].strip(), text) for marker, text in _json_blocks() if marker.startswith("spec error:")]
+
+
+def test_the_examples_are_marked():
+    assert len(SPECS) >= 7 and len(ERRORS) >= 1
+
+
+@pytest.mark.parametrize("text", SPECS, ids=lambda t: t[:40])
+def test_example_spec_loads_and_its_expectations_hold(text):
+    doc = parse_json(text)
+    g = graphspec.load(doc, base=ROOT / "specs" / "lecture")  # the train example reads the lecture's data
+    if "train" in doc:
+        from graphspec import train
+
+        log = train.train(g, epochs=2)
+        assert len(log) == 2 and log[1].loss < log[0].loss
+    if "expect" in doc:
+        checks = expect.compare(g.evaluate(), g.spec.expect)
+        assert checks and all(c.ok for c in checks), [c for c in checks if not c.ok]
+
+
+@pytest.mark.parametrize(("message", "text"), ERRORS, ids=lambda x: x[:40])
+def test_example_error_is_the_error_it_shows(message, text):
+    with pytest.raises(SpecError) as e:
+        graphspec.load(parse_json(text))
+    assert message in str(e.value)
+    assert message in FORMAT.read_text(encoding="utf-8").replace(f"<!-- spec error: {message} -->", "")
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def _links(path: Path) -> list[str]:
+    text = FENCE.sub("", path.read_text(encoding="utf-8"))
+    text = re.sub(r"`[^`\n]*`", "", text)  # links inside code are code
+    return LINK.findall(text)
+
+
+def _anchors(path: Path) -> set[str]:
+    text = FENCE.sub("", path.read_text(encoding="utf-8"))
+    return {_slug(h) for h in re.findall(r"^#+ (.*)$", text, re.M)}
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_relative_links_resolve_inside_the_repo(doc):
+    for target in _links(doc):
+        if re.match(r"[a-z]+:", target):  # https:, mailto:
+            continue
+        path, _, anchor = target.partition("#")
+        file = (doc.parent / path).resolve() if path else doc
+        assert file.is_relative_to(ROOT), f"{doc.name}: link {target!r} leaves the repo"
+        assert file.exists(), f"{doc.name}: link {target!r}: no such file"
+        if anchor and file.suffix == ".md":
+            assert anchor in _anchors(file), f"{doc.name}: link {target!r}: no heading with that anchor"
+
+
+def test_docs_have_links_to_check():
+    assert len(_links(ROOT / "README.md")) >= 5 and len(_links(FORMAT)) >= 5
+
+
+def _tracked() -> list[Path]:
+    try:
+        out = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("not a git checkout")
+    return [ROOT / p for p in out.decode().split("\0") if p]
+
+
+def test_no_tracked_file_points_outside_the_repo():
+    outside = "../" + "shared"  # spelt in two parts, so this file does not hold it
+    files = _tracked()
+    assert ROOT / "README.md" in files
+    bad = [str(p.relative_to(ROOT)) for p in files if p.is_file() and outside.encode() in p.read_bytes()]
+    assert not bad, f"these files mention {outside}, which no clone has: {bad}"
+
+
+def test_architecture_names_exactly_the_modules():
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"(?<![\w/.])([\w/]+\.py)\b", text))
+    pkg = ROOT / "graphspec"
+    missing = sorted(p for p in named if not (pkg / p).is_file() and not (ROOT / p).is_file())
+    assert not missing, f"docs/architecture.md names modules that do not exist: {missing}"
+    modules = {p.relative_to(pkg).as_posix() for p in pkg.rglob("*.py")}
+    unnamed = sorted(modules - named)
+    assert not unnamed, f"docs/architecture.md does not name these modules of graphspec/: {unnamed}"
