@@ -1,4 +1,4 @@
-"""The spec format v1 as pydantic models (an exact mirror of FORMAT.md), and JSON loading.
+"""The spec format v1 as pydantic models (an exact mirror of the format; docs/format.md), and JSON loading.
 
 `load_spec` turns a path or a dict into a validated `Spec` or raises a located `SpecError`:
 bad JSON (line and column), duplicate keys (where), unknown keys (with a suggestion), bad

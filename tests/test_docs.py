@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 import gen_op_docs
+import numpy as np
 import pytest
 
 import graphspec
@@ -58,15 +59,22 @@ def test_every_json_block_is_json():
         parse_json(text)  # duplicate keys are errors here too
 
 
-SPECS = [text for marker, text in _json_blocks() if marker == "spec"]
-ERRORS = [(marker.partition(":")[2].strip(), text) for marker, text in _json_blocks() if marker.startswith("spec error:")]
+def _id(text: str) -> str:
+    """A test id: the example's name, else its first node."""
+    doc = parse_json(text)
+    return doc.get("name") or next(iter(doc.get("nodes", {})), "spec")
+
+
+SPECS = [pytest.param(text, id=_id(text)) for marker, text in _json_blocks() if marker == "spec"]
+ERRORS = [pytest.param(marker.partition(":")[2].strip(), text, id=_id(text))
+          for marker, text in _json_blocks() if marker.startswith("spec error:")]
 
 
 def test_the_examples_are_marked():
     assert len(SPECS) >= 7 and len(ERRORS) >= 1
 
 
-@pytest.mark.parametrize("text", SPECS, ids=lambda t: t[:40])
+@pytest.mark.parametrize("text", SPECS)
 def test_example_spec_loads_and_its_expectations_hold(text):
     doc = parse_json(text)
     g = graphspec.load(doc, base=ROOT / "specs" / "lecture")  # the train example reads the lecture's data
@@ -80,7 +88,7 @@ def test_example_spec_loads_and_its_expectations_hold(text):
         assert checks and all(c.ok for c in checks), [c for c in checks if not c.ok]
 
 
-@pytest.mark.parametrize(("message", "text"), ERRORS, ids=lambda x: x[:40])
+@pytest.mark.parametrize(("message", "text"), ERRORS)
 def test_example_error_is_the_error_it_shows(message, text):
     with pytest.raises(SpecError) as e:
         graphspec.load(parse_json(text))
@@ -146,3 +154,41 @@ def test_architecture_names_exactly_the_modules():
     modules = {p.relative_to(pkg).as_posix() for p in pkg.rglob("*.py")}
     unnamed = sorted(modules - named)
     assert not unnamed, f"docs/architecture.md does not name these modules of graphspec/: {unnamed}"
+
+
+CSV_RULE = "docs/format.md's CSV paragraph (between the csv-header markers) says so; if values.py changed the rule, update both"
+
+
+@pytest.mark.parametrize(("text", "rows"), [
+    ("x,y\n1,2\n3,4\n", [[1, 2], [3, 4]]),          # a header
+    (" 1 , 2 \n3,4\n", [[1, 2], [3, 4]]),           # spaces around numbers
+    ("nan,inf\n1,2\n", [[np.nan, np.inf], [1, 2]]),  # nan and inf are numbers
+    ("1;2\n3,4\n", [[3, 4]]),                       # not comma-separated: taken for a header
+    ("\ufeff1,2\n3,4\n", [[3, 4]]),                 # a byte-order mark: taken for a header
+    ("# note\n1,2\n", [[1, 2]]),                    # a comment
+    ("1\n2\n3\n", [1, 2, 3]),                       # one column: 1-D
+])
+def test_csv_files_read_as_format_md_says(tmp_path, text, rows):
+    from graphspec.values import read_file
+
+    path = tmp_path / "data.csv"
+    path.write_text(text, encoding="utf-8")
+    np.testing.assert_array_equal(read_file(path, None, "x"), np.array(rows, dtype=float), err_msg=CSV_RULE)
+
+
+def test_csv_paragraph_is_marked():
+    text = FORMAT.read_text(encoding="utf-8")
+    start, end = text.find("<!-- csv-header:"), text.find("<!-- /csv-header -->")
+    assert 0 < start < end
+    assert "`1;2`" in text[start:end] and "byte-order mark" in text[start:end] and "`#`" in text[start:end]
+
+
+def test_draw_colours_are_the_ones_documented():
+    from graphspec.draw import COLOURS
+
+    text = FORMAT.read_text(encoding="utf-8")
+    table = text[text.index("Records are coloured"):]
+    assert len(COLOURS) == 4
+    for colour in COLOURS.values():
+        assert f"`{colour}`" in table
+    assert "`.pdf`" in text[text.index("**draw.**"):]
