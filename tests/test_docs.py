@@ -50,6 +50,8 @@ def test_op_reference_names_every_op_and_attr():
         for key, attr in op.attrs.items():
             assert f"| `{name}` | `{key}` |" in section
             assert attr.doc, f"op {name!r}: attr {key!r} has no doc (Attr(..., doc=...)) for docs/format.md"
+            assert attr.kind in gen_op_docs.KINDS or attr.kind == "enum", (
+                f"op {name!r}: attr kind {attr.kind!r} has no description in KINDS of tools/gen_op_docs.py")
 
 
 def test_every_json_block_is_json():
