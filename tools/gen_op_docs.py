@@ -29,6 +29,10 @@ KINDS = {
     "reduce_axis": "integer axis, list of axes, or null",
     "shape": "list of integer sizes",
     "enum": "string",
+    "opt_float": "number, or null",
+    "pair": "integer, or [h, w]",
+    "opt_pair": "integer, [h, w], or null",
+    "slices": "list of [start, stop] or [start, stop, step] (integers or null)",
 }
 
 

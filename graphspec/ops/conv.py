@@ -153,11 +153,14 @@ def _conv_samples():
             ([n(size=(1, 3, 5, 5)), n(size=(3, 1, 3, 3))], {"groups": 3, "stride": [1, 2]})]
 
 
-PAIR1, PAIR0 = Attr("pair", (1, 1)), Attr("pair", (0, 0))
+STRIDE = Attr("pair", (1, 1), doc="the step between windows, an int or [h, w]")
+PADDING = Attr("pair", (0, 0), doc="zeros added on each side, an int or [h, w]")
+DILATION = Attr("pair", (1, 1), doc="the spacing of the kernel's taps, an int or [h, w]")
+GROUPS = Attr("int", 1, doc="channel groups: each output channel sees C_in/groups input channels")
 
 defop("conv2d", _conv, shape=_conv_shape, nargs=None, arg_names=("x", "w", "b"),
       vjp_at=_conv_vjp_at, jvp_at=_conv_jvp_at,
-      attrs={"stride": PAIR1, "padding": PAIR0, "dilation": PAIR1, "groups": Attr("int", 1)},
+      attrs={"stride": STRIDE, "padding": PADDING, "dilation": DILATION, "groups": GROUPS},
       doc="2-D cross-correlation (torch.nn.functional.conv2d): args x (N, C_in, H, W), w (C_out, C_in/groups, kH, kW) "
           "and an optional bias b (C_out,); attrs stride, padding (zeros), dilation (each an int or [h, w]) and "
           "groups; out (N, C_out, (H + 2 pad - dil (kH - 1) - 1) // stride + 1, ...)",
@@ -257,7 +260,9 @@ def _pool_samples():
 
 
 defop("max_pool2d", _max_pool, shape=_pool_shape, arg_names=("x",), attrs={
-          "kernel": Attr("pair", None), "stride": Attr("opt_pair", None), "padding": PAIR0},
+          "kernel": Attr("pair", None, doc="the window, an int or [h, w] (required)"),
+          "stride": Attr("opt_pair", None, doc="the step between windows; null: the kernel"),
+          "padding": Attr("pair", (0, 0), doc="-inf added on each side, at most half the kernel")},
       vjp=(_pool_vjp,), jvp=(_pool_jvp,), branch=_pool_branch,
       doc="max over kH x kW windows of x (N, C, H, W) (torch.nn.functional.max_pool2d): attrs kernel (required), "
           "stride (default: the kernel), padding (-inf, at most half the kernel), each an int or [h, w]; ties in a "

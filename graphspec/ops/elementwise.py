@@ -268,7 +268,8 @@ def _sample_clip():
 
 defop("clip", _clip, elementwise=True, batch="elementwise", shape=_clip_shape, arg_names=("x",), reads=("x",),
       vjp=(lambda g, ans, x, *, min, max: g * _inside(x, min, max),),
-      attrs={"min": Attr("opt_float", None), "max": Attr("opt_float", None)}, branch=_clip_branch,
+      attrs={"min": Attr("opt_float", None, doc="the lower bound; null: none"),
+             "max": Attr("opt_float", None, doc="the upper bound; null: none")}, branch=_clip_branch,
       doc="min(max(x, min), max); attrs min, max (a number or null: no bound). Gradient 1 where "
           "min <= x <= max, bounds included (torch.clamp's convention), 0 outside: kinks at the bounds",
       samples=_sample_clip)

@@ -378,7 +378,8 @@ def _one_hot_samples():
 
 
 defop("one_hot", _one_hot, shape=_one_hot_shape, arg_names=("labels",), vjp=(None,), jvp=(None,),
-      attrs={"num_classes": Attr("int", None), "dtype": Attr("enum", "float64", choices=("float64", "float32"))},
+      attrs={"num_classes": Attr("int", None, doc="the number of classes (required)"),
+             "dtype": Attr("enum", "float64", choices=("float64", "float32"), doc="the result's float type")},
       doc="int64 labels -> a float one-hot, the classes on a new last axis; attrs num_classes (required) and "
           "dtype (float64 or float32); labels out of 0..num_classes-1 are an error when it runs; no gradient",
       samples=_one_hot_samples)

@@ -202,7 +202,7 @@ defop("min", _min, batch="reduce", shape=_reduce_shape, arg_names=("x",), attrs=
       vjp=(_max_vjp,), jvp=(_max_jvp,), branch=_max_branch,
       doc="min over axis; ties split the gradient evenly (a kink)", samples=_min_samples)
 
-VAR_ATTRS = {**REDUCE_ATTRS, "ddof": Attr("int", 0)}
+VAR_ATTRS = {**REDUCE_ATTRS, "ddof": Attr("int", 0, doc="delta degrees of freedom: divide by n - ddof")}
 
 
 def _var_shape(avals, *, ddof, **attrs):

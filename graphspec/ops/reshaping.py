@@ -139,7 +139,7 @@ def _stack_samples():
 
 
 defop("stack", lambda *xs, axis: np.stack(xs, axis=axis), shape=_stack_shape, nargs=None,
-      vjp_at=_stack_vjp_at, jvp_at=_stack_jvp_at, attrs={"axis": Attr("axis", 0)},
+      vjp_at=_stack_vjp_at, jvp_at=_stack_jvp_at, attrs={"axis": Attr("axis", 0, doc="the new axis, counted in the result")},
       doc="join any number of args of one shape along a new axis (axis counts in the result)",
       samples=_stack_samples)
 
@@ -155,7 +155,8 @@ def _expand_dims_shape(avals: list[Aval], *, axis) -> Aval:
 defop("expand_dims", lambda x, *, axis: np.expand_dims(x, axis), shape=_expand_dims_shape, arg_names=("x",), reads=(),
       vjp=(lambda g, ans, x, *, axis: np.reshape(g, np.shape(x)),),
       jvp=(lambda t, ans, x, *, axis: np.expand_dims(t, axis),),
-      attrs={"axis": Attr("axis", None)}, doc="insert an axis of size 1 at axis (counted in the result; required)",
+      attrs={"axis": Attr("axis", None, doc="where the new axis goes, counted in the result (required)")},
+      doc="insert an axis of size 1 at axis (counted in the result; required)",
       samples=lambda: [([np.random.default_rng(18).normal(size=(2, 3))], {"axis": a}) for a in (0, 1, -1)])
 
 
@@ -187,7 +188,7 @@ def _squeeze(x, *, axis):
 defop("squeeze", _squeeze, shape=_squeeze_shape, arg_names=("x",), reads=(),
       vjp=(lambda g, ans, x, *, axis: np.reshape(g, np.shape(x)),),
       jvp=(lambda t, ans, x, *, axis: _squeeze(t, axis=axis),),
-      attrs={"axis": Attr("reduce_axis", None)},
+      attrs={"axis": Attr("reduce_axis", None, doc="the axes of size 1 to drop; null: every one")},
       doc="drop axes of size 1: axis (an int or a list; an error if its size is not 1) or, by default, every one",
       samples=lambda: [([np.random.default_rng(19).normal(size=(2, 1, 3, 1))], {"axis": a}) for a in (None, 1, -1, [1, 3])])
 
@@ -236,7 +237,7 @@ def _slice_samples():
 
 defop("slice", lambda x, *, slices: x[_index(slices)], shape=_slice_shape, arg_names=("x",), reads=(),
       vjp=(_slice_vjp,), jvp=(lambda t, ans, x, *, slices: t[_index(slices)],),
-      attrs={"slices": Attr("slices", None)},
+      attrs={"slices": Attr("slices", None, doc="one [start, stop] or [start, stop, step] per leading axis (required)")},
       doc="x[start:stop:step, ...] as in Python: slices holds one [start, stop] or [start, stop, step] per "
           "leading axis (null for a default, negative counts from the end; later axes are taken whole); "
           "the gradient is g in the sliced places, 0 elsewhere",
@@ -291,7 +292,7 @@ def _take_samples():
 defop("take", _take, shape=_take_shape, arg_names=("x", "indices"), reads=("indices",),
       vjp=(_take_vjp, None),
       jvp=(lambda t, ans, x, indices, *, axis: np.take(t, indices, axis=axis), None),
-      attrs={"axis": Attr("axis", 0)},
+      attrs={"axis": Attr("axis", 0, doc="the axis the indices pick along")},
       doc="x's entries at int64 indices along axis (numpy's take; an embedding lookup for axis 0): the result's "
           "shape is x's with that axis replaced by the indices' shape; negative indices count from the end, "
           "others out of range are an error when it runs; the VJP scatter-adds g (repeated indices add up)",
