@@ -57,7 +57,9 @@ def section() -> str:
     lines = [BEGIN, "", f"{len(OPS)} ops. Args are positional, in the order shown.", "",
              "| op | args | computes | attrs (default) | kink |", "|---|---|---|---|---|"]
     for op in OPS.values():
-        args = ", ".join(op.arg_names) if op.nargs is not None else "x, ... (one or more)"
+        args = ", ".join(op.arg_names)
+        if op.nargs is None:  # a variable count: named positions (conv2d's optional bias) or any number (concat)
+            args = f"{args} (variable count; see computes)" if args else "x, ... (one or more)"
         attrs = ", ".join(f"`{k}` ({json.dumps(a.default)})" for k, a in op.attrs.items()) or "—"
         lines.append(f"| `{op.name}` | {_cell(args)} | {_cell(op.doc)} | {attrs} | {'yes' if op.branch else ''} |")
     lines += ["", "Attrs:", "", "| op | attr | type | default | meaning |", "|---|---|---|---|---|"]
