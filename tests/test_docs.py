@@ -158,17 +158,17 @@ def test_architecture_names_exactly_the_modules():
     assert not unnamed, f"docs/architecture.md does not name these modules of graphspec/: {unnamed}"
 
 
-CSV_RULE = "docs/format.md's CSV paragraph (between the csv-header markers) says so; if values.py changed the rule, update both"
+CSV_RULE = "docs/format.md's CSV item (between the csv-header markers) says so; if values.py changed the rule, update both"
 
 
 @pytest.mark.parametrize(("text", "rows"), [
-    ("x,y\n1,2\n3,4\n", [[1, 2], [3, 4]]),          # a header
-    (" 1 , 2 \n3,4\n", [[1, 2], [3, 4]]),           # spaces around numbers
-    ("nan,inf\n1,2\n", [[np.nan, np.inf], [1, 2]]),  # nan and inf are numbers
-    ("1;2\n3,4\n", [[3, 4]]),                       # not comma-separated: taken for a header
-    ("\ufeff1,2\n3,4\n", [[3, 4]]),                 # a byte-order mark: taken for a header
-    ("# note\n1,2\n", [[1, 2]]),                    # a comment
-    ("1\n2\n3\n", [1, 2, 3]),                       # one column: 1-D
+    ("x,y\n1,2\n3,4\n", [[1, 2], [3, 4]]),            # a header of names
+    ('"x 1","y.2"\n1,2\n', [[1, 2]]),                  # names in quotes, with spaces and dots
+    (" 1 , 2 \n3,4\n", [[1, 2], [3, 4]]),             # spaces around numbers
+    ("nan,inf\n1,2\n", [[np.nan, np.inf], [1, 2]]),    # nan and inf are numbers
+    ("\ufeff1,2\n3,4\n", [[1, 2], [3, 4]]),           # a byte order mark is dropped
+    ("# note\n\n1,2\n", [[1, 2]]),                    # comments and blank lines are skipped
+    ("1\n2\n3\n", [1, 2, 3]),                         # one column: 1-D
 ])
 def test_csv_files_read_as_format_md_says(tmp_path, text, rows):
     from graphspec.values import read_file
@@ -178,11 +178,29 @@ def test_csv_files_read_as_format_md_says(tmp_path, text, rows):
     np.testing.assert_array_equal(read_file(path, None, "x"), np.array(rows, dtype=float), err_msg=CSV_RULE)
 
 
-def test_csv_paragraph_is_marked():
+@pytest.mark.parametrize(("text", "message"), [
+    ("1;2\n3;4\n", "is neither a row of numbers nor a header of names"),
+    ("x,y\n", "no rows of numbers"),
+    ("", "no rows of numbers"),
+    ("1,2,3\n4,5\n", "2 values, line 1 had 3"),
+])
+def test_csv_errors_are_the_ones_format_md_names(tmp_path, text, message):
+    from graphspec.values import read_file
+
+    path = tmp_path / "data.csv"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(SpecError) as e:
+        read_file(path, None, "x")
+    assert message in str(e.value), CSV_RULE
+
+
+def test_csv_item_is_marked():
     text = FORMAT.read_text(encoding="utf-8")
     start, end = text.find("<!-- csv-header:"), text.find("<!-- /csv-header -->")
     assert 0 < start < end
-    assert "`1;2`" in text[start:end] and "byte-order mark" in text[start:end] and "`#`" in text[start:end]
+    item = text[start:end]
+    for words in ("'1;2' is neither a row of numbers nor a header of names", "header", "`#`", "without rows of numbers", "1-D"):
+        assert words in " ".join(item.split()), words
 
 
 def test_draw_colours_are_the_ones_documented():
