@@ -17,10 +17,10 @@ import numpy as np
 
 from . import graph as graph_mod
 from . import shapes, values
-from .errors import GraphspecError, InputError, NonFiniteError, OpError, SpecError, did_you_mean
+from .errors import ErrorList, GraphspecError, InputError, NonFiniteError, OpError, SpecError, did_you_mean
 from .interpret import Plan, gc_paused, surely_finite
 from .ops import Aval
-from .spec import InputDecl, Spec, load_spec
+from .spec import InputDecl, Spec, place_order, read_spec
 
 _CHECK_FINITE = ("warn", "raise", "off")
 
@@ -49,25 +49,40 @@ class Graph:
     """A loaded, validated, shape-checked spec, ready to run."""
 
     def __init__(self, spec: Spec, base: Path, source: str | None = None):
+        self._set_up(spec, base, source, ErrorList())
+
+    def _set_up(self, spec: Spec, base: Path, source: str | None, errors: ErrorList,
+                broken: Mapping[str, str] | None = None, doc: Mapping[str, Any] | None = None) -> None:
+        """Every check of the spec, each error added to ``errors`` (which may hold the spec's
+        own validation errors, ``broken`` naming the declarations they dropped), all raised at
+        the end in the file's order: what depends on something wrong is not checked, what is
+        independent of it is."""
         self.spec = spec
         self.base = base
         self.source = source
-        structure = graph_mod.build(spec)
-        self.order = structure.order
+        structure = graph_mod.build(spec, errors, broken)
+        self.order = structure.order  # without the nodes found wrong, when there are errors
         self.outputs = structure.outputs
         self.loss = structure.loss
         self.structure = structure  # .digraph() gives the networkx graph
+        failed = set(structure.failed)
         self.decls: dict[str, InputDecl] = {**spec.inputs, **spec.params}
-        self.attrs = {name: shapes.bind_attrs(name, spec.nodes[name]) for name in self.order}
+        self.attrs = {}
+        for name in self.order:
+            attrs = shapes.bind_attrs(name, spec.nodes[name], errors)
+            if attrs is not None:
+                self.attrs[name] = attrs
 
         # leaf values: inputs' value/file, params' value/file/init (seeded)
         self.defaults: dict[str, np.ndarray | None] = {}
         for kind in ("inputs", "params"):
             for name, decl in getattr(spec, kind).items():
-                arr = values.declared_value(name, decl, kind, base, spec.seed)
-                if arr is None and kind == "params":
-                    raise SpecError("a param needs a value, a file, or a shape with an init", loc=f"params.{name}")
-                self.defaults[name] = arr
+                try:
+                    self.defaults[name] = self._declared(name, decl, kind)
+                except SpecError as e:
+                    errors.add(e)
+                    failed.add(name)
+                    self.defaults[name] = None
         self.kind = {n: "inputs" for n in spec.inputs} | {n: "params" for n in spec.params}
         self.params: dict[str, np.ndarray] = {n: self.defaults[n] for n in spec.params}  # type: ignore[misc]
 
@@ -75,20 +90,42 @@ class Graph:
         where: dict[str, str] = {}
         for name, arr in self.defaults.items():
             if arr is not None:
-                values.bind_shape(self.decls[name].shape, arr.shape, dims, where, f"{self.kind[name]}.{name}")
+                try:
+                    values.bind_shape(self.decls[name].shape, arr.shape, dims, where, f"{self.kind[name]}.{name}")
+                except SpecError as e:
+                    errors.add(e)
+                    failed.add(name)
         self.leaves = list(self.decls)
-        self.leaf_avals = {n: self._aval(n, self.defaults[n], dims) for n in self.leaves}
-        self.avals = shapes.infer(spec.nodes, self.order, self.leaf_avals, self.attrs)
+        self.leaf_avals = {n: self._aval(n, self.defaults[n], dims) for n in self.leaves if n not in failed}
+        self.avals = shapes.infer(spec.nodes, self.order, self.leaf_avals, self.attrs, errors)
         self._checked_shapes: set[tuple[Any, ...]] = set()
 
         float_leaves = {n for n in self.leaves if self.decls[n].dtype.startswith("float")}
         self.wrt = [n for n in self.leaves if n in float_leaves and self.decls[n].grad is not False]
+        self.seed = None
+        if self.loss in self.avals:
+            try:
+                self.seed = self._check_loss()
+            except SpecError as e:
+                errors.add(e)
+        self._check_expect(errors)
+        errors.raise_any(key=place_order(doc if doc is not None else {k: getattr(spec, k) for k in type(spec).model_fields}))
         keep = [*self.outputs, *([self.loss] if self.loss else [])]
         self.plan = Plan(self.leaves, spec.nodes, self.order, self.attrs, self.wrt, float_leaves, self.avals, keep)
-        self.seed = self._check_loss()
-        self._check_expect()
 
     # -- set-up checks -----------------------------------------------------------------------
+
+    def _declared(self, name: str, decl: InputDecl, kind: str) -> np.ndarray | None:
+        loc = f"{kind}.{name}"
+        if decl.shape and decl.value is not None and not isinstance(decl.value, list):
+            # a scalar where an array is declared: value is the array itself (init is what broadcasts)
+            raise SpecError(f"a scalar \"value\" does not broadcast to shape {decl.shape}: give the whole array"
+                            + (" or, to fill it, \"init\" (init broadcasts)" if kind == "params" else
+                               " (only a param's \"init\" broadcasts)"), loc=loc)
+        arr = values.declared_value(name, decl, kind, self.base, self.spec.seed)
+        if arr is None and kind == "params":
+            raise SpecError("a param needs a value, a file, or a shape with an init", loc=loc)
+        return arr
 
     def _aval(self, name: str, arr: np.ndarray | None, dims: dict[str, int]) -> Aval:
         decl = self.decls[name]
@@ -116,23 +153,33 @@ class Graph:
                             loc="loss.seed")
         return arr
 
-    def _check_expect(self) -> None:
+    def _check_expect(self, errors: ErrorList) -> None:
+        """Each expectation's shape (and that a gradient can be expected); one error per entry.
+        Names that are unknown or failed were reported already."""
         ex = self.spec.expect
         if ex is None:
             return
         for name, v in ex.values.items():
             loc = f"expect.values.{name}"
-            self._check_expected_shape(values.as_array(v, "float64", loc).shape, self.avals[name].shape, loc)
+            try:
+                got = values.as_array(v, "float64", loc).shape
+                if name in self.avals:
+                    self._check_expected_shape(got, self.avals[name].shape, loc)
+            except SpecError as e:
+                errors.add(e)
         for name, v in ex.grads.items():
             loc = f"expect.grads.{name}"
-            got = values.as_array(v, "float64", loc).shape  # ragged lists and nulls are errors here, not when compared
-            if self.loss is None:
-                raise SpecError("expected gradients need a loss", loc=loc)
-            if name in self.decls and name not in self.wrt:
-                raise SpecError(f"'{name}' has no gradient ({self.decls[name].dtype}"
-                                f"{', grad: false' if self.decls[name].grad is False else ''})", loc=loc)
-            if name in self.avals:  # a node pruned away does not feed the loss: its gradient is 0
-                self._check_expected_shape(got, self.avals[name].shape, loc)
+            try:
+                got = values.as_array(v, "float64", loc).shape  # ragged lists and nulls are errors here, not when compared
+                if self.loss is None and self.spec.loss is None:
+                    raise SpecError("expected gradients need a loss", loc=loc)
+                if name in self.decls and name not in self.wrt:
+                    raise SpecError(f"'{name}' has no gradient ({self.decls[name].dtype}"
+                                    f"{', grad: false' if self.decls[name].grad is False else ''})", loc=loc)
+                if name in self.avals:  # a node pruned away does not feed the loss: its gradient is 0
+                    self._check_expected_shape(got, self.avals[name].shape, loc)
+            except SpecError as e:
+                errors.add(e)
 
     @staticmethod
     def _check_expected_shape(got: tuple[int, ...], shape: Any, loc: str) -> None:
@@ -382,16 +429,20 @@ class Graph:
 
 def load(source: str | Path | Mapping[str, Any], *, base: str | Path | None = None) -> Graph:
     """Load a spec from a path or a dict (relative files resolve against ``base``, default the
-    spec's folder or the working directory). Raises a located `SpecError` on a bad spec."""
+    spec's folder or the working directory). Raises a located `SpecError` on a bad spec, which
+    lists every independent error (`.errors`; `str()` gives one line each)."""
     where = None if isinstance(source, Mapping) else str(source)
     # parsing, validating and planning make a few acyclic objects per node: the cyclic
     # collector's passes over them were half the load time of a 100,000-node spec
     with gc_paused():
-        spec, folder = load_spec(dict(source) if isinstance(source, Mapping) else source,
-                                 base=Path(base) if base else None)
+        loaded = read_spec(dict(source) if isinstance(source, Mapping) else source, base=Path(base) if base else None)
+        if loaded.spec is None:
+            loaded.raise_errors()
+        graph = Graph.__new__(Graph)
         try:
-            return Graph(spec, folder, where)
+            graph._set_up(loaded.spec, loaded.base, where, loaded.errors, loaded.broken, loaded.doc)  # type: ignore[arg-type]
         except SpecError as e:
             if e.source is None:
                 e.source = where
             raise
+        return graph

@@ -96,7 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             import traceback
 
             traceback.print_exception(e, file=sys.stderr)
-        print(f"error: {e}", file=sys.stderr)
+        for line in e.lines():  # a spec with several errors has one line for each
+            print(f"error: {line}", file=sys.stderr)
         if _stdout_is_json(args):
             print(json.dumps({"ok": False, "error": error_record(e)}, indent=2))
         return e.exit_code
@@ -117,7 +118,7 @@ def error_record(e: Any) -> dict[str, Any]:
     """A GraphspecError as JSON, the same in every command (README, "Errors as JSON"): its parts, the
     line printed on stderr, and the exit code."""
     return {"message": e.message, "source": e.source, "loc": e.loc, "hint": e.hint, "text": str(e),
-            "exit_code": e.exit_code}
+            "exit_code": e.exit_code, "errors": e.records(), "more_errors": e.more}  # a spec's every error
 
 
 def _stdout_is_json(args: argparse.Namespace) -> bool:
@@ -411,7 +412,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
             rows.append({"spec": path, "ok": False, "message": str(e), "error": error_record(e)})
     for r in rows:  # errors on stderr in every format, as every command gives them
         if not r["ok"]:
-            print(f"error: {r['message']}", file=sys.stderr)
+            for line in r["message"].splitlines():  # one line per error
+                print(f"error: {line}", file=sys.stderr)
         elif args.format != "json":
             print(f"ok: {r['spec']} ({r['nodes']} nodes)")
     if args.format == "json":

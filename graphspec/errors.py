@@ -1,12 +1,18 @@
 """One error type per user-facing failure; each carries the place it happened.
 
-The CLI maps `SpecError` (and subclasses) to exit code 2 and prints `str(err)`, one line.
+A spec with several independent mistakes gets them all at once, as a compiler gives them: a
+`SpecError` may carry a list of located errors (`.errors`, up to `MAX_ERRORS`; the rest are
+counted in `.more`). `str(err)` is one line per error; the CLI prints each as `error: ...`
+and maps `SpecError` (and subclasses) to exit code 2.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+MAX_ERRORS = 20  # past this many, a spec's errors are counted, not listed (nor worked out: hints cost)
 
 
 def did_you_mean(word: str, choices: Iterable[str], cutoff: float = 0.5) -> str | None:
@@ -27,7 +33,8 @@ def format_loc(loc: Iterable[object]) -> str:
 
 
 class GraphspecError(Exception):
-    """Base class: a message, the place in the spec, an optional hint."""
+    """Base class: a message, the place in the spec, an optional hint. One error, or a group
+    of them (`.errors`), whose first gives the group its message, place and hint."""
 
     exit_code = 2
 
@@ -36,13 +43,50 @@ class GraphspecError(Exception):
         self.message = message
         self.loc = loc
         self.hint = hint
-        self.source = source
-        super().__init__(str(self))
+        self._source = source
+        self._group: list[GraphspecError] | None = None
+        self.more = 0  # errors past the cap, counted but not kept
+        super().__init__(message)
 
-    def __str__(self) -> str:
+    @property
+    def errors(self) -> list[GraphspecError]:
+        """Every located error this one stands for (itself, when it is one)."""
+        return self._group or [self]
+
+    @property
+    def source(self) -> str | None:
+        return self._source
+
+    @source.setter
+    def source(self, value: str | None) -> None:
+        # a group is named after its file as one error is: its members that have no file get it
+        self._source = value
+        for e in self._group or []:
+            if e.source is None:
+                e.source = value
+
+    def line(self) -> str:
+        """This error alone, `source: loc: message (hint)`."""
         parts = [p for p in (self.source, self.loc) if p]
         text = ": ".join([*parts, self.message])
-        return f"{text} ({self.hint})" if self.hint else text
+        text = f"{text} ({self.hint})" if self.hint else text
+        return text.replace("\n", "\\n").replace("\r", "\\r")  # a name with a line break must not make two lines
+
+    def lines(self) -> list[str]:
+        """One line per error (the CLI prefixes each with `error: `)."""
+        out = [e.line() for e in self.errors]
+        if self.more:
+            where = f"{self.source}: " if self.source else ""
+            out.append(f"{where}... and {self.more} more error{'s' if self.more > 1 else ''} "
+                       f"(only the first {len(self.errors)} are listed)")
+        return out
+
+    def records(self) -> list[dict[str, Any]]:
+        """The errors as JSON-ready records (`validate --format json`)."""
+        return [{"source": e.source, "loc": e.loc, "message": e.message, "hint": e.hint} for e in self.errors]
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines())
 
 
 class SpecError(GraphspecError):
@@ -82,3 +126,55 @@ class OpError(GraphspecError):
         self.op, self.node, self.phase = op, node, phase
         super().__init__(f"internal error in op '{op}' at node '{node}' ({phase}): {detail}",
                          hint="this is a bug in the op, not in your spec; --traceback shows where", source=source)
+
+
+def combine(errors: Sequence[SpecError], more: int = 0) -> SpecError:
+    """One exception for several errors: of the most specific class they all share (a group of
+    GraphErrors is a GraphError), carrying them all."""
+    if len(errors) == 1 and not more:
+        return errors[0]
+    first = errors[0]
+    cls = next(c for c in type(first).__mro__ if all(isinstance(e, c) for e in errors))
+    group = cls(first.message, loc=first.loc, hint=first.hint, source=first.source)
+    group._group = list(errors)
+    group.more = more
+    group.source = first.source  # one spec's errors: those found before the file was known get its name
+    return group
+
+
+class ErrorList:
+    """The errors found so far while checking a spec, up to a cap; the rest are counted."""
+
+    def __init__(self, cap: int = MAX_ERRORS):
+        self.found: list[SpecError] = []
+        self.more = 0
+        self.cap = cap
+
+    def __bool__(self) -> bool:
+        return bool(self.found or self.more)
+
+    @property
+    def full(self) -> bool:
+        return len(self.found) >= self.cap
+
+    def add(self, err: SpecError) -> None:
+        """Keep ``err`` (every member of a group)."""
+        for e in err.errors:
+            if self.full:
+                self.more += 1
+            else:
+                self.found.append(e)  # type: ignore[arg-type]
+        self.more += err.more
+
+    def report(self, cls: type[SpecError], message: str, loc: str,
+               hint: str | Callable[[], str | None] | None = None) -> None:
+        """Keep a new error; a hint given as a function is worked out only for an error kept."""
+        if self.full:
+            self.more += 1
+            return
+        self.found.append(cls(message, loc=loc, hint=hint() if callable(hint) else hint))
+
+    def raise_any(self, key: Callable[[SpecError], Any] | None = None) -> None:
+        """Raise every error found as one (in the order of ``key``, say the file's), if any."""
+        if self:
+            raise combine(sorted(self.found, key=key) if key else self.found, self.more)

@@ -7,10 +7,11 @@ which keeps `python -m graphspec run` quick (networkx alone takes 0.1 s to impor
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .errors import GraphError, did_you_mean
+from .errors import ErrorList, GraphError, did_you_mean
 from .ops import OPS
 from .spec import Spec
 
@@ -25,6 +26,7 @@ class Structure:
     loss: str | None
     names: dict[str, str]  # every name -> "inputs" | "params" | "nodes", in file order
     edges: list[tuple[str, str]]  # (arg, node)
+    failed: frozenset[str] = frozenset()  # with errors: names found wrong, left out of the order
 
     def digraph(self) -> nx.DiGraph:
         """The graph as networkx sees it: an edge from each arg to the node that uses it."""
@@ -40,73 +42,106 @@ def _digraph(names: dict[str, str], edges: list[tuple[str, str]]) -> nx.DiGraph:
     return g
 
 
-def build(spec: Spec) -> Structure:
+def build(spec: Spec, errors: ErrorList | None = None, broken: Mapping[str, str] | None = None) -> Structure:
+    """The structure of ``spec``. Every independent error is found (unknown ops, arg counts,
+    unknown names, clashes, a cycle): without ``errors`` they are raised together; with it they
+    are added to it, and the structure of what is sound comes back, its `failed` nodes (those on
+    a cycle too) left out of the order. ``broken`` names declarations that failed to validate
+    (name -> section): known names, but what reads them is not checked."""
+    errs = ErrorList() if errors is None else errors
+    broken = broken or {}
     names: dict[str, str] = {}
+    failed: set[str] = set(broken)  # names not to check further, nor what reads them
     for kind in ("inputs", "params", "nodes"):
-        for name in getattr(spec, kind):
+        declared = getattr(spec, kind)
+        for name in [*declared, *(n for n, k in broken.items() if k == kind)] if broken else declared:
             if name in names:
-                raise GraphError(f"name '{name}' is declared in both {names[name]} and {kind}",
-                                 loc=f"{kind}.{name}", hint="names are unique across inputs, params and nodes")
-            names[name] = kind
+                errs.report(GraphError, f"name '{name}' is declared in both {names[name]} and {kind}", loc=f"{kind}.{name}",
+                            hint="names are unique across inputs, params and nodes")
+                failed.add(name)
+            else:
+                names[name] = kind
 
     edges = []
     for name, node in spec.nodes.items():
-        if node.op not in OPS:
-            raise GraphError(f"unknown op '{node.op}'", loc=f"nodes.{name}.op",
-                             hint=did_you_mean(node.op, OPS) or "see `python -m graphspec ops`")
-        op = OPS[node.op]
-        if op.nargs is not None and len(node.args) != op.nargs:
+        ok = names[name] == "nodes"  # a node that clashes with a leaf is checked, never wired in
+        op = OPS.get(node.op)
+        if op is None:
+            errs.report(GraphError, f"unknown op '{node.op}'", loc=f"nodes.{name}.op",
+                        hint=lambda: did_you_mean(node.op, OPS) or "see `python -m graphspec ops`")  # noqa: B023 - called at once
+            ok = False
+        elif op.nargs is not None and len(node.args) != op.nargs:
             wanted = ", ".join(op.arg_names) if op.arg_names else op.nargs
-            raise GraphError(f"{node.op} takes {op.nargs} arg{'s' if op.nargs != 1 else ''} ({wanted}), "
-                             f"got {len(node.args)}", loc=f"nodes.{name}.args")
-        if op.nargs is None and not node.args:
-            raise GraphError(f"{node.op} needs at least one arg", loc=f"nodes.{name}.args")
+            errs.report(GraphError, f"{node.op} takes {op.nargs} arg{'s' if op.nargs != 1 else ''} ({wanted}), "
+                        f"got {len(node.args)}", loc=f"nodes.{name}.args")
+            ok = False
+        elif op.nargs is None and not node.args:
+            errs.report(GraphError, f"{node.op} needs at least one arg", loc=f"nodes.{name}.args")
+            ok = False
         for i, arg in enumerate(node.args):
             if isinstance(arg, str):
                 if arg not in names:
-                    raise GraphError(f"unknown name '{arg}'", loc=f"nodes.{name}.args[{i}]",
-                                     hint=did_you_mean(arg, [n for n in names if n != name]))
-                edges.append((arg, name))
+                    errs.report(GraphError, f"unknown name '{arg}'", loc=f"nodes.{name}.args[{i}]",
+                                hint=lambda: did_you_mean(arg, [n for n in names if n != name]))  # noqa: B023
+                    ok = False
+                elif names[name] == "nodes":
+                    edges.append((arg, name))
+        if not ok:
+            failed.add(name)
 
-    def known(name: str, loc: str) -> None:
-        if name not in names:
-            raise GraphError(f"unknown name '{name}'", loc=loc, hint=did_you_mean(name, names))
+    def known(name: str, loc: str) -> bool:
+        if name in names:
+            return True
+        errs.report(GraphError, f"unknown name '{name}'", loc=loc, hint=lambda: did_you_mean(name, names))
+        return False
 
     loss = spec.loss_node
     if loss is not None:
-        known(loss, "loss")
-        if names[loss] != "nodes":
-            raise GraphError(f"the loss must be a node, '{loss}' is one of the {names[loss]}", loc="loss")
+        if not known(loss, "loss"):
+            loss = None
+        elif names[loss] != "nodes":
+            errs.report(GraphError, f"the loss must be a node, '{loss}' is one of the {names[loss]}", loc="loss")
+            loss = None
     if spec.outputs is not None:
-        for i, name in enumerate(spec.outputs):
-            known(name, f"outputs[{i}]")
-        outputs = list(dict.fromkeys(spec.outputs))
+        outputs = list(dict.fromkeys(n for i, n in enumerate(spec.outputs) if known(n, f"outputs[{i}]")))
     else:
         used = {arg for arg, _ in edges}
-        outputs = [n for n in spec.nodes if n not in used]
+        outputs = [n for n in spec.nodes if n not in used and n not in failed]
+    expected = []
     if spec.expect is not None:
-        for name in spec.expect.values:
-            known(name, f"expect.values.{name}")
+        expected = [n for n in spec.expect.values if known(n, f"expect.values.{n}")]
         for name in spec.expect.grads:
             known(name, f"expect.grads.{name}")
     if spec.train is not None:
         for name in spec.train.data:
             if names.get(name) != "inputs":
-                raise GraphError(f"train data must feed an input, '{name}' is not one", loc=f"train.data.{name}",
-                                 hint=did_you_mean(name, spec.inputs))
+                errs.report(GraphError, f"train data must feed an input, '{name}' is not one", loc=f"train.data.{name}",
+                            hint=lambda: did_you_mean(name, spec.inputs))  # noqa: B023
 
     g = None
-    topo = _file_order_if_sorted(spec, names)
+    topo = None if errs else _file_order_if_sorted(spec, names)
     if topo is None:
         import networkx as nx
 
         g = _digraph(names, edges)
+        position = {n: i for i, n in enumerate(names)}.__getitem__
         try:
-            topo = list(nx.lexicographical_topological_sort(g, key={n: i for i, n in enumerate(names)}.__getitem__))
+            topo = list(nx.lexicographical_topological_sort(g, key=position))
         except nx.NetworkXUnfeasible:
-            cycle = [u for u, _ in nx.find_cycle(g)]
-            raise GraphError("cycle: " + " -> ".join([*cycle, cycle[0]]), loc=f"nodes.{cycle[0]}",
-                             hint="a node cannot depend on itself") from None
+            # every cycle is an error; the rest of the graph is ordered without them (what reads
+            # a node on a cycle is left out when shapes are inferred, like what reads a failed node)
+            on_cycles = set()
+            for scc in sorted(nx.strongly_connected_components(g), key=lambda c: min(map(position, c))):
+                first = min(scc, key=position)
+                if len(scc) > 1 or g.has_edge(first, first):
+                    cycle = [u for u, _ in nx.find_cycle(g.subgraph(scc), first)]
+                    errs.report(GraphError, "cycle: " + " -> ".join([*cycle, cycle[0]]), loc=f"nodes.{cycle[0]}",
+                                hint="a node cannot depend on itself")
+                    on_cycles |= scc
+            failed |= on_cycles
+            topo = list(nx.lexicographical_topological_sort(g.subgraph(set(g) - on_cycles), key=position))
+    if errors is None:
+        errs.raise_any()
 
     if spec.outputs is None:
         order = [n for n in topo if names[n] == "nodes"]  # every node feeds some sink: nothing to prune
@@ -114,11 +149,12 @@ def build(spec: Spec) -> Structure:
         targets = set(outputs)
         if loss is not None:
             targets.add(loss)
-        if spec.expect is not None:
-            targets.update(n for n in spec.expect.values if names[n] == "nodes")
+        targets.update(n for n in expected if names[n] == "nodes")
         needed = _ancestors_and_self(g or _digraph(names, edges), targets)
         order = [n for n in topo if names[n] == "nodes" and n in needed]
-    return Structure(order=order, outputs=outputs, loss=loss, names=names, edges=edges)
+    if failed:
+        order = [n for n in order if n not in failed]
+    return Structure(order=order, outputs=outputs, loss=loss, names=names, edges=edges, failed=frozenset(failed))
 
 
 def _file_order_if_sorted(spec: Spec, names: dict[str, str]) -> list[str] | None:

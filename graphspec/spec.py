@@ -1,47 +1,96 @@
 """The spec format v1 as pydantic models (an exact mirror of the format; docs/format.md), and JSON loading.
 
-`load_spec` turns a path or a dict into a validated `Spec` or raises a located `SpecError`:
-bad JSON (line and column), duplicate keys (where), unknown keys (with a suggestion), bad
-names, wrong types.
+`load_spec` turns a path or a dict into a validated `Spec` or raises a located `SpecError`
+that lists every independent error: bad JSON (line and column), duplicate keys (where),
+unknown keys (with a suggestion), bad names, wrong types. The types are JSON's, strictly: a
+boolean is not a number, an integer is a number without a fractional part (2.0 is 2, as in
+JSON Schema; 2.5 and 1e-400, which underflows to 0.0, are not), integers fit int64.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
-from .errors import SpecError, did_you_mean, format_loc
+from .errors import ErrorList, SpecError, did_you_mean, format_loc
 
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
-Dim = Annotated[int, Field(ge=0)] | Name
 DType = Literal["float64", "float32", "int64", "bool"]
 Number = float | int
 
-
-def _check_numeric(v: Any) -> Any:
-    """Values are finite numbers, bools or (nested) lists of them; strings, objects, nulls inside
-    a list, and inf or nan are not. (JSON has no Infinity or NaN, though Python's json reads
-    those tokens, and reads 1e400 as inf: a spec is JSON, so they are errors, not silent infs.)
-    A null on its own means "not given"."""
-    stack = [v]
-    while stack:
-        x = stack.pop()
-        if isinstance(x, list):
-            stack.extend(x)
-        elif _not_finite(x):
-            raise ValueError(_non_finite(x))
-        elif not isinstance(x, int | float) and (x is not None or x is not v):
-            raise ValueError(f"expected a number or a nested list of numbers, got {_show(x)}")
-    return v
+MAX_INT_DIGITS = 4300  # Python's own limit for reading an integer (sys.get_int_max_str_digits)
+INT64 = (-(2**63), 2**63)
 
 
-def _show(x: Any) -> str:
+# ---------------------------------------------------------------------------------------------
+# JSON numbers, strictly
+
+
+class Tiny(float):
+    """A number literal that is not zero but underflows float64 to 0.0 (1e-400): as a float it
+    is 0.0, but it is never the integer 0. Remembers how it was written."""
+
+    text: str
+
+
+class HugeInt(float):
+    """An integer literal too long to read (more than MAX_INT_DIGITS digits): inf for what
+    reads it as a number, so it is refused as any number beyond float64 is; remembers its
+    length for the message."""
+
+    digits: int
+
+    def __repr__(self) -> str:
+        return f"an integer of {self.digits:,} digits"
+
+
+def _tiny(text: str) -> float:
+    x = float(text)
+    if x == 0.0 and any(c in "123456789" for c in re.split("[eE]", text)[0]):
+        t = Tiny(0.0)
+        t.text = text
+        return t
+    return x
+
+
+def _huge(text: str) -> int | float:
+    if len(text.lstrip("-")) <= MAX_INT_DIGITS:
+        return int(text)
+    h = HugeInt("-inf" if text.startswith("-") else "inf")
+    h.digits = len(text.lstrip("-"))
+    return h
+
+
+# only a literal with an exponent of -100 or less, or 300 zeros in a row, can underflow: the
+# scan is cheaper than a Python call per number in a spec of 100,000 nodes
+_MAY_UNDERFLOW = re.compile(r"[eE]-0*[1-9][0-9][0-9]|0{300}")
+
+
+def shown(x: Any) -> str:
     """A value as the spec's JSON spells it (null, not None), cut short; repr for non-JSON objects."""
+    if isinstance(x, Tiny):
+        return x.text[:40]
+    if isinstance(x, HugeInt):
+        return repr(x)
     try:
         return json.dumps(x)[:40]
     except (TypeError, ValueError):
@@ -60,36 +109,147 @@ def _not_finite(x: Any) -> bool:
 
 
 def _non_finite(x: float | int) -> str:
+    if isinstance(x, HugeInt):
+        return f"{_NON_FINITE}, got {x!r}"
     return f"{_NON_FINITE}, got " + (json.dumps(x) if isinstance(x, float) else f"an integer of {len(str(abs(x)))} digits")
+
+
+def json_integer(v: Any) -> int:
+    """``v`` as an integer as JSON Schema counts one: an integer, or a number without a
+    fractional part (2.0 is 2); not a boolean, not 1e-400 (a float that underflowed to 0.0),
+    and within int64. A ValueError says why not."""
+    if type(v) is int:
+        n = v
+    elif isinstance(v, bool):
+        raise ValueError(f"{shown(v)} is not an integer (a JSON boolean is not a number)")
+    elif isinstance(v, Tiny):
+        raise ValueError(f"{v.text} is not an integer (it is a number too small for float64, read as 0.0)")
+    elif isinstance(v, HugeInt):
+        raise ValueError(f"{v!r} is out of range for an integer (int64: at most 2**63 - 1)")
+    elif isinstance(v, float) and not math.isfinite(v):
+        raise ValueError(_non_finite(v))
+    elif isinstance(v, float) and v.is_integer():
+        n = int(v)
+    elif isinstance(v, float):
+        raise ValueError(f"{shown(v)} is not an integer")
+    elif isinstance(v, int):  # a subclass
+        n = int(v)
+    else:
+        raise ValueError(f"expected an integer, got {shown(v)}")
+    if not INT64[0] <= n < INT64[1]:
+        text = shown(v) if len(str(n)) <= 40 else f"an integer of {len(str(abs(n)))} digits"
+        raise ValueError(f"{text} is out of range for an integer (int64: at most 2**63 - 1)")
+    return n
+
+
+def _json_number(v: Any) -> Any:
+    """A number (int or float), not a boolean; the field's float type and limits do the rest."""
+    if isinstance(v, bool):
+        raise ValueError(f"{shown(v)} is not a number (a JSON boolean is not a number)")
+    if _not_finite(v):
+        raise ValueError(_non_finite(v))
+    if not isinstance(v, int | float):
+        raise ValueError(f"expected a number, got {shown(v)}")
+    return v
+
+
+def _json_bool(v: Any) -> Any:
+    if not isinstance(v, bool):
+        raise ValueError(f"expected true or false, got {shown(v)}")
+    return v
+
+
+def _json_str(v: Any) -> Any:
+    if not isinstance(v, str):
+        raise ValueError(f"expected a string, got {shown(v)}")
+    return v
+
+
+def _integer(**limits: Any) -> Any:
+    # the limits sit on the int, inside the before-validator, so that the JSON Schema shows them
+    return Annotated[int, Field(**limits), BeforeValidator(json_integer)]
+
+
+def _number(**limits: Any) -> Any:
+    return Annotated[float, Field(**limits), BeforeValidator(_json_number)]
+
+
+Count = _integer(ge=0)
+Positive = _integer(ge=1)
+Float = _number()
+Bool = Annotated[bool, BeforeValidator(_json_bool)]
+Str = Annotated[str, BeforeValidator(_json_str)]
+Dim = Count | Name
+
+
+def _check_numeric(v: Any, bools: bool = True) -> Any:
+    """Values are finite numbers, bools (where ``bools``) or (nested) lists of them; strings,
+    objects, nulls inside a list, and inf or nan are not. (JSON has no Infinity or NaN, though
+    Python's json reads those tokens, and reads 1e400 as inf: a spec is JSON, so they are
+    errors, not silent infs.) A null on its own means "not given"."""
+    stack = [v]
+    while stack:
+        x = stack.pop()
+        t = type(x)
+        if t is float:
+            if not math.isfinite(x):
+                raise ValueError(_non_finite(x))
+        elif t is list:
+            stack.extend(x)
+        elif t is bool:
+            if not bools:
+                raise ValueError(f"{shown(x)} is not a number (a JSON boolean is a value only of a \"dtype\": \"bool\")")
+        elif _not_finite(x):
+            raise ValueError(_non_finite(x))
+        elif not isinstance(x, int | float) and (x is not None or x is not v):
+            raise ValueError(f"expected a number or a nested list of numbers, got {shown(x)}")
+    return v
+
+
+def _numbers(v: Any) -> Any:
+    return _check_numeric(v, bools=False)
+
 
 # a number, a bool or a nested list of them; shapes and dtypes are checked when it becomes an array
 Value = Annotated[Any, AfterValidator(_check_numeric)]
+Numbers = Annotated[Any, AfterValidator(_numbers)]  # the same, without booleans
 
 
 class _Strict(BaseModel):
-    # inf and nan are not JSON numbers: Infinity, NaN and 1e400 (read as inf) are errors
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    # inf and nan are not JSON numbers: Infinity, NaN and 1e400 (read as inf) are errors; strict:
+    # no Python coercion ("yes" is no boolean, true no number)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)
 
 
 class NormalInit(_Strict):
-    normal: Annotated[float, Field(ge=0)]
+    normal: _number(ge=0)
 
 
 class UniformInit(_Strict):
-    uniform: tuple[float, float]
+    uniform: Annotated[tuple[Float, Float], Strict(False)]  # a JSON list; pydantic's strict tuple wants a tuple
 
 
-InitArray = Annotated[list[Any], AfterValidator(_check_numeric)]
-Init = Literal["zeros", "ones", "xavier", "he"] | NormalInit | UniformInit | float | InitArray
+InitArray = Annotated[list[Any], AfterValidator(_numbers)]
+Init = Literal["zeros", "ones", "xavier", "he"] | NormalInit | UniformInit | Float | InitArray
+
+
+def _not_bool_dtype(info: ValidationInfo) -> bool:
+    return info.data.get("dtype", "float64") != "bool"
 
 
 class InputDecl(_Strict):
     shape: list[Dim] | None = None
     dtype: DType = "float64"
-    value: Value = None
-    file: str | None = None
-    key: str | None = None
-    grad: bool | None = None
+    value: Any = None
+    file: Str | None = None
+    key: Str | None = None
+    grad: Bool | None = None
+
+    @field_validator("value")
+    @classmethod
+    def _value_numbers(cls, v: Any, info: ValidationInfo) -> Any:
+        # booleans are values of a bool input only (dtype comes first, so it is known here)
+        return _check_numeric(v, bools=not _not_bool_dtype(info))
 
 
 class ParamDecl(InputDecl):
@@ -97,22 +257,22 @@ class ParamDecl(InputDecl):
 
     @field_validator("init", mode="before")
     @classmethod
-    def _init_numbers(cls, v: Any) -> Any:
+    def _init_numbers(cls, v: Any, info: ValidationInfo) -> Any:
         # before the union, whose members would each say why they do not fit, none of it to the point
         if isinstance(v, int | float | list):
-            _check_numeric(v)
+            _check_numeric(v, bools=not _not_bool_dtype(info))
         bounds = v.get("uniform") if isinstance(v, dict) else None
         if isinstance(bounds, list) and len(bounds) == 2 and all(isinstance(b, int | float) for b in bounds):
-            low, high = _check_numeric(bounds)
+            low, high = _numbers(bounds)
             if not low <= high:
-                raise ValueError(f"uniform [low, high] needs low <= high, got {_show(bounds)}")
+                raise ValueError(f"uniform [low, high] needs low <= high, got {shown(bounds)}")
             if not math.isfinite(high - low):
-                raise ValueError(f"uniform range {_show(bounds)} is too wide: high - low overflows float64")
+                raise ValueError(f"uniform range {shown(bounds)} is too wide: high - low overflows float64")
         return v
 
 
 class Node(_Strict):
-    op: str
+    op: Str
     # factories, not `= []`: pydantic deep-copies a mutable default for every one of 100,000 nodes
     args: list[Name | float] = Field(default_factory=list)
     attrs: dict[str, Any] = Field(default_factory=dict)
@@ -132,25 +292,28 @@ class Node(_Strict):
 
 class LossSeed(_Strict):
     node: Name
-    seed: Value = 1.0
+    seed: Numbers = 1.0
 
 
 class Expect(_Strict):
-    values: dict[Name, Value] = {}
-    grads: dict[Name, Value] = {}
-    rtol: Annotated[float, Field(ge=0)] = 1e-6
-    atol: Annotated[float, Field(ge=0)] = 1e-9
+    values: dict[Name, Value] = {}  # a bool node's expected value is bool
+    grads: dict[Name, Numbers] = {}
+    rtol: _number(ge=0) = 1e-6
+    atol: _number(ge=0) = 1e-9
+
+
+Fraction = _number(ge=0, lt=1)
 
 
 class Sgd(_Strict):
-    lr: Annotated[float, Field(gt=0)]
-    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    lr: _number(gt=0)
+    momentum: Fraction = 0.0
 
 
 class Adam(_Strict):
-    lr: Annotated[float, Field(gt=0)] = 1e-3
-    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = (0.9, 0.999)
-    eps: Annotated[float, Field(gt=0)] = 1e-8
+    lr: _number(gt=0) = 1e-3
+    betas: Annotated[tuple[Fraction, Fraction], Strict(False)] = (0.9, 0.999)
+    eps: _number(gt=0) = 1e-8
 
 
 class SgdOptimizer(_Strict):
@@ -167,32 +330,32 @@ class _Optimizers(_Strict):  # only for "did you mean" on an unknown optimizer
 
 
 class Train(_Strict):
-    data: dict[Name, str] = {}
+    data: dict[Name, Str] = {}
     optimizer: SgdOptimizer | AdamOptimizer
-    epochs: Annotated[int, Field(ge=1)] = 1
-    batch_size: Annotated[int, Field(ge=1)] | None = None
-    shuffle: bool = False
-    log_every: Annotated[int, Field(ge=1)] = 1
+    epochs: Positive = 1
+    batch_size: Positive | None = None
+    shuffle: Bool = False
+    log_every: Positive = 1
     metrics: list[Literal["loss", "accuracy"]] = ["loss"]
 
 
 class Spec(_Strict):
     """A whole spec file, format version 1. Every key, op and default: docs/format.md in the graphspec repo."""
 
-    schema_: str | None = Field(default=None, alias="$schema")
+    schema_: Str | None = Field(default=None, alias="$schema")
     graphspec: Literal["1"]
-    name: str | None = None
-    description: str | None = None
-    seed: Annotated[int, Field(ge=0)] = 0  # numpy's generators take no negative seeds
+    name: Str | None = None
+    description: Str | None = None
+    seed: Count = 0  # numpy's generators take no negative seeds
     inputs: dict[Name, InputDecl] = {}
     params: dict[Name, ParamDecl] = {}
-    nodes: dict[Name, Node]
+    nodes: Annotated[dict[Name, Node], Field(min_length=1)]
     outputs: list[Name] | None = None
     loss: Name | LossSeed | None = None
     expect: Expect | None = None
     train: Train | None = None
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
 
     @property
     def loss_node(self) -> str | None:
@@ -242,8 +405,15 @@ def parse_json(text: str, source: str | None = None) -> Any:
         dups = dups or isinstance(d, _DupKeys)
         return d
 
+    numbers: dict[str, Any] = {"parse_float": _tiny} if _MAY_UNDERFLOW.search(text) else {}
     try:
-        doc = json.loads(text, object_pairs_hook=hook)
+        try:
+            doc = json.loads(text, object_pairs_hook=hook, **numbers)
+        except json.JSONDecodeError:
+            raise
+        except ValueError:  # an integer literal longer than Python reads (4300 digits): read it as a HugeInt
+            dups = False
+            doc = json.loads(text, object_pairs_hook=hook, parse_int=_huge, **numbers)
     except json.JSONDecodeError as e:
         raise SpecError(f"not valid JSON: {e.msg}", loc=f"line {e.lineno} column {e.colno}", source=source) from None
     except RecursionError:  # Python's json recurses per level: [[[[...]]]] 100,000 deep
@@ -293,10 +463,7 @@ def read_spec_file(path: str | Path) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------
-# pydantic errors -> one located line
-
-
-_KEYS: dict[str, type[BaseModel]] = {}
+# pydantic errors -> one located line per place
 
 
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
@@ -319,20 +486,53 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     return None
 
 
-def _clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
-    # pydantic puts union member tags into the location ('loss', 'LossSeed', 'seed')
-    tags = {"LossSeed", "str", "float", "int", "list[any]", "NormalInit", "UniformInit", "SgdOptimizer", "AdamOptimizer"}
-    prefixes = ("literal[", "constrained-str", "function-")
-    return tuple(p for p in loc if not (isinstance(p, str) and (p in tags or p.startswith(prefixes))))
+def _union_at(loc: tuple[Any, ...]) -> bool:
+    """Whether the format has a union at ``loc`` (a location without tags): pydantic then puts
+    each member's tag next in the location ('loss', 'LossSeed', 'seed')."""
+    n = len(loc)
+    if n == 1:
+        return loc[0] == "loss"
+    if n == 2:
+        return loc == ("train", "optimizer")
+    if n == 3:
+        return loc[0] == "params" and loc[2] == "init"
+    return n == 4 and isinstance(loc[3], int) and ((loc[0] in ("inputs", "params") and loc[2] == "shape")
+                                                   or (loc[0] == "nodes" and loc[2] == "args"))
 
 
-def _describe(err: dict[str, Any]) -> tuple[str, str, str | None]:
-    loc = _clean_loc(tuple(err["loc"]))
+def _split(raw: tuple[Any, ...]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """(the location without union tags, the place: the location up to its first union). The
+    errors of one place are the union's members failing on one value: one of them speaks."""
+    clean: list[Any] = []
+    place = None
+    parts = iter(raw)
+    for part in parts:
+        clean.append(part)
+        if _union_at(tuple(clean)):
+            place = place or tuple(clean)
+            next(parts, None)  # the member's tag (a tag, never a key: the position says so)
+    loc = tuple(clean)
+    return loc, place or loc
+
+
+def _got(x: Any) -> str:
+    return f", got {shown(x)}"
+
+
+# pydantic's words for a wrong type, in the format's (JSON's) words
+_EXPECTED = {"string_type": "expected a string", "bool_type": "expected true or false", "int_type": "expected an integer",
+             "float_type": "expected a number", "list_type": "expected a list", "tuple_type": "expected a list of 2 numbers",
+             "dict_type": "expected an object", "model_type": "expected an object",
+             "model_attributes_type": "expected an object", "is_instance_of": "expected an object"}
+
+
+def _describe(err: dict[str, Any], loc: tuple[Any, ...], place: tuple[Any, ...]) -> tuple[str, str, str | None]:
     kind = err["type"]
-    hint = None
+    x = err.get("input")
     if kind == "extra_forbidden":
         key = loc[-1]
         model = _model_at(loc[:-1])
+        hint = None
         if model is not None:
             fields = [f.alias or n for n, f in model.model_fields.items()]
             hint = did_you_mean(str(key), fields)
@@ -341,25 +541,137 @@ def _describe(err: dict[str, Any]) -> tuple[str, str, str | None]:
         return format_loc(loc[:-1]) or "(top level)", f"missing required key '{loc[-1]}'", None
     if loc and loc[-1] == "[key]":
         loc = loc[:-1]
-    if kind == "string_pattern_mismatch":
-        return format_loc(loc), f"'{err['input']}' is not a valid name (letters, digits and _, not starting with a digit)", None
-    if loc == ("loss",):
-        return "loss", f"expected a node name or {{\"node\": name, \"seed\": ...}}, got {json.dumps(err['input'])[:60]}", None
-    if loc == ("graphspec",):
-        return "graphspec", f"unsupported format version {err['input']!r}: this graphspec reads version \"1\"", None
-    x = err.get("input")
-    if kind in ("finite_number", "float_type") and _not_finite(x):
-        return format_loc(loc), _non_finite(x), None  # inf, nan, or an integer too big for a float
+    if kind == "string_pattern_mismatch" and not (len(place) == 4 and place[2] == "shape"):
+        return format_loc(loc), f"'{x}' is not a valid name (letters, digits and _, not starting with a digit)", None
     msg = err["msg"]
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
-    if "input" in err and kind not in ("value_error",):
-        msg = f"{msg[0].lower()}{msg[1:]}, got {json.dumps(err['input'])[:60]}"
+    if len(place) == 4 and place[2] == "shape":
+        dim = "a dim is a size (an integer >= 0) or a name like \"N\""
+        return format_loc(place), f"{msg}: {dim}" if kind == "value_error" and "integer" in msg else f"{dim}{_got(x)}", None
+    if loc == ("loss",):
+        return "loss", f"expected a node name or {{\"node\": name, \"seed\": ...}}{_got(x)}", None
+    if loc == ("graphspec",):
+        if isinstance(x, str):
+            return "graphspec", f"unsupported format version {x!r}: this graphspec reads version \"1\"", None
+        if isinstance(x, int | float) and not isinstance(x, bool):
+            return "graphspec", f"the format version is the string \"1\", not the number {shown(x)}", 'write "graphspec": "1"'
+        return "graphspec", f"the format version is the string \"1\"{_got(x)}", None
+    if loc == ("nodes",) and kind == "too_short":
+        return "nodes", "nodes is empty: a spec needs at least one node", None
+    if kind in ("too_short", "too_long") and isinstance(x, list | tuple):
+        return format_loc(loc), f"expected a list of 2 numbers{_got(x)}", None
+    if kind in ("finite_number", "float_type") and _not_finite(x):
+        return format_loc(loc), _non_finite(x), None  # inf, nan, or an integer too big for a float
+    if kind in _EXPECTED:
+        return format_loc(loc), _EXPECTED[kind] + _got(x), None
+    if "input" in err and kind != "value_error":
+        msg = f"{msg[0].lower()}{msg[1:]}{_got(x)}"
     return format_loc(loc), msg, None
 
 
-def load_spec(source: str | Path | dict[str, Any], *, base: Path | None = None) -> tuple[Spec, Path]:
-    """Parse and validate a spec. Returns the Spec and the folder its relative files live in."""
+def _located(errs: list[dict[str, Any]], where: str | None) -> tuple[list[SpecError], list[tuple[Any, ...]]]:
+    """One error for each place that is wrong, and the places. A union reports one error per
+    member; of those, the most specific (the deepest location, an unknown key first) speaks."""
+    groups: dict[tuple[Any, ...], list[tuple[tuple[Any, ...], dict[str, Any]]]] = {}
+    for err in errs:
+        loc, place = _split(tuple(err["loc"]))
+        groups.setdefault(place, []).append((loc, err))
+    out = []
+    for place, group in groups.items():
+        # an unknown key is news only if no other member of the union knew that key
+        known = {loc for loc, x in group if x["type"] != "extra_forbidden"}
+
+        # and a member that read a key the user wrote (and found its value wrong) beats one that
+        # missed a key the user never meant to write
+        def rank(item: tuple[tuple[Any, ...], dict[str, Any]], known: set[tuple[Any, ...]] = known) -> tuple[int, int]:
+            loc, x = item
+            if x["type"] == "extra_forbidden":
+                return len(loc), 2 if loc not in known else -1
+            return len(loc), 0 if x["type"] == "missing" else 1
+
+        loc, best = max(group, key=rank)
+        at, msg, hint = _describe(best, loc, place)
+        out.append(SpecError(msg, loc=at, hint=hint, source=where))
+    return out, list(groups)
+
+
+def _salvage(doc: dict[str, Any], places: list[tuple[Any, ...]]) -> tuple[dict[str, Any] | None, dict[str, str]]:
+    """The spec without the places that failed, to look for the errors the rest holds, and the
+    names dropped (name -> section; what reads them is not checked). None when nothing sound is
+    left: no version 1, no nodes, or a section of names that is no object."""
+    version = doc.get("graphspec")
+    if version != "1" and not (type(version) in (int, float) and version == 1):
+        return None, {}
+    out = {**doc, "graphspec": "1"}
+    broken: dict[str, str] = {}
+    for place in places:
+        head = place[0] if place else None
+        if head == "graphspec":
+            continue
+        if head in ("inputs", "params", "nodes"):
+            section = doc.get(head)
+            if len(place) < 2 or not isinstance(section, dict):
+                return None, {}
+            if out[head] is section:
+                out[head] = dict(section)
+            out[head].pop(place[1], None)
+            broken[str(place[1])] = head
+        elif isinstance(head, str):
+            out.pop(head, None)
+        else:
+            return None, {}
+    return out, broken
+
+
+@dataclass
+class Loaded:
+    """A spec as far as it could be read. With ``errors``, ``spec`` is what validated once the
+    wrong places were dropped (None when nothing sound was left), so that the errors of the
+    rest can be found too; ``broken`` names the declarations dropped."""
+
+    spec: Spec | None
+    base: Path
+    source: str | None
+    doc: dict[str, Any]
+    errors: ErrorList = field(default_factory=ErrorList)
+    broken: dict[str, str] = field(default_factory=dict)
+
+    def raise_errors(self) -> None:
+        """Raise every error found, in the order of the places in the file."""
+        try:
+            self.errors.raise_any(key=place_order(self.doc))
+        except SpecError as e:
+            if e.source is None:
+                e.source = self.source
+            raise
+
+
+def place_order(doc: Mapping[str, Any]) -> Callable[[SpecError], tuple[int, int]]:
+    """A sort key for errors: where each one's place is in ``doc`` (the top-level key's index,
+    then the entry's: nodes.h before nodes.k when h comes first), so they read as the file does."""
+    indices: dict[str | None, dict[str, int]] = {}
+
+    def index(section: str | None) -> dict[str, int]:
+        if section not in indices:
+            keys = doc if section is None else doc.get(section)
+            indices[section] = {k: i for i, k in enumerate(keys)} if isinstance(keys, Mapping) else {}
+        return indices[section]
+
+    def key(err: SpecError) -> tuple[int, int]:
+        m = re.match(r"([^.\[]+)(?:\.([^.\[]+)|\[(\d+)\])?", err.loc or "")
+        if m is None or err.loc == "(top level)" or (err.loc or "").startswith("line "):
+            return -1, 0
+        head, name, at = m.groups()
+        top = index(None)
+        return top.get(head, len(top)), int(at) if at else index(head).get(name, -1) if name else -1
+
+    return key
+
+
+def read_spec(source: str | Path | dict[str, Any], *, base: Path | None = None) -> Loaded:
+    """Parse and validate a spec, collecting its errors rather than raising the first. Raises
+    only when nothing can be read (bad JSON, not an object, no version)."""
     if isinstance(source, dict):
         doc, where, base = source, None, base or Path.cwd()
     else:
@@ -370,35 +682,28 @@ def load_spec(source: str | Path | dict[str, Any], *, base: Path | None = None) 
     if "graphspec" not in doc:
         raise SpecError("missing required key 'graphspec' (the format version, \"1\")", loc="(top level)", source=where)
     try:
-        spec = Spec.model_validate(doc)
+        return Loaded(Spec.model_validate(doc), base, where, doc)
     except ValidationError as e:
-        raise _first_error(e.errors(), where) from None
-    return spec, base
+        found, places = _located(e.errors(), where)
+    loaded = Loaded(None, base, where, doc)
+    for err in found:
+        loaded.errors.add(err)
+    rest, broken = _salvage(doc, places)
+    if rest is not None:
+        try:
+            loaded.spec, loaded.broken = Spec.model_validate(rest), broken
+        except ValidationError:
+            pass  # what the first errors hide; they come first
+    return loaded
 
 
-def _first_error(errs: list[dict[str, Any]], where: str | None) -> SpecError:
-    """One line for the first place that is wrong. A union reports one error per member; of
-    those, the most specific (the deepest location, an unknown key first) speaks."""
-    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
-    for err in errs:
-        loc = _clean_loc(tuple(err["loc"]))
-        groups.setdefault(loc[:3] if loc[:1] in (("nodes",), ("inputs",), ("params",)) else loc[:1], []).append(err)
-    first = next(iter(groups.values()))
-    # an unknown key is news only if no other member of the union knew that key
-    known = {_clean_loc(tuple(x["loc"])) for x in first if x["type"] != "extra_forbidden"}
-    # and a member that read a key the user wrote (and found its value wrong) beats one that
-    # missed a key the user never meant to write
-    def rank(x: dict[str, Any]) -> tuple[int, int]:
-        loc = _clean_loc(tuple(x["loc"]))
-        if x["type"] == "extra_forbidden":
-            return len(loc), 2 if loc not in known else -1
-        return len(loc), 0 if x["type"] == "missing" else 1
-
-    best = max(first, key=rank)
-    loc, msg, hint = _describe(best)
-    if len(groups) > 1:
-        msg += f" (and {len(groups) - 1} more place{'s' if len(groups) > 2 else ''} to fix)"
-    return SpecError(msg, loc=loc, hint=hint, source=where)
+def load_spec(source: str | Path | dict[str, Any], *, base: Path | None = None) -> tuple[Spec, Path]:
+    """Parse and validate a spec. Returns the Spec and the folder its relative files live in;
+    raises a `SpecError` that lists every place that is wrong."""
+    loaded = read_spec(source, base=base)
+    loaded.raise_errors()
+    assert loaded.spec is not None
+    return loaded.spec, loaded.base
 
 
 def json_schema() -> dict[str, Any]:
