@@ -20,7 +20,7 @@ from . import shapes, values
 from .errors import ErrorList, GraphspecError, InputError, NonFiniteError, OpError, SpecError, did_you_mean
 from .interpret import Plan, gc_paused, surely_finite
 from .ops import Aval
-from .spec import InputDecl, Spec, place_order, read_spec
+from .spec import InputDecl, Loaded, Spec, place_order, read_spec
 
 _CHECK_FINITE = ("warn", "raise", "off")
 
@@ -51,16 +51,15 @@ class Graph:
     def __init__(self, spec: Spec, base: Path, source: str | None = None):
         self._set_up(spec, base, source, ErrorList())
 
-    def _set_up(self, spec: Spec, base: Path, source: str | None, errors: ErrorList,
-                broken: Mapping[str, str] | None = None, doc: Mapping[str, Any] | None = None) -> None:
-        """Every check of the spec, each error added to ``errors`` (which may hold the spec's
-        own validation errors, ``broken`` naming the declarations they dropped), all raised at
-        the end in the file's order: what depends on something wrong is not checked, what is
-        independent of it is."""
+    def _set_up(self, spec: Spec, base: Path, source: str | None, errors: ErrorList, loaded: Loaded | None = None) -> None:
+        """Every check of the spec, each error added to ``errors``, all raised at the end in the
+        file's order: what depends on something wrong is not checked, what is independent of it
+        is. With ``loaded``, ``spec`` is what validated of it once its wrong places (its errors
+        so far) were dropped."""
         self.spec = spec
         self.base = base
         self.source = source
-        structure = graph_mod.build(spec, errors, broken)
+        structure = graph_mod.build(spec, errors, loaded.broken if loaded else None)
         self.order = structure.order  # without the nodes found wrong, when there are errors
         self.outputs = structure.outputs
         self.loss = structure.loss
@@ -108,8 +107,8 @@ class Graph:
                 self.seed = self._check_loss()
             except SpecError as e:
                 errors.add(e)
-        self._check_expect(errors)
-        errors.raise_any(key=place_order(doc if doc is not None else {k: getattr(spec, k) for k in type(spec).model_fields}))
+        self._check_expect(errors, loaded)
+        errors.raise_any(key=place_order(loaded.doc if loaded else {k: getattr(spec, k) for k in type(spec).model_fields}))
         keep = [*self.outputs, *([self.loss] if self.loss else [])]
         self.plan = Plan(self.leaves, spec.nodes, self.order, self.attrs, self.wrt, float_leaves, self.avals, keep)
 
@@ -153,7 +152,7 @@ class Graph:
                             loc="loss.seed")
         return arr
 
-    def _check_expect(self, errors: ErrorList) -> None:
+    def _check_expect(self, errors: ErrorList, loaded: Loaded | None) -> None:
         """Each expectation's shape (and that a gradient can be expected); one error per entry.
         Names that are unknown or failed were reported already."""
         ex = self.spec.expect
@@ -171,7 +170,7 @@ class Graph:
             loc = f"expect.grads.{name}"
             try:
                 got = values.as_array(v, "float64", loc).shape  # ragged lists and nulls are errors here, not when compared
-                if self.loss is None and self.spec.loss is None:
+                if self.spec.loss is None and not (loaded and "loss" in loaded.dropped):
                     raise SpecError("expected gradients need a loss", loc=loc)
                 if name in self.decls and name not in self.wrt:
                     raise SpecError(f"'{name}' has no gradient ({self.decls[name].dtype}"
@@ -440,7 +439,7 @@ def load(source: str | Path | Mapping[str, Any], *, base: str | Path | None = No
             loaded.raise_errors()
         graph = Graph.__new__(Graph)
         try:
-            graph._set_up(loaded.spec, loaded.base, where, loaded.errors, loaded.broken, loaded.doc)  # type: ignore[arg-type]
+            graph._set_up(loaded.spec, loaded.base, where, loaded.errors, loaded)
         except SpecError as e:
             if e.source is None:
                 e.source = where

@@ -64,7 +64,7 @@ def build(spec: Spec, errors: ErrorList | None = None, broken: Mapping[str, str]
 
     edges = []
     for name, node in spec.nodes.items():
-        ok = names[name] == "nodes"  # a node that clashes with a leaf is checked, never wired in
+        ok = wired = names[name] == "nodes"  # a node that clashes with a leaf is checked, never wired in
         op = OPS.get(node.op)
         if op is None:
             errs.report(GraphError, f"unknown op '{node.op}'", loc=f"nodes.{name}.op",
@@ -84,7 +84,7 @@ def build(spec: Spec, errors: ErrorList | None = None, broken: Mapping[str, str]
                     errs.report(GraphError, f"unknown name '{arg}'", loc=f"nodes.{name}.args[{i}]",
                                 hint=lambda: did_you_mean(arg, [n for n in names if n != name]))  # noqa: B023
                     ok = False
-                elif names[name] == "nodes":
+                elif wired:
                     edges.append((arg, name))
         if not ok:
             failed.add(name)

@@ -80,9 +80,11 @@ def _huge(text: str) -> int | float:
     return h
 
 
-# only a literal with an exponent of -100 or less, or 300 zeros in a row, can underflow: the
-# scan is cheaper than a Python call per number in a spec of 100,000 nodes
-_MAY_UNDERFLOW = re.compile(r"[eE]-0*[1-9][0-9][0-9]|0{300}")
+def _may_underflow(text: str) -> bool:
+    """Whether ``text`` may hold a number that underflows to 0.0: only a negative exponent, or
+    224 zeros or more in a row, makes one (below 5e-324). Three substring scans in C cost less
+    than a Python call per number of a 100,000-node spec (a regex scan cost 20 times more)."""
+    return "e-" in text or "E-" in text or "0" * 200 in text
 
 
 def shown(x: Any) -> str:
@@ -137,32 +139,9 @@ def json_integer(v: Any) -> int:
     else:
         raise ValueError(f"expected an integer, got {shown(v)}")
     if not INT64[0] <= n < INT64[1]:
-        text = shown(v) if len(str(n)) <= 40 else f"an integer of {len(str(abs(n)))} digits"
+        text = shown(v) if isinstance(v, float) or len(str(n)) <= 40 else f"an integer of {len(str(abs(n)))} digits"
         raise ValueError(f"{text} is out of range for an integer (int64: at most 2**63 - 1)")
     return n
-
-
-def _json_number(v: Any) -> Any:
-    """A number (int or float), not a boolean; the field's float type and limits do the rest."""
-    if isinstance(v, bool):
-        raise ValueError(f"{shown(v)} is not a number (a JSON boolean is not a number)")
-    if _not_finite(v):
-        raise ValueError(_non_finite(v))
-    if not isinstance(v, int | float):
-        raise ValueError(f"expected a number, got {shown(v)}")
-    return v
-
-
-def _json_bool(v: Any) -> Any:
-    if not isinstance(v, bool):
-        raise ValueError(f"expected true or false, got {shown(v)}")
-    return v
-
-
-def _json_str(v: Any) -> Any:
-    if not isinstance(v, str):
-        raise ValueError(f"expected a string, got {shown(v)}")
-    return v
 
 
 def _integer(**limits: Any) -> Any:
@@ -170,23 +149,19 @@ def _integer(**limits: Any) -> Any:
     return Annotated[int, Field(**limits), BeforeValidator(json_integer)]
 
 
-def _number(**limits: Any) -> Any:
-    return Annotated[float, Field(**limits), BeforeValidator(_json_number)]
-
-
 Count = _integer(ge=0)
 Positive = _integer(ge=1)
-Float = _number()
-Bool = Annotated[bool, BeforeValidator(_json_bool)]
-Str = Annotated[str, BeforeValidator(_json_str)]
 Dim = Count | Name
+# floats, bools and strings need no validator of their own: pydantic's strict mode refuses true
+# as a number, "yes" as a boolean, 5 as a string, and `_describe` words it as JSON does
 
 
-def _check_numeric(v: Any, bools: bool = True) -> Any:
+def _check_numeric(v: Any, bools: bool = True, dtype: str | None = None) -> Any:
     """Values are finite numbers, bools (where ``bools``) or (nested) lists of them; strings,
     objects, nulls inside a list, and inf or nan are not. (JSON has no Infinity or NaN, though
     Python's json reads those tokens, and reads 1e400 as inf: a spec is JSON, so they are
-    errors, not silent infs.) A null on its own means "not given"."""
+    errors, not silent infs.) A null on its own means "not given". With a ``dtype``, the
+    booleans are refused unless it is bool, and 1e-400 (0.0 as a float) where it is int64."""
     stack = [v]
     while stack:
         x = stack.pop()
@@ -198,9 +173,12 @@ def _check_numeric(v: Any, bools: bool = True) -> Any:
             stack.extend(x)
         elif t is bool:
             if not bools:
-                raise ValueError(f"{shown(x)} is not a number (a JSON boolean is a value only of a \"dtype\": \"bool\")")
+                why = "booleans are the values of a \"dtype\": \"bool\"" if dtype else "a JSON boolean is not a number"
+                raise ValueError(f"{shown(x)} is not a number ({why})")
         elif _not_finite(x):
             raise ValueError(_non_finite(x))
+        elif isinstance(x, Tiny) and dtype == "int64":
+            raise ValueError(f"{x.text} is not an integer (it is a number too small for float64, read as 0.0)")
         elif not isinstance(x, int | float) and (x is not None or x is not v):
             raise ValueError(f"expected a number or a nested list of numbers, got {shown(x)}")
     return v
@@ -208,6 +186,12 @@ def _check_numeric(v: Any, bools: bool = True) -> Any:
 
 def _numbers(v: Any) -> Any:
     return _check_numeric(v, bools=False)
+
+
+def _declared_numbers(v: Any, info: ValidationInfo) -> Any:
+    # booleans are values of a bool input only (dtype comes first in the model, so it is known here)
+    dtype = info.data.get("dtype", "float64")
+    return _check_numeric(v, bools=dtype == "bool", dtype=dtype)
 
 
 # a number, a bool or a nested list of them; shapes and dtypes are checked when it becomes an array
@@ -222,34 +206,29 @@ class _Strict(BaseModel):
 
 
 class NormalInit(_Strict):
-    normal: _number(ge=0)
+    normal: Annotated[float, Field(ge=0)]
 
 
 class UniformInit(_Strict):
-    uniform: Annotated[tuple[Float, Float], Strict(False)]  # a JSON list; pydantic's strict tuple wants a tuple
+    uniform: Annotated[tuple[float, float], Strict(False)]  # a JSON list; pydantic's strict tuple wants a tuple
 
 
 InitArray = Annotated[list[Any], AfterValidator(_numbers)]
-Init = Literal["zeros", "ones", "xavier", "he"] | NormalInit | UniformInit | Float | InitArray
-
-
-def _not_bool_dtype(info: ValidationInfo) -> bool:
-    return info.data.get("dtype", "float64") != "bool"
+Init = Literal["zeros", "ones", "xavier", "he"] | NormalInit | UniformInit | float | InitArray
 
 
 class InputDecl(_Strict):
     shape: list[Dim] | None = None
     dtype: DType = "float64"
     value: Any = None
-    file: Str | None = None
-    key: Str | None = None
-    grad: Bool | None = None
+    file: str | None = None
+    key: str | None = None
+    grad: bool | None = None
 
     @field_validator("value")
     @classmethod
     def _value_numbers(cls, v: Any, info: ValidationInfo) -> Any:
-        # booleans are values of a bool input only (dtype comes first, so it is known here)
-        return _check_numeric(v, bools=not _not_bool_dtype(info))
+        return _declared_numbers(v, info)
 
 
 class ParamDecl(InputDecl):
@@ -260,7 +239,7 @@ class ParamDecl(InputDecl):
     def _init_numbers(cls, v: Any, info: ValidationInfo) -> Any:
         # before the union, whose members would each say why they do not fit, none of it to the point
         if isinstance(v, int | float | list):
-            _check_numeric(v, bools=not _not_bool_dtype(info))
+            _declared_numbers(v, info)
         bounds = v.get("uniform") if isinstance(v, dict) else None
         if isinstance(bounds, list) and len(bounds) == 2 and all(isinstance(b, int | float) for b in bounds):
             low, high = _numbers(bounds)
@@ -272,7 +251,7 @@ class ParamDecl(InputDecl):
 
 
 class Node(_Strict):
-    op: Str
+    op: str
     # factories, not `= []`: pydantic deep-copies a mutable default for every one of 100,000 nodes
     args: list[Name | float] = Field(default_factory=list)
     attrs: dict[str, Any] = Field(default_factory=dict)
@@ -298,22 +277,22 @@ class LossSeed(_Strict):
 class Expect(_Strict):
     values: dict[Name, Value] = {}  # a bool node's expected value is bool
     grads: dict[Name, Numbers] = {}
-    rtol: _number(ge=0) = 1e-6
-    atol: _number(ge=0) = 1e-9
+    rtol: Annotated[float, Field(ge=0)] = 1e-6
+    atol: Annotated[float, Field(ge=0)] = 1e-9
 
 
-Fraction = _number(ge=0, lt=1)
+Fraction = Annotated[float, Field(ge=0, lt=1)]
 
 
 class Sgd(_Strict):
-    lr: _number(gt=0)
+    lr: Annotated[float, Field(gt=0)]
     momentum: Fraction = 0.0
 
 
 class Adam(_Strict):
-    lr: _number(gt=0) = 1e-3
+    lr: Annotated[float, Field(gt=0)] = 1e-3
     betas: Annotated[tuple[Fraction, Fraction], Strict(False)] = (0.9, 0.999)
-    eps: _number(gt=0) = 1e-8
+    eps: Annotated[float, Field(gt=0)] = 1e-8
 
 
 class SgdOptimizer(_Strict):
@@ -330,11 +309,11 @@ class _Optimizers(_Strict):  # only for "did you mean" on an unknown optimizer
 
 
 class Train(_Strict):
-    data: dict[Name, Str] = {}
+    data: dict[Name, str] = {}
     optimizer: SgdOptimizer | AdamOptimizer
     epochs: Positive = 1
     batch_size: Positive | None = None
-    shuffle: Bool = False
+    shuffle: bool = False
     log_every: Positive = 1
     metrics: list[Literal["loss", "accuracy"]] = ["loss"]
 
@@ -342,10 +321,10 @@ class Train(_Strict):
 class Spec(_Strict):
     """A whole spec file, format version 1. Every key, op and default: docs/format.md in the graphspec repo."""
 
-    schema_: Str | None = Field(default=None, alias="$schema")
+    schema_: str | None = Field(default=None, alias="$schema")
     graphspec: Literal["1"]
-    name: Str | None = None
-    description: Str | None = None
+    name: str | None = None
+    description: str | None = None
     seed: Count = 0  # numpy's generators take no negative seeds
     inputs: dict[Name, InputDecl] = {}
     params: dict[Name, ParamDecl] = {}
@@ -405,7 +384,7 @@ def parse_json(text: str, source: str | None = None) -> Any:
         dups = dups or isinstance(d, _DupKeys)
         return d
 
-    numbers: dict[str, Any] = {"parse_float": _tiny} if _MAY_UNDERFLOW.search(text) else {}
+    numbers: dict[str, Any] = {"parse_float": _tiny} if _may_underflow(text) else {}
     try:
         try:
             doc = json.loads(text, object_pairs_hook=hook, **numbers)
@@ -537,6 +516,8 @@ def _describe(err: dict[str, Any], loc: tuple[Any, ...], place: tuple[Any, ...])
             fields = [f.alias or n for n, f in model.model_fields.items()]
             hint = did_you_mean(str(key), fields)
         return format_loc(loc[:-1]) or "(top level)", f"unknown key '{key}'", hint
+    if kind == "missing" and isinstance(loc[-1], int):  # a pair (uniform, betas) given one number
+        return format_loc(loc[:-1]), f"expected a list of 2 numbers{_got(x) if isinstance(x, list) else ''}", None
     if kind == "missing":
         return format_loc(loc[:-1]) or "(top level)", f"missing required key '{loc[-1]}'", None
     if loc and loc[-1] == "[key]":
@@ -548,7 +529,9 @@ def _describe(err: dict[str, Any], loc: tuple[Any, ...], place: tuple[Any, ...])
         msg = msg[len("Value error, "):]
     if len(place) == 4 and place[2] == "shape":
         dim = "a dim is a size (an integer >= 0) or a name like \"N\""
-        return format_loc(place), f"{msg}: {dim}" if kind == "value_error" and "integer" in msg else f"{dim}{_got(x)}", None
+        if isinstance(x, str):
+            return format_loc(place), f"{shown(x)} is not a valid name: {dim}", None
+        return format_loc(place), f"{msg}: {dim}" if kind == "value_error" else f"{dim}{_got(x)}", None
     if loc == ("loss",):
         return "loss", f"expected a node name or {{\"node\": name, \"seed\": ...}}{_got(x)}", None
     if loc == ("graphspec",):
@@ -563,6 +546,8 @@ def _describe(err: dict[str, Any], loc: tuple[Any, ...], place: tuple[Any, ...])
         return format_loc(loc), f"expected a list of 2 numbers{_got(x)}", None
     if kind in ("finite_number", "float_type") and _not_finite(x):
         return format_loc(loc), _non_finite(x), None  # inf, nan, or an integer too big for a float
+    if kind in ("float_type", "int_type") and isinstance(x, bool):
+        return format_loc(loc), f"{shown(x)} is not a number (a JSON boolean is not a number)", None
     if kind in _EXPECTED:
         return format_loc(loc), _EXPECTED[kind] + _got(x), None
     if "input" in err and kind != "value_error":
@@ -596,15 +581,17 @@ def _located(errs: list[dict[str, Any]], where: str | None) -> tuple[list[SpecEr
     return out, list(groups)
 
 
-def _salvage(doc: dict[str, Any], places: list[tuple[Any, ...]]) -> tuple[dict[str, Any] | None, dict[str, str]]:
-    """The spec without the places that failed, to look for the errors the rest holds, and the
-    names dropped (name -> section; what reads them is not checked). None when nothing sound is
-    left: no version 1, no nodes, or a section of names that is no object."""
+def _salvage(doc: dict[str, Any], places: list[tuple[Any, ...]]) -> tuple[dict[str, Any], dict[str, str], set[str]] | None:
+    """The spec without the places that failed, to look for the errors the rest holds; the
+    names dropped (name -> section; what reads them is not checked); the top-level keys
+    dropped. None when nothing sound is left: no version 1, no nodes, or a section of names
+    that is no object."""
     version = doc.get("graphspec")
     if version != "1" and not (type(version) in (int, float) and version == 1):
-        return None, {}
+        return None
     out = {**doc, "graphspec": "1"}
     broken: dict[str, str] = {}
+    dropped: set[str] = set()
     for place in places:
         head = place[0] if place else None
         if head == "graphspec":
@@ -612,16 +599,17 @@ def _salvage(doc: dict[str, Any], places: list[tuple[Any, ...]]) -> tuple[dict[s
         if head in ("inputs", "params", "nodes"):
             section = doc.get(head)
             if len(place) < 2 or not isinstance(section, dict):
-                return None, {}
+                return None
             if out[head] is section:
                 out[head] = dict(section)
             out[head].pop(place[1], None)
             broken[str(place[1])] = head
         elif isinstance(head, str):
             out.pop(head, None)
+            dropped.add(head)
         else:
-            return None, {}
-    return out, broken
+            return None
+    return out, broken, dropped
 
 
 @dataclass
@@ -636,6 +624,7 @@ class Loaded:
     doc: dict[str, Any]
     errors: ErrorList = field(default_factory=ErrorList)
     broken: dict[str, str] = field(default_factory=dict)
+    dropped: set[str] = field(default_factory=set)  # top-level keys found wrong (loss, outputs, ...)
 
     def raise_errors(self) -> None:
         """Raise every error found, in the order of the places in the file."""
@@ -688,10 +677,11 @@ def read_spec(source: str | Path | dict[str, Any], *, base: Path | None = None) 
     loaded = Loaded(None, base, where, doc)
     for err in found:
         loaded.errors.add(err)
-    rest, broken = _salvage(doc, places)
-    if rest is not None:
+    salvaged = _salvage(doc, places)
+    if salvaged is not None:
         try:
-            loaded.spec, loaded.broken = Spec.model_validate(rest), broken
+            loaded.spec = Spec.model_validate(salvaged[0])
+            loaded.broken, loaded.dropped = salvaged[1], salvaged[2]
         except ValidationError:
             pass  # what the first errors hide; they come first
     return loaded

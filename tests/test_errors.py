@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -136,6 +137,58 @@ CASES = {
                        "name: 'a\\ud800' holds a lone surrogate escape"),  # printing the name raised UnicodeEncodeError
     "train_data_not_input": (spec(train={"data": {"W": "w.csv"}, "optimizer": {"sgd": {"lr": 0.1}}}),
                              "train.data.W: train data must feed an input"),
+    # the format's types are JSON's, strictly: a boolean is no number, "yes" no boolean
+    "bool_value": (spec(inputs={"x": {"value": True}}), 'inputs.x.value: true is not a number (booleans are the values of a "dtype": "bool")'),
+    "bool_in_value": (spec(inputs={"x": {"value": [1.0, False]}}), "inputs.x.value: false is not a number"),
+    "bool_dim": (spec(inputs={"x": {"shape": [2.0, True]}}), "inputs.x.shape[1]: true is not an integer (a JSON boolean is not a number): a dim is a size"),
+    "fractional_dim": (spec(inputs={"x": {"shape": [2.5]}}), "inputs.x.shape[0]: 2.5 is not an integer: a dim is a size (an integer >= 0) or a name"),
+    "grad_yes": (spec(inputs={"x": {"value": 1.0, "grad": "yes"}}), 'inputs.x.grad: expected true or false, got "yes"'),
+    "bool_seed": (spec(seed=True), "seed: true is not an integer (a JSON boolean is not a number)"),
+    "bool_epochs": (spec(train={"optimizer": {"sgd": {"lr": 0.1}}, "epochs": True}), "train.epochs: true is not an integer"),
+    "fractional_epochs": (spec(train={"optimizer": {"sgd": {"lr": 0.1}}, "epochs": 2.5}), "train.epochs: 2.5 is not an integer"),
+    "bool_lr": (spec(train={"optimizer": {"sgd": {"lr": True}}}), "train.optimizer.sgd.lr: true is not a number"),
+    "bool_rtol": (spec(expect={"rtol": True}), "expect.rtol: true is not a number"),
+    "bool_loss_seed": (spec(loss={"node": "h", "seed": True}), "loss.seed: true is not a number"),
+    "bool_int_attr": (spec(nodes={"s": {"op": "softmax", "args": ["x"], "attrs": {"axis": True}}}),
+                      "nodes.s.attrs.axis: softmax attr 'axis' must be an integer axis: true is not an integer"),
+    "bool_float_attr": (spec(nodes={"s": {"op": "leaky_relu", "args": ["x"], "attrs": {"alpha": False}}}),
+                        "nodes.s.attrs.alpha: leaky_relu attr 'alpha' must be a number, got false"),
+    "bool_init": (spec(params={"W": {"shape": [2], "init": True}}), "params.W.init: true is not a number"),
+    "underflow_seed": ('{"graphspec": "1", "seed": 1e-400, "inputs": {"x": {"value": 1}}, "nodes": {"h": {"op": "relu", "args": ["x"]}}}',
+                       "seed: 1e-400 is not an integer (it is a number too small for float64, read as 0.0)"),
+    "underflow_dim": ('{"graphspec": "1", "inputs": {"x": {"shape": [1e-400]}}, "nodes": {"h": {"op": "relu", "args": ["x"]}}}',
+                      "inputs.x.shape[0]: 1e-400 is not an integer"),
+    "underflow_axis": ('{"graphspec": "1", "inputs": {"x": {"value": [1.0]}}, "nodes": {"h": {"op": "softmax", "args": ["x"], "attrs": {"axis": 1e-400}}}}',
+                       "nodes.h.attrs.axis: softmax attr 'axis' must be an integer axis: 1e-400 is not an integer"),
+    "underflow_int64_value": ('{"graphspec": "1", "inputs": {"x": {"value": [1, 1e-400], "dtype": "int64"}}, "nodes": {"h": {"op": "relu", "args": ["x"]}}}',
+                              "inputs.x.value: 1e-400 is not an integer"),
+    "int64_seed": (spec(seed=2**63), "seed: 9223372036854775808 is out of range for an integer (int64: at most 2**63 - 1)"),
+    "huge_dim": (spec(inputs={"x": {"shape": [10**30]}}), "inputs.x.shape[0]: 1000000000000000000000000000000 is out of range for an integer"),
+    "long_int_value": ('{"graphspec": "1", "inputs": {"x": {"value": [1, 1' + "0" * 5000 + ']}}, "nodes": {"h": {"op": "relu", "args": ["x"]}}}',
+                       "inputs.x.value: expected finite numbers (JSON has no Infinity or NaN; beyond 1.8e308 a number overflows float64), got an integer of 5,001 digits"),
+    "long_int_seed": ('{"graphspec": "1", "seed": 1' + "0" * 5000 + ', "inputs": {"x": {"value": 1}}, "nodes": {"h": {"op": "relu", "args": ["x"]}}}',
+                      "seed: an integer of 5,001 digits is out of range for an integer (int64: at most 2**63 - 1)"),
+    "long_int_epochs": ('{"graphspec": "1", "train": {"optimizer": {"sgd": {"lr": 0.1}}, "epochs": -1' + "0" * 5000 + '}, "inputs": {"x": {"value": 1}}, '
+                        '"nodes": {"h": {"op": "relu", "args": ["x"]}}}', "train.epochs: an integer of 5,001 digits is out of range"),
+    "long_int_dim": ('{"graphspec": "1", "inputs": {"x": {"shape": [1' + "0" * 5000 + ']}}, "nodes": {"h": {"op": "relu", "args": ["x"]}}}',
+                     "inputs.x.shape[0]: an integer of 5,001 digits is out of range"),
+    "long_int_attr": ('{"graphspec": "1", "inputs": {"x": {"value": [1.0]}}, "nodes": {"h": {"op": "leaky_relu", "args": ["x"], "attrs": {"alpha": 1' + "0" * 5000 + "}}}}",
+                      "nodes.h.attrs.alpha: leaky_relu attr 'alpha' must be a finite number, got an integer of 5,001 digits"),
+    "long_int_arg": ('{"graphspec": "1", "inputs": {"x": {"value": 1.0}}, "nodes": {"h": {"op": "mul", "args": ["x", 1' + "0" * 5000 + "]}}}",
+                     "nodes.h.args: args[1]: expected finite numbers (JSON has no Infinity or NaN; beyond 1.8e308 a number overflows float64), got an integer of 5,001 digits"),
+    "long_int_init": ('{"graphspec": "1", "params": {"W": {"shape": [2], "init": 1' + "0" * 5000 + '}}, "nodes": {"h": {"op": "relu", "args": ["W"]}}}',
+                      "params.W.init: expected finite numbers"),
+    "long_int_lr": ('{"graphspec": "1", "train": {"optimizer": {"sgd": {"lr": 1' + "0" * 5000 + '}}}, "inputs": {"x": {"value": 1}}, "nodes": {"h": {"op": "relu", "args": ["x"]}}}',
+                    "train.optimizer.sgd.lr: expected finite numbers (JSON has no Infinity or NaN; beyond 1.8e308 a number overflows float64), got an integer of 5,001 digits"),
+    "version_number": (spec(graphspec=1), 'graphspec: the format version is the string "1", not the number 1 (write "graphspec": "1")'),
+    "empty_nodes": (spec(nodes={}), "nodes: nodes is empty: a spec needs at least one node"),
+    "scalar_value_for_shape": (spec(inputs={"x": {"value": 2.0, "shape": [2, 2]}}),
+                               "inputs.x: a scalar \"value\" does not broadcast to shape [2, 2]: give the whole array (only a param's \"init\" broadcasts)"),
+    "scalar_param_value_for_shape": (spec(params={"W": {"value": 0.5, "shape": [3]}}),
+                                     "params.W: a scalar \"value\" does not broadcast to shape [3]: give the whole array or, to fill it, \"init\""),
+    "dim_not_a_name": (spec(inputs={"x": {"shape": ["1a"]}}), 'inputs.x.shape[0]: "1a" is not a valid name: a dim is a size (an integer >= 0) or a name like "N"'),
+    "short_pair": (spec(train={"optimizer": {"adam": {"betas": [0.9]}}}), "train.optimizer.adam.betas: expected a list of 2 numbers, got [0.9]"),
+    "init_of_two_kinds": (spec(params={"W": {"shape": [2], "init": {"normal": 0.5, "uniform": [0, 1]}}}), "params.W.init: unknown key"),
 }
 
 
@@ -203,3 +256,205 @@ def test_runtime_input_that_makes_the_loss_non_scalar(tmp_path, capsys):
     assert main(["run", str(path), "--input", "lam=[]"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "loss: with these inputs, loss 'h' has shape [0], not a scalar" in err
+
+
+# -- every independent error at once ------------------------------------------------------------
+
+def run_lines(tmp_path, capsys, text, command="run"):
+    path = tmp_path / "s.json"
+    path.write_text(text)
+    code = main([command, str(path)])
+    err = capsys.readouterr().err
+    prefix = f"error: {path}: "
+    lines = err.strip().splitlines()
+    assert all(x.startswith(prefix) for x in lines), err  # each error its own located line, no traceback
+    return code, [x[len(prefix):] for x in lines]
+
+
+def test_independent_errors_are_all_reported_each_in_its_place(tmp_path, capsys):
+    """An unknown key in inputs, an unknown op, an unknown name, a bad attr, a shape error and a
+    cycle needed six rounds ("(and 1 more place to fix)" said not where): one round now, in the
+    file's order. Nodes reading a wrong one are not blamed again (d reads a, e reads y)."""
+    text = json.dumps({
+        "graphspec": "1",
+        "inputs": {"x": {"value": [1.0, 2.0], "shpe": [2]}, "y": {"value": [1.0, 2.0, 3.0]}},
+        "params": {"W": {"shape": [2, 2], "init": "xavier"}},
+        "nodes": {"a": {"op": "matmull", "args": ["y", "W"]},
+                  "b": {"op": "add", "args": ["y", "zz"]},
+                  "c": {"op": "softmax", "args": ["y"], "attrs": {"axis": "last"}},
+                  "d": {"op": "sum", "args": ["a"]},
+                  "e": {"op": "add", "args": ["x", "y"]},
+                  "m": {"op": "matmul", "args": ["W", "y"]},
+                  "f": {"op": "relu", "args": ["f"]}},
+        "loss": "d"})
+    code, lines = run_lines(tmp_path, capsys, text)
+    assert code == 2
+    assert lines == ["inputs.x: unknown key 'shpe' (did you mean 'shape'?)",
+                     "nodes.a.op: unknown op 'matmull' (did you mean 'matmul'?)",
+                     "nodes.b.args[1]: unknown name 'zz'",
+                     "nodes.c.attrs.axis: softmax attr 'axis' must be an integer axis, got \"last\"",
+                     "nodes.m: matmul cannot multiply (2, 2) by (3,)",
+                     "nodes.f: cycle: f -> f (a node cannot depend on itself)"]
+
+
+def test_errors_past_the_cap_are_counted_in_one_line(tmp_path, capsys):
+    from graphspec.errors import MAX_ERRORS
+
+    nodes = {f"n{i}": {"op": "relu", "args": [f"q{i}"]} for i in range(MAX_ERRORS + 7)}
+    code, lines = run_lines(tmp_path, capsys, spec(nodes=nodes))
+    assert code == 2 and len(lines) == MAX_ERRORS + 1
+    assert lines[:2] == ["nodes.n0.args[0]: unknown name 'q0'", "nodes.n1.args[0]: unknown name 'q1'"]
+    assert lines[-1] == f"... and 7 more errors (only the first {MAX_ERRORS} are listed)"
+
+
+def test_validation_errors_are_one_per_place(tmp_path, capsys):
+    """pydantic reports every wrong place; a union's members (init, a dim, loss) speak once."""
+    text = spec(inputs={"x": {"value": [1.0], "shape": [-1]}},
+                params={"W": {"shape": [2], "init": "gaussian"}, "V": {"shape": [2], "init": "zeros", "grad": "no"}},
+                loss=5, expect={"rtol": -1, "atol": "a"})
+    code, lines = run_lines(tmp_path, capsys, text, "validate")
+    assert code == 2
+    assert lines == ["inputs.x.shape[0]: a dim is a size (an integer >= 0) or a name like \"N\", got -1",
+                     "params.W.init: input should be 'zeros', 'ones', 'xavier' or 'he', got \"gaussian\"",
+                     "params.V.grad: expected true or false, got \"no\"",
+                     "loss: expected a node name or {\"node\": name, \"seed\": ...}, got 5",
+                     "expect.rtol: input should be greater than or equal to 0, got -1",
+                     "expect.atol: expected a number, got \"a\""]
+
+
+def test_what_reads_a_wrong_declaration_is_not_blamed(tmp_path, capsys):
+    """inputs.x fails validation: h (reads x) is not checked, k (independent) is."""
+    text = spec(inputs={"x": {"value": [1.0], "grad": "yes"}, "y": {"value": [[1.0, 2.0]]}},
+                nodes={"h": {"op": "relu", "args": ["x"]}, "k": {"op": "matmul", "args": ["y", "y"]},
+                       "s": {"op": "sum", "args": ["h"]}}, loss="s", expect={"grads": {"x": [1.0]}})
+    code, lines = run_lines(tmp_path, capsys, text)
+    assert code == 2
+    assert lines == ["inputs.x.grad: expected true or false, got \"yes\"", "nodes.k: matmul cannot multiply (1, 2) by (1, 2)"]
+
+
+def test_a_wrong_loss_hides_no_other_error_and_invents_none(tmp_path, capsys):
+    text = spec(loss={"node": "h", "seed": "a"}, nodes={"h": {"op": "relu", "args": ["xx"]}}, expect={"grads": {"x": 1.0}})
+    code, lines = run_lines(tmp_path, capsys, text)
+    assert code == 2  # no "expected gradients need a loss": the loss is there, only wrong
+    assert lines == ["nodes.h.args[0]: unknown name 'xx' (did you mean 'x'?)",
+                     "loss.seed: expected a number or a nested list of numbers, got \"a\""]
+
+
+def test_values_leaves_and_expectations_report_every_error(tmp_path, capsys):
+    text = spec(inputs={"x": {"value": [1.0, 2.0], "shape": [3]}, "y": {"value": [[1, 2], [3]]}, "z": {"value": [1.0, 2.0, 3.0]}},
+                params={"W": {"shape": [2]}}, nodes={"h": {"op": "relu", "args": ["z"]}},
+                loss={"node": "h", "seed": [1.0, 2.0]}, expect={"values": {"h": [1.0, 2.0]}, "grads": {"z": [1, 2, 3, 4]}})
+    code, lines = run_lines(tmp_path, capsys, text)
+    assert code == 2
+    assert lines == ["inputs.x: shape [2] does not match the declared shape [3]",
+                     "inputs.y.value: ragged nested list: every row must have the same length",
+                     "params.W: a param needs a value, a file, or a shape with an init",
+                     "loss.seed: seed of shape [2] does not match loss 'h' of shape [3]",
+                     "expect.values.h: expected value of shape [2] for a value of shape [3]",
+                     "expect.grads.z: expected value of shape [4] for a value of shape [3]"]
+
+
+def test_the_api_error_carries_the_list(tmp_path):
+    import graphspec
+
+    with pytest.raises(graphspec.SpecError) as e:
+        graphspec.load(json.loads(spec(nodes={"a": {"op": "relux", "args": ["x"]}, "b": {"op": "exp", "args": ["y"]}})))
+    assert [(x.loc, x.message) for x in e.value.errors] == [("nodes.a.op", "unknown op 'relux'"), ("nodes.b.args[0]", "unknown name 'y'")]
+    assert str(e.value).splitlines() == [x.line() for x in e.value.errors]
+    assert isinstance(e.value, graphspec.errors.GraphError)  # both are: the group is too
+
+
+def test_validate_json_lists_every_error(tmp_path, capsys):
+    path = tmp_path / "bad.json"
+    path.write_text(spec(nodes={"a": {"op": "relux", "args": ["x"]}, "b": {"op": "exp", "args": ["y"]}}))
+    assert main(["validate", "--format", "json", str(path)]) == 2
+    (row,) = json.loads(capsys.readouterr().out)
+    assert [(r["source"], r["loc"], r["message"], r["hint"]) for r in row["errors"]] == [
+        (str(path), "nodes.a.op", "unknown op 'relux'", "did you mean 'relu'?"), (str(path), "nodes.b.args[0]", "unknown name 'y'", None)]
+    assert row["more_errors"] == 0 and row["message"].count("\n") == 1
+
+
+def test_a_name_with_a_line_break_stays_on_one_line(tmp_path, capsys):
+    code, lines = run_lines(tmp_path, capsys, spec(nodes={"a\nb": {"op": "relu", "args": ["x"]}}))
+    assert code == 2 and lines == ["nodes.a\\nb: 'a\\nb' is not a valid name (letters, digits and _, not starting with a digit)"]
+
+
+# -- strict types: what is accepted -------------------------------------------------------------
+
+def test_integral_numbers_are_integers_as_in_json_schema(tmp_path, capsys):
+    """JSON Schema 2020-12 counts 2.0 as an integer: so does graphspec (dims, seeds, epochs, attrs)."""
+    import graphspec
+
+    g = graphspec.load(json.loads(spec(seed=3.0, inputs={"x": {"shape": [2.0, 3], "value": [[1.0] * 3] * 2}},
+                                       nodes={"s": {"op": "softmax", "args": ["x"], "attrs": {"axis": 0.0}},
+                                              "r": {"op": "reshape", "args": ["s"], "attrs": {"shape": [3.0, -1.0]}}},
+                                       train={"optimizer": {"sgd": {"lr": 1}}, "epochs": 2.0, "batch_size": 1e0})))
+    assert g.spec.seed == 3 and type(g.spec.seed) is int
+    assert g.spec.inputs["x"].shape == [2, 3] and all(type(d) is int for d in g.spec.inputs["x"].shape)
+    assert g.attrs["s"]["axis"] == 0 and type(g.attrs["s"]["axis"]) is int and g.attrs["r"]["shape"] == (3, -1)
+    assert g.spec.train.epochs == 2 and g.spec.train.batch_size == 1  # type: ignore[union-attr]
+    assert g.run()["r"].shape == (3, 2)
+
+
+def test_a_number_that_underflows_is_the_float_zero(tmp_path):
+    import graphspec
+
+    text = ('{"graphspec": "1", "inputs": {"x": {"value": [1e-400, 2.0]}}, '
+            '"nodes": {"h": {"op": "leaky_relu", "args": ["x"], "attrs": {"alpha": 1e-400}}, "k": {"op": "mul", "args": ["h", 1e-400]}}}')
+    path = tmp_path / "s.json"
+    path.write_text(text)
+    g = graphspec.load(path)
+    assert g.attrs["h"]["alpha"] == 0.0 and g.defaults["x"].tolist() == [0.0, 2.0]
+    assert g.run()["k"].tolist() == [0.0, 0.0]
+
+
+def test_a_long_integer_in_input_is_one_line(tmp_path, capsys):
+    path = tmp_path / "s.json"
+    path.write_text(spec(inputs={"x": {"shape": [2]}}))
+    assert main(["run", str(path), "--input", "x=[1, 1" + "0" * 5000 + "]"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "error: --input x: an integer literal of more than 4300 digits" in err
+
+
+BAD_VALUES = [None, True, False, "x", -1, 2.5, 1e308, [], {}, [True], [2.5], {"a": 1}, 10**30]
+FIELDS = [("seed",), ("name",), ("inputs", "x", "shape"), ("inputs", "x", "shape", 0), ("inputs", "x", "dtype"),
+          ("inputs", "x", "grad"), ("inputs", "x", "file"), ("params", "W", "init"), ("params", "W", "init", "normal"),
+          ("params", "W", "init", "uniform"), ("nodes", "h", "op"), ("nodes", "h", "args"), ("nodes", "h", "args", 0),
+          ("nodes", "h", "attrs"), ("nodes", "h"), ("outputs",), ("loss",), ("loss", "seed"), ("expect", "rtol"),
+          ("expect", "values"), ("train", "epochs"), ("train", "batch_size"), ("train", "shuffle"),
+          ("train", "optimizer"), ("train", "optimizer", "adam", "betas"), ("train", "optimizer", "sgd", "lr"),
+          ("train", "metrics"), ("train", "data", "x")]
+
+
+def test_no_message_speaks_pydantic_or_python(tmp_path):
+    """pydantic's internal names (constrained-int, function-after, union tags, model classes)
+    and Python's words (None, True, tuple, dictionary) never reach the user."""
+    import graphspec
+
+    leaks = re.compile(r"constrained-|function-|literal\[|NormalInit|UniformInit|LossSeed|Optimizer|"
+                       r"\bNone\b|\bTrue\b|\bFalse\b|tuple|dictionary|Value error|after validation|instance of")
+    base = {"graphspec": "1", "inputs": {"x": {"value": [1.0, 2.0], "shape": [2]}},
+            "params": {"W": {"shape": [2], "init": {"normal": 0.5}}},
+            "nodes": {"h": {"op": "relu", "args": ["x"]}, "s": {"op": "sum", "args": ["h"]}}, "loss": {"node": "s", "seed": 1.0},
+            "expect": {"values": {"s": 3.0}}, "train": {"optimizer": {"sgd": {"lr": 0.1}}, "data": {"x": "x.csv"}}}
+    seen = 0
+    for f in FIELDS:
+        for bad in BAD_VALUES:
+            doc = json.loads(json.dumps(base))
+            at = doc
+            for k in f[:-1]:
+                at = at.setdefault(k, {}) if isinstance(at, dict) else at[k]
+            if f[:-1] == ("params", "W", "init") and f[-1] == "uniform":
+                doc["params"]["W"]["init"] = {}
+                at = doc["params"]["W"]["init"]
+            if f[:-1] == ("train", "optimizer", "adam"):
+                doc["train"]["optimizer"] = {"adam": {}}
+                at = doc["train"]["optimizer"]["adam"]
+            at[f[-1]] = bad
+            try:
+                graphspec.load(doc, base=tmp_path)
+            except graphspec.SpecError as e:
+                seen += 1
+                for line in e.lines():
+                    assert not leaks.search(line), (f, bad, line)
+    assert seen > 300  # most of these are errors: the test looked at their messages
