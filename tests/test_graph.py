@@ -88,3 +88,40 @@ def test_networkx_is_imported_only_when_there_is_graph_work():
             "'nodes': {'a': {'op': 'neg', 'args': ['x']}}}); g.run(); print('networkx' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_build_reports_every_error_together():
+    """Unknown ops, arg counts, unknown names and clashes of every node, in one GraphError."""
+    spec, _ = load_spec({"graphspec": "1", "inputs": {"x": {"value": 1.0}}, "params": {"x": {"value": 2.0}},
+                         "nodes": {"a": {"op": "matmull", "args": ["x", "x"]}, "b": {"op": "add", "args": ["x"]},
+                                   "c": {"op": "neg", "args": ["nope"]}, "d": {"op": "concat", "args": []},
+                                   "e": {"op": "neg", "args": ["x"]}},
+                         "outputs": ["e", "zz"], "loss": "x"})
+    with pytest.raises(GraphError) as e:
+        build(spec)
+    assert [x.loc for x in e.value.errors] == ["params.x", "nodes.a.op", "nodes.b.args", "nodes.c.args[0]", "nodes.d.args",
+                                               "loss", "outputs[1]"]
+    assert all(isinstance(x, GraphError) for x in e.value.errors)
+
+
+def test_every_cycle_is_reported_with_the_other_errors_and_the_rest_is_ordered():
+    from graphspec.errors import ErrorList
+
+    spec, _ = load_spec({"graphspec": "1", "inputs": {"x": {"value": 1.0}},
+                         "nodes": {"a": {"op": "neg", "args": ["b"]}, "b": {"op": "neg", "args": ["a"]},
+                                   "c": {"op": "neg", "args": ["c"]}, "d": {"op": "neg", "args": ["a"]},
+                                   "e": {"op": "exp", "args": ["y"]}, "f": {"op": "neg", "args": ["x"]}}})
+    errors = ErrorList()
+    s = build(spec, errors)
+    assert [(x.loc, x.message) for x in errors.found] == [("nodes.e.args[0]", "unknown name 'y'"),
+                                                         ("nodes.a", "cycle: a -> b -> a"), ("nodes.c", "cycle: c -> c")]
+    assert s.failed == {"a", "b", "c", "e"} and s.order == ["d", "f"]  # d reads a: left to shape inference to skip
+
+
+def test_a_reference_to_a_declaration_that_failed_validation_is_no_unknown_name():
+    from graphspec.errors import ErrorList
+
+    spec, _ = load_spec({"graphspec": "1", "inputs": {"x": {"value": 1.0}}, "nodes": {"h": {"op": "neg", "args": ["W"]}}})
+    errors = ErrorList()
+    s = build(spec, errors, broken={"W": "params"})
+    assert not errors and s.names["W"] == "params" and s.order == ["h"]

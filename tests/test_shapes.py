@@ -78,3 +78,42 @@ def test_attr_defaults_are_bound_and_lists_become_tuples():
 def test_repeated_reduction_axis_is_an_error():
     with pytest.raises(ShapeError, match="names an axis twice"):
         load({"s": {"op": "sum", "args": ["x"], "attrs": {"axis": [0, -2]}}}, inputs={"x": {"value": np.ones((2, 3)).tolist()}})
+
+
+def test_shape_errors_skip_what_reads_a_failed_node_and_go_on():
+    """m fails; t reads m and is not blamed again; k is independent and fails on its own."""
+    from graphspec.shapes import infer
+    from graphspec.spec import Node
+
+    nodes = {"m": Node(op="matmul", args=["a", "b"]), "t": Node(op="add", args=["m", "c"]),
+             "k": Node(op="add", args=["a", "c"]), "ok": Node(op="neg", args=["a"])}
+    leaves = {"a": Aval((2, 3), "float64"), "b": Aval((2, 3), "float64"), "c": Aval((4,), "float64")}
+    attrs = {n: {} for n in nodes}
+    from graphspec.errors import ErrorList
+
+    errors = ErrorList()
+    avals = infer(nodes, list(nodes), leaves, attrs, errors)
+    assert [(e.loc, e.message) for e in errors.found] == [("nodes.m", "matmul cannot multiply (2, 3) by (2, 3)"),
+                                                        ("nodes.k", "add: cannot broadcast (2, 3) with (4,)")]
+    assert "t" not in avals and avals["ok"].shape == (2, 3)
+    with pytest.raises(ShapeError, match=r"nodes\.m: matmul"):  # without a list, the first error raises, as before
+        infer(nodes, list(nodes), leaves, attrs)
+
+
+def test_every_wrong_attr_of_a_node_is_reported():
+    with pytest.raises(ShapeError) as e:
+        load({"s": {"op": "sum", "args": ["x"], "attrs": {"axis": "a", "keepdims": 1, "foo": 2}}}, inputs={"x": {"value": [1.0]}})
+    assert [x.loc for x in e.value.errors] == ["nodes.s.attrs.axis", "nodes.s.attrs.keepdims", "nodes.s.attrs.foo"]
+    assert "keepdims' must be true or false, got 1" in str(e.value)  # JSON's spelling of the value, not Python's
+
+
+@pytest.mark.parametrize(("attrs", "want"), [({"axis": 1.0}, 1), ({"axis": -1.0}, -1)])
+def test_integral_attrs_are_integers(attrs, want):
+    g = load({"s": {"op": "softmax", "args": ["x"], "attrs": attrs}}, inputs={"x": {"value": [[1.0, 2.0]]}})
+    assert g.attrs["s"]["axis"] == want and type(g.attrs["s"]["axis"]) is int
+
+
+@pytest.mark.parametrize("bad", [True, 1.5, [0, True], [0.5]])
+def test_non_integer_attrs_are_errors(bad):
+    with pytest.raises(ShapeError, match=r"nodes\.s\.attrs\.axis: sum attr 'axis' must be an integer axis"):
+        load({"s": {"op": "sum", "args": ["x"], "attrs": {"axis": bad}}}, inputs={"x": {"value": [[1.0, 2.0]]}})
