@@ -13,11 +13,17 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 MAX_ERRORS = 20  # past this many, a spec's errors are counted, not listed (nor worked out: hints cost)
+MAX_HINT_CHOICES = 2000
 
 
 def did_you_mean(word: str, choices: Iterable[str], cutoff: float = 0.5) -> str | None:
-    """A hint like "did you mean 'matmul'?" or None when nothing is close."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=cutoff)
+    """A hint like "did you mean 'matmul'?" or None when nothing is close. Among many names
+    (a big spec's), only those of about the word's length and with its first letter are
+    compared: difflib compares one by one, a second per hint among 100,000 names."""
+    choices = list(choices)
+    if len(choices) > MAX_HINT_CHOICES:
+        choices = [c for c in choices if c[:1] == word[:1] and abs(len(c) - len(word)) <= 2][:MAX_HINT_CHOICES]
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=cutoff)
     return f"did you mean '{close[0]}'?" if close else None
 
 

@@ -555,15 +555,18 @@ def _describe(err: dict[str, Any], loc: tuple[Any, ...], place: tuple[Any, ...])
     return format_loc(loc), msg, None
 
 
-def _located(errs: list[dict[str, Any]], where: str | None) -> tuple[list[SpecError], list[tuple[Any, ...]]]:
-    """One error for each place that is wrong, and the places. A union reports one error per
-    member; of those, the most specific (the deepest location, an unknown key first) speaks."""
+def _located(errs: list[dict[str, Any]], where: str | None, found: ErrorList) -> list[tuple[Any, ...]]:
+    """One error for each place that is wrong, added to ``found`` (past its cap, counted: no
+    hint is worked out for them), and the places. A union reports one error per member; of
+    those, the most specific (the deepest location, an unknown key first) speaks."""
     groups: dict[tuple[Any, ...], list[tuple[tuple[Any, ...], dict[str, Any]]]] = {}
     for err in errs:
         loc, place = _split(tuple(err["loc"]))
         groups.setdefault(place, []).append((loc, err))
-    out = []
     for place, group in groups.items():
+        if found.full:
+            found.more += 1
+            continue
         # an unknown key is news only if no other member of the union knew that key
         known = {loc for loc, x in group if x["type"] != "extra_forbidden"}
 
@@ -577,8 +580,8 @@ def _located(errs: list[dict[str, Any]], where: str | None) -> tuple[list[SpecEr
 
         loc, best = max(group, key=rank)
         at, msg, hint = _describe(best, loc, place)
-        out.append(SpecError(msg, loc=at, hint=hint, source=where))
-    return out, list(groups)
+        found.add(SpecError(msg, loc=at, hint=hint, source=where))
+    return list(groups)
 
 
 def _salvage(doc: dict[str, Any], places: list[tuple[Any, ...]]) -> tuple[dict[str, Any], dict[str, str], set[str]] | None:
@@ -673,10 +676,8 @@ def read_spec(source: str | Path | dict[str, Any], *, base: Path | None = None) 
     try:
         return Loaded(Spec.model_validate(doc), base, where, doc)
     except ValidationError as e:
-        found, places = _located(e.errors(), where)
-    loaded = Loaded(None, base, where, doc)
-    for err in found:
-        loaded.errors.add(err)
+        loaded = Loaded(None, base, where, doc)
+        places = _located(e.errors(), where, loaded.errors)
     salvaged = _salvage(doc, places)
     if salvaged is not None:
         try:
