@@ -116,7 +116,7 @@ class Graph:
 
     def _declared(self, name: str, decl: InputDecl, kind: str) -> np.ndarray | None:
         loc = f"{kind}.{name}"
-        if decl.shape and decl.value is not None and not isinstance(decl.value, list):
+        if decl.shape and decl.value is not None and decl.file is None and not isinstance(decl.value, list):
             # a scalar where an array is declared: value is the array itself (init is what broadcasts)
             raise SpecError(f"a scalar \"value\" does not broadcast to shape {decl.shape}: give the whole array"
                             + (" or, to fill it, \"init\" (init broadcasts)" if kind == "params" else
