@@ -186,7 +186,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: {path}: skipped, {why}", file=sys.stderr)
     for e in entries:
         if isinstance(e, Failed):
-            print(f"error: {e.error}", file=sys.stderr)
+            for line in e.error.lines():  # one line per error of the spec
+                print(f"error: {line}", file=sys.stderr)
     for i, entry in enumerate(entries):
         if isinstance(entry, Failed):
             continue
@@ -198,7 +199,8 @@ def run(args: argparse.Namespace) -> int:
                                        taylor=args.taylor, strict=args.strict, max_elements=args.max_elements,
                                        blame=True if args.blame else None, seed=args.seed, all_elements=args.all)
         except GraphspecError as e:
-            print(f"error: {e}", file=sys.stderr)
+            for line in e.lines():
+                print(f"error: {line}", file=sys.stderr)
             entries[i] = Failed(graph.source or specs[i], e)
 
     def as_json() -> str:

@@ -221,9 +221,9 @@ def test_a_bad_spec_does_not_stop_the_others(tmp_path: Path, capsys: pytest.Capt
     assert doc["ok"] is False and [r["status"] for r in doc["reports"]] == ["PASS", "ERROR", "KINK"]
     entry = doc["reports"][1]
     assert entry["spec"] == bad and entry["ok"] is False
-    assert entry["error"] == {"message": "unknown op 'mull'", "source": bad, "loc": "nodes.z.op",
-                              "hint": "did you mean 'mul'?", "exit_code": 2,
-                              "text": f"{bad}: nodes.z.op: unknown op 'mull' (did you mean 'mul'?)"}
+    one = {"message": "unknown op 'mull'", "source": bad, "loc": "nodes.z.op", "hint": "did you mean 'mul'?"}
+    assert entry["error"] == {**one, "exit_code": 2, "text": f"{bad}: nodes.z.op: unknown op 'mull' (did you mean 'mul'?)",
+                              "errors": [one], "more_errors": 0}
 
     assert main(["check", *specs, "--format", "markdown"]) == 2
     md = capsys.readouterr().out
@@ -311,9 +311,9 @@ def test_input_and_params_with_a_folder_of_several_specs_is_a_usage_error(tmp_pa
 def test_usage_errors_are_json_records_with_format_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", good(tmp_path), "--max-elements", "0", "--format", "json"]) == 2
     out, err = capsys.readouterr()
-    assert json.loads(out) == {"ok": False, "error": {"message": "--max-elements must be at least 1", "source": None,
-                                                      "loc": None, "hint": None, "exit_code": 2,
-                                                      "text": "--max-elements must be at least 1"}}
+    one = {"message": "--max-elements must be at least 1", "source": None, "loc": None, "hint": None}
+    assert json.loads(out) == {"ok": False, "error": {**one, "exit_code": 2, "text": "--max-elements must be at least 1",
+                                                      "errors": [one], "more_errors": 0}}
     assert err == "error: --max-elements must be at least 1\n"
     # with -o the report goes to the file: stdout stays empty
     assert main(["check", good(tmp_path), "--max-elements", "0", "-o", str(tmp_path / "r.json")]) == 2

@@ -196,7 +196,7 @@ def test_warnings_are_one_line_each(tmp_path, capsys):
 
 # -- JSON error records, train without a train block, --params that is no .npz -----------------------
 
-RECORD_KEYS = {"message", "source", "loc", "hint", "text", "exit_code"}
+RECORD_KEYS = {"message", "source", "loc", "hint", "text", "exit_code", "errors", "more_errors"}
 
 
 @pytest.mark.parametrize("cmd", ["run", "validate", "train", "check"])
@@ -209,8 +209,8 @@ def test_a_bad_spec_with_format_json_prints_a_json_error_record(tmp_path, capsys
     doc = json.loads(out)
     record = {"run": lambda d: d, "train": lambda d: d, "validate": lambda d: d[0], "check": lambda d: d["reports"][0]}[cmd](doc)
     assert record["ok"] is False and set(record["error"]) == RECORD_KEYS
-    assert record["error"] == {"message": "unknown op 'mull'", "source": bad, "loc": "nodes.z.op",
-                               "hint": "did you mean 'mul'?", "exit_code": 2, "text": err[len("error: "):-1]}
+    one = {"message": "unknown op 'mull'", "source": bad, "loc": "nodes.z.op", "hint": "did you mean 'mul'?"}
+    assert record["error"] == {**one, "exit_code": 2, "text": err[len("error: "):-1], "errors": [one], "more_errors": 0}
     if cmd in ("run", "train"):
         assert doc == {"ok": False, "error": record["error"]}
 
@@ -218,9 +218,10 @@ def test_a_bad_spec_with_format_json_prints_a_json_error_record(tmp_path, capsys
 def test_json_error_record_in_a_fresh_process(tmp_path):
     bad = write(tmp_path, {"graphspec": 1}, "bad.json")
     p = subprocess.run([sys.executable, "-m", "graphspec", "run", bad, "--format", "json"], capture_output=True, text=True)
-    assert p.returncode == 2 and p.stderr.count("\n") == 1
+    assert p.returncode == 2 and p.stderr.count("\n") == 2  # the version is a string; nodes is missing
     doc = json.loads(p.stdout)
     assert doc["ok"] is False and doc["error"]["source"] == bad and doc["error"]["exit_code"] == 2
+    assert [e["loc"] for e in doc["error"]["errors"]] == ["(top level)", "graphspec"]
 
 
 def test_a_table_run_prints_no_json_on_error(tmp_path, capsys):

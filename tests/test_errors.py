@@ -369,9 +369,9 @@ def test_validate_json_lists_every_error(tmp_path, capsys):
     path.write_text(spec(nodes={"a": {"op": "relux", "args": ["x"]}, "b": {"op": "exp", "args": ["y"]}}))
     assert main(["validate", "--format", "json", str(path)]) == 2
     (row,) = json.loads(capsys.readouterr().out)
-    assert [(r["source"], r["loc"], r["message"], r["hint"]) for r in row["errors"]] == [
+    assert [(r["source"], r["loc"], r["message"], r["hint"]) for r in row["error"]["errors"]] == [
         (str(path), "nodes.a.op", "unknown op 'relux'", "did you mean 'relu'?"), (str(path), "nodes.b.args[0]", "unknown name 'y'", None)]
-    assert row["more_errors"] == 0 and row["message"].count("\n") == 1
+    assert row["error"]["more_errors"] == 0 and row["message"].count("\n") == 1
 
 
 def test_a_name_with_a_line_break_stays_on_one_line(tmp_path, capsys):

@@ -647,7 +647,7 @@ BAD = [  # (op, arg shapes or declarations, attrs, the located message)
     ("slice", [[4]], {"slices": [[0, 3], [1, 2]]}, "nodes.n: slice: 2 slices for the 1 axes of (4,)"),
     ("slice", [[4]], {"slices": [0, 3]}, "nodes.n.attrs.slices: slice attr 'slices' must be a list with one [start, stop]"),
     ("clip", [[3]], {"min": 2, "max": 1}, "nodes.n: clip: min 2 is greater than max 1"),
-    ("clip", [[3]], {"min": "a"}, "nodes.n.attrs.min: clip attr 'min' must be a number or null, got 'a'"),
+    ("clip", [[3]], {"min": "a"}, "nodes.n.attrs.min: clip attr 'min' must be a number or null, got \"a\""),
     ("var", [[3]], {"ddof": 3}, "nodes.n: var: ddof 3 leaves no degrees of freedom: 3 element(s) per reduction"),
     ("std", [[3]], {"ddof": -1}, "nodes.n: std: ddof must be >= 0, got -1"),
     ("stack", [[2, 3], [3, 2]], {}, "nodes.n: stack needs args of one shape, got (2, 3), (3, 2)"),
