@@ -531,7 +531,8 @@ def _describe(err: dict[str, Any], loc: tuple[Any, ...], place: tuple[Any, ...])
         dim = "a dim is a size (an integer >= 0) or a name like \"N\""
         if isinstance(x, str):
             return format_loc(place), f"{shown(x)} is not a valid name: {dim}", None
-        return format_loc(place), f"{msg}: {dim}" if kind == "value_error" else f"{dim}{_got(x)}", None
+        number = kind == "value_error" and isinstance(x, int | float)  # true, 2.5, 1e-400, too big: say why
+        return format_loc(place), f"{msg}: {dim}" if number else f"{dim}{_got(x)}", None
     if loc == ("loss",):
         return "loss", f"expected a node name or {{\"node\": name, \"seed\": ...}}{_got(x)}", None
     if loc == ("graphspec",):
