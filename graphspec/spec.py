@@ -588,12 +588,8 @@ def _located(errs: list[dict[str, Any]], where: str | None, found: ErrorList) ->
 def _salvage(doc: dict[str, Any], places: list[tuple[Any, ...]]) -> tuple[dict[str, Any], dict[str, str], set[str]] | None:
     """The spec without the places that failed, to look for the errors the rest holds; the
     names dropped (name -> section; what reads them is not checked); the top-level keys
-    dropped. None when nothing sound is left: no version 1, no nodes, or a section of names
-    that is no object."""
-    version = doc.get("graphspec")
-    if version != "1" and not (type(version) in (int, float) and version == 1):
-        return None
-    out = {**doc, "graphspec": "1"}
+    dropped. None when nothing sound is left: no nodes, or a section of names that is no object."""
+    out = {**doc, "graphspec": "1"}  # "graphspec": 1 is reported, and the rest checked as version 1
     broken: dict[str, str] = {}
     dropped: set[str] = set()
     for place in places:
@@ -674,6 +670,11 @@ def read_spec(source: str | Path | dict[str, Any], *, base: Path | None = None) 
         raise SpecError(f"a spec is a JSON object, got {type(doc).__name__}", source=where)
     if "graphspec" not in doc:
         raise SpecError("missing required key 'graphspec' (the format version, \"1\")", loc="(top level)", source=where)
+    version = doc["graphspec"]
+    if version != "1" and not (type(version) in (int, float) and version == 1):
+        # another format (or none): what else is "wrong" in it would be noise; "graphspec": 1 is a slip, checked on
+        _, msg, hint = _describe({"type": "literal_error", "input": version, "msg": ""}, ("graphspec",), ("graphspec",))
+        raise SpecError(msg, loc="graphspec", hint=hint, source=where)
     try:
         return Loaded(Spec.model_validate(doc), base, where, doc)
     except ValidationError as e:
