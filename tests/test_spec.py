@@ -182,3 +182,12 @@ def test_a_node_named_like_a_union_tag_keeps_its_name():
     with pytest.raises(SpecError) as e:
         load_spec(doc)
     assert [x.loc for x in e.value.errors] == ["nodes.float", "nodes.str.op"]
+
+
+def test_another_version_is_the_one_error_and_the_number_1_is_a_slip():
+    with pytest.raises(SpecError) as e:
+        load_spec({"graphspec": "2", "nodes": {}, "bogus": 1})
+    assert [x.loc for x in e.value.errors] == ["graphspec"]  # another format's keys are not this one's errors
+    with pytest.raises(SpecError) as e:
+        load_spec({**FORMAT_EXAMPLE, "graphspec": 1, "bogus": 1})
+    assert [x.loc for x in e.value.errors] == ["(top level)", "graphspec"]
