@@ -66,11 +66,10 @@ class Graph:
         self.structure = structure  # .digraph() gives the networkx graph
         failed = set(structure.failed)
         self.decls: dict[str, InputDecl] = {**spec.inputs, **spec.params}
-        self.attrs = {}
-        for name in self.order:
-            attrs = shapes.bind_attrs(name, spec.nodes[name], errors)
-            if attrs is not None:
-                self.attrs[name] = attrs
+        bind, nodes = shapes.bind_attrs, spec.nodes
+        self.attrs = {name: bind(name, nodes[name], errors) for name in self.order}
+        if errors:  # a node whose attrs are wrong has None: it is not shape-checked
+            self.attrs = {name: a for name, a in self.attrs.items() if a is not None}
 
         # leaf values: inputs' value/file, params' value/file/init (seeded)
         self.defaults: dict[str, np.ndarray | None] = {}

@@ -64,30 +64,29 @@ def build(spec: Spec, errors: ErrorList | None = None, broken: Mapping[str, str]
 
     edges = []
     for name, node in spec.nodes.items():
-        ok = wired = names[name] == "nodes"  # a node that clashes with a leaf is checked, never wired in
         op = OPS.get(node.op)
         if op is None:
             errs.report(GraphError, f"unknown op '{node.op}'", loc=f"nodes.{name}.op",
                         hint=lambda: did_you_mean(node.op, OPS) or "see `python -m graphspec ops`")  # noqa: B023 - called at once
-            ok = False
+            failed.add(name)
         elif op.nargs is not None and len(node.args) != op.nargs:
             wanted = ", ".join(op.arg_names) if op.arg_names else op.nargs
             errs.report(GraphError, f"{node.op} takes {op.nargs} arg{'s' if op.nargs != 1 else ''} ({wanted}), "
                         f"got {len(node.args)}", loc=f"nodes.{name}.args")
-            ok = False
+            failed.add(name)
         elif op.nargs is None and not node.args:
             errs.report(GraphError, f"{node.op} needs at least one arg", loc=f"nodes.{name}.args")
-            ok = False
+            failed.add(name)
         for i, arg in enumerate(node.args):
             if isinstance(arg, str):
                 if arg not in names:
                     errs.report(GraphError, f"unknown name '{arg}'", loc=f"nodes.{name}.args[{i}]",
                                 hint=lambda: did_you_mean(arg, [n for n in names if n != name]))  # noqa: B023
-                    ok = False
-                elif wired:
+                    failed.add(name)
+                else:
                     edges.append((arg, name))
-        if not ok:
-            failed.add(name)
+    if failed:  # a node that clashes with a leaf is checked, never wired in
+        edges = [(a, n) for a, n in edges if names[n] == "nodes"]
 
     def known(name: str, loc: str) -> bool:
         if name in names:

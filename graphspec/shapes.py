@@ -13,7 +13,7 @@ from typing import Any
 from .errors import ErrorList, ShapeError, did_you_mean
 from .ops import OPS, Attr, Aval, Op, RuleError
 from .ops.registry import WEAK
-from .spec import Node, json_integer, shown
+from .spec import INT64, Node, json_integer, shown
 
 
 def _is_int(v: Any) -> bool:
@@ -34,6 +34,8 @@ def _check_attr(op: Op, key: str, spec: Attr, v: Any) -> Any:
     """An attr's value as its kind wants it. JSON's types, strictly: true is no number, an
     integer may be written 2.0 (as JSON Schema counts integers) but not 2.5 or 1e-400."""
     kind = spec.kind
+    if type(v) is int and kind in ("int", "axis", "reduce_axis") and INT64[0] <= v < INT64[1]:
+        return v  # the common case first, without a call
     if kind in ("float", "opt_float") and (isinstance(v, float) or _is_int(v)):
         try:
             if math.isfinite(float(v)):
@@ -104,14 +106,7 @@ def infer(nodes: Mapping[str, Node], order: list[str], leaves: Mapping[str, Aval
         node = nodes[name]
         op = OPS[node.op]
         try:
-            args = [avals[a] if isinstance(a, str) else Aval((), WEAK) for a in node.args]
-            kw = attrs[name]
-        except KeyError:
-            if errors is None:
-                raise
-            continue
-        try:
-            avals[name] = op.shape(args, **kw)
+            avals[name] = op.shape([avals[a] if isinstance(a, str) else Aval((), WEAK) for a in node.args], **attrs[name])
         except RuleError as e:
             msg = str(e)
             if not msg.startswith(op.name):
@@ -119,4 +114,8 @@ def infer(nodes: Mapping[str, Node], order: list[str], leaves: Mapping[str, Aval
             if errors is None:
                 raise ShapeError(msg, loc=f"nodes.{name}") from None
             errors.report(ShapeError, msg, loc=f"nodes.{name}")
+        except KeyError:
+            # an arg or the attrs failed before (reported there); a KeyError of the shape rule's own is a bug
+            if errors is None or (name in attrs and all(a in avals for a in node.args if isinstance(a, str))):
+                raise
     return avals
