@@ -413,7 +413,7 @@ def test_a_long_integer_in_input_is_one_line(tmp_path, capsys):
     path.write_text(spec(inputs={"x": {"shape": [2]}}))
     assert main(["run", str(path), "--input", "x=[1, 1" + "0" * 5000 + "]"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "error: --input x: an integer literal of more than 4300 digits" in err
+    assert err.count("\n") == 1 and "error: --input x: the value: an integer literal of more than 4300 digits" in err
 
 
 BAD_VALUES = [None, True, False, "x", -1, 2.5, 1e308, [], {}, [True], [2.5], {"a": 1}, 10**30]
