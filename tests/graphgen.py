@@ -50,9 +50,6 @@ class Spec:
     loss: str
     symbolic: list[str] = field(default_factory=list)  # inputs declared with "N"
 
-    def decl(self, name: str) -> dict[str, Any]:
-        return self.doc["inputs"].get(name) or self.doc["params"][name]
-
     def is_float(self, name: str) -> bool:
         return self.worlds[0][name].dtype.kind == "f"
 
@@ -159,15 +156,6 @@ class Generator:
         return self.leaf([self.resample(sample, s, high) for s in shapes], sym, kind)
 
     # -- one node ------------------------------------------------------------------------------
-
-    def valid(self, op: str, args: list, attrs: dict) -> bool:
-        full = full_attrs(op, attrs)
-        for w in range(2):
-            try:
-                OPS[op].shape([self.aval(a, w) for a in args], **full)
-            except (RuleError, ValueError, TypeError, IndexError):
-                return False
-        return True
 
     def float_values(self) -> list[str]:
         return [n for n in self.worlds[0] if self.worlds[0][n].dtype.kind == "f"]
