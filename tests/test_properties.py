@@ -460,7 +460,7 @@ def test_every_node_on_the_loss_path_has_a_cotangent(data, n_ops):
 
 def test_the_generator_reaches_every_op_and_every_attr():
     seen: dict[str, set[str]] = {}
-    symbolic, constants, fan_out = [0], [0], [0]
+    symbolic, constants, fan_out, broadcasts, shapes_change = [0], [0], [0], [0], [0]
 
     @settings(max_examples=150, derandomize=True, deadline=None, database=None, suppress_health_check=_HEALTH)
     @given(st.data())
@@ -473,12 +473,17 @@ def test_the_generator_reaches_every_op_and_every_attr():
         constants[0] += any(not isinstance(a, str) for a in args)
         names = [a for a in args if isinstance(a, str)]
         fan_out[0] += len(names) > len(set(names))
+        broadcasts[0] += any(len({spec.worlds[0][a].shape for a in node["args"] if isinstance(a, str)}) > 1
+                             for node in spec.doc["nodes"].values() if OPS[node["op"]].batch == "elementwise")
+        shapes_change[0] += any(spec.worlds[0][n].shape != spec.worlds[1][n].shape for n in spec.order)
 
     generate()
     assert sorted(set(OPS) - set(seen)) == [], "ops the generator never made"
     never = sorted(f"{op}.{a}" for op in OPS for a in OPS[op].attrs if a not in seen.get(op, ()))
     assert never == [], "attrs the generator never set"
-    assert min(symbolic[0], constants[0], fan_out[0]) >= 20, (symbolic, constants, fan_out)
+    counts = {"symbolic dims": symbolic[0], "numbers in args": constants[0], "fan-out": fan_out[0],
+              "broadcasting": broadcasts[0], "run-time shapes that differ": shapes_change[0]}
+    assert min(counts.values()) >= 20, f"specs (of 150) with each feature: {counts}"
 
 
 # --- expect through the CLI --------------------------------------------------------------------
