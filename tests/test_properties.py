@@ -381,12 +381,15 @@ def check_example(data, n_ops: int) -> None:
     compare(spec, result, a_ref, "autograd")
     assert set(graph.wrt) == set(spec.wrt)
 
-    # value_and_grad (buffers reused, values released): the same numbers as evaluate's
+    # value_and_grad (buffers reused, values released): evaluate's numbers, at the references'
+    # tolerance, not to the bit: a result written into a reused buffer takes that buffer's memory
+    # order (abs of a transposed input: C order there, F order in a fresh result), so the sums
+    # after it may add in another order (1 ulp, found by the 5,000-example run)
     lean = graphspec.load({k: v for k, v in spec.doc.items() if k != "outputs"})
     loss, grads = quiet(lean.value_and_grad)
-    np.testing.assert_array_equal(loss, result.loss)
+    close(loss, result.loss, "value_and_grad: loss")
     for n in spec.wrt:
-        np.testing.assert_array_equal(grads[n], result.grads[n], err_msg=f"value_and_grad: gradient of {n}")
+        close(grads[n], result.grads[n], f"value_and_grad: gradient of {n}")
 
     # forward mode, tangents for some of the differentiated leaves
     if spec.wrt:
