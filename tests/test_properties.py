@@ -383,8 +383,9 @@ def check_example(data, n_ops: int) -> None:
 
     # value_and_grad (buffers reused, values released): evaluate's numbers, at the references'
     # tolerance, not to the bit: a result written into a reused buffer takes that buffer's memory
-    # order (abs of a transposed input: C order there, F order in a fresh result), so the sums
-    # after it may add in another order (1 ulp, found by the 5,000-example run)
+    # order (mul(abs(transpose(x)), w) in abs's F-ordered buffer; numpy's fresh result of an F-
+    # and a C-ordered arg is C-ordered), so a later sum adds in another order (1 ulp; found by
+    # the 5,000-example run)
     lean = graphspec.load({k: v for k, v in spec.doc.items() if k != "outputs"})
     loss, grads = quiet(lean.value_and_grad)
     close(loss, result.loss, "value_and_grad: loss")
