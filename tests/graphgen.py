@@ -167,6 +167,8 @@ class Generator:
             return d(st.sampled_from([0.01, 0.2, 0.5, 1.0, 2.0, -0.3]))
         if kind == "int":
             return d(st.integers(0, 3))
+        if kind == "opt_float":  # a number or null (no bound)
+            return d(st.sampled_from([None, -0.5, 0.5, 1.0]))
         if kind == "bool":
             return d(st.booleans())
         if kind == "enum":
@@ -262,9 +264,9 @@ class Generator:
             for key, spec in o.attrs.items():
                 how = "sample" if plain else d(st.sampled_from(["default", "sample", "draw", "draw"]))
                 if how == "sample" and key in s_attrs:
-                    attrs[key] = s_attrs[key]
+                    attrs[key] = _json(s_attrs[key])
                 elif how == "draw":
-                    attrs[key] = self.draw_attr(spec.kind, spec, s_attrs.get(key, spec.default), first_sym)
+                    attrs[key] = _json(self.draw_attr(spec.kind, spec, s_attrs.get(key, spec.default), first_sym))
             # the other args (a variadic op may take one more or one fewer than its sample)
             rest = list(s_args[1:])
             if o.nargs is None and not plain:
@@ -344,7 +346,8 @@ class Generator:
                 except (ValueError, IndexError):
                     ok = False
                     break
-            if not np.all(np.isfinite(out)) or (out.size and np.max(np.abs(out)) > MAX_ABS):
+            # empty results are left out: a JSON value [[], []] cannot say it was (2, 0, 3)
+            if out.size == 0 or not np.all(np.isfinite(out)) or np.max(np.abs(out)) > MAX_ABS:
                 ok = False
                 break
             outs.append(out)
@@ -402,3 +405,9 @@ def random_spec(data, table, n_ops: int) -> tuple[Spec, Generator]:
         g.try_node("add")
     assert g.order, "no node could be made"
     return g.finish(), g
+
+
+def _json(v):
+    """An attr as JSON has it: tuples (in some samples) as lists."""
+    return [_json(x) for x in v] if isinstance(v, list | tuple) else v
+
