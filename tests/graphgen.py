@@ -377,8 +377,8 @@ class Generator:
             shapes = [self.worlds[w][e].shape for w in range(2)]
             # its shape follows e's: "N" when e grows with N as N does, else no declared shape
             sym = self.symbolic_shape(e)
-            simple = all(d is None or d == s for d, s in zip(sym, shapes[0], strict=True)) and \
-                all(s1 == SIZES[1] for d, s1 in zip(sym, shapes[1], strict=True) if d is None)
+            simple = all(s0 == SIZES[0] and s1 == SIZES[1]  # the dims that grow are N itself
+                         for d, s0, s1 in zip(sym, shapes[0], shapes[1], strict=True) if d is None)
             w_e = self.leaf([self.rng.uniform(-1, 1, size=s) for s in shapes], sym, kind="nograd", declare=simple)
             prod = self.commit("mul", self.table["mul"], [e, w_e], {})
             s = self.commit("sum", self.table["sum"], [prod], {})
