@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DEMO   := specs/lecture/linear.json
 
-.PHONY: run test lint bench install install-test clean
+.PHONY: run test test-slow lint bench install install-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ run: install
 test: install-test
 	$(BIN)/python -m ruff check graphspec tests tools
 	$(BIN)/python -m pytest
+
+# the slow property runs (thousands of random graphs against PyTorch and autograd); `make test` skips them
+test-slow: install-test
+	$(BIN)/python -m pytest -m slow
 
 bench: install $(VENV)/.installed-bench
 	$(BIN)/python tools/bench.py

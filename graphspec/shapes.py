@@ -106,7 +106,10 @@ def infer(nodes: Mapping[str, Node], order: list[str], leaves: Mapping[str, Aval
         node = nodes[name]
         op = OPS[node.op]
         try:
-            avals[name] = op.shape([avals[a] if isinstance(a, str) else Aval((), WEAK) for a in node.args], **attrs[name])
+            out = op.shape([avals[a] if isinstance(a, str) else Aval((), WEAK) for a in node.args], **attrs[name])
+            # a node of JSON numbers alone is a numpy float64 when it runs, a strong type (NEP 50):
+            # weak as its aval, it would be taken for float32 next to float32 args
+            avals[name] = Aval(out.shape, "float64") if out.dtype == WEAK else out
         except RuleError as e:
             msg = str(e)
             if not msg.startswith(op.name):

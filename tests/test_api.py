@@ -327,7 +327,7 @@ def test_runtime_value_takes_the_declared_dtype():
 
 
 def test_the_mlp_spec_matches_torch():
-    torch = pytest.importorskip("torch")
+    import torch  # in the test extra: never skipped
     g = graphspec.load(ROOT / "specs" / "mlp" / "mlp.json")
     loss, grads = g.value_and_grad()
     values = g.evaluate(with_grads=False).values  # the data as graphspec read it from the CSV files

@@ -696,10 +696,11 @@ def test_out_of_range_indices_are_located_errors_when_they_run(op, inputs, attrs
     assert str(e.value) == message
 
 
-# --- PyTorch, when it is installed -------------------------------------------------------------
+# --- PyTorch (in the test extra: a missing torch fails here, it is not skipped) ---------------
 
 def _torch():
-    return pytest.importorskip("torch")
+    import torch  # lazily: a second of import time the rest of this file does not need
+    return torch
 
 
 def _torch_value_and_grad(fn, *arrays):
@@ -778,3 +779,25 @@ def test_torch_batched_matmul_and_mse():
     assert_close(loss, v)
     assert_close(unbroadcast(op.vjp[0](gp, p, a, b), a.shape), ga)
     assert_close(unbroadcast(op.vjp[1](gp, p, a, b), b.shape), gb)
+
+
+def test_binary_cross_entropy_of_a_json_number_and_float32_targets_is_float32():
+    """Found by tests/test_properties.py: the logit 0.5 made the loss float64, its shape rule said float32."""
+    import graphspec
+
+    for args in ([0.5, "y"], ["y", 0.5]):
+        g = graphspec.load({"graphspec": "1", "inputs": {"y": {"value": [0.3, 0.9], "dtype": "float32"}},
+                            "nodes": {"b": {"op": "binary_cross_entropy", "args": args}}})
+        assert g.avals["b"].dtype == "float32" and np.asarray(g.run()["b"]).dtype == np.float32, args
+
+
+def test_stack_of_a_float32_arg_and_a_json_number_is_float32():
+    """Found by tests/test_properties.py: np.stack made 0.5 a float64 array, so the result was float64."""
+    import graphspec
+
+    g = graphspec.load({"graphspec": "1", "inputs": {"x": {"value": 1.5, "dtype": "float32"}},
+                        "nodes": {"s": {"op": "stack", "args": ["x", 0.5]}}})
+    out = g.run()["s"]
+    assert g.avals["s"].dtype == "float32" and out.dtype == np.float32
+    np.testing.assert_array_equal(out, [1.5, 0.5])
+

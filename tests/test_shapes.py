@@ -117,3 +117,13 @@ def test_integral_attrs_are_integers(attrs, want):
 def test_non_integer_attrs_are_errors(bad):
     with pytest.raises(ShapeError, match=r"nodes\.s\.attrs\.axis: sum attr 'axis' must be an integer axis"):
         load({"s": {"op": "sum", "args": ["x"], "attrs": {"axis": bad}}}, inputs={"x": {"value": [[1.0, 2.0]]}})
+
+
+def test_a_node_of_json_numbers_alone_is_float64_next_to_float32():
+    """abs(0.5) runs as a numpy float64, a strong type: mul with a float32 input is float64, and
+    the static dtypes say so (they said weak, then float32). Found by tests/test_properties.py."""
+    g = load({"a": {"op": "abs", "args": [0.5]}, "m": {"op": "mul", "args": ["a", "x"]}},
+             {"x": {"value": [1.0, 2.0], "dtype": "float32"}}, outputs=["a", "m"])
+    assert (g.avals["a"].dtype, g.avals["m"].dtype) == ("float64", "float64")
+    out = g.run()
+    assert (out["a"].dtype, out["m"].dtype) == (np.float64, np.float64)

@@ -387,6 +387,9 @@ defop("one_hot", _one_hot, shape=_one_hot_shape, arg_names=("labels",), vjp=(Non
 
 def _bce_per(z, y):
     """max(z, 0) - z y + log(1 + e^-|z|): no overflow for any logit, and no log of a rounded 0."""
+    # z an array of the result's float type first: np.maximum of a JSON number is a strong
+    # float64 scalar, which made a float32 y's loss float64 against its float32 shape rule
+    z = np.asarray(z, dtype=np.result_type(z, y, 0.0))  # 0.0: two JSON numbers give float64
     return np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
 
 

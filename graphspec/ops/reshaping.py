@@ -138,7 +138,8 @@ def _stack_samples():
             ([n(size=()), n(size=())], {}), ([n(size=(4,))], {"axis": 1})]
 
 
-defop("stack", lambda *xs, axis: np.stack(xs, axis=axis), shape=_stack_shape, nargs=None,
+# dtype=: np.stack makes a JSON number a float64 array, which would promote a float32 arg
+defop("stack", lambda *xs, axis: np.stack(xs, axis=axis, dtype=np.result_type(*xs)), shape=_stack_shape, nargs=None,
       vjp_at=_stack_vjp_at, jvp_at=_stack_jvp_at, attrs={"axis": Attr("axis", 0, doc="the new axis, counted in the result")},
       doc="join any number of args of one shape along a new axis (axis counts in the result)",
       samples=_stack_samples)
