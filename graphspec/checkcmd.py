@@ -213,7 +213,8 @@ def run(args: argparse.Namespace) -> int:
     def as_markdown() -> str:
         parts = [e.markdown() if isinstance(e, Failed) else report.report_markdown(e, args.verbose) for e in entries]
         notes = "".join(f"> note: {f}: skipped, {why}\n" for f, why in skipped)
-        return "\n".join(parts) + ("\n" + notes if notes else "")
+        summary = f"\n**{_summary(entries)}**\n" if len(entries) > 1 else ""  # the table's closing line too
+        return "\n".join(parts) + ("\n" + notes if notes else "") + summary
 
     text = {"json": as_json, "markdown": as_markdown, "table": lambda: None}[fmt]()
 

@@ -105,8 +105,10 @@ def read_named_arrays(path: Path, loc: str, error: type[GraphspecError] = SpecEr
 def json_value(text: str, name: str, loc: str | None, error: type[GraphspecError] = SpecError) -> Any:
     """json.loads, its failures as one located line: bad syntax, nesting deeper than Python's
     json recurses, an integer literal longer than Python converts (4300 digits)."""
-    try:
-        return json.loads(text)
+    from .spec import _may_underflow, _tiny
+
+    try:  # 1e-400 read as spec files read it: 0.0 as a float, never the integer 0
+        return json.loads(text, parse_float=_tiny) if _may_underflow(text) else json.loads(text)
     except json.JSONDecodeError as e:
         raise error(f"{name} line {e.lineno} column {e.colno}: not valid JSON: {e.msg}", loc=loc) from None
     except RecursionError:  # Python's json recurses per level: [[[[...]]]] 100,000 deep
@@ -267,4 +269,11 @@ def check_value(value: Any, decl: InputDecl, loc: str) -> np.ndarray:
     """A run-time value as an array of the declared dtype (InputError when it cannot be)."""
     if isinstance(value, np.ndarray) and value.dtype == DTYPES[decl.dtype]:
         return value
+    if decl.dtype == "int64" and isinstance(value, float | list):
+        from .spec import _check_numeric
+
+        try:  # a JSON 1e-400 (--input) is 0.0 as a float, not the integer 0
+            _check_numeric(value, dtype="int64")
+        except ValueError as e:
+            raise InputError(str(e), loc=loc) from None
     return as_array(value, decl.dtype, loc, error=InputError)

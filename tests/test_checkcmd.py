@@ -327,3 +327,11 @@ def test_ops_sweep_output_is_guarded_too(tmp_path: Path, capsys: pytest.CaptureF
     assert "looks like a spec" in capsys.readouterr().err and target.read_text() == before
     assert main(["check", "--ops", "--op", "relu", "-o", str(target), "--force"]) == 0
     assert json.loads(target.read_text())["ops"][0]["op"] == "relu"
+
+
+def test_a_markdown_report_of_several_specs_ends_with_how_many_pass(capsys):
+    from graphspec.cli import main
+
+    lecture = Path(__file__).parent.parent / "specs" / "lecture"
+    assert main(["check", str(lecture / "mul.json"), str(lecture / "linear.json"), "--format", "markdown"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("**2 of 2 specs pass**")

@@ -284,3 +284,26 @@ def test_run_warns_of_a_param_with_grad_that_the_loss_does_not_depend_on(tmp_pat
     assert "'w' has grad" not in err and "'x' has grad" not in err
     assert main(["run", str(path), "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["warnings"] == ["param 'unused' has grad but the loss does not depend on it"]
+
+
+def test_an_int64_input_given_1e_400_on_the_command_line_is_not_the_integer_0(capsys):
+    spec = str(Path(__file__).parent.parent / "specs" / "losses" / "softmax_cross_entropy_labels.json")
+    assert main(["run", spec, "--input", "labels=[1e-400, 1, 2, 0, 1]"]) == 2
+    assert "labels: 1e-400 is not an integer" in capsys.readouterr().err
+    assert main(["run", spec, "--input", "labels=[0, 1, 2, 0, 1]"]) == 0
+
+
+@pytest.mark.parametrize("name", ["self", "check_finite", "with_grads", "tangents", "inputs", "graph"])
+@pytest.mark.parametrize("command", [["run"], ["run", "--no-grad"], ["explain"], ["check"], ["check", "--fast"], ["draw"]])
+def test_every_command_takes_inputs_with_any_name(tmp_path, capsys, name, command):
+    """Inputs are keys of a mapping all the way down: names of the API's own parameters work."""
+    spec = {"graphspec": "1", "inputs": {name: {"shape": [2]}, "w": {"value": [0.5, -1.0]}},
+            "nodes": {"p": {"op": "mul", "args": [name, "w"]}, "s": {"op": "sum", "args": ["p"]}}, "loss": "s"}
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(spec))
+    rc = main([*command, str(path), "--input", f"{name}=[1.0, 2.0]"]) if command[0] != "draw" else \
+        main(["draw", str(path), "--no-values"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    assert "Traceback" not in err
+    assert name in out if command != ["run", "--no-grad"] else "-1.5" in out  # 1 * 0.5 + 2 * -1
