@@ -318,8 +318,11 @@ def print_ops(rows: Sequence[OpRow], console: Console) -> None:
                   _status(r.status) + (f" {r.message}" if r.message else ""))
     console.print(t)
     bad = [r for r in rows if r.status == "FAIL"]
-    console.print("[green]every sample of every op passes[/]" if not bad else
+    empty = sorted({r.op for r in rows if r.status == "EMPTY"})  # no float arg: nothing checked, so no pass
+    console.print("[green]every sample with something to check passes[/]" if not bad else
                   f"[bold red]{len(bad)} sample(s) fail:[/] " + ", ".join(sorted({r.op for r in bad})))
+    if empty:
+        console.print(f"nothing to check (no float arg with a gradient): {', '.join(empty)}")
 
 
 # ---------------------------------------------------------------------------------------------

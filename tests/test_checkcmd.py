@@ -335,3 +335,15 @@ def test_a_markdown_report_of_several_specs_ends_with_how_many_pass(capsys):
     lecture = Path(__file__).parent.parent / "specs" / "lecture"
     assert main(["check", str(lecture / "mul.json"), str(lecture / "linear.json"), "--format", "markdown"]) == 0
     assert capsys.readouterr().out.rstrip().endswith("**2 of 2 specs pass**")
+
+
+def test_an_op_sweep_that_checked_nothing_is_not_a_pass(capsys):
+    """one_hot has no float arg: its samples are EMPTY, and a sweep of it alone exits 1; next to
+    an op that was checked, the sweep passes and names what had nothing to check."""
+    from graphspec.cli import main
+
+    assert main(["check", "--ops", "--op", "one_hot"]) == 1
+    assert "nothing to check (no float arg with a gradient): one_hot" in capsys.readouterr().out
+    assert main(["check", "--ops", "--op", "one_hot", "--op", "mul"]) == 0
+    out = capsys.readouterr().out
+    assert "every sample with something to check passes" in out and "EMPTY" in out
