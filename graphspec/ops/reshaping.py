@@ -75,12 +75,14 @@ def _concat_vjp_at(i: int):
     return vjp
 
 
-def _concat_jvp_at(i: int):
-    def jvp(t, ans, *xs, axis):
-        # the tangent of arg i, placed where arg i sits in the output; zeros elsewhere
-        parts = [t if j == i else np.zeros_like(x, dtype=np.result_type(t)) for j, x in enumerate(xs)]
-        return np.concatenate(parts, axis=axis)
-    return jvp
+def _placed_jvp(join):
+    """The JVP of a join (concatenate, stack) for arg i: arg i's tangent where arg i sits in the
+    output, zeros elsewhere."""
+    def jvp_at(i: int):
+        def jvp(t, ans, *xs, axis):
+            return join([t if j == i else np.zeros_like(x, dtype=np.result_type(t)) for j, x in enumerate(xs)], axis=axis)
+        return jvp
+    return jvp_at
 
 
 def _concat_samples():
@@ -91,7 +93,7 @@ def _concat_samples():
 
 
 defop("concat", lambda *xs, axis: np.concatenate(xs, axis=axis), batch="concat", shape=_concat_shape, nargs=None,
-      vjp_at=_concat_vjp_at, jvp_at=_concat_jvp_at, attrs={"axis": Attr("axis", 0, doc="the axis to join along")},
+      vjp_at=_concat_vjp_at, jvp_at=_placed_jvp(np.concatenate), attrs={"axis": Attr("axis", 0, doc="the axis to join along")},
       doc="join any number of args along axis", samples=_concat_samples)
 
 
@@ -124,13 +126,6 @@ def _stack_vjp_at(i: int):
     return vjp
 
 
-def _stack_jvp_at(i: int):
-    def jvp(t, ans, *xs, axis):
-        parts = [t if j == i else np.zeros(np.shape(x), dtype=np.result_type(t)) for j, x in enumerate(xs)]
-        return np.stack(parts, axis=axis)
-    return jvp
-
-
 def _stack_samples():
     r = np.random.default_rng(17)
     n = r.normal
@@ -140,7 +135,8 @@ def _stack_samples():
 
 # dtype=: np.stack makes a JSON number a float64 array, which would promote a float32 arg
 defop("stack", lambda *xs, axis: np.stack(xs, axis=axis, dtype=np.result_type(*xs)), shape=_stack_shape, nargs=None,
-      vjp_at=_stack_vjp_at, jvp_at=_stack_jvp_at, attrs={"axis": Attr("axis", 0, doc="the new axis, counted in the result")},
+      vjp_at=_stack_vjp_at, jvp_at=_placed_jvp(np.stack),
+      attrs={"axis": Attr("axis", 0, doc="the new axis, counted in the result")},
       doc="join any number of args of one shape along a new axis (axis counts in the result)",
       samples=_stack_samples)
 
