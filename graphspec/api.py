@@ -318,14 +318,10 @@ class Graph:
         """The reverse pass; with ``release`` (after a reusing forward pass), values and node
         cotangents are dropped as it goes, so only the leaves' cotangents are left; with
         ``all_nodes``, every node on the loss's path gets its cotangent, and all are checked."""
-        if self.loss is None:
-            raise SpecError("this spec has no loss to differentiate", loc="loss", source=self.source)
-        try:
+        try:  # both callers have made sure there is a loss
             ct = self.plan.backward(vals, self.loss, self.seed, release, all_nodes)
-            checked = [ct[s] for s in self._finite_slots[1]]
-            if all_nodes:
-                checked += ct[self.plan.first_node:]
-            if check_finite != "off" and not surely_finite(*checked):
+            if check_finite != "off" and not surely_finite(*[ct[s] for s in self._finite_slots[1]],
+                                                            *(ct[self.plan.first_node:] if all_nodes else ())):
                 if release:  # locating the first inf needs every value and cotangent: a full pass (leaves are never released)
                     vals = self.plan.forward(vals[: self.plan.n_leaves])
                     ct = self.plan.backward(vals, self.loss, self.seed)

@@ -161,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
 
     from . import report
     from .checker import gradcheck
-    from .cli import expand_specs, guard_output, located
+    from .cli import expand_specs, guard_output, located, print_errors
     from .errors import GraphspecError, UsageError
     from .files import REPORT
 
@@ -187,8 +187,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: {path}: skipped, {why}", file=sys.stderr)
     for e in entries:
         if isinstance(e, Failed):
-            for line in e.error.lines():  # one line per error of the spec
-                print(f"error: {line}", file=sys.stderr)
+            print_errors(e.error)
     for i, entry in enumerate(entries):
         if isinstance(entry, Failed):
             continue
@@ -200,8 +199,7 @@ def run(args: argparse.Namespace) -> int:
                                        taylor=args.taylor, strict=args.strict, max_elements=args.max_elements,
                                        blame=True if args.blame else None, seed=args.seed, all_elements=args.all)
         except GraphspecError as e:
-            for line in e.lines():
-                print(f"error: {line}", file=sys.stderr)
+            print_errors(e)
             entries[i] = Failed(graph.source or specs[i], e)
 
     def as_json() -> str:

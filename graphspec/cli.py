@@ -96,10 +96,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             import traceback
 
             traceback.print_exception(e, file=sys.stderr)
-        for line in e.lines():  # a spec with several errors has one line for each
-            print(f"error: {line}", file=sys.stderr)
+        print_errors(e)
         if _stdout_is_json(args):
-            print(json.dumps({"ok": False, "error": error_record(e)}, indent=2))
+            from .render import write_json
+
+            write_json(sys.stdout, {"ok": False, "error": error_record(e)})
         return e.exit_code
     except KeyboardInterrupt:
         return 130
@@ -131,6 +132,12 @@ def _one_line_warning(message: Warning | str, category: type[Warning], filename:
     """A warning (say NonFiniteWarning from explain or train) as one line, as errors are: not
     Python's two, with graphspec's file, line number and source line."""
     print(f"warning: {message}", file=sys.stderr)
+
+
+def print_errors(e: Any) -> None:
+    """A GraphspecError on stderr, one `error:` line per error it holds (a spec may have several)."""
+    for line in e.lines():
+        print(f"error: {line}", file=sys.stderr)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -409,11 +416,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
             g = load(path)
             rows.append({"spec": path, "ok": True, "nodes": len(g.order), "message": "ok"})
         except GraphspecError as e:
-            rows.append({"spec": path, "ok": False, "message": str(e), "error": error_record(e)})
+            rows.append({"spec": path, "ok": False, "message": str(e), "error": error_record(e), "exc": e})
     for r in rows:  # errors on stderr in every format, as every command gives them
         if not r["ok"]:
-            for line in r["message"].splitlines():  # one line per error
-                print(f"error: {line}", file=sys.stderr)
+            print_errors(r.pop("exc"))
         elif args.format != "json":
             print(f"ok: {r['spec']} ({r['nodes']} nodes)")
     if args.format == "json":

@@ -269,11 +269,12 @@ def check_value(value: Any, decl: InputDecl, loc: str) -> np.ndarray:
     """A run-time value as an array of the declared dtype (InputError when it cannot be)."""
     if isinstance(value, np.ndarray) and value.dtype == DTYPES[decl.dtype]:
         return value
-    if decl.dtype == "int64" and isinstance(value, float | list):
+    arr = as_array(value, decl.dtype, loc, error=InputError)
+    if decl.dtype == "int64" and isinstance(value, float | list) and not arr.all():
         from .spec import _check_numeric
 
-        try:  # a JSON 1e-400 (--input) is 0.0 as a float, not the integer 0
+        try:  # a JSON 1e-400 (--input) reads as 0.0, never the integer 0; only a 0 can be one, so others skip the walk
             _check_numeric(value, dtype="int64")
         except ValueError as e:
             raise InputError(str(e), loc=loc) from None
-    return as_array(value, decl.dtype, loc, error=InputError)
+    return arr

@@ -35,7 +35,7 @@ def _rank4(shape, what: str, name: str) -> None:
         raise RuleError(f"{what} needs {name} of rank 4 (N, C, H, W), got {fmt_shape(shape)}")
 
 
-def _taps(xp, kh: int, kw: int, stride, dilation, oh: int, ow: int):
+def _taps(kh: int, kw: int, stride, dilation, oh: int, ow: int):
     """(i, j, the slice of the padded input that tap (i, j) of every window reads)."""
     (sh, sw), (dh, dw) = stride, dilation
     for i in range(kh):
@@ -115,7 +115,7 @@ def _conv_vjp_x(g, ans, x, w, *b, stride, padding, dilation, groups):
     gcols = np.matmul(np.swapaxes(np.reshape(w, (groups, o // groups, cg * kh * kw)), -1, -2), g2)
     gcols = gcols.reshape(n, c, kh, kw, oh, ow)
     gxp = np.zeros((n, c, h + 2 * padding[0], wd + 2 * padding[1]), dtype=gcols.dtype)
-    for i, j, at in _taps(gxp, kh, kw, stride, dilation, oh, ow):
+    for i, j, at in _taps(kh, kw, stride, dilation, oh, ow):
         gxp[at] += gcols[:, :, i, j]
     return gxp[:, :, padding[0]:padding[0] + h, padding[1]:padding[1] + wd]
 
@@ -196,7 +196,7 @@ def _pool_taps(x, kernel, stride, padding):
     xp = _pad(x, padding, _lowest(x.dtype))
     s = stride or kernel
     oh, ow = ((d - k) // st + 1 for d, k, st in zip(xp.shape[2:], kernel, s, strict=True))
-    return xp, list(_taps(xp, kernel[0], kernel[1], s, (1, 1), oh, ow))
+    return xp, list(_taps(kernel[0], kernel[1], s, (1, 1), oh, ow))
 
 
 def _max_pool(x, *, kernel, stride, padding):

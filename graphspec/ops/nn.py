@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from .elementwise import _sigmoid
 from .reductions import class_first, exp_shifted, shifted
 from .registry import WEAK, Attr, Aval, RuleError, broadcast_shapes, check_axis, defop, float_dtype, fmt_shape, is_float, no_bool
 
@@ -393,20 +394,12 @@ def _bce_per(z, y):
     return np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
 
 
-def _sig(z):
-    e = np.exp(-np.abs(z))
-    return np.where(np.asarray(z) >= 0, 1 / (1 + e), e / (1 + e))
-
-
 def _bce(z, y, *, reduction):
-    per = _bce_per(z, y)
-    if not np.issubdtype(np.result_type(per), np.floating):
-        per = per.astype(np.float64)
-    return _reduce(per, reduction)
+    return _reduce(_bce_per(z, y), reduction)  # _bce_per is float whatever z and y are
 
 
 def _bce_vjp_z(g, ans, z, y, *, reduction):
-    d = _sig(z) - y
+    d = _sigmoid(z) - y
     return _per_example(g, np.shape(d), reduction) * d
 
 
@@ -425,7 +418,7 @@ def _bce_samples():
 
 defop("binary_cross_entropy", _bce, batch="loss", shape=_mse_shape, arg_names=("logits", "targets"),
       attrs={"reduction": REDUCTION}, vjp=(_bce_vjp_z, _bce_vjp_y),
-      jvp=(lambda t, ans, z, y, *, reduction: _reduce(t * (_sig(z) - y), reduction),
+      jvp=(lambda t, ans, z, y, *, reduction: _reduce(t * (_sigmoid(z) - y), reduction),
            lambda t, ans, z, y, *, reduction: _reduce(-z * t, reduction)),
       doc="from logits z and targets y in [0, 1] (broadcasting): max(z, 0) - z y + log1p(exp(-|z|)), stable for "
           "any z (torch's binary_cross_entropy_with_logits); reduced (mean over every element by default); "

@@ -10,6 +10,11 @@ import numpy as np
 from .registry import Attr, Aval, RuleError, check_axis, defop, fmt_shape, result_dtype
 
 
+def _reshape_back(g, ans, x, **_):
+    """The VJP of every op that only rearranges x's elements in order (reshape, expand_dims, squeeze)."""
+    return np.reshape(g, np.shape(x))
+
+
 def _reshape_shape(avals: list[Aval], *, shape) -> Aval:
     src, dtype = avals[0]
     if shape is None:
@@ -36,7 +41,7 @@ def _reshape_samples():
 
 
 defop("reshape", lambda x, *, shape: np.reshape(x, shape), batch="reshape", shape=_reshape_shape, arg_names=("x",),
-      vjp=(lambda g, ans, x, *, shape: np.reshape(g, np.shape(x)),),
+      vjp=(_reshape_back,),
       jvp=(lambda t, ans, x, *, shape: np.reshape(t, shape),),
       attrs={"shape": Attr("shape", None, doc="the new shape (required); one dim may be -1")},
       doc="numpy reshape; one dim may be -1",
@@ -150,7 +155,7 @@ def _expand_dims_shape(avals: list[Aval], *, axis) -> Aval:
 
 
 defop("expand_dims", lambda x, *, axis: np.expand_dims(x, axis), shape=_expand_dims_shape, arg_names=("x",), reads=(),
-      vjp=(lambda g, ans, x, *, axis: np.reshape(g, np.shape(x)),),
+      vjp=(_reshape_back,),
       jvp=(lambda t, ans, x, *, axis: np.expand_dims(t, axis),),
       attrs={"axis": Attr("axis", None, doc="where the new axis goes, counted in the result (required)")},
       doc="insert an axis of size 1 at axis (counted in the result; required)",
@@ -183,7 +188,7 @@ def _squeeze(x, *, axis):
 
 
 defop("squeeze", _squeeze, shape=_squeeze_shape, arg_names=("x",), reads=(),
-      vjp=(lambda g, ans, x, *, axis: np.reshape(g, np.shape(x)),),
+      vjp=(_reshape_back,),
       jvp=(lambda t, ans, x, *, axis: _squeeze(t, axis=axis),),
       attrs={"axis": Attr("reduce_axis", None, doc="the axes of size 1 to drop; null: every one")},
       doc="drop axes of size 1: axis (an int or a list; an error if its size is not 1) or, by default, every one",
@@ -269,12 +274,8 @@ def _take(x, indices, *, axis):
 
 def _take_vjp(g, ans, x, indices, *, axis):
     """The scatter-add of g into x's places: an index taken twice collects both cotangents."""
-    ax = axis % np.ndim(x)
     gx = np.zeros(np.shape(x), dtype=np.result_type(g))
-    # np.add.at wants the taken axis first: move it there on a view of gx, and g's indexed axes with it
-    gm = np.moveaxis(gx, ax, 0)
-    nidx = np.ndim(indices)
-    np.add.at(gm, np.asarray(indices), np.moveaxis(np.asarray(g), tuple(range(ax)), tuple(range(nidx, nidx + ax))))
+    np.add.at(gx, (slice(None),) * (axis % np.ndim(x)) + (np.asarray(indices),), g)  # the axes before it, whole
     return gx
 
 
