@@ -163,20 +163,23 @@ class ErrorList:
     def full(self) -> bool:
         return len(self.found) >= self.cap
 
+    def skip(self) -> bool:
+        """Past the cap: count one more error and say so, so the caller need not work it out."""
+        if self.full:
+            self.more += 1
+        return self.full
+
     def add(self, err: SpecError) -> None:
         """Keep ``err`` (every member of a group)."""
         for e in err.errors:
-            if self.full:
-                self.more += 1
-            else:
+            if not self.skip():
                 self.found.append(e)  # type: ignore[arg-type]
         self.more += err.more
 
     def report(self, cls: type[SpecError], message: str, loc: str,
                hint: str | Callable[[], str | None] | None = None) -> None:
         """Keep a new error; a hint given as a function is worked out only for an error kept."""
-        if self.full:
-            self.more += 1
+        if self.skip():
             return
         self.found.append(cls(message, loc=loc, hint=hint() if callable(hint) else hint))
 

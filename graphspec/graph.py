@@ -134,8 +134,7 @@ def build(spec: Spec, errors: ErrorList | None = None, broken: Mapping[str, str]
                 first = min(scc, key=position)
                 if len(scc) > 1 or g.has_edge(first, first):
                     on_cycles |= scc
-                    if errs.full:  # counted, not traced
-                        errs.more += 1
+                    if errs.skip():  # counted, not traced
                         continue
                     cycle = [u for u, _ in nx.find_cycle(g.subgraph(scc), first)]
                     errs.report(GraphError, "cycle: " + " -> ".join([*cycle, cycle[0]]), loc=f"nodes.{cycle[0]}",

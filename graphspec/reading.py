@@ -80,7 +80,7 @@ def _kind(mode: int) -> str:
     return next((name for test, name in _KINDS if test(mode)), "not a regular file")
 
 
-def shown(name: str | None) -> str | None:
+def shown_name(name: str | None) -> str | None:
     """A file name as an error line can show it: control characters escaped, a long one cut."""
     if name is None:
         return None
@@ -94,7 +94,7 @@ class Reader:
 
     def __init__(self, path: Path, *, name: str | None = None, loc: str | None = None, source: str | None = None,
                  error: Error = SpecError):
-        self.path, self.name, self.loc, self.source, self.error = path, shown(name), loc, source, error
+        self.path, self.name, self.loc, self.source, self.error = path, shown_name(name), loc, source, error
 
     def fail(self, problem: str, sep: str = ": ") -> GraphspecError:
         """The error for ``problem``, after the file's name and ``sep`` ("b.npz holds ...": " ")."""
@@ -262,7 +262,7 @@ class Reader:
                     key = keys[0]
                 if key not in members:
                     listed = keys if len(keys) <= 20 else [*keys[:20], "..."]
-                    raise self.fail(f"has no array '{shown(key)}' (it holds {listed})", " ")
+                    raise self.fail(f"has no array '{shown_name(key)}' (it holds {listed})", " ")
                 return self.npz_array(zf, key, members[key])
 
     def read_npz_all(self) -> dict[str, Any]:

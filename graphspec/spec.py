@@ -178,7 +178,7 @@ def _check_numeric(v: Any, bools: bool = True, dtype: str | None = None) -> Any:
         elif _not_finite(x):
             raise ValueError(_non_finite(x))
         elif isinstance(x, Tiny) and dtype == "int64":
-            raise ValueError(f"{x.text} is not an integer (it is a number too small for float64, read as 0.0)")
+            json_integer(x)  # raises, saying why
         elif not isinstance(x, int | float) and (x is not None or x is not v):
             raise ValueError(f"expected a number or a nested list of numbers, got {shown(x)}")
     return v
@@ -565,8 +565,7 @@ def _located(errs: list[dict[str, Any]], where: str | None, found: ErrorList) ->
         loc, place = _split(tuple(err["loc"]))
         groups.setdefault(place, []).append((loc, err))
     for place, group in groups.items():
-        if found.full:
-            found.more += 1
+        if found.skip():
             continue
         # an unknown key is news only if no other member of the union knew that key
         known = {loc for loc, x in group if x["type"] != "extra_forbidden"}

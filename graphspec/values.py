@@ -76,12 +76,13 @@ def read_file(path: Path, key: str | None, loc: str, key_syntax: Callable[[str],
     """Read .npy, .npz (with key), .csv (an optional header row) or .json (a nested list),
     a regular file within the size limit (see reading.py); ``key_syntax`` spells how the user
     names an .npz key in an error (the spec's "key" by default)."""
-    from .reading import Reader, shown
+    from .reading import Reader, shown_name
 
     reader = Reader(path, name=path.name, loc=loc)
     suffix = path.suffix.lower()
     if key is not None and suffix != ".npz":
-        raise SpecError(f"a key ('{shown(key)}') names an array in an .npz file; {shown(path.name)} is no .npz", loc=loc)
+        raise SpecError(f"a key ('{shown_name(key)}') names an array in an .npz file; {shown_name(path.name)} is no .npz",
+                        loc=loc)
     if suffix == ".npy":
         return reader.read_npy()
     if suffix == ".npz":
@@ -92,7 +93,7 @@ def read_file(path: Path, key: str | None, loc: str, key_syntax: Callable[[str],
         return _asarray(json_value(reader.read_text(), path.name, loc), loc, SpecError)
     if not os.path.exists(path):
         raise reader.missing()
-    raise SpecError(f"unsupported file type '{shown(suffix)}' (use .npy, .npz, .csv or .json)", loc=loc)
+    raise SpecError(f"unsupported file type '{shown_name(suffix)}' (use .npy, .npz, .csv or .json)", loc=loc)
 
 
 def read_named_arrays(path: Path, loc: str, error: type[GraphspecError] = SpecError) -> dict[str, np.ndarray]:
