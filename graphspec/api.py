@@ -18,8 +18,9 @@ import numpy as np
 from . import graph as graph_mod
 from . import shapes, values
 from .errors import ErrorList, GraphspecError, InputError, NonFiniteError, OpError, SpecError, did_you_mean
-from .interpret import Plan, gc_paused, surely_finite
+from .finite import surely_finite
 from .ops import Aval
+from .plan import Plan, gc_paused
 from .spec import InputDecl, Loaded, Spec, place_order, read_spec
 
 _CHECK_FINITE = ("warn", "raise", "off")

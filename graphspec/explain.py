@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from .api import Graph, NonFiniteWarning, Result
-from .ops import unbroadcast
+from .passes import pull
 from .render import fmt_value
 
 SMALL = 6  # arrays up to this many elements are written out
@@ -69,25 +69,28 @@ def _lines(graph: Graph, result: Result) -> list[str]:
     lines += ["", f"backward, in reverse order; L = {graph.loss}, dL/d{graph.loss} = {given}:"]
     plan = graph.plan
     contributions: dict[str, int] = {}
+
+    def value(slot: int) -> Any:  # a constant of args, or a value evaluate computed
+        return plan.template[slot] if plan.template[slot] is not None else result.values[plan.names[slot]]
+
     # every node on the loss's path, as evaluate computed them (not only those above a wrt leaf)
-    for step, vjps in zip(reversed(plan.steps), reversed(plan.all_vjps), strict=True):
+    for step, grads in plan.backward_steps_all:
         g = result.grads.get(step.name)
-        if g is None or not vjps:
+        if g is None:
             continue
-        argv = _args(graph, step.name, result)
+        argv = [value(a) for a in step.args]
         ans = result.values[step.name]
         node = nodes[step.name]
         lines.append(f"  {step.name} = {node.op}({', '.join(a if isinstance(a, str) else fmt_value(a) for a in node.args)}),"
                      f" dL/d{step.name} = {_v(g)}")
-        for i, _, vjp in vjps:
+        scalar = np.size(g) == 1 and np.size(ans) == 1
+        ones = [gi for _, gi in pull(step, np.ones_like(np.asarray(g)), ans, argv, grads)] if scalar else None
+        for k, ((i, _), (_, contribution)) in enumerate(zip(grads, pull(step, g, ans, argv, grads), strict=True)):
+            local = ones[k] if ones else None
             arg = node.args[i]
-            contribution = np.asarray(vjp(g, ans, *argv))
-            if contribution.shape != np.shape(argv[i]):
-                contribution = unbroadcast(contribution, np.shape(argv[i]))
             contributions[arg] = contributions.get(arg, 0) + 1
             op = "+=" if contributions[arg] > 1 else "="
-            if np.size(g) == 1 and np.size(argv[i]) == 1 and np.size(ans) == 1:
-                local = np.asarray(vjp(np.ones_like(np.asarray(g)), ans, *argv))
+            if local is not None and np.size(argv[i]) == 1:
                 lines.append(f"    dL/d{arg} {op} dL/d{step.name} · ∂{step.name}/∂{arg} = {_v(g)} × {_v(local)}"
                              f" = {_v(contribution)}")
             else:

@@ -69,12 +69,12 @@ def build(spec: Spec, errors: ErrorList | None = None, broken: Mapping[str, str]
             errs.report(GraphError, f"unknown op '{node.op}'", loc=f"nodes.{name}.op",
                         hint=lambda: did_you_mean(node.op, OPS) or "see `python -m graphspec ops`")  # noqa: B023 - called at once
             failed.add(name)
-        elif op.nargs is not None and len(node.args) != op.nargs:
-            wanted = ", ".join(op.arg_names) if op.arg_names else op.nargs
-            errs.report(GraphError, f"{node.op} takes {op.nargs} arg{'s' if op.nargs != 1 else ''} ({wanted}), "
+        elif op.arity is not None and len(node.args) != op.arity:
+            wanted = ", ".join(op.args)
+            errs.report(GraphError, f"{node.op} takes {op.arity} arg{'s' if op.arity != 1 else ''} ({wanted}), "
                         f"got {len(node.args)}", loc=f"nodes.{name}.args")
             failed.add(name)
-        elif op.nargs is None and not node.args:
+        elif op.arity is None and not node.args:
             errs.report(GraphError, f"{node.op} needs at least one arg", loc=f"nodes.{name}.args")
             failed.add(name)
         for i, arg in enumerate(node.args):

@@ -180,9 +180,9 @@ def ops_table(fmt: str = "table") -> None:
 
     rows = []
     for op in OPS.values():
-        args = ", ".join(op.arg_names) if op.nargs is not None else "x, ..."
+        args = ", ".join(op.args) if op.arity is not None else "x, ..."
         attrs = ", ".join(f"{k}={json.dumps(a.default)}" for k, a in op.attrs.items())
-        rows.append({"op": op.name, "args": args, "attrs": attrs, "doc": op.doc, "kink": op.branch is not None})
+        rows.append({"op": op.name, "args": args, "attrs": attrs, "doc": op.doc, "kink": op.kink is not None})
     if fmt == "json":
         import sys
 

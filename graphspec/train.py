@@ -11,6 +11,7 @@ import numpy as np
 
 from .api import Graph
 from .errors import NonFiniteError, SpecError
+from .ops import OPS
 from .spec import Adam, AdamOptimizer, Sgd, Train
 from .values import as_array, read_file
 
@@ -109,17 +110,19 @@ def _batches(n: int, size: int | None, rng: np.random.Generator | None) -> Itera
 
 
 def accuracy(graph: Graph, data: dict[str, np.ndarray]) -> float:
-    """Share of rows whose argmax over the class axis of the class loss's logits is the label."""
-    node = next((n for n in graph.order if graph.spec.nodes[n].op in ("softmax_cross_entropy", "hinge")), None)
-    if node is None:
-        raise SpecError("the accuracy metric needs a softmax_cross_entropy or hinge node", loc="train.metrics")
-    logits_name, labels_name = graph.spec.nodes[node].args
+    """Share of rows whose argmax over the class axis of the class loss's scores is the label
+    (the first node whose op scores classes: its record's ``classes``)."""
+    plan = graph.plan
+    step = next((s for s in plan.steps if s.op.classes is not None), None)
+    if step is None:
+        ops = ", ".join(sorted(name for name, op in OPS.items() if op.classes is not None))
+        raise SpecError(f"the accuracy metric needs a class loss node ({ops})", loc="train.metrics")
     vals = graph.evaluate(data, with_grads=False).values
-    axis = graph.attrs[node]["axis"]
-    labels = np.asarray(vals[labels_name])
+    scores, labels = (np.asarray(vals[plan.names[a]]) for a in step.args[:2])
+    axis = step.op.classes(**step.attrs)
     if labels.dtype.kind == "f":
         labels = np.argmax(labels, axis=axis)
-    return float(np.mean(np.argmax(vals[logits_name], axis=axis) == labels))
+    return float(np.mean(np.argmax(scores, axis=axis) == labels))
 
 
 def train(graph: Graph, *, data: dict[str, Any] | None = None, epochs: int | None = None,

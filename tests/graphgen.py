@@ -1,6 +1,6 @@
 """Random valid specs over the whole op table, driven by the table itself.
 
-test_interpret.RandomGraph knows each op by name; this generator knows none: an op's node is
+test_passes.RandomGraph knows each op by name; this generator knows none: an op's node is
 built from one of the op's own `samples()` (args of shapes and dtypes the op takes), with
 each arg replaced by an earlier node or leaf, a JSON number, or a fresh leaf (the sample's
 shape, or a shape derived from the first arg's), and each attr drawn from the op's attr schema
@@ -269,7 +269,7 @@ class Generator:
                     attrs[key] = _json(self.draw_attr(spec.kind, spec, s_attrs.get(key, spec.default), first_sym))
             # the other args (a variadic op may take one more or one fewer than its sample)
             rest = list(s_args[1:])
-            if o.nargs is None and not plain:
+            if o.arity is None and not plain:
                 k = d(st.integers(max(0, len(rest) - 1), len(rest) + 1))
                 rest = (rest + [a0] * k)[:k] if k > len(rest) else rest[:k]
             for i, a in enumerate(rest):

@@ -363,7 +363,7 @@ def test_vjps_read_only_what_the_op_declares(name, args, attrs):
             return rng(seed).normal(size=v.shape).astype(v.dtype) if v.dtype.kind == "f" else v
 
         fake_ans = ans if op.reads_value("ans") else garbage(ans, 300)
-        fake = [a if op.reads_value(n) else garbage(a, 301 + j) for j, (n, a) in enumerate(zip(op.arg_names, args, strict=True))]
+        fake = [a if op.reads_value(n) else garbage(a, 301 + j) for j, (n, a) in enumerate(zip(op.args, args, strict=True))]
         for i in diff_args(op, args):
             g = rng(100 + i).normal(size=np.shape(ans))
             np.testing.assert_array_equal(op.vjp_for(i)(g, fake_ans, *fake, **kw), op.vjp_for(i)(g, ans, *args, **kw))
@@ -382,13 +382,13 @@ def test_forward_never_hands_back_an_argument_s_buffer(name, args, attrs):
             assert not np.shares_memory(ans, a)
 
 
-@pytest.mark.parametrize(("name", "args", "attrs"), [c for c in CASES if OPS[c.values[0]].forward_out is not None])
-def test_forward_out_writes_the_forward_result(name, args, attrs):
+@pytest.mark.parametrize(("name", "args", "attrs"), [c for c in CASES if OPS[c.values[0]].into])
+def test_forward_into_writes_the_forward_result(name, args, attrs):
     op, kw = OPS[name], bind(name, args, attrs)
     with np.errstate(all="ignore"):
         ans = np.asarray(op.forward(*args, **kw))
         out = np.full_like(ans, 123)
-        np.testing.assert_array_equal(op.forward_out(out, *args, **kw), ans)
+        np.testing.assert_array_equal(op.forward(*args, out=out, **kw), ans)
     np.testing.assert_array_equal(out, ans)
 
 

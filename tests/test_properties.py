@@ -64,7 +64,7 @@ from hypothesis import strategies as st
 
 import graphspec
 from graphspec.cli import main
-from graphspec.ops import OPS
+from graphspec.ops import OPS, batching
 
 F = torch.nn.functional
 
@@ -555,7 +555,7 @@ def test_the_generator_reaches_every_op_and_every_attr():
         names = [a for a in args if isinstance(a, str)]
         fan_out[0] += len(names) > len(set(names))
         broadcasts[0] += any(len({spec.worlds[0][a].shape for a in node["args"] if isinstance(a, str)}) > 1
-                             for node in spec.doc["nodes"].values() if OPS[node["op"]].batch == "elementwise")
+                             for node in spec.doc["nodes"].values() if OPS[node["op"]].batch is batching.elementwise)
         shapes_change[0] += any(spec.worlds[0][n].shape != spec.worlds[1][n].shape for n in spec.order)
 
     generate()

@@ -57,11 +57,11 @@ def section() -> str:
     lines = [BEGIN, "", f"{len(OPS)} ops. Args are positional, in the order shown.", "",
              "| op | args | computes | attrs (default) | kink |", "|---|---|---|---|---|"]
     for op in OPS.values():
-        args = ", ".join(op.arg_names)
-        if op.nargs is None:  # a variable count: named positions (conv2d's optional bias) or any number (concat)
+        args = ", ".join(op.args)
+        if op.arity is None:  # a variable count: named positions (conv2d's optional bias) or any number (concat)
             args = f"{args} (variable count; see computes)" if args else "x, ... (one or more)"
         attrs = ", ".join(f"`{k}` ({json.dumps(a.default)})" for k, a in op.attrs.items()) or "—"
-        lines.append(f"| `{op.name}` | {_cell(args)} | {_cell(op.doc)} | {attrs} | {'yes' if op.branch else ''} |")
+        lines.append(f"| `{op.name}` | {_cell(args)} | {_cell(op.doc)} | {attrs} | {'yes' if op.kink else ''} |")
     lines += ["", "Attrs:", "", "| op | attr | type | default | meaning |", "|---|---|---|---|---|"]
     for op in OPS.values():
         for k, a in op.attrs.items():

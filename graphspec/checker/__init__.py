@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from ..interpret import Plan
+from ..plan import Plan
 from .blame import FD_TOL, _blame
 from .classify import KINK_JUMP, WORST
 from .context import _Ctx
@@ -67,14 +67,14 @@ from .results import (
     TaylorRow,
     Tolerance,
 )
-from .stacking import Rule, _Batched
+from .stacking import _Batched
 from .sweep import OpRow, check_ops, sample_spec
 from .targets import _make_targets
 from .taylor import _taylor
 
 __all__ = ["BUDGET", "EMPTY", "FAIL", "FD_DTYPE", "FD_TOL", "KINK", "KINK_JUMP", "MAX_ELEMENTS", "MAX_WORK", "MIN_SAMPLE",
            "MODES_RTOL", "PASS", "PROGRESS_SECONDS", "TOLERANCES", "UNCLEAR", "WORST", "Delta", "Element", "InputCheck",
-           "ModeCheck", "NodeCheck", "NodeKink", "OpRow", "Report", "Rule", "TaylorRow", "Tolerance", "check_ops",
+           "ModeCheck", "NodeCheck", "NodeKink", "OpRow", "Report", "TaylorRow", "Tolerance", "check_ops",
            "gradcheck", "sample_spec"]
 
 
@@ -168,7 +168,7 @@ def gradcheck(graph: Any, *, inputs: Mapping[str, Any] | None = None, wrt: Seque
     for vals, what in ((vals_f, "is not finite"), *([(vals_a, "overflows float32")] if vals_a is not vals_f else [])):
         if not all(np.all(np.isfinite(vals[t.slot])) for t in targets):
             step = plan.first_nonfinite(vals)
-            where = f" (first produced by node '{step.name}' ({step.op}))" if step else ""
+            where = f" (first produced by node '{step.name}' ({step.op.name}))" if step else ""
             error = f"a checked value {what} at this point{where}: its gradients cannot be checked here"
             return report(checks=[], modes=[], nodes=[], taylor=[], notes=ctx.notes, error=error)
     empty = _nothing(ctx, targets)

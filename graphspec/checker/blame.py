@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from ..interpret import Step
-from ..ops import OPS, unbroadcast
+from ..passes import RuleFailed, pull, push
+from ..plan import Step
 from .context import _Ctx
 from .input_checks import LEVELS
 from .results import FAIL, KINK, PASS, TOLERANCES, UNCLEAR, NodeCheck
@@ -20,41 +19,24 @@ FD_TOL = TOLERANCES["float64"]  # node-local checks run in float64 whatever the 
 _TRIAL_RANK = {KINK: 0, UNCLEAR: 0, PASS: 1, FAIL: 2}
 
 
-def _arg_positions(step: Step, entries: Sequence[tuple[int, Any]]) -> list[tuple[int, Any]]:
-    """The arg position of each (slot, fn) entry of a step (entries come in position order)."""
-    out, i = [], 0
-    for s, fn in entries:
-        while step.args[i] != s:
-            i += 1
-        out.append((i, fn))
-        i += 1
-    return out
+def _vjp_side(step: Step, i: int, u: np.ndarray, ans: Any, args: list[Any], v: np.ndarray) -> float:
+    return float(np.sum(np.asarray(pull(step, u, ans, args, ((i, -1),))[0][1]) * v))
 
 
-def _vjp_side(vjp: Any, u: np.ndarray, ans: Any, args: list[Any], x: np.ndarray, v: np.ndarray) -> float:
-    gi = vjp(u, ans, *args)
-    gi = unbroadcast(gi, x.shape) if np.shape(gi) != x.shape else gi
-    if np.shape(gi) != x.shape:
-        raise ValueError(f"returned shape {list(np.shape(gi))} for an arg of shape {list(x.shape)}")
-    return float(np.sum(np.asarray(gi) * v))
+def _jvp_side(step: Step, i: int, u: np.ndarray, ans: Any, args: list[Any], v: np.ndarray) -> float:
+    return float(np.sum(u * push(step, ((i, v),), ans, args)))
 
 
-def _jvp_side(jvp: Any, u: np.ndarray, ans: Any, args: list[Any], v: np.ndarray) -> float:
-    return float(np.sum(u * np.broadcast_to(jvp(v, ans, *args), np.shape(ans))))
-
-
-def _sides(vjp: Any, jvp: Any, u: np.ndarray, ans: Any, args: list[Any], x: np.ndarray,
-           v: np.ndarray) -> dict[str, float | str]:
+def _sides(step: Step, i: int, u: np.ndarray, ans: Any, args: list[Any], v: np.ndarray) -> dict[str, float | str]:
     """Each rule's <., .> pairing, or the message of the exception it raised (a crash is a failure)."""
     out: dict[str, float | str] = {}
-    for mode, call in (("vjp", lambda: _vjp_side(vjp, u, ans, args, x, v) if vjp else None),
-                       ("jvp", lambda: _jvp_side(jvp, u, ans, args, v) if jvp else None)):
+    for mode, rule, side in (("vjp", step.vjp[i], _vjp_side), ("jvp", step.jvp[i], _jvp_side)):
+        if rule is None:
+            continue
         try:
-            value = call()
+            out[mode] = side(step, i, u, ans, args, v)
         except Exception as e:  # a rule that raises is the node to blame, not a crash of the checker
-            value = f"{type(e).__name__}: {e}"
-        if value is not None:
-            out[mode] = value
+            out[mode] = str(e) if isinstance(e, RuleFailed) else f"{type(e).__name__}: {e}"
     return out
 
 
@@ -63,19 +45,19 @@ def _verdicts(ctx: _Ctx, step: Step, i: int, label: str, sides: dict[str, float 
     out = {}
     for mode, a in sides.items():
         if isinstance(a, str):
-            check = NodeCheck(step.name, step.op, i, label, mode, math.nan, num, math.inf, FAIL, a)
+            check = NodeCheck(step.name, step.op.name, i, label, mode, math.nan, num, math.inf, FAIL, a)
         elif not (math.isfinite(a) and math.isfinite(num)):  # a pole, or a stencil past the op's domain
-            check = NodeCheck(step.name, step.op, i, label, mode, a, num, math.nan, UNCLEAR,
+            check = NodeCheck(step.name, step.op.name, i, label, mode, a, num, math.nan, UNCLEAR,
                               "not finite at this point: a pole, or the stencil leaves the op's domain")
         else:
             rel = abs(a - num) / max(abs(a), abs(num), atol / FD_TOL.rtol)
             status = PASS if rel <= FD_TOL.rtol else KINK if crossed else FAIL
-            check = NodeCheck(step.name, step.op, i, label, mode, a, num, rel, status)
+            check = NodeCheck(step.name, step.op.name, i, label, mode, a, num, rel, status)
         out[mode] = check
     return out
 
 
-def _local(ctx: _Ctx, step: Step, i: int, vjp: Any, jvp: Any, trials: int = 3) -> list[NodeCheck]:
+def _local(ctx: _Ctx, step: Step, i: int, trials: int = 3) -> list[NodeCheck]:
     """The node's rules for arg ``i`` against the central difference of <u, node(args + h v)>, as the full
     check does it: a step scaled to max(1, |x|); a failing trial retaken with the step halved
     (Richardson); one whose differences do not settle, or are not finite, along v scaled to |x| itself
@@ -83,10 +65,8 @@ def _local(ctx: _Ctx, step: Step, i: int, vjp: Any, jvp: Any, trials: int = 3) -
     args = [ctx.vals_f[a] for a in step.args]
     ans = ctx.vals_f[step.out]
     x = np.asarray(args[i], dtype=np.float64)
-    op = OPS.get(step.op)
-    branch = op.branch if op else None
-    names = op.arg_names if op and op.arg_names else ()
-    label = f"{names[i] if i < len(names) else f'arg{i}'} ({ctx.plan.names[step.args[i]]})"
+    kink = step.op.kink
+    label = f"{step.op.arg_name(i)} ({ctx.plan.names[step.args[i]]})"
     small = (np.abs(x) > 0) & (np.abs(x) < 1)
     best: dict[str, NodeCheck] = {}
 
@@ -94,8 +74,8 @@ def _local(ctx: _Ctx, step: Step, i: int, vjp: Any, jvp: Any, trials: int = 3) -
         ap = [*args[:i], x + h * v, *args[i + 1:]]
         am = [*args[:i], x - h * v, *args[i + 1:]]
         fp, fm = step.forward(*ap), step.forward(*am)
-        crossed = branch is not None and bool(np.any(np.asarray(branch(fp, *ap, **step.attrs))
-                                                     != np.asarray(branch(fm, *am, **step.attrs))))
+        crossed = kink is not None and bool(np.any(np.asarray(kink(fp, *ap, **step.attrs))
+                                                   != np.asarray(kink(fm, *am, **step.attrs))))
         return float(np.sum(u * fp) - np.sum(u * fm)) / (2 * h), crossed
 
     def failing(checks: dict[str, NodeCheck]) -> bool:
@@ -120,7 +100,7 @@ def _local(ctx: _Ctx, step: Step, i: int, vjp: Any, jvp: Any, trials: int = 3) -
         with np.errstate(all="ignore"):
             v = r * np.maximum(1.0, np.abs(x))
             num, crossed = diff(u, v, h)
-            sides = _sides(vjp, jvp, u, ans, args, x, v)
+            sides = _sides(step, i, u, ans, args, v)
             checks = _verdicts(ctx, step, i, label, sides, num, crossed, atol)
             settled = False
             if failing(checks) and not crossed and math.isfinite(num):
@@ -138,7 +118,7 @@ def _local(ctx: _Ctx, step: Step, i: int, vjp: Any, jvp: Any, trials: int = 3) -
                 vr = r * np.where(small, np.abs(x), np.maximum(1.0, np.abs(x)))
                 num_r, crossed_r = diff(u, vr, h)
                 half, _ = diff(u, vr, h / 2)
-                sides_r = _sides(vjp, jvp, u, ans, args, x, vr)
+                sides_r = _sides(step, i, u, ans, args, vr)
                 for est in (num_r, (4 * half - num_r) / 3):
                     checks = adopt(checks, _verdicts(ctx, step, i, label, sides_r, est, crossed_r, atol))
         for mode, check in checks.items():
@@ -158,17 +138,17 @@ def _blame(ctx: _Ctx) -> list[NodeCheck]:
     out = []
     steps = ctx.plan.steps
     # slots that carry a gradient: a float arg among them with no VJP silently gets zero
-    needs = {ctx.plan.slot[n] for n in ctx.wrt} | {s.out for s in steps if s.vjps}
+    needs = {ctx.plan.slot[n] for n in ctx.wrt} | {s.out for s in steps if s.grads}
     for step in steps:
-        jvps = dict(_arg_positions(step, step.jvps))
-        vjps = dict(_arg_positions(step, step.vjps))
         for i, a in enumerate(step.args):
             if not np.issubdtype(np.asarray(ctx.vals_f[a]).dtype, np.floating):
                 continue
-            if i in vjps:
-                out.extend(_local(ctx, step, i, vjps[i], jvps.get(i)))
-            elif a in needs:
+            if any(i == j for j, _ in step.grads):
+                out.extend(_local(ctx, step, i))
+            elif step.vjp[i] is None and a in needs:
+                stand_in = step._replace(vjp=tuple(_no_vjp if j == i else r for j, r in enumerate(step.vjp)),
+                                         jvp=tuple(None if j == i else r for j, r in enumerate(step.jvp)))
                 out.extend(dataclasses.replace(c, message="the op has no VJP for this arg, yet the arg changes "
                                                "its output") if c.status == FAIL else c
-                           for c in _local(ctx, step, i, _no_vjp, None))
+                           for c in _local(ctx, stand_in, i))
     return out

@@ -39,7 +39,7 @@ def _node_kinks(ctx: _Ctx, fd: _FD, j: int) -> tuple[NodeKink, ...]:
             s = ctx.plan.steps[i]
             shape = fd.shapes.get(i, np.shape(ctx.vals_f[s.out]))  # the branch array's, e.g. a hinge's margins
             at = tuple(int(v) for v in np.unravel_index(int(fd.at[i][j]), shape)) if shape else ()
-            out.append(NodeKink(s.name, s.op, at))
+            out.append(NodeKink(s.name, s.op.name, at))
     return tuple(out)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..interpret import Plan
+from ..plan import Plan
 from .results import Tolerance
 from .stacking import _Batched
 

@@ -158,8 +158,8 @@ PADDING = Attr("pair", (0, 0), doc="zeros added on each side, an int or [h, w]")
 DILATION = Attr("pair", (1, 1), doc="the spacing of the kernel's taps, an int or [h, w]")
 GROUPS = Attr("int", 1, doc="channel groups: each output channel sees C_in/groups input channels")
 
-defop("conv2d", _conv, shape=_conv_shape, nargs=None, arg_names=("x", "w", "b"),
-      vjp_at=_conv_vjp_at, jvp_at=_conv_jvp_at,
+defop("conv2d", _conv, shape=_conv_shape, args=("x", "w", "b"),
+      vjp=_conv_vjp_at, jvp=_conv_jvp_at,
       attrs={"stride": STRIDE, "padding": PADDING, "dilation": DILATION, "groups": GROUPS},
       doc="2-D cross-correlation (torch.nn.functional.conv2d): args x (N, C_in, H, W), w (C_out, C_in/groups, kH, kW) "
           "and an optional bias b (C_out,); attrs stride, padding (zeros), dilation (each an int or [h, w]) and "
@@ -259,11 +259,11 @@ def _pool_samples():
             ([n(size=(2, 1, 5, 5))], {"kernel": 3, "stride": 2, "padding": 1})]
 
 
-defop("max_pool2d", _max_pool, shape=_pool_shape, arg_names=("x",), attrs={
+defop("max_pool2d", _max_pool, shape=_pool_shape, args=("x",), attrs={
           "kernel": Attr("pair", None, doc="the window, an int or [h, w] (required)"),
           "stride": Attr("opt_pair", None, doc="the step between windows; null: the kernel"),
           "padding": Attr("pair", (0, 0), doc="-inf added on each side, at most half the kernel")},
-      vjp=(_pool_vjp,), jvp=(_pool_jvp,), branch=_pool_branch,
+      vjp=(_pool_vjp,), jvp=(_pool_jvp,), kink=_pool_branch,
       doc="max over kH x kW windows of x (N, C, H, W) (torch.nn.functional.max_pool2d): attrs kernel (required), "
           "stride (default: the kernel), padding (-inf, at most half the kernel), each an int or [h, w]; ties in a "
           "window split the gradient evenly (a kink), as max does (torch's max_pool2d gives it all to one of them)",

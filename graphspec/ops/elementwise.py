@@ -1,6 +1,6 @@
 """Elementwise ops: binary (broadcasting), unary, and where(cond, a, b). Each reads like a line of calculus.
 
-Elementwise Jacobians are diagonal, so each VJP doubles as the JVP (``elementwise=True``):
+Elementwise Jacobians are diagonal, so each VJP doubles as the JVP (``jvp=SYMMETRIC``):
 ``g * dans/dx`` with ``g`` the output cotangent or the arg's tangent.
 """
 
@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .registry import WEAK, Attr, Aval, RuleError, broadcast_shapes, defop, float_dtype, no_bool, result_dtype
+from . import batching
+from .registry import SYMMETRIC, WEAK, Attr, Aval, RuleError, broadcast_shapes, defop, float_dtype, no_bool, result_dtype
 
 
 def _binary_shape(avals: list[Aval]) -> Aval:
@@ -68,22 +69,22 @@ def _away_from_zero(samples):
 
 # --- binary ------------------------------------------------------------------------------------
 
-defop("add", np.add, elementwise=True, batch="elementwise", shape=_binary_shape, arg_names=("x", "y"), reads=(),
+defop("add", np.add, jvp=SYMMETRIC, batch=batching.elementwise, shape=_binary_shape, args=("x", "y"), reads=(),
       vjp=(lambda g, ans, x, y: g,
            lambda g, ans, x, y: g),
       doc="x + y", samples=_sample_binary)
 
-defop("sub", np.subtract, elementwise=True, batch="elementwise", shape=_sub_shape, arg_names=("x", "y"), reads=(),
+defop("sub", np.subtract, jvp=SYMMETRIC, batch=batching.elementwise, shape=_sub_shape, args=("x", "y"), reads=(),
       vjp=(lambda g, ans, x, y: g,
            lambda g, ans, x, y: -g),
       doc="x - y", samples=_sample_binary)
 
-defop("mul", np.multiply, elementwise=True, batch="elementwise", shape=_binary_shape, arg_names=("x", "y"), reads=("x", "y"),
+defop("mul", np.multiply, jvp=SYMMETRIC, batch=batching.elementwise, shape=_binary_shape, args=("x", "y"), reads=("x", "y"),
       vjp=(lambda g, ans, x, y: g * y,
            lambda g, ans, x, y: g * x),
       doc="x * y", samples=_sample_binary)
 
-defop("div", np.true_divide, elementwise=True, batch="elementwise", shape=_float_shape, arg_names=("x", "y"),
+defop("div", np.true_divide, jvp=SYMMETRIC, batch=batching.elementwise, shape=_float_shape, args=("x", "y"),
       vjp=(lambda g, ans, x, y: g / y,
            lambda g, ans, x, y: -g * ans / y),
       doc="x / y", samples=_positive(_sample_binary))
@@ -110,7 +111,7 @@ def _pow(x, y):
     return np.power(x, y)
 
 
-defop("pow", _pow, elementwise=True, batch="elementwise", shape=_float_shape, arg_names=("x", "y"),
+defop("pow", _pow, jvp=SYMMETRIC, batch=batching.elementwise, shape=_float_shape, args=("x", "y"),
       vjp=(_pow_dx, _pow_dy),
       doc="x ** y (d/dy uses log x: x > 0)", samples=_positive(_sample_binary))
 
@@ -121,16 +122,16 @@ def _tie_split(g, x, y):
     return g * (x > y) + (0.5 * g) * (x == y)
 
 
-defop("maximum", np.maximum, elementwise=True, batch="elementwise", shape=_binary_shape, arg_names=("x", "y"),
+defop("maximum", np.maximum, jvp=SYMMETRIC, batch=batching.elementwise, shape=_binary_shape, args=("x", "y"),
       vjp=(lambda g, ans, x, y: _tie_split(g, x, y),
            lambda g, ans, x, y: _tie_split(g, y, x)),
-      branch=lambda ans, x, y: np.sign(np.subtract(x, y)),
+      kink=lambda ans, x, y: np.sign(np.subtract(x, y)),
       doc="elementwise max; ties split the gradient evenly", samples=_sample_binary)
 
-defop("minimum", np.minimum, elementwise=True, batch="elementwise", shape=_binary_shape, arg_names=("x", "y"),
+defop("minimum", np.minimum, jvp=SYMMETRIC, batch=batching.elementwise, shape=_binary_shape, args=("x", "y"),
       vjp=(lambda g, ans, x, y: _tie_split(g, y, x),
            lambda g, ans, x, y: _tie_split(g, x, y)),
-      branch=lambda ans, x, y: np.sign(np.subtract(x, y)),
+      kink=lambda ans, x, y: np.sign(np.subtract(x, y)),
       doc="elementwise min; ties split the gradient evenly", samples=_sample_binary)
 
 
@@ -163,56 +164,55 @@ def _leaky_relu(x, *, alpha):
     return np.where(x > 0, x, x * alpha)
 
 
-def _relu(x):
-    return np.maximum(x, 0)
+def _relu(x, out=None):
+    return np.maximum(x, 0, out=out)
 
 
-defop("neg", np.negative, elementwise=True, batch="elementwise", shape=_unary_shape, arg_names=("x",), reads=(),
+defop("neg", np.negative, jvp=SYMMETRIC, batch=batching.elementwise, shape=_unary_shape, args=("x",), reads=(),
       vjp=(lambda g, ans, x: -g,), doc="-x", samples=_sample_unary())
 
-defop("exp", np.exp, elementwise=True, batch="elementwise", shape=_float_unary_shape, arg_names=("x",), reads=("ans",),
+defop("exp", np.exp, jvp=SYMMETRIC, batch=batching.elementwise, shape=_float_unary_shape, args=("x",), reads=("ans",),
       vjp=(lambda g, ans, x: g * ans,), doc="e ** x", samples=_sample_unary())
 
-defop("log", np.log, elementwise=True, batch="elementwise", shape=_float_unary_shape, arg_names=("x",), reads=("x",),
+defop("log", np.log, jvp=SYMMETRIC, batch=batching.elementwise, shape=_float_unary_shape, args=("x",), reads=("x",),
       vjp=(lambda g, ans, x: g / x,), doc="natural log", samples=_sample_unary(0.2))
 
-defop("sqrt", np.sqrt, elementwise=True, batch="elementwise", shape=_float_unary_shape, arg_names=("x",), reads=("ans",),
+defop("sqrt", np.sqrt, jvp=SYMMETRIC, batch=batching.elementwise, shape=_float_unary_shape, args=("x",), reads=("ans",),
       vjp=(lambda g, ans, x: g * 0.5 / ans,), doc="square root", samples=_sample_unary(0.2))
 
-defop("square", np.square, elementwise=True, batch="elementwise", shape=_unary_shape, arg_names=("x",), reads=("x",),
+defop("square", np.square, jvp=SYMMETRIC, batch=batching.elementwise, shape=_unary_shape, args=("x",), reads=("x",),
       vjp=(lambda g, ans, x: g * 2 * x,), doc="x ** 2", samples=_sample_unary())
 
-defop("abs", np.abs, elementwise=True, batch="elementwise", shape=_unary_shape, arg_names=("x",),
-      vjp=(lambda g, ans, x: g * np.sign(x),), branch=lambda ans, x: np.sign(x),
+defop("abs", np.abs, jvp=SYMMETRIC, batch=batching.elementwise, shape=_unary_shape, args=("x",),
+      vjp=(lambda g, ans, x: g * np.sign(x),), kink=lambda ans, x: np.sign(x),
       doc="|x|; gradient 0 at 0 (a kink)", samples=_away_from_zero(_sample_unary()))
 
-defop("sin", np.sin, elementwise=True, batch="elementwise", shape=_float_unary_shape, arg_names=("x",),
+defop("sin", np.sin, jvp=SYMMETRIC, batch=batching.elementwise, shape=_float_unary_shape, args=("x",),
       vjp=(lambda g, ans, x: g * np.cos(x),), doc="sine", samples=_sample_unary())
 
-defop("cos", np.cos, elementwise=True, batch="elementwise", shape=_float_unary_shape, arg_names=("x",),
+defop("cos", np.cos, jvp=SYMMETRIC, batch=batching.elementwise, shape=_float_unary_shape, args=("x",),
       vjp=(lambda g, ans, x: -g * np.sin(x),), doc="cosine", samples=_sample_unary())
 
-defop("tanh", np.tanh, elementwise=True, batch="elementwise", shape=_float_unary_shape, arg_names=("x",), reads=("x",),
+defop("tanh", np.tanh, jvp=SYMMETRIC, batch=batching.elementwise, shape=_float_unary_shape, args=("x",), reads=("x",),
       vjp=(lambda g, ans, x: g * _dtanh(x),), doc="hyperbolic tangent",
       samples=_sample_unary())
 
-defop("sigmoid", _sigmoid, elementwise=True, batch="elementwise", shape=_float_unary_shape, arg_names=("x",), reads=("x",),
+defop("sigmoid", _sigmoid, jvp=SYMMETRIC, batch=batching.elementwise, shape=_float_unary_shape, args=("x",), reads=("x",),
       vjp=(lambda g, ans, x: g * _dsigmoid(x),), doc="1 / (1 + e ** -x), stable for any x",
       samples=_sample_unary())
 
-defop("relu", _relu, elementwise=True, batch="elementwise", shape=_unary_shape, arg_names=("x",), reads=("ans",),
-      forward_out=lambda out, x: np.maximum(x, 0, out=out),
+defop("relu", _relu, jvp=SYMMETRIC, batch=batching.elementwise, shape=_unary_shape, args=("x",), reads=("ans",), into=True,
       vjp=(lambda g, ans, x: g * (ans > 0),),  # ans > 0 where x > 0: x may be overwritten
-      branch=lambda ans, x: np.asarray(x) > 0,
+      kink=lambda ans, x: np.asarray(x) > 0,
       doc="max(x, 0); gradient 0 at 0 (a kink)", samples=_away_from_zero(_sample_unary()))
 
-defop("softplus", _softplus, elementwise=True, batch="elementwise", shape=_float_unary_shape, arg_names=("x",),
+defop("softplus", _softplus, jvp=SYMMETRIC, batch=batching.elementwise, shape=_float_unary_shape, args=("x",),
       vjp=(lambda g, ans, x: g * _sigmoid(x),), doc="log(1 + e ** x), stable for any x",
       samples=_sample_unary())
 
-defop("leaky_relu", _leaky_relu, elementwise=True, batch="elementwise", shape=_float_unary_shape, arg_names=("x",),
+defop("leaky_relu", _leaky_relu, jvp=SYMMETRIC, batch=batching.elementwise, shape=_float_unary_shape, args=("x",),
       vjp=(lambda g, ans, x, *, alpha: np.where(x > 0, g, g * alpha),),
-      attrs={"alpha": Attr("float", 0.01, doc="the slope for x <= 0")}, branch=lambda ans, x, *, alpha: np.asarray(x) > 0,
+      attrs={"alpha": Attr("float", 0.01, doc="the slope for x <= 0")}, kink=lambda ans, x, *, alpha: np.asarray(x) > 0,
       doc="x if x > 0 else alpha * x", samples=_away_from_zero(_sample_unary()))
 
 
@@ -224,7 +224,7 @@ def _sample_log1p():
             ([r.uniform(-0.5, 0.5, size=(2, 3, 2)) * 1e-3], {})]
 
 
-defop("log1p", np.log1p, elementwise=True, batch="elementwise", shape=_float_unary_shape, arg_names=("x",), reads=("x",),
+defop("log1p", np.log1p, jvp=SYMMETRIC, batch=batching.elementwise, shape=_float_unary_shape, args=("x",), reads=("x",),
       vjp=(lambda g, ans, x: g / (1 + x),), doc="log(1 + x), accurate for tiny x (x > -1)", samples=_sample_log1p)
 
 
@@ -266,10 +266,10 @@ def _sample_clip():
             ([r.normal(size=(2, 3))], {}), ([x], {"min": 0.5, "max": 0.5})]
 
 
-defop("clip", _clip, elementwise=True, batch="elementwise", shape=_clip_shape, arg_names=("x",), reads=("x",),
+defop("clip", _clip, jvp=SYMMETRIC, batch=batching.elementwise, shape=_clip_shape, args=("x",), reads=("x",),
       vjp=(lambda g, ans, x, *, min, max: g * _inside(x, min, max),),
       attrs={"min": Attr("opt_float", None, doc="the lower bound; null: none"),
-             "max": Attr("opt_float", None, doc="the upper bound; null: none")}, branch=_clip_branch,
+             "max": Attr("opt_float", None, doc="the upper bound; null: none")}, kink=_clip_branch,
       doc="min(max(x, min), max); attrs min, max (a number or null: no bound). Gradient 1 where "
           "min <= x <= max, bounds included (torch.clamp's convention), 0 outside: kinks at the bounds",
       samples=_sample_clip)
@@ -291,7 +291,7 @@ def _sample_where():
             ([np.array([True, False, True]), r.normal(size=(2, 3)), r.normal(size=())], {})]
 
 
-defop("where", np.where, elementwise=True, batch="elementwise", shape=_where_shape, arg_names=("cond", "a", "b"),
+defop("where", np.where, jvp=SYMMETRIC, batch=batching.elementwise, shape=_where_shape, args=("cond", "a", "b"),
       reads=("cond",),
       vjp=(None,
            lambda g, ans, cond, a, b: np.where(cond, g, 0),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import batching
 from .registry import Attr, Aval, RuleError, broadcast_shapes, defop, fmt_shape, result_dtype
 
 
@@ -59,7 +60,7 @@ def _matmul_samples():
             ([n(size=(2, 3, 4)), n(size=(4, 5))], {}), ([n(size=(2, 1, 3, 4)), n(size=(3, 4, 2))], {})]
 
 
-defop("matmul", np.matmul, batch="matmul", shape=_matmul_shape, arg_names=("x", "y"), reads=("x", "y"),
+defop("matmul", np.matmul, batch=batching.matmul, shape=_matmul_shape, args=("x", "y"), reads=("x", "y"),
       vjp=(_matmul_dx, _matmul_dy),
       jvp=(lambda t, ans, x, y: np.matmul(t, y),
            lambda t, ans, x, y: np.matmul(x, t)),
@@ -89,7 +90,7 @@ def _transpose_samples():
             ([r.normal(size=(2, 3, 4))], {"axes": [0, -1, 1]})]
 
 
-defop("transpose", lambda x, *, axes: np.transpose(x, axes), batch="transpose", shape=_transpose_shape, arg_names=("x",),
+defop("transpose", lambda x, *, axes: np.transpose(x, axes), batch=batching.transpose, shape=_transpose_shape, args=("x",),
       vjp=(_transpose_vjp,), jvp=(lambda t, ans, x, *, axes: np.transpose(t, axes),),
       attrs={"axes": Attr("axes", None, doc="the permutation of the axes; null: reversed")},
       doc="permute axes (default: reverse them)",

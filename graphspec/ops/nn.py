@@ -12,9 +12,23 @@ import math
 
 import numpy as np
 
+from . import batching
 from .elementwise import _sigmoid
 from .reductions import class_first, exp_shifted, shifted
-from .registry import WEAK, Attr, Aval, RuleError, broadcast_shapes, check_axis, defop, float_dtype, fmt_shape, is_float, no_bool
+from .registry import (
+    SYMMETRIC,
+    WEAK,
+    Attr,
+    Aval,
+    RuleError,
+    broadcast_shapes,
+    check_axis,
+    defop,
+    float_dtype,
+    fmt_shape,
+    is_float,
+    no_bool,
+)
 
 REDUCTION = Attr("enum", "mean", choices=("mean", "sum", "none"),
                  doc="mean or sum of the losses, or none to keep each one")
@@ -61,11 +75,11 @@ def _samples_axis():
             ([r.normal(size=(2, 3, 4)) * 10], {"axis": 1}), ([r.normal(size=(5,))], {})]
 
 
-defop("softmax", softmax, batch="class_axis", shape=_softmax_shape, arg_names=("x",), attrs={"axis": SOFTMAX_AXIS},
-      vjp=(_softmax_vjp,), elementwise=True,
+defop("softmax", softmax, batch=batching.class_axis, shape=_softmax_shape, args=("x",), attrs={"axis": SOFTMAX_AXIS},
+      vjp=(_softmax_vjp,), jvp=SYMMETRIC,
       doc="exp(x) / sum(exp(x)) along axis, max-shifted", samples=_samples_axis)
 
-defop("log_softmax", log_softmax, batch="class_axis", shape=_softmax_shape, arg_names=("x",), attrs={"axis": SOFTMAX_AXIS},
+defop("log_softmax", log_softmax, batch=batching.class_axis, shape=_softmax_shape, args=("x",), attrs={"axis": SOFTMAX_AXIS},
       vjp=(lambda g, ans, x, *, axis: g - np.exp(ans) * np.sum(g, axis=axis, keepdims=True),),
       jvp=(lambda t, ans, x, *, axis: t - np.sum(np.exp(ans) * t, axis=axis, keepdims=True),),
       doc="x - logsumexp(x) along axis", samples=_samples_axis)
@@ -74,7 +88,7 @@ defop("log_softmax", log_softmax, batch="class_axis", shape=_softmax_shape, arg_
 # --- losses ------------------------------------------------------------------------------------
 
 def _reduce(per, reduction):
-    if reduction == "mean":  # np.mean's own sum and division, without its Python-level checks (4 us)
+    if reduction == "mean":  # np.mean's own sum and division, without its Python-level checks
         return np.add.reduce(per, axis=None) / per.size if per.size else np.mean(per)
     if reduction == "sum":
         return np.sum(per)
@@ -227,14 +241,15 @@ def _xent_samples():
             ([r.normal(size=(2, 3, 5)), np.array([[0, 4, 1], [2, 3, 3]])], {"axis": -1})]
 
 
-defop("softmax_cross_entropy", _xent, batch="class_loss", shape=_class_loss_shape("softmax_cross_entropy"),
-      arg_names=("logits", "labels"),
+defop("softmax_cross_entropy", _xent, batch=batching.class_loss, shape=_class_loss_shape("softmax_cross_entropy"),
+      args=("logits", "labels"),
       attrs={"axis": CLASS_AXIS, "reduction": REDUCTION},
       vjp=(_xent_vjp_logits, _xent_vjp_labels),
       jvp=(lambda t, ans, logits, labels, *, axis, reduction:
            _reduce(np.sum(t * _xent_dlogits(logits, labels, axis), axis=axis), reduction),
            lambda t, ans, logits, labels, *, axis, reduction:
            _reduce(-np.sum(t * log_softmax(logits, axis=axis), axis=axis), reduction)),
+      classes=lambda *, axis, reduction: axis,
       doc="-sum(targets * log_softmax(logits)); labels: int classes or float targets",
       samples=_xent_samples)
 
@@ -283,7 +298,7 @@ def _hinge_samples():
             ([s.T.copy(), np.array([0, 2, 1, 2])], {"axis": 0, "reduction": "none"})]
 
 
-defop("hinge", _hinge, batch="class_loss", shape=_class_loss_shape("hinge"), arg_names=("scores", "labels"),
+defop("hinge", _hinge, batch=batching.class_loss, shape=_class_loss_shape("hinge"), args=("scores", "labels"),
       attrs={"axis": CLASS_AXIS, "reduction": REDUCTION,
              "margin": Attr("float", 1.0, doc="the margin by which s_y must beat every other score")},
       vjp=(_hinge_vjp, _hinge_vjp_labels),
@@ -291,7 +306,8 @@ defop("hinge", _hinge, batch="class_loss", shape=_class_loss_shape("hinge"), arg
            _reduce(np.sum(t * _hinge_dscores(scores, labels, axis, margin), axis=axis), reduction),
            lambda t, ans, scores, labels, *, axis, margin, reduction:
            _reduce(np.sum(t * _hinge_dlabels(scores, labels, axis, margin), axis=axis), reduction)),
-      branch=lambda ans, scores, labels, *, axis, margin, reduction: _hinge_parts(scores, labels, axis, margin)[2],
+      kink=lambda ans, scores, labels, *, axis, margin, reduction: _hinge_parts(scores, labels, axis, margin)[2],
+      classes=lambda *, axis, margin, reduction: axis,
       doc="multiclass SVM: sum over j != y of max(0, s_j - s_y + margin); a kink at the margin",
       samples=_hinge_samples)
 
@@ -329,7 +345,7 @@ def _mse_samples():
             ([r.normal(size=(2, 3)), r.normal(size=(3,))], {"reduction": "none"})]
 
 
-defop("mse", _mse, batch="loss", shape=_mse_shape, arg_names=("pred", "target"), attrs={"reduction": REDUCTION},
+defop("mse", _mse, batch=batching.loss, shape=_mse_shape, args=("pred", "target"), attrs={"reduction": REDUCTION},
       vjp=(_mse_vjp(1), _mse_vjp(-1)), jvp=(_mse_jvp(1), _mse_jvp(-1)),
       doc="(pred - target)**2, reduced (mean over every element by default)", samples=_mse_samples)
 
@@ -351,7 +367,7 @@ def _l2_shape(avals: list[Aval]) -> Aval:
 
 
 defop("l2", _l2, shape=_l2_shape,
-      arg_names=("w",), vjp=(lambda g, ans, w: 2 * g * w,), jvp=(lambda t, ans, w: 2 * np.sum(w * t),),
+      args=("w",), vjp=(lambda g, ans, w: 2 * g * w,), jvp=(lambda t, ans, w: 2 * np.sum(w * t),),
       doc="sum of squares (the regulariser R(W))", samples=_l2_samples)
 
 
@@ -378,7 +394,7 @@ def _one_hot_samples():
             ([np.array(1)], {"num_classes": 2, "dtype": "float32"})]
 
 
-defop("one_hot", _one_hot, shape=_one_hot_shape, arg_names=("labels",), vjp=(None,), jvp=(None,),
+defop("one_hot", _one_hot, shape=_one_hot_shape, args=("labels",), vjp=(None,), jvp=(None,),
       attrs={"num_classes": Attr("int", None, doc="the number of classes (required)"),
              "dtype": Attr("enum", "float64", choices=("float64", "float32"), doc="the result's float type")},
       doc="int64 labels -> a float one-hot, the classes on a new last axis; attrs num_classes (required) and "
@@ -416,7 +432,7 @@ def _bce_samples():
             ([np.array([-800.0, -30.0, 0.0, 30.0, 800.0]), np.array([1.0, 0.0, 0.5, 1.0, 0.0])], {})]
 
 
-defop("binary_cross_entropy", _bce, batch="loss", shape=_mse_shape, arg_names=("logits", "targets"),
+defop("binary_cross_entropy", _bce, batch=batching.loss, shape=_mse_shape, args=("logits", "targets"),
       attrs={"reduction": REDUCTION}, vjp=(_bce_vjp_z, _bce_vjp_y),
       jvp=(lambda t, ans, z, y, *, reduction: _reduce(t * (_sigmoid(z) - y), reduction),
            lambda t, ans, z, y, *, reduction: _reduce(-z * t, reduction)),

@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 
+from . import batching
 from .registry import Attr, Aval, RuleError, check_axis, defop, expand_reduced, float_dtype, no_bool, norm_axes
 
 REDUCE_ATTRS = {"axis": Attr("reduce_axis", None, doc="the axes to reduce; null: every axis"),
@@ -90,10 +91,9 @@ def _max_branch(ans, x, *, axis, keepdims):
 
 def class_first(x, axis: int):
     """(``x`` with ``axis`` moved to the front as a fresh C-contiguous float array, the axes
-    that move it back). numpy reduces over a short last axis one row at a time (max over the
-    10 classes of (128, 10): 11 us) but over the leading axis of a contiguous array with SIMD
-    across rows (1.4 us); the transposing copy costs 0.8 us, and the softmax family and the
-    class losses work in the copy in place."""
+    that move it back). numpy reduces over a short last axis one row at a time but over the
+    leading axis of a contiguous array with SIMD across rows (docs/architecture.md, "Measured");
+    the softmax family and the class losses work in the copy in place."""
     x = np.asarray(x)
     perm, back = _front_perms(x.ndim, axis % x.ndim)
     return x.transpose(perm).astype(np.result_type(x, np.float32), order="C"), back
@@ -168,19 +168,19 @@ def _lse_shape(avals, **attrs):
     return _float_reduce_shape(avals, **attrs)
 
 
-defop("sum", _sum, batch="reduce", shape=_sum_shape, arg_names=("x",), attrs=REDUCE_ATTRS,
+defop("sum", _sum, batch=batching.reduce, shape=_sum_shape, args=("x",), attrs=REDUCE_ATTRS,
       vjp=(_sum_vjp,), jvp=(lambda t, ans, x, **kw: _sum(t, **kw),),
       doc="sum over axis (all by default)", samples=_samples())
 
-defop("mean", _mean, batch="reduce", shape=_float_reduce_shape, arg_names=("x",), attrs=REDUCE_ATTRS,
+defop("mean", _mean, batch=batching.reduce, shape=_float_reduce_shape, args=("x",), attrs=REDUCE_ATTRS,
       vjp=(_mean_vjp,), jvp=(lambda t, ans, x, **kw: _mean(t, **kw),),
       doc="mean over axis (all by default)", samples=_samples())
 
-defop("max", _max, batch="reduce", shape=_reduce_shape, arg_names=("x",), attrs=REDUCE_ATTRS,
-      vjp=(_max_vjp,), jvp=(_max_jvp,), branch=_max_branch,
+defop("max", _max, batch=batching.reduce, shape=_reduce_shape, args=("x",), attrs=REDUCE_ATTRS,
+      vjp=(_max_vjp,), jvp=(_max_jvp,), kink=_max_branch,
       doc="max over axis; ties split the gradient evenly (a kink)", samples=_samples())
 
-defop("logsumexp", logsumexp, batch="reduce", shape=_lse_shape, arg_names=("x",), attrs=REDUCE_ATTRS,
+defop("logsumexp", logsumexp, batch=batching.reduce, shape=_lse_shape, args=("x",), attrs=REDUCE_ATTRS,
       vjp=(_lse_vjp,), jvp=(_lse_jvp,),
       doc="log(sum(exp(x))) over axis, stable (max-shifted)", samples=_samples())
 
@@ -198,8 +198,8 @@ def _min_samples():
 
 
 # the winners' rule of max serves min unchanged (ans is the min): ties split evenly
-defop("min", _min, batch="reduce", shape=_reduce_shape, arg_names=("x",), attrs=REDUCE_ATTRS,
-      vjp=(_max_vjp,), jvp=(_max_jvp,), branch=_max_branch,
+defop("min", _min, batch=batching.reduce, shape=_reduce_shape, args=("x",), attrs=REDUCE_ATTRS,
+      vjp=(_max_vjp,), jvp=(_max_jvp,), kink=_max_branch,
       doc="min over axis; ties split the gradient evenly (a kink)", samples=_min_samples)
 
 VAR_ATTRS = {**REDUCE_ATTRS, "ddof": Attr("int", 0, doc="delta degrees of freedom: divide by n - ddof")}
@@ -279,12 +279,12 @@ def _var_samples():
             ([r.normal(size=(2, 3, 4)) * 3 + 5], {"axis": [0, 2], "ddof": 1})]
 
 
-defop("var", _var, batch="reduce", shape=_var_shape, arg_names=("x",), attrs=VAR_ATTRS,
+defop("var", _var, batch=batching.reduce, shape=_var_shape, args=("x",), attrs=VAR_ATTRS,
       vjp=(_var_vjp,), jvp=(_var_jvp,), reads=("x",),
       doc="variance over axis: sum((x - mean)**2) / (n - ddof); ddof 0 by default (numpy's; "
           "torch.var's default is 1)", samples=_var_samples)
 
-defop("std", _std, batch="reduce", shape=_var_shape, arg_names=("x",), attrs=VAR_ATTRS,
+defop("std", _std, batch=batching.reduce, shape=_var_shape, args=("x",), attrs=VAR_ATTRS,
       vjp=(_std_vjp,), jvp=(_std_jvp,),
       doc="standard deviation over axis: sqrt(var); ddof 0 by default (numpy's; torch.std's is 1); "
           "the gradient is 0 where std == 0 (a kink: no derivative there), as torch's", samples=_var_samples)

@@ -1,22 +1,31 @@
 """The op record and the one table every op is registered in.
 
-An op is data (JAX autodidax's primitives): its forward on numpy arrays, one VJP and one
-JVP per argument (HIPS autograd's `defvjp`), its shape rule and its attr schema, side by
-side in one `defop(...)` call. The interpreter, the shape checker, the gradient checker and
-`graphspec ops` all read this table; adding an op touches one place.
+An op is data (JAX autodidax's primitives): what a calculus sheet says about it, in one
+`defop(...)` call. The interpreter, the shape checker, the gradient checker and `graphspec ops`
+all read this table; adding an op is its `defop`, its row in tests/optable.py and its docs.
 
-Conventions (all functions take attrs as keyword arguments):
-- ``forward(*args, **attrs) -> ans``
-- ``vjp[i](g, ans, *args, **attrs)``: the cotangent of arg i given the output cotangent ``g``.
-  It may have the broadcast (output) shape: the interpreter sums it back to the arg's shape.
-  ``None`` marks an arg that never gets a gradient (integer labels).
-- ``jvp[i](t, ans, *args, **attrs)``: the output tangent contributed by tangent ``t`` of arg i.
-  For ops whose Jacobian is symmetric in the elementwise sense (``elementwise=True``), the
-  JVP is the VJP and is not written twice.
+The record, one word per idea (every function takes the op's attrs as keyword arguments):
+- ``forward(*args, **attrs) -> ans``.
+- ``vjp``: one rule per arg, ``vjp[i](g, ans, *args, **attrs)`` -> the cotangent of arg i from
+  the output cotangent ``g`` (it may have the broadcast shape: it is summed back to the arg's).
+  ``None`` for an arg that gets no gradient (integer labels). Ops taking any number of args
+  (concat) give a function of the position instead: ``vjp(i) -> rule``.
+- ``jvp``: likewise, ``jvp[i](t, ans, *args, **attrs)`` -> the output tangent from tangent ``t``
+  of arg i; `SYMMETRIC` where the Jacobian is symmetric (elementwise ops, softmax), so the VJP's
+  formula is the JVP's; ``None``: no forward mode through this op.
 - ``shape(avals, **attrs) -> Aval``: static shape and dtype, raising `RuleError`.
-- ``branch(ans, *args, **attrs)``: for ops with kinks, an array saying which side of each
-  kink the point is on; the gradient checker compares it between perturbed evaluations.
+- ``args``: the args' names (default x, y, ...); ``attrs``: name -> `Attr`; ``doc``: one line.
+- ``kink(ans, *args, **attrs)``: for ops with kinks, an array saying which side of each kink
+  the point is on; the gradient checker compares it between perturbed evaluations.
 - ``samples()``: sample (args, attrs) for the op sweep, like PyTorch's OpInfo.
+- ``classes(**attrs) -> axis``: for a loss over class scores (arg 0) and labels (arg 1), the
+  class axis; training's accuracy reads it.
+Speed hints, each optional and safe to leave out:
+- ``reads``: the values the VJPs read (arg names and "ans"; shapes and dtypes always stay):
+  the interpreter may overwrite the others once the forward pass is past them.
+- ``into``: the forward takes ``out=`` and writes its result there (numpy ufuncs do).
+- ``batch(args, stacked, ndims, attrs, rows) -> (args, attrs, post)``: how to run the forward
+  once on a stack of perturbations (ops/batching.py); without one it runs once per row.
 """
 
 from __future__ import annotations
@@ -29,6 +38,9 @@ from typing import Any, NamedTuple
 import numpy as np
 
 Dim = int | str  # a str dim is symbolic ("N")
+Rule = Callable[..., Any]
+Rules = tuple[Rule | None, ...] | Callable[[int], Rule | None]
+SYMMETRIC = "symmetric"  # jvp=SYMMETRIC: the VJP rules serve as the JVP rules
 
 
 class Aval(NamedTuple):
@@ -46,7 +58,7 @@ class RuleError(Exception):
 class Attr:
     """One attr of an op: its kind (for checking), its default, and a short doc."""
 
-    kind: str  # float | int | bool | axis | axes | reduce_axis | shape | enum
+    kind: str  # float | int | bool | axis | axes | reduce_axis | shape | enum | opt_float | pair | ...
     default: Any = None
     choices: tuple[str, ...] = ()
     doc: str = ""  # what it means, for docs/format.md's op reference (tools/gen_op_docs.py)
@@ -54,77 +66,75 @@ class Attr:
 
 @dataclass(frozen=True)
 class Op:
+    """One op (see the module docstring for each field)."""
+
     name: str
-    forward: Callable[..., Any]
-    vjp: tuple[Callable[..., Any] | None, ...]
-    jvp: tuple[Callable[..., Any] | None, ...]
+    forward: Rule
+    vjp: Rules
+    jvp: Rules | None
     shape: Callable[..., Aval]
-    nargs: int | None  # None: any number >= 1 (concat)
+    args: tuple[str, ...] = ()
     attrs: dict[str, Attr] = field(default_factory=dict)
     doc: str = ""
-    arg_names: tuple[str, ...] = ()
-    branch: Callable[..., Any] | None = None
+    kink: Rule | None = None
     samples: Callable[[], list[tuple[list[Any], dict[str, Any]]]] | None = None
-    vjp_at: Callable[[int], Callable[..., Any]] | None = None  # variadic ops
-    jvp_at: Callable[[int], Callable[..., Any]] | None = None
-    reads: frozenset[str] | None = None  # the values the VJPs read (arg names, "ans"); None: all
-    forward_out: Callable[..., Any] | None = None  # forward(out, *args): the result written into out
-    batch: str | None = None  # how checker/stacking.py runs it on stacked perturbations (None: row by row)
+    classes: Callable[..., int] | None = None
+    reads: frozenset[str] | None = None  # None: the VJPs may read everything
+    into: bool = False
+    batch: Callable[..., tuple[list[Any], dict[str, Any], Callable[[Any], Any]]] | None = None
+
+    @property
+    def arity(self) -> int | None:
+        """The number of args, or None for an op taking any number (its shape rule checks them)."""
+        return None if callable(self.vjp) else len(self.vjp)
+
+    def vjp_for(self, i: int) -> Rule | None:
+        return self.vjp(i) if callable(self.vjp) else self.vjp[i]
+
+    def jvp_for(self, i: int) -> Rule | None:
+        if self.jvp is None:
+            return None
+        return self.jvp(i) if callable(self.jvp) else self.jvp[i]
+
+    def differentiable(self, i: int) -> bool:
+        return self.vjp_for(i) is not None
 
     def reads_value(self, name: str) -> bool:
         """Whether a VJP reads this arg's (or "ans") values, not just its shape and dtype."""
         return self.reads is None or name in self.reads
 
-    def vjp_for(self, i: int) -> Callable[..., Any] | None:
-        return self.vjp_at(i) if self.vjp_at else self.vjp[i]
-
-    def jvp_for(self, i: int) -> Callable[..., Any] | None:
-        return self.jvp_at(i) if self.jvp_at else self.jvp[i]
-
-    def differentiable(self, i: int) -> bool:
-        return self.vjp_for(i) is not None
+    def arg_name(self, i: int) -> str:
+        return self.args[i] if i < len(self.args) else f"arg{i}"
 
 
 OPS: dict[str, Op] = {}
 
 
-def defop(name: str, forward: Callable[..., Any], *, vjp: Sequence[Callable[..., Any] | None] = (),
-          jvp: Sequence[Callable[..., Any] | None] | None = None, elementwise: bool = False,
-          shape: Callable[..., Aval], nargs: int | None = None, attrs: dict[str, Attr] | None = None,
-          doc: str = "", arg_names: Sequence[str] = (), branch: Callable[..., Any] | None = None,
+def defop(name: str, forward: Rule, vjp: Rules, *, jvp: Rules | None = None, shape: Callable[..., Aval],
+          args: Sequence[str] = (), attrs: dict[str, Attr] | None = None, doc: str = "", kink: Rule | None = None,
           samples: Callable[[], list[tuple[list[Any], dict[str, Any]]]] | None = None,
-          vjp_at: Callable[[int], Callable[..., Any]] | None = None,
-          jvp_at: Callable[[int], Callable[..., Any]] | None = None,
-          reads: Sequence[str] | None = None, forward_out: Callable[..., Any] | None = None,
-          batch: str | None = None) -> Op:
-    """Register one op. ``elementwise=True`` reuses the VJPs as JVPs (diagonal Jacobians).
-
-    ``reads`` names the values the VJPs read (arg names and "ans"; shapes and dtypes are always
-    there): the interpreter may overwrite the others once the forward pass is past them.
-    ``forward_out(out, *args)`` writes the result into a buffer of the result's shape and
-    dtype; a numpy ufunc forward gets one without asking. ``batch`` names the gradient checker's
-    stacking rule for the op (checker/stacking.py: elementwise, reduce, class_axis, class_loss,
-    loss, matmul, transpose, reshape, concat); without one it runs once per perturbation."""
+          classes: Callable[..., int] | None = None, reads: Sequence[str] | None = None, into: bool = False,
+          batch: Callable[..., Any] | None = None) -> Op:
+    """Register one op (the fields are the module docstring's) and return its record."""
     if name in OPS:
         raise ValueError(f"op {name!r} registered twice")
-    vjp = tuple(vjp)
-    if jvp is None:
-        if not elementwise and not vjp_at:
-            raise ValueError(f"op {name!r} needs a jvp (or elementwise=True)")
+    if not callable(vjp):
+        vjp = tuple(vjp)
+        if args and len(args) != len(vjp):
+            raise ValueError(f"op {name!r}: {len(args)} arg names for {len(vjp)} VJP rules (one per arg)")
+        args = tuple(args) or (("x", "y", "z")[:len(vjp)] if len(vjp) <= 3 else tuple(f"x{i}" for i in range(len(vjp))))
+    if jvp == SYMMETRIC:  # the record holds the VJP rules themselves: replacing the VJPs later leaves the JVPs
         jvp = vjp
-    n = len(vjp) if nargs is None and not vjp_at else nargs
-    if forward_out is None and isinstance(forward, np.ufunc) and forward.signature is None:  # not matmul
-        forward_out = functools.partial(_ufunc_out, forward)
-    op = Op(name=name, forward=forward, vjp=vjp, jvp=tuple(jvp), shape=shape, nargs=n,
-            attrs=dict(attrs or {}), doc=doc, arg_names=tuple(arg_names), branch=branch,
-            samples=samples, vjp_at=vjp_at, jvp_at=jvp_at,
-            reads=None if reads is None else frozenset(reads), forward_out=forward_out, batch=batch)
+    elif jvp is not None and not callable(jvp):
+        jvp = tuple(jvp)
+        if not callable(vjp) and len(jvp) != len(vjp):
+            raise ValueError(f"op {name!r}: {len(jvp)} JVP rules for {len(vjp)} VJP rules (one per arg)")
+    into = into or (isinstance(forward, np.ufunc) and forward.signature is None)  # not matmul
+    op = Op(name=name, forward=forward, vjp=vjp, jvp=jvp, shape=shape, args=tuple(args), attrs=dict(attrs or {}),
+            doc=doc, kink=kink, samples=samples, classes=classes,
+            reads=None if reads is None else frozenset(reads), into=into, batch=batch)
     OPS[name] = op
     return op
-
-
-def _ufunc_out(ufunc: np.ufunc, out: Any, *args: Any) -> Any:
-    return ufunc(*args, out=out)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -138,8 +148,8 @@ def unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
         return g
     if (len(g_shape) == 2 and g_shape[1:] == shape and type(g) is np.ndarray and g.dtype.kind == "f"
             and g.size and (g.flags.c_contiguous or g.flags.f_contiguous)):
-        # a bias of a (batch, features) product: ones @ g is a BLAS gemv, 2-3x faster than
-        # numpy's sum over the leading axis (128 x 256: 2.8 us against 6.2 us)
+        # a bias of a (batch, features) product: ones @ g is a BLAS gemv, faster than numpy's
+        # sum over the leading axis (docs/architecture.md, "Measured")
         return np.ones(g_shape[0], g.dtype) @ g
     lead = len(g_shape) - len(shape)
     axes = tuple(range(lead)) + tuple(

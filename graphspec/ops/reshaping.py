@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from . import batching
 from .registry import Attr, Aval, RuleError, check_axis, defop, fmt_shape, result_dtype
 
 
@@ -40,7 +41,7 @@ def _reshape_samples():
             ([r.normal(size=(6,))], {"shape": [1, 6, 1]})]
 
 
-defop("reshape", lambda x, *, shape: np.reshape(x, shape), batch="reshape", shape=_reshape_shape, arg_names=("x",),
+defop("reshape", lambda x, *, shape: np.reshape(x, shape), batch=batching.reshape, shape=_reshape_shape, args=("x",),
       vjp=(_reshape_back,),
       jvp=(lambda t, ans, x, *, shape: np.reshape(t, shape),),
       attrs={"shape": Attr("shape", None, doc="the new shape (required); one dim may be -1")},
@@ -97,8 +98,8 @@ def _concat_samples():
             ([n(size=(3,))], {})]
 
 
-defop("concat", lambda *xs, axis: np.concatenate(xs, axis=axis), batch="concat", shape=_concat_shape, nargs=None,
-      vjp_at=_concat_vjp_at, jvp_at=_placed_jvp(np.concatenate), attrs={"axis": Attr("axis", 0, doc="the axis to join along")},
+defop("concat", lambda *xs, axis: np.concatenate(xs, axis=axis), batch=batching.concat, shape=_concat_shape,
+      vjp=_concat_vjp_at, jvp=_placed_jvp(np.concatenate), attrs={"axis": Attr("axis", 0, doc="the axis to join along")},
       doc="join any number of args along axis", samples=_concat_samples)
 
 
@@ -139,8 +140,8 @@ def _stack_samples():
 
 
 # dtype=: np.stack makes a JSON number a float64 array, which would promote a float32 arg
-defop("stack", lambda *xs, axis: np.stack(xs, axis=axis, dtype=np.result_type(*xs)), shape=_stack_shape, nargs=None,
-      vjp_at=_stack_vjp_at, jvp_at=_placed_jvp(np.stack),
+defop("stack", lambda *xs, axis: np.stack(xs, axis=axis, dtype=np.result_type(*xs)), shape=_stack_shape,
+      vjp=_stack_vjp_at, jvp=_placed_jvp(np.stack),
       attrs={"axis": Attr("axis", 0, doc="the new axis, counted in the result")},
       doc="join any number of args of one shape along a new axis (axis counts in the result)",
       samples=_stack_samples)
@@ -154,7 +155,7 @@ def _expand_dims_shape(avals: list[Aval], *, axis) -> Aval:
     return Aval((*shape[:ax], 1, *shape[ax:]), dtype)
 
 
-defop("expand_dims", lambda x, *, axis: np.expand_dims(x, axis), shape=_expand_dims_shape, arg_names=("x",), reads=(),
+defop("expand_dims", lambda x, *, axis: np.expand_dims(x, axis), shape=_expand_dims_shape, args=("x",), reads=(),
       vjp=(_reshape_back,),
       jvp=(lambda t, ans, x, *, axis: np.expand_dims(t, axis),),
       attrs={"axis": Attr("axis", None, doc="where the new axis goes, counted in the result (required)")},
@@ -187,7 +188,7 @@ def _squeeze(x, *, axis):
     return out.view() if out is x else out  # nothing to squeeze: numpy hands back x itself
 
 
-defop("squeeze", _squeeze, shape=_squeeze_shape, arg_names=("x",), reads=(),
+defop("squeeze", _squeeze, shape=_squeeze_shape, args=("x",), reads=(),
       vjp=(_reshape_back,),
       jvp=(lambda t, ans, x, *, axis: _squeeze(t, axis=axis),),
       attrs={"axis": Attr("reduce_axis", None, doc="the axes of size 1 to drop; null: every one")},
@@ -237,7 +238,7 @@ def _slice_samples():
             ([x], {"slices": [[None, None, 2], [1, -1]]}), ([r.normal(size=(6,))], {"slices": [[5, 0, -2]]})]
 
 
-defop("slice", lambda x, *, slices: x[_index(slices)], shape=_slice_shape, arg_names=("x",), reads=(),
+defop("slice", lambda x, *, slices: x[_index(slices)], shape=_slice_shape, args=("x",), reads=(),
       vjp=(_slice_vjp,), jvp=(lambda t, ans, x, *, slices: t[_index(slices)],),
       attrs={"slices": Attr("slices", None, doc="one [start, stop] or [start, stop, step] per leading axis (required)")},
       doc="x[start:stop:step, ...] as in Python: slices holds one [start, stop] or [start, stop, step] per "
@@ -287,7 +288,7 @@ def _take_samples():
             ([r.normal(size=(4,)), np.array(2)], {}), ([table, np.array([1, 0])], {"axis": -1})]
 
 
-defop("take", _take, shape=_take_shape, arg_names=("x", "indices"), reads=("indices",),
+defop("take", _take, shape=_take_shape, args=("x", "indices"), reads=("indices",),
       vjp=(_take_vjp, None),
       jvp=(lambda t, ans, x, indices, *, axis: np.take(t, indices, axis=axis), None),
       attrs={"axis": Attr("axis", 0, doc="the axis the indices pick along")},

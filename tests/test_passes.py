@@ -429,9 +429,9 @@ def test_value_and_grad_never_builds_the_all_node_backward_pass():
     graph = load(**MLP)
     graph.value_and_grad()
     graph.grad()
-    assert "_bsteps_all" not in vars(graph.plan) and "all_vjps" not in vars(graph.plan)
+    assert "backward_steps_all" not in vars(graph.plan)
     graph.evaluate()
-    assert "_bsteps_all" in vars(graph.plan)
+    assert "backward_steps_all" in vars(graph.plan)
 
 
 @RANDOM
@@ -841,7 +841,7 @@ def test_a_label_out_of_range_is_an_input_error_at_its_node():
 
 def _reused(graph) -> list[str]:
     p = graph.plan
-    return [p.names[out] for (f, _, out), (f0, _, _) in zip(p.memory.fsteps, p._fsteps, strict=True) if f is not f0]
+    return [p.names[s.out] for s, s0 in zip(p.memory.steps, p.steps, strict=True) if s.forward is not s0.forward]
 
 
 def _same_as_evaluate(graph, **inputs):
@@ -963,7 +963,7 @@ def buggy_op():
 
     def make(forward=lambda x: 2 * x, vjp=lambda g, ans, x: 2 * g, jvp=lambda t, ans, x: 2 * t):
         name = f"buggy{len(made)}"
-        defop(name, forward, vjp=(vjp,), jvp=(jvp,), shape=lambda avals, **_: avals[0], arg_names=("x",))
+        defop(name, forward, vjp=(vjp,), jvp=(jvp,), shape=lambda avals, **_: avals[0], args=("x",))
         made.append(name)
         return name
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import graphspec
-from graphspec.interpret import _fit, surely_finite
+from graphspec.finite import surely_finite
+from graphspec.passes import fit as _fit
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -1,0 +1,192 @@
+"""The passes over a plan: forward, reverse mode (backward) and forward mode (jvp).
+
+`pull` applies a step's VJPs and `push` its JVPs; everything that differentiates one step
+(the backward pass, the non-finite search, explain, blame) calls them. The loops are
+micrograd's `backward` without recursion, so a 100,000-node chain runs like a 10-node one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import GraphspecError, InputError, OpError
+from .ops import unbroadcast
+
+if TYPE_CHECKING:
+    from .plan import Grads, Plan, Step
+
+
+class RuleFailed(Exception):
+    """A VJP or JVP raised, or returned something that does not fit: which step, which arg."""
+
+    def __init__(self, step: Step, position: int, phase: str, error: Exception):
+        super().__init__(f"{type(error).__name__}: {error}")
+        self.step, self.position, self.phase, self.error = step, position, phase, error
+
+
+def fit(g: Any, x: Any) -> Any:
+    """A cotangent in its primal's shape and dtype: broadcasting summed back, and no promotion
+    (a float32 graph keeps float32 cotangents even where an op's VJP promotes to float64)."""
+    if g is None:  # np.asarray(None, float) would be a silent nan
+        raise TypeError("the VJP returned None")
+    shape = np.shape(x)
+    g_shape = np.shape(g)
+    if g_shape != shape:
+        lead = len(g_shape) - len(shape)
+        if lead < 0 or (g_shape[lead:] != shape
+                        and any(d != 1 and d != gd for d, gd in zip(shape, g_shape[lead:], strict=True))):
+            # not the arg's shape broadcast: garbage from the VJP, which unbroadcast could reshape silently
+            raise ValueError(f"the VJP returned shape {list(g_shape)} for an arg of shape {list(shape)}")
+        g = unbroadcast(g, shape)
+    return np.asarray(g, dtype=np.result_type(x))
+
+
+def fit_tangent(t: Any, ans: Any) -> Any:
+    """A tangent broadcast to its output's shape; a shape that does not broadcast is the JVP's error."""
+    try:
+        return np.broadcast_to(t, np.shape(ans))
+    except ValueError:
+        raise ValueError(f"the JVP returned shape {list(np.shape(t))} for a value of shape "
+                         f"{list(np.shape(ans))}") from None
+
+
+def pull(step: Step, g: Any, ans: Any, argv: Sequence[Any], grads: Grads) -> list[tuple[int, Any]]:
+    """(slot, cotangent) for each (position, slot) of ``grads``, from the output cotangent ``g``;
+    each cotangent in its arg's shape and dtype (`fit`). Raises `RuleFailed` naming the arg
+    whose VJP failed."""
+    out = []
+    i = -1
+    try:
+        for i, s in grads:
+            x = argv[i]
+            gi = step.vjp[i](g, ans, *argv)
+            try:  # the common case, checked without a call
+                fits = gi.shape == x.shape and gi.dtype == x.dtype
+            except AttributeError:
+                fits = False
+            out.append((s, gi if fits else fit(gi, x)))
+    except Exception as e:
+        raise RuleFailed(step, i, "VJP", e) from e
+    return out
+
+
+def push(step: Step, tangents: Sequence[tuple[int, Any]], ans: Any, argv: Sequence[Any]) -> Any:
+    """The output tangent from (arg position, tangent) pairs (None when there are none), in the
+    output's shape. Raises `RuleFailed` naming the arg whose JVP failed."""
+    total = None
+    i = -1
+    try:
+        for i, t in tangents:
+            rule = step.jvp[i]
+            if rule is None:
+                raise NotImplementedError("the op has no JVP rule: forward mode cannot pass through it")
+            d = rule(t, ans, *argv)
+            total = d if total is None else total + d
+        if total is not None and np.shape(total) != np.shape(ans):
+            total = fit_tangent(total, ans)
+    except Exception as e:
+        raise RuleFailed(step, i, "JVP", e) from e
+    return total
+
+
+def forward(plan: Plan, leaf_values: Sequence[Any], reuse: bool = False) -> list[Any]:
+    """Every slot's value. With ``reuse``, results go into dead buffers where the memory
+    schedule found them safe: only the kept values and what the VJPs read are then exact."""
+    vals = plan.template.copy()
+    vals[: plan.n_leaves] = leaf_values
+    step = None
+    try:
+        with np.errstate(all="ignore"):  # non-finite values are reported by node (finite.py)
+            for step in plan.memory.steps if reuse else plan.steps:
+                vals[step.out] = step.forward(*step.get(vals))
+    except Exception as e:  # one try around the loop: the failing step is the last one
+        raise _forward_error(plan, vals, step, e) from e
+    return vals
+
+
+def backward(plan: Plan, vals: list[Any], loss: str, seed: Any, release: bool = False,
+             all_nodes: bool = False) -> list[Any]:
+    """Cotangents of every slot that needs one (None where the loss does not depend on it): the
+    wrt leaves and the nodes between them and the loss, or with ``all_nodes`` every float node
+    on the loss's path. With ``release``, node values and cotangents are dropped once no later
+    step reads them: only the leaves' cotangents and the kept values are left."""
+    if release and all_nodes:
+        raise ValueError("release drops the node cotangents that all_nodes asks for")
+    ct: list[Any] = [None] * len(vals)
+    ct[plan.slot[loss]] = seed
+    memory = plan.memory if release else None
+    released = memory.release if memory else None
+    for s in memory.release_first if memory else ():
+        vals[s] = None
+    try:
+        with np.errstate(all="ignore"):
+            for k, (step, grads) in enumerate(plan.backward_steps_all if all_nodes else plan.backward_steps):
+                g = ct[step.out]
+                if g is not None:  # else the loss does not depend on this step
+                    for s, gi in pull(step, g, vals[step.out], step.get(vals), grads):
+                        ct[s] = gi if ct[s] is None else ct[s] + gi  # never in place: VJPs may alias g
+                if released:
+                    ct[step.out] = None
+                    for s in released[k]:
+                        vals[s] = None
+    except RuleFailed as e:
+        raise rule_error(plan, e, vals) from e.error
+    return ct
+
+
+def jvp(plan: Plan, vals: list[Any], tangents: dict[str, Any]) -> list[Any]:
+    """Tangents of every slot given tangents of some leaves (None: zero)."""
+    tan: list[Any] = [None] * len(vals)
+    for name, t in tangents.items():
+        tan[plan.slot[name]] = t
+    try:
+        with np.errstate(all="ignore"):
+            for step in plan.steps:
+                ts = [(i, tan[s]) for i, s in step.tangents if tan[s] is not None]
+                if ts:
+                    tan[step.out] = push(step, ts, vals[step.out], step.get(vals))
+    except RuleFailed as e:
+        raise rule_error(plan, e, vals) from e.error
+    return tan
+
+
+# -- errors: located at the step, and blamed on the op when the op is at fault -----------------
+
+def _forward_error(plan: Plan, vals: list[Any], step: Step | None, e: Exception) -> GraphspecError:
+    """numpy's ValueError (a label out of range, shapes that do not broadcast at run time)
+    is about the values given: an InputError at the node. Any other exception is a bug in
+    the op, and so is an earlier op's result that is not an array (blamed on that op)."""
+    assert step is not None
+    garbage = _garbage(plan, vals, step.args)
+    if garbage is not None:
+        return garbage
+    if isinstance(e, ValueError | MemoryError):
+        return InputError(f"{step.op.name} failed: {e}", loc=f"nodes.{step.name}")
+    return OpError(step.op.name, step.name, "forward", f"{type(e).__name__}: {e}")
+
+
+def _garbage(plan: Plan, vals: Sequence[Any], slots: Sequence[int]) -> OpError | None:
+    """An op whose forward returned something that is not an array, among the producers of
+    ``slots`` (looked at on an error path only: an op reading it may fail, or pass it on)."""
+    for s in slots:
+        v = vals[s]
+        if s >= plan.first_node and not isinstance(v, np.ndarray | np.generic | float | int):
+            bad = plan.steps[s - plan.first_node]
+            return OpError(bad.op.name, bad.name, "forward", f"returned {type(v).__name__}, not an array")
+    return None
+
+
+def rule_error(plan: Plan, failed: RuleFailed, vals: Sequence[Any]) -> GraphspecError:
+    """A VJP or JVP that failed: the forward pass ran, so the values fit; the op is at fault,
+    or an op before it whose forward returned garbage that nothing read until now."""
+    step = failed.step
+    phase = f"{failed.phase} for '{plan.names[step.args[failed.position]]}'"
+    garbage = _garbage(plan, vals, (step.out, *step.args))
+    if garbage is not None:
+        return garbage
+    if isinstance(failed.error, MemoryError):
+        return InputError(f"{step.op.name} ({phase}) ran out of memory: {failed.error}", loc=f"nodes.{step.name}")
+    return OpError(step.op.name, step.name, phase, str(failed))
