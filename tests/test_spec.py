@@ -77,7 +77,7 @@ def test_values_must_be_numbers(value):
 
 def test_shipped_schema_equals_generated():
     shipped = json.loads((ROOT / "graphspec.schema.json").read_text())
-    assert shipped == json_schema(), "regenerate with: python -m graphspec schema > graphspec.schema.json"
+    assert shipped == json_schema(), "regenerate with: .venv/bin/python tools/gen_op_docs.py"
 
 
 def test_schema_lists_every_op_and_forbids_unknown_keys():
