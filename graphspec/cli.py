@@ -61,7 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     dr.add_argument("--force", action="store_true", help="write -o over an existing file of another kind "
                     "(never over the spec or a file it reads)")
 
-    ops = sub.add_parser("ops", help="the op table")
+    ops = sub.add_parser("ops", help="the op table: every op, or the named ones with each attr's doc")
+    ops.add_argument("names", nargs="*", metavar="OP", help="ops to describe in full (default: a table of every op)")
     ops.add_argument("--format", choices=("table", "json"), default="table")
 
     from . import checkcmd
@@ -437,5 +438,5 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def cmd_ops(args: argparse.Namespace) -> int:
     from . import render
 
-    render.ops_table(args.format)
+    render.ops_table(args.format, args.names)
     return EXIT_OK

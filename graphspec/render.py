@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import IO, Any
 
 import numpy as np
@@ -175,14 +176,27 @@ def esc(text: str) -> str:
     return escape(text)
 
 
-def ops_table(fmt: str = "table") -> None:
+def _op_row(op: Any) -> dict[str, Any]:
+    if op.arity is not None:
+        args = ", ".join(op.args)
+    else:  # a variable count: named positions (conv2d's optional bias) or any number (concat)
+        args = f"{', '.join(op.args)} (variable count)" if op.args else "x, ..."
+    return {"op": op.name, "args": args, "attrs": ", ".join(f"{k}={json.dumps(a.default)}" for k, a in op.attrs.items()),
+            "doc": op.doc, "kink": op.kink is not None, "jvp": op.jvp is not None,
+            "attr_docs": [{"attr": k, "kind": a.kind, "default": a.default, **({"choices": list(a.choices)} if a.choices else {}),
+                           "doc": a.doc} for k, a in op.attrs.items()]}
+
+
+def ops_table(fmt: str = "table", names: Sequence[str] = ()) -> None:
+    """Every op as a table, or the named ones in full (each attr with its kind, default and doc)."""
+    from .errors import UsageError, did_you_mean
     from .ops import OPS
 
-    rows = []
-    for op in OPS.values():
-        args = ", ".join(op.args) if op.arity is not None else "x, ..."
-        attrs = ", ".join(f"{k}={json.dumps(a.default)}" for k, a in op.attrs.items())
-        rows.append({"op": op.name, "args": args, "attrs": attrs, "doc": op.doc, "kink": op.kink is not None})
+    for name in names:
+        if name not in OPS:
+            hint = did_you_mean(name, OPS)
+            raise UsageError(f"no op named {name!r}" + (f" ({hint})" if hint else "; see `python -m graphspec ops`"))
+    rows = [_op_row(OPS[n]) for n in names] if names else [_op_row(op) for op in OPS.values()]
     if fmt == "json":
         import sys
 
@@ -191,9 +205,23 @@ def ops_table(fmt: str = "table") -> None:
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=f"{len(rows)} ops")
-    for col in ("op", "args", "attrs (defaults)", "does"):
-        t.add_column(col)
+    con = Console()
+    if not names:
+        t = Table(title=f"{len(rows)} ops")
+        for col in ("op", "args", "attrs (defaults)", "does"):
+            t.add_column(col)
+        for r in rows:
+            t.add_row(r["op"], r["args"], esc(r["attrs"]), esc(r["doc"]))
+        con.print(t)
+        return
     for r in rows:
-        t.add_row(r["op"], r["args"], esc(r["attrs"]), esc(r["doc"]))
-    Console().print(t)
+        con.print(f"[bold]{r['op']}[/]({esc(r['args'])}): {esc(r['doc'])}")
+        con.print(f"  kink: {'yes' if r['kink'] else 'no'}; forward mode (JVP): {'yes' if r['jvp'] else 'no'}")
+        if r["attr_docs"]:
+            t = Table(show_header=True, box=None, padding=(0, 2))
+            for col in ("attr", "kind", "default", "meaning"):
+                t.add_column(col)
+            for a in r["attr_docs"]:
+                kind = a["kind"] + (f" ({', '.join(a['choices'])})" if "choices" in a else "")
+                t.add_row(a["attr"], kind, json.dumps(a["default"]), esc(a["doc"]))
+            con.print(t)

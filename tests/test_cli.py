@@ -146,6 +146,27 @@ def test_ops_command_lists_every_op_with_attrs(capsys):
     assert set(rows) == set(OPS)
     assert rows["leaky_relu"]["attrs"] == "alpha=0.01"
     assert rows["sum"]["attrs"] == "axis=null, keepdims=false"
+    assert rows["conv2d"]["args"] == "x, w, b (variable count)" and rows["concat"]["args"] == "x, ..."
+    # each attr's kind, default and doc, as the op record has them
+    for name, op in OPS.items():
+        assert [(a["attr"], a["kind"], a["default"], a["doc"]) for a in rows[name]["attr_docs"]] == \
+            [(k, a.kind, json.loads(json.dumps(a.default)), a.doc) for k, a in op.attrs.items()]
+        assert rows[name]["kink"] == (op.kink is not None) and rows[name]["jvp"] == (op.jvp is not None)
+
+
+def test_ops_command_describes_the_named_ops_in_full(capsys):
+    assert main(["ops", "clip", "mse"]) == 0
+    out = capsys.readouterr().out
+    assert "clip(x)" in out and "the lower bound; null: none" in out and "mse(pred, target)" in out
+    assert "mean, sum, none" in out and "kink: yes" in out
+    assert main(["ops", "clip", "--format", "json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["op"] == "clip" and [a["attr"] for a in row["attr_docs"]] == ["min", "max"]
+
+
+def test_ops_command_names_an_unknown_op_with_a_hint(capsys):
+    assert main(["ops", "relux"]) == 2
+    assert "no op named 'relux' (did you mean 'relu'?)" in capsys.readouterr().err
 
 
 def test_python_dash_m_entry_point_and_exit_code():
