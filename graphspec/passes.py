@@ -8,11 +8,12 @@ micrograd's `backward` without recursion, so a 100,000-node chain runs like a 10
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import GraphspecError, InputError, OpError
+from .errors import GraphspecError, InputError, OpError, UsageError
 from .ops import unbroadcast
 
 if TYPE_CHECKING:
@@ -25,6 +26,14 @@ class RuleFailed(Exception):
     def __init__(self, step: Step, position: int, phase: str, error: Exception):
         super().__init__(f"{type(error).__name__}: {error}")
         self.step, self.position, self.phase, self.error = step, position, phase, error
+
+
+class NoJvp(Exception):
+    """Forward mode met an op without JVP rules: not a bug in it, a limit of what it offers."""
+
+    def __init__(self, step: Step):
+        super().__init__(step.op.name)
+        self.step = step
 
 
 def fit(g: Any, x: Any) -> Any:
@@ -82,11 +91,13 @@ def push(step: Step, tangents: Sequence[tuple[int, Any]], ans: Any, argv: Sequen
         for i, t in tangents:
             rule = step.jvp[i]
             if rule is None:
-                raise NotImplementedError("the op has no JVP rule: forward mode cannot pass through it")
+                raise NoJvp(step)
             d = rule(t, ans, *argv)
             total = d if total is None else total + d
         if total is not None and np.shape(total) != np.shape(ans):
             total = fit_tangent(total, ans)
+    except NoJvp:
+        raise
     except Exception as e:
         raise RuleFailed(step, i, "JVP", e) from e
     return total
@@ -150,6 +161,9 @@ def jvp(plan: Plan, vals: list[Any], tangents: dict[str, Any]) -> list[Any]:
                     tan[step.out] = push(step, ts, vals[step.out], step.get(vals))
     except RuleFailed as e:
         raise rule_error(plan, e, vals) from e.error
+    except NoJvp as e:
+        raise UsageError(f"forward mode cannot pass through op '{e.step.op.name}': it has no JVP rule",
+                         loc=f"nodes.{e.step.name}", hint="give its defop jvp=... (or use reverse mode)") from None
     return tan
 
 
@@ -163,9 +177,11 @@ def _forward_error(plan: Plan, vals: list[Any], step: Step | None, e: Exception)
     garbage = _garbage(plan, vals, step.args)
     if garbage is not None:
         return garbage
-    if isinstance(e, ValueError | MemoryError):
+    from .plan import ResultMismatch
+
+    if isinstance(e, ValueError | MemoryError) and not isinstance(e, ResultMismatch):
         return InputError(f"{step.op.name} failed: {e}", loc=f"nodes.{step.name}")
-    return OpError(step.op.name, step.name, "forward", f"{type(e).__name__}: {e}")
+    return OpError(step.op.name, step.name, "forward", _detail(step.op, step.op.forward, e))
 
 
 def _garbage(plan: Plan, vals: Sequence[Any], slots: Sequence[int]) -> OpError | None:
@@ -189,4 +205,34 @@ def rule_error(plan: Plan, failed: RuleFailed, vals: Sequence[Any]) -> Graphspec
         return garbage
     if isinstance(failed.error, MemoryError):
         return InputError(f"{step.op.name} ({phase}) ran out of memory: {failed.error}", loc=f"nodes.{step.name}")
-    return OpError(step.op.name, step.name, phase, str(failed))
+    rule = (step.vjp if failed.phase == "VJP" else step.jvp)[failed.position]
+    return OpError(step.op.name, step.name, phase, _detail(step.op, rule, failed.error))
+
+
+def code_site(fn: Any, error: BaseException | None = None) -> str | None:
+    """file:line in ``fn``'s own source where ``error`` was raised (its innermost frame there), else
+    where ``fn`` is defined; None for code without a Python source (a numpy ufunc)."""
+    while isinstance(fn, partial):
+        fn = fn.func
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return None
+    line = None
+    tb = error.__traceback__ if error is not None else None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == code.co_filename:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return f"{code.co_filename}:{line or code.co_firstlineno}"
+
+
+def _detail(op: Any, rule: Any, error: BaseException) -> str:
+    """What went wrong in an op's code; for an op from outside graphspec, where (the user's file
+    and line) and where the op was defined."""
+    from .plan import ResultMismatch
+
+    text = str(error) if isinstance(error, ResultMismatch) else f"{type(error).__name__}: {error}"
+    if op.builtin:
+        return text
+    site = code_site(rule, error)
+    return f"{text} ({f'at {site}; ' if site else ''}op '{op.name}' defined at {op.origin})"

@@ -14,6 +14,8 @@ from functools import cached_property, partial
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import numpy as np
+
 from . import finite, passes
 from .ops import OPS, Aval, Op
 from .spec import Node
@@ -51,6 +53,26 @@ def _getter(args: tuple[int, ...]) -> Callable[[list[Any]], tuple[Any, ...]]:
     return itemgetter(*args)
 
 
+class ResultMismatch(TypeError):
+    """A user op's forward returned something its shape rule did not promise."""
+
+
+def _checked(forward: Callable[..., Any], aval: Aval | None) -> Callable[..., Any]:
+    """A user op's forward whose result must be an array of the static dtype: a wrong one is the
+    op's error at its node, not a puzzle three nodes later. (Its shape is compared with the
+    shape rule by `evaluate` and the checker: the load-time shapes need not be a call's.)"""
+    want = aval.dtype if aval is not None and aval.dtype in ("float32", "float64", "int64", "bool") else None
+
+    def run(*args: Any) -> Any:
+        ans = forward(*args)
+        if not isinstance(ans, np.ndarray | np.generic | float | int) or isinstance(ans, bool):
+            raise ResultMismatch(f"the forward returned {type(ans).__name__}, not an array")
+        if want is not None and np.result_type(ans).name != want:
+            raise ResultMismatch(f"the forward returned {np.result_type(ans).name} values; its shape rule said {want}")
+        return ans
+    return run
+
+
 @contextmanager
 def gc_paused() -> Iterator[None]:
     """Building a plan allocates a few small objects per node and no cycles: the cyclic
@@ -73,9 +95,9 @@ class Plan:
         """``avals`` (static shapes and dtypes) let `forward(reuse=True)` write a result into a
         dead argument's buffer; ``keep`` names the values a caller reads after the passes
         (outputs, the loss), which are never overwritten or released."""
+        self.avals = avals
         with gc_paused():
             self._build(leaves, nodes, order, attrs, wrt, float_leaves)
-        self.avals = avals
         self.keep = frozenset(self.slot[n] for n in keep if n in self.slot)
         self.wrt_slots = frozenset(self.slot[n] for n in wrt)
 
@@ -125,8 +147,10 @@ class Plan:
             out = self.slot[name]
             needs[out], carries[out] = bool(grads), bool(tangents)
             args_t = tuple(args)
-            self.steps.append(Step(name, op, kw, out, args_t, grads, tangents, _bind(op.forward, kw), vjp, jvp,
-                                   _getter(args_t)))
+            fwd = _bind(op.forward, kw)
+            if not op.builtin:  # an op from outside graphspec: its results are checked against its shape rule
+                fwd = _checked(fwd, self.avals.get(name) if self.avals else None)
+            self.steps.append(Step(name, op, kw, out, args_t, grads, tangents, fwd, vjp, jvp, _getter(args_t)))
         self.backward_steps: list[tuple[Step, Grads]] = [(s, s.grads) for s in reversed(self.steps) if s.grads]
 
     @cached_property

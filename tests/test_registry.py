@@ -4,6 +4,7 @@ that every speed hint is safe to leave out."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import numpy as np
@@ -65,7 +66,7 @@ def test_defop_refuses_a_record_that_contradicts_itself(scratch_op, kw, message)
 
 
 def test_defop_refuses_a_second_op_of_one_name():
-    with pytest.raises(ValueError, match="registered twice"):
+    with pytest.raises(ValueError, match="already registered"):
         defop("mul", np.multiply, vjp=(None, None), shape=_same)
 
 
@@ -75,9 +76,14 @@ def test_forward_mode_through_an_op_without_jvp_names_the_op(scratch_op):
             "nodes": {"y": {"op": "nojvp", "args": ["x"]}, "L": {"op": "sum", "args": ["y"]}}, "loss": "L"}
     g = graphspec.load(spec)
     assert g.grad({"x": [1.0, 2.0]})["x"].tolist() == [-1.0, -1.0]  # reverse mode works
-    with pytest.raises(OpError, match="no JVP") as e:
+    with pytest.raises(graphspec.GraphspecError, match=r"nodes\.y: forward mode cannot pass through op 'nojvp': "
+                                                       r"it has no JVP rule \(give its defop jvp=") as e:
         g.jvp({"x": [1.0, 0.0]}, {"x": [1.0, 2.0]})
-    assert (e.value.op, e.value.node) == ("nojvp", "y")
+    assert e.value.exit_code == 2
+    # the check compares forward and reverse mode only where forward mode exists, and says so
+    rep = gradcheck(g, inputs={"x": [1.0, 2.0]})
+    assert rep.status == "PASS" and rep.modes == [] and \
+        "forward mode vs reverse mode not compared: op 'nojvp' has no JVP rule" in rep.notes
 
 
 # -- speed hints are always safe to leave out -------------------------------------------------
@@ -112,3 +118,111 @@ def test_gradient_check_verdicts_are_the_same_without_speed_hints(spec, monkeypa
     assert with_hints.status == without.status == "PASS"
     assert [(c.input, c.status, c.checked) for c in with_hints.checks] == \
         [(c.input, c.status, c.checked) for c in without.checks]
+
+
+# -- ops from outside graphspec: located errors, no shape rule, explicit replacement ----------
+
+USER_OPS = '''\
+import numpy as np
+from graphspec.ops import defop
+
+def fwd_raises(x):
+    return x[100, 100]
+
+def vjp_raises(g, ans, x):
+    raise ArithmeticError("slip")
+
+def vjp_shape(g, ans, x):
+    return np.ones(7)
+
+def vjp_none(g, ans, x):
+    return None
+
+def fwd_list(x):
+    return [1.0, 2.0]
+
+def fwd_int(x):
+    return np.ones(np.shape(x), dtype=np.int64)
+
+def good_vjp(g, ans, x):
+    return 2 * g
+
+defop("u_fwd", fwd_raises, vjp=(good_vjp,), shape=lambda avals: avals[0])
+defop("u_vjp", lambda x: 2 * x, vjp=(vjp_raises,), shape=lambda avals: avals[0])
+defop("u_shape", lambda x: 2 * x, vjp=(vjp_shape,), shape=lambda avals: avals[0])
+defop("u_none", lambda x: 2 * x, vjp=(vjp_none,), shape=lambda avals: avals[0])
+defop("u_list", fwd_list, vjp=(good_vjp,), shape=lambda avals: avals[0])
+defop("u_int", fwd_int, vjp=(good_vjp,), shape=lambda avals: avals[0])
+'''
+
+
+@pytest.fixture
+def user_ops(tmp_path, scratch_op):
+    path = tmp_path / "my_ops.py"
+    path.write_text(USER_OPS)
+    import runpy
+
+    runpy.run_path(str(path))
+    return path, USER_OPS.splitlines()
+
+
+def _line(lines: list[str], text: str) -> int:
+    return next(i for i, line in enumerate(lines, 1) if text in line)
+
+
+def _one(op: str) -> dict:
+    return {"graphspec": "1", "inputs": {"x": {"value": [1.0, 2.0]}},
+            "nodes": {"h": {"op": op, "args": ["x"]}, "L": {"op": "sum", "args": ["h"]}}, "loss": "L"}
+
+
+@pytest.mark.parametrize(("op", "phase", "what", "raised_at"), [
+    ("u_fwd", "forward", "IndexError: too many indices", "return x[100, 100]"),
+    ("u_vjp", "VJP for 'x'", "ArithmeticError: slip", 'raise ArithmeticError("slip")'),
+    ("u_shape", "VJP for 'x'", r"ValueError: the VJP returned shape \[7\] for an arg of shape \[2\]", "def vjp_shape"),
+    ("u_none", "VJP for 'x'", "TypeError: the VJP returned None", "def vjp_none"),
+    ("u_list", "forward", "the forward returned list, not an array", "def fwd_list"),
+    ("u_int", "forward", "the forward returned int64 values; its shape rule said float64", "def fwd_int"),
+])
+def test_an_error_in_a_user_op_names_the_op_the_node_and_the_user_s_file_and_line(user_ops, op, phase, what,
+                                                                                    raised_at):
+    path, lines = user_ops
+    g = graphspec.load(_one(op))
+    with pytest.raises(OpError) as e:
+        g.value_and_grad()
+    assert (e.value.op, e.value.node, e.value.phase) == (op, "h", phase)
+    defined = _line(lines, f'defop("{op}"')
+    assert re.search(rf"{what}.*\(at {re.escape(str(path))}:{_line(lines, raised_at)}; "
+                     rf"op '{op}' defined at {re.escape(str(path))}:{defined}\)", str(e.value)), str(e.value)
+
+
+def test_an_op_without_a_shape_rule_learns_its_shape_from_stand_ins(scratch_op):
+    op = scratch_op.defop("outer_self", lambda x: np.multiply.outer(x, x), vjp=(lambda g, ans, x: g @ x + x @ g,))
+    spec = {"graphspec": "1", "inputs": {"x": {"value": [1.0, 2.0, 3.0]}},
+            "nodes": {"h": {"op": "outer_self", "args": ["x"]}, "L": {"op": "sum", "args": ["h"]}}, "loss": "L"}
+    g = graphspec.load(spec)
+    assert g.avals["h"] == op.shape([g.avals["x"]]) and g.avals["h"].shape == (3, 3)
+    np.testing.assert_allclose(g.grad()["x"], 2 * np.sum([1.0, 2.0, 3.0]) * np.ones(3))  # d sum(x x^T)/dx = 2 sum(x)
+    assert gradcheck(g).status == "PASS"
+    # a symbolic dim: the shape is known when the graph runs
+    sym = {**spec, "inputs": {"x": {"shape": ["N"]}}}
+    g = graphspec.load(sym)
+    assert g.avals["h"].shape is None
+    assert g.run({"x": [1.0, 2.0]})["L"] == 9.0
+
+
+def test_an_op_without_a_shape_rule_whose_forward_fails_on_stand_ins_is_a_located_spec_error(scratch_op):
+    scratch_op.defop("needs_matrix", lambda x: x[:, 0], vjp=(lambda g, ans, x: g,))
+    with pytest.raises(graphspec.SpecError, match=r"nodes\.h: .*no shape rule, and its forward failed on stand-in "
+                                                  r"arrays of shapes \(2,\): IndexError"):
+        graphspec.load(_one("needs_matrix"))
+
+
+def test_replacing_a_built_in_is_explicit_and_every_check_names_it(scratch_op):
+    l2 = OPS["l2"]
+    with pytest.raises(ValueError, match=r"op 'l2' is already registered \(at .*nn\.py:\d+\): pass replace=True"):
+        scratch_op.defop("l2", l2.forward, vjp=l2.vjp, shape=l2.shape)
+    mine = scratch_op.defop("l2", l2.forward, vjp=l2.vjp, jvp=l2.jvp, shape=l2.shape, attrs=l2.attrs, replace=True)
+    assert mine.replaced and not mine.builtin and OPS["l2"] is mine
+    rep = gradcheck(graphspec.load(ROOT / "specs" / "losses" / "l2.json"))
+    assert rep.status == "PASS" and f"op 'l2' replaced by {mine.origin}" in rep.notes
+    assert f"op 'l2' replaced by {mine.origin}" in rep.text()

@@ -143,6 +143,8 @@ def gradcheck(graph: Any, *, inputs: Mapping[str, Any] | None = None, wrt: Seque
     if dtype == "float32":
         ctx.notes.append("float32 graph: analytic gradients in float32, finite differences evaluated in float64 "
                          f"(the leaves cast to float64); tolerances rtol={tol.rtol:g}, atol={tol.atol:g}")
+    for op in {s.op.name: s.op for s in plan.steps if s.op.replaced}.values():  # a replaced op is never silent
+        ctx.notes.append(f"op '{op.name}' replaced by {op.origin}")
     if g.loss is None:
         ctx.notes.append("no loss: each output's Jacobian is checked (in full up to "
                          f"{jacobian_max} elements, else along {projections} random cotangents)")

@@ -13,13 +13,18 @@ The record, one word per idea (every function takes the op's attrs as keyword ar
 - ``jvp``: likewise, ``jvp[i](t, ans, *args, **attrs)`` -> the output tangent from tangent ``t``
   of arg i; `SYMMETRIC` where the Jacobian is symmetric (elementwise ops, softmax), so the VJP's
   formula is the JVP's; ``None``: no forward mode through this op.
-- ``shape(avals, **attrs) -> Aval``: static shape and dtype, raising `RuleError`.
+- ``shape(avals, **attrs) -> Aval``: static shape and dtype, raising `RuleError`. Left out,
+  the shape is learnt by running the forward once on stand-in arrays of the args' shapes
+  (`shape_by_running`); where a dim is symbolic, it is known at run time only.
 - ``args``: the args' names (default x, y, ...); ``attrs``: name -> `Attr`; ``doc``: one line.
 - ``kink(ans, *args, **attrs)``: for ops with kinks, an array saying which side of each kink
   the point is on; the gradient checker compares it between perturbed evaluations.
 - ``samples()``: sample (args, attrs) for the op sweep, like PyTorch's OpInfo.
 - ``classes(**attrs) -> axis``: for a loss over class scores (arg 0) and labels (arg 1), the
   class axis; training's accuracy reads it.
+- ``replace``: True to replace an op of the same name (a built-in, say); without it a second
+  op of one name is an error. The record keeps ``origin`` (file:line of its `defop`) and
+  whether it ``replaced`` another, for errors and reports.
 Speed hints, each optional and safe to leave out:
 - ``reads``: the values the VJPs read (arg names and "ans"; shapes and dtypes always stay):
   the interpreter may overwrite the others once the forward pass is past them.
@@ -31,6 +36,8 @@ Speed hints, each optional and safe to leave out:
 from __future__ import annotations
 
 import functools
+import os
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -82,6 +89,13 @@ class Op:
     reads: frozenset[str] | None = None  # None: the VJPs may read everything
     into: bool = False
     batch: Callable[..., tuple[list[Any], dict[str, Any], Callable[[Any], Any]]] | None = None
+    origin: str = ""  # file:line of the defop call
+    replaced: bool = False  # it replaced an op of its name (a built-in, say)
+
+    @property
+    def builtin(self) -> bool:
+        """Defined in graphspec's own op families (an op from elsewhere is named with its origin in errors)."""
+        return self.origin.startswith(_OPS_DIR)
 
     @property
     def arity(self) -> int | None:
@@ -108,16 +122,23 @@ class Op:
 
 
 OPS: dict[str, Op] = {}
+_OPS_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
-def defop(name: str, forward: Rule, vjp: Rules, *, jvp: Rules | None = None, shape: Callable[..., Aval],
+def defop(name: str, forward: Rule, vjp: Rules, *, jvp: Rules | None = None, shape: Callable[..., Aval] | None = None,
           args: Sequence[str] = (), attrs: dict[str, Attr] | None = None, doc: str = "", kink: Rule | None = None,
           samples: Callable[[], list[tuple[list[Any], dict[str, Any]]]] | None = None,
           classes: Callable[..., int] | None = None, reads: Sequence[str] | None = None, into: bool = False,
-          batch: Callable[..., Any] | None = None) -> Op:
+          batch: Callable[..., Any] | None = None, replace: bool = False) -> Op:
     """Register one op (the fields are the module docstring's) and return its record."""
-    if name in OPS:
-        raise ValueError(f"op {name!r} registered twice")
+    caller = sys._getframe(1)
+    origin = f"{os.path.abspath(caller.f_code.co_filename)}:{caller.f_lineno}"
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"an op's name is an identifier, got {name!r}")
+    if not callable(forward):
+        raise TypeError(f"op {name!r}: forward must be a function, got {type(forward).__name__}")
+    if name in OPS and not replace:
+        raise ValueError(f"op {name!r} is already registered (at {OPS[name].origin}): pass replace=True to replace it")
     if not callable(vjp):
         vjp = tuple(vjp)
         if args and len(args) != len(vjp):
@@ -129,12 +150,44 @@ def defop(name: str, forward: Rule, vjp: Rules, *, jvp: Rules | None = None, sha
         jvp = tuple(jvp)
         if not callable(vjp) and len(jvp) != len(vjp):
             raise ValueError(f"op {name!r}: {len(jvp)} JVP rules for {len(vjp)} VJP rules (one per arg)")
+    if not callable(vjp) and not all(r is None or callable(r) for r in vjp):
+        raise TypeError(f"op {name!r}: vjp must hold one function (or None) per arg")
     into = into or (isinstance(forward, np.ufunc) and forward.signature is None)  # not matmul
-    op = Op(name=name, forward=forward, vjp=vjp, jvp=jvp, shape=shape, args=tuple(args), attrs=dict(attrs or {}),
-            doc=doc, kink=kink, samples=samples, classes=classes,
-            reads=None if reads is None else frozenset(reads), into=into, batch=batch)
+    op = Op(name=name, forward=forward, vjp=vjp, jvp=jvp, shape=shape or _stand_in_rule(forward), args=tuple(args),
+            attrs=dict(attrs or {}), doc=doc, kink=kink, samples=samples, classes=classes,
+            reads=None if reads is None else frozenset(reads), into=into, batch=batch, origin=origin,
+            replaced=name in OPS)
     OPS[name] = op
     return op
+
+
+def shape_by_running(forward: Rule, avals: Sequence[Aval], attrs: dict[str, Any]) -> Aval:
+    """The shape rule of an op without one: its forward, run once on stand-in arrays (ones, or
+    zeros for ints and bools) of the args' shapes and dtypes. A symbolic or unknown dim makes
+    the shape unknown until run time, where the interpreter checks it."""
+    dtypes = [a.dtype for a in avals]
+    if any(a.shape is None or any(not isinstance(d, int) for d in a.shape) for a in avals):
+        return Aval(None, result_dtype(*dtypes))
+    stand_ins = [1.0 if a.dtype == WEAK else np.zeros(a.shape, a.dtype) if a.dtype in ("int64", "bool")
+                 else np.ones(a.shape, a.dtype) for a in avals]
+    try:
+        with np.errstate(all="ignore"):
+            ans = np.asarray(forward(*stand_ins, **attrs))
+    except Exception as e:
+        shapes = ", ".join(fmt_shape(a.shape) for a in avals)
+        raise RuleError(f"the op has no shape rule, and its forward failed on stand-in arrays of shapes {shapes}: "
+                        f"{type(e).__name__}: {e}") from e
+    if ans.dtype.kind not in "fiub":
+        raise RuleError(f"the op has no shape rule, and its forward returned {ans.dtype} values, not numbers")
+    return Aval(ans.shape, "bool" if ans.dtype.kind == "b" else "int64" if ans.dtype.kind in "iu" else
+                "float32" if ans.dtype == np.float32 else "float64")
+
+
+def _stand_in_rule(forward: Rule) -> Callable[..., Aval]:
+    def shape(avals: list[Aval], **attrs: Any) -> Aval:
+        return shape_by_running(forward, avals, attrs)
+    shape.stand_in = True  # type: ignore[attr-defined]  # the sweep makes samples from it
+    return shape
 
 
 # ---------------------------------------------------------------------------------------------
