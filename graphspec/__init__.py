@@ -19,6 +19,7 @@ _EXPORTS = {
     "GraphspecError": "errors", "SpecError": "errors", "ShapeError": "errors", "InputError": "errors",
     "NonFiniteError": "errors", "OpError": "errors",
     "gradcheck": "checker", "Report": "checker",
+    "defop": "ops", "Attr": "ops", "Aval": "ops", "Op": "ops", "RuleError": "ops", "SYMMETRIC": "ops",
 }
 __all__ = sorted(_EXPORTS)
 
