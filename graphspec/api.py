@@ -7,7 +7,7 @@ inputs, (re)check shapes when the input shapes change, and run the plan.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -422,10 +422,16 @@ class Graph:
         return outs, touts
 
 
-def load(source: str | Path | Mapping[str, Any], *, base: str | Path | None = None) -> Graph:
+def load(source: str | Path | Mapping[str, Any], *, base: str | Path | None = None, ops: Iterable[Any] = ()) -> Graph:
     """Load a spec from a path or a dict (relative files resolve against ``base``, default the
     spec's folder or the working directory). Raises a located `SpecError` on a bad spec, which
-    lists every independent error (`.errors`; `str()` gives one line each)."""
+    lists every independent error (`.errors`; `str()` gives one line each). ``ops``: the ops
+    written in Python that the spec uses: files or module names to import (as `--import`),
+    modules, or `defop` records."""
+    if ops:
+        from .userops import use
+
+        use(ops)
     where = None if isinstance(source, Mapping) else str(source)
     # parsing, validating and planning make a few acyclic objects per node: the cyclic
     # collector's passes over them were half the load time of a 100,000-node spec

@@ -102,6 +102,9 @@ def _run_ops(args: argparse.Namespace, fmt: str) -> int:
     from .checker import check_ops
     from .errors import UsageError
     from .ops import OPS
+    from .userops import load_entry_points
+
+    load_entry_points()  # the sweep covers installed packages' ops too
 
     for name in args.op:
         if name not in OPS:

@@ -78,15 +78,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     end = argv.index("--") if "--" in argv else len(argv)
     show_traceback = "--traceback" in argv[:end]
     argv = [a for a in argv[:end] if a != "--traceback"] + argv[end:]
+    imports, argv = _take_imports(argv)
     parser = _parser()
     parser.add_argument("--traceback", action="store_true", help="on an error, print Python's traceback too "
                         "(for a bug in an op or in graphspec); may also follow the command")
+    parser.add_argument("--import", dest="imports", action="append", default=[], metavar="FILE.py|MODULE",
+                        help="run this Python code first, for the ops it defines (repeatable; may also follow "
+                        "the command); a spec never imports code by itself")
+    if imports is None:
+        parser.error("--import needs a FILE.py or a MODULE")
     args = parser.parse_args(argv)
+    args.imports = imports
     from .errors import GraphspecError, UsageError
 
     try:
         with warnings.catch_warnings():  # restores showwarning afterwards (main also runs in tests, in process)
             warnings.showwarning = _one_line_warning
+            if imports:
+                from .userops import import_ops
+
+                for target in imports:
+                    import_ops(target)
             return {"run": cmd_run, "validate": cmd_validate, "schema": cmd_schema, "ops": cmd_ops,
                     "train": cmd_train, "explain": cmd_explain, "draw": cmd_draw, "check": _check}[args.command](args)
     except GraphspecError as e:
@@ -114,6 +126,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc(file=sys.stderr)
             return EXIT_FAILED
         raise
+
+
+def _take_imports(argv: list[str]) -> tuple[list[str] | None, list[str]]:
+    """--import X / --import=X, before or after the command (as --traceback), taken out of argv
+    before the subcommand parses; None when one has no value."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    imports, rest, i = [], [], 0
+    while i < end:
+        a = argv[i]
+        if a == "--import":
+            if i + 1 >= end:
+                return None, argv
+            imports.append(argv[i + 1])
+            i += 2
+            continue
+        if a.startswith("--import="):
+            imports.append(a.split("=", 1)[1])
+        else:
+            rest.append(a)
+        i += 1
+    return imports, rest + argv[end:]
 
 
 def error_record(e: Any) -> dict[str, Any]:

@@ -63,11 +63,15 @@ def build(spec: Spec, errors: ErrorList | None = None, broken: Mapping[str, str]
                 names[name] = kind
 
     edges = []
+    if any(node.op not in OPS for node in spec.nodes.values()):
+        from .userops import load_entry_points, unknown_op_hint
+
+        load_entry_points()  # installed packages' ops: looked for only when an op is unknown
     for name, node in spec.nodes.items():
         op = OPS.get(node.op)
         if op is None:
             errs.report(GraphError, f"unknown op '{node.op}'", loc=f"nodes.{name}.op",
-                        hint=lambda: did_you_mean(node.op, OPS) or "see `python -m graphspec ops`")  # noqa: B023 - called at once
+                        hint=lambda: unknown_op_hint(node.op))  # noqa: B023 - called at once
             failed.add(name)
         elif op.arity is not None and len(node.args) != op.arity:
             wanted = ", ".join(op.args)

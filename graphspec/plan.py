@@ -57,18 +57,23 @@ class ResultMismatch(TypeError):
     """A user op's forward returned something its shape rule did not promise."""
 
 
+_KINDS = {"float32": "f", "float64": "f", "int64": "iu", "bool": "b"}
+
+
 def _checked(forward: Callable[..., Any], aval: Aval | None) -> Callable[..., Any]:
-    """A user op's forward whose result must be an array of the static dtype: a wrong one is the
-    op's error at its node, not a puzzle three nodes later. (Its shape is compared with the
-    shape rule by `evaluate` and the checker: the load-time shapes need not be a call's.)"""
-    want = aval.dtype if aval is not None and aval.dtype in ("float32", "float64", "int64", "bool") else None
+    """A user op's forward whose result must be an array of the kind of numbers its shape rule
+    said (float, int or bool): a wrong one is the op's error at its node, not a puzzle three nodes
+    later. (Shapes and float widths are compared with the shape rule by `evaluate`: the checker
+    runs a float32 plan in float64, and a call's shapes need not be the load-time ones.)"""
+    want = _KINDS.get(aval.dtype) if aval is not None else None
 
     def run(*args: Any) -> Any:
         ans = forward(*args)
         if not isinstance(ans, np.ndarray | np.generic | float | int) or isinstance(ans, bool):
             raise ResultMismatch(f"the forward returned {type(ans).__name__}, not an array")
-        if want is not None and np.result_type(ans).name != want:
-            raise ResultMismatch(f"the forward returned {np.result_type(ans).name} values; its shape rule said {want}")
+        if want is not None and np.result_type(ans).kind not in want:
+            raise ResultMismatch(f"the forward returned {np.result_type(ans).name} values; its shape rule said "
+                                 f"{aval.dtype}")
         return ans
     return run
 

@@ -191,6 +191,9 @@ def ops_table(fmt: str = "table", names: Sequence[str] = ()) -> None:
     """Every op as a table, or the named ones in full (each attr with its kind, default and doc)."""
     from .errors import UsageError, did_you_mean
     from .ops import OPS
+    from .userops import load_entry_points
+
+    load_entry_points()  # the table lists installed packages' ops too
 
     for name in names:
         if name not in OPS:

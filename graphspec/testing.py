@@ -8,19 +8,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .checker import Report, gradcheck
 
 
 def assert_gradients(spec_or_graph: Any, *, inputs: Mapping[str, Any] | None = None, strict: bool = False,
-                     fast: bool = False, taylor: bool = False, **options: Any) -> Report:
+                     fast: bool = False, taylor: bool = False, ops: Iterable[Any] = (), **options: Any) -> Report:
     """Check every gradient of a spec (a path, a dict or a loaded `Graph`) and raise AssertionError with
     the report's text when one is wrong (with ``strict``, also when one sits at a kink), or when there
     was nothing to check (a test that checks nothing must not pass). Returns the report when all is
     well. ``options`` go to `graphspec.gradcheck` (``wrt``, ``max_elements``, ``directions``,
-    ``tolerance``, ``seed``...)."""
+    ``tolerance``, ``seed``...). ``ops``: the Python ops the spec uses, as for `graphspec.load`."""
+    if ops:
+        from .userops import use
+
+        use(ops)
     rep = gradcheck(spec_or_graph, inputs=inputs, strict=strict, fast=fast, taylor=taylor, **options)
     what = rep.spec or rep.name or "graph"
     if rep.empty and not rep.error:
