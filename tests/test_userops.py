@@ -171,3 +171,28 @@ def test_installed_packages_register_through_the_entry_point_group(tmp_path):
 def test_an_unknown_op_stays_an_error_after_the_entry_point_lookup(table):
     with pytest.raises(GraphError, match="unknown op 'nosuchop_at_all'"):
         graphspec.load({**SPEC, "nodes": {**SPEC["nodes"], "h": {"op": "nosuchop_at_all", "args": ["x"]}}})
+
+
+def test_docs_ops_md_worked_example_is_what_graphspec_does(tmp_path, table, capsys):
+    """docs/ops.md's op and spec, run as the page says: its PASS line and, with its slip, its blame lines."""
+    import re
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "ops.md").read_text(encoding="utf-8")
+    code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    spec = re.search(r"```json\n(.*?)```", text, re.S).group(1)
+    (tmp_path / "my_ops.py").write_text(code.replace('"swish"', '"swish_doc"'))
+    (tmp_path / "swish.json").write_text(spec.replace('"swish"', '"swish_doc"'))
+    assert main(["check", str(tmp_path / "swish.json"), "--import", str(tmp_path / "my_ops.py")]) == 0
+    out = capsys.readouterr().out
+    shown = re.search(r"^ dL/dx .*PASS$", text, re.M).group(0)
+    row = next(line for line in out.splitlines() if "dL/dx" in line).split()
+    # the errors vary in their last digits from run to run; the values and the verdict do not
+    assert row[:4] == shown.split()[:4] and row[-3:] == shown.split()[-3:] and row[-1] == "PASS"
+    slipped = code.replace('"swish"', '"swish_slip"').replace("(1 - s))\n", "(1 - s)) * 0.5\n")
+    assert slipped != code.replace('"swish"', '"swish_slip"')
+    (tmp_path / "slip_ops.py").write_text(slipped)
+    (tmp_path / "slip.json").write_text(spec.replace('"swish"', '"swish_slip"'))
+    assert main(["check", str(tmp_path / "slip.json"), "--import", str(tmp_path / "slip_ops.py"), "--blame"]) == 1
+    out = " ".join(capsys.readouterr().out.split())
+    for line in re.findall(r"^blame: .*$", text, re.M):
+        assert line.replace("(swish)", "(swish_slip)") in out
