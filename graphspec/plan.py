@@ -74,6 +74,8 @@ def _checked(forward: Callable[..., Any], aval: Aval | None) -> Callable[..., An
         if want is not None and np.result_type(ans).kind not in want:
             raise ResultMismatch(f"the forward returned {np.result_type(ans).name} values; its shape rule said "
                                  f"{aval.dtype}")
+        if any(ans is a for a in args):  # its own arg handed back: a later step may write into that buffer
+            return np.array(ans, copy=True)
         return ans
     return run
 

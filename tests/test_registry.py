@@ -226,3 +226,38 @@ def test_replacing_a_built_in_is_explicit_and_every_check_names_it(scratch_op):
     rep = gradcheck(graphspec.load(ROOT / "specs" / "losses" / "l2.json"))
     assert rep.status == "PASS" and f"op 'l2' replaced by {mine.origin}" in rep.notes
     assert f"op 'l2' replaced by {mine.origin}" in rep.text()
+
+
+def _scale_in_place(x):
+    x *= 2
+    return x
+
+
+def _vjp_in_place(g, ans, x):
+    ans *= 0
+    return 2 * g
+
+
+@pytest.mark.parametrize(("forward", "vjp", "phase", "what"), [
+    (_scale_in_place, lambda g, ans, x: 2 * g, "forward", "it wrote into its argument 'x'"),
+    (lambda x: 2 * x, _vjp_in_place, "VJP", "a VJP wrote into the result 'ans'"),
+])
+def test_a_user_op_that_writes_into_its_arguments_is_named_by_the_check(scratch_op, forward, vjp, phase, what):
+    scratch_op.defop("mutates", forward, vjp=(vjp,), shape=_same)
+    x = np.array([1.0, 2.0])
+    with pytest.raises(OpError, match=what) as e:
+        gradcheck(graphspec.load(_one("mutates")), inputs={"x": x})
+    assert (e.value.op, e.value.node, e.value.phase) == ("mutates", "h", phase)
+    assert x.tolist() == [1.0, 2.0]  # the user's array is never the one written into
+
+
+def test_a_user_op_handing_back_its_argument_never_lets_a_later_step_write_into_the_user_s_array(scratch_op):
+    scratch_op.defop("ident", lambda x: x, vjp=(lambda g, ans, x: g,), shape=_same)
+    spec = {"graphspec": "1", "inputs": {"x": {"shape": [2]}},
+            "nodes": {"h": {"op": "ident", "args": ["x"]}, "r": {"op": "relu", "args": ["h"]},
+                      "L": {"op": "sum", "args": ["r"]}}, "loss": "L"}
+    x = np.array([-1.0, 2.0])
+    g = graphspec.load(spec)
+    for _ in range(2):
+        assert g.value_and_grad({"x": x})[0] == 2.0 and g.run({"x": x})["L"] == 2.0
+    assert x.tolist() == [-1.0, 2.0]
