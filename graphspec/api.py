@@ -57,10 +57,17 @@ class Graph:
         file's order: what depends on something wrong is not checked, what is independent of it
         is. With ``loaded``, ``spec`` is what validated of it once its wrong places (its errors
         so far) were dropped."""
+        broken = loaded.broken if loaded else None
+        if spec.functions:  # written out before anything else reads the spec (inline.py)
+            from .inline import Relocating, expand
+
+            expanded = expand(spec, errors)
+            spec, errors = expanded.spec, Relocating(errors, expanded.origins)
+            broken = {**(broken or {}), **expanded.broken}
         self.spec = spec
         self.base = base
         self.source = source
-        structure = graph_mod.build(spec, errors, loaded.broken if loaded else None)
+        structure = graph_mod.build(spec, errors, broken)
         self.order = structure.order  # without the nodes found wrong, when there are errors
         self.outputs = structure.outputs
         self.loss = structure.loss

@@ -318,6 +318,28 @@ class Train(_Strict):
     metrics: list[Literal["loss", "accuracy"]] = ["loss"]
 
 
+class FunctionVjp(_Strict):
+    nodes: dict[Name, Node] = {}
+    grads: dict[Name, Name | None]
+
+
+class FunctionJvp(_Strict):
+    nodes: dict[Name, Node] = {}
+    tangent: Name
+
+
+class Function(_Strict):
+    """A named subgraph used as a node's op (docs/format.md, "Functions")."""
+
+    args: list[Name]
+    attrs: dict[Name, Numbers] = {}
+    nodes: Annotated[dict[Name, Node], Field(min_length=1)]
+    output: Name
+    vjp: FunctionVjp | None = None
+    jvp: FunctionJvp | None = None
+    doc: str | None = None
+
+
 class Spec(_Strict):
     """A whole spec file, format version 1. Every key, op and default: docs/format.md in the graphspec repo."""
 
@@ -328,6 +350,7 @@ class Spec(_Strict):
     seed: Count = 0  # numpy's generators take no negative seeds
     inputs: dict[Name, InputDecl] = {}
     params: dict[Name, ParamDecl] = {}
+    functions: dict[Name, Function] = {}
     nodes: Annotated[dict[Name, Node], Field(min_length=1)]
     outputs: list[Name] | None = None
     loss: Name | LossSeed | None = None
@@ -705,7 +728,8 @@ def json_schema() -> dict[str, Any]:
     schema = Spec.model_json_schema(by_alias=True)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "graphspec spec, format version 1"
-    node = schema["$defs"]["Node"]["properties"]["op"]
-    node["enum"] = sorted(OPS)
-    node["description"] = "the op; see `python -m graphspec ops`"
+    # an op of the table, or a function of the spec's own `functions` (any name, for a schema)
+    schema["$defs"]["Node"]["properties"]["op"] = {
+        "title": "Op", "description": "the op (see `python -m graphspec ops`), or a function of this spec's functions",
+        "anyOf": [{"enum": sorted(OPS)}, {"type": "string", "pattern": NAME_PATTERN}]}
     return schema

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from graphspec.errors import SpecError
-from graphspec.spec import LossSeed, NormalInit, Spec, json_schema, load_spec, parse_json
+from graphspec.spec import NAME_PATTERN, LossSeed, NormalInit, Spec, json_schema, load_spec, parse_json
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,7 +84,8 @@ def test_schema_lists_every_op_and_forbids_unknown_keys():
     from graphspec.ops import OPS
 
     schema = json_schema()
-    assert schema["$defs"]["Node"]["properties"]["op"]["enum"] == sorted(OPS)
+    ops, function = schema["$defs"]["Node"]["properties"]["op"]["anyOf"]
+    assert ops["enum"] == sorted(OPS) and function["pattern"] == NAME_PATTERN  # or a function's name
     assert schema["additionalProperties"] is False
     assert "nodes" in schema["required"] and "graphspec" in schema["required"]
 

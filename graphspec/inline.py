@@ -1,0 +1,267 @@
+"""Functions: subgraphs written once in a spec's ``functions`` and used as a node's op.
+
+A spec with functions becomes, before anything else looks at it, the same spec written out: each
+call's body nodes are copied in under the call's path (``h1/z``), the function's output node
+taking the call's own name (``h1``). So the plan, the passes and the checker see plain nodes, and a
+spec written with functions runs exactly as fast as the same spec written out. What is wrong
+inside a function is said once, at the function (``functions.dense.nodes.z.args[1]``); what is
+wrong with one call's shapes is said at the function and the call (``..., called from nodes.h1``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import ErrorList, GraphError, SpecError, did_you_mean
+from .ops import OPS
+from .spec import Function, InputDecl, Node, Spec
+
+
+@dataclass
+class Expanded:
+    """A spec written out, and where each copied node came from."""
+
+    spec: Spec
+    # expanded node or leaf name -> (function, local name, call sites innermost first: "nodes.h1", ...)
+    origins: dict[str, tuple[str, str, tuple[str, ...]]] = field(default_factory=dict)
+    broken: dict[str, str] = field(default_factory=dict)  # calls not expanded: name -> "nodes"
+
+
+def _check_function(name: str, fn: Function, functions: Mapping[str, Function], errors: ErrorList) -> bool:
+    """Every error of one function's body, at its own place (once, not per call). True when sound."""
+    ok = True
+    here = f"functions.{name}"
+    if name in OPS:
+        errors.report(GraphError, f"function '{name}' has the name of an op", loc=here,
+                      hint="functions and ops share one namespace: rename the function")
+        ok = False
+    known = {*fn.args, *fn.attrs}
+    for a in fn.args:
+        if a in fn.attrs:
+            errors.report(GraphError, f"'{a}' is both an arg and an attr", loc=f"{here}.attrs.{a}")
+            ok = False
+    for local, node in fn.nodes.items():
+        if local in known:
+            errors.report(GraphError, f"node '{local}' has the name of an arg or attr", loc=f"{here}.nodes.{local}")
+            ok = False
+        if node.op in functions:
+            want = len(functions[node.op].args)
+        elif node.op in OPS:
+            want = OPS[node.op].arity
+        else:
+            errors.report(GraphError, f"unknown op '{node.op}'", loc=f"{here}.nodes.{local}.op",
+                          hint=lambda: did_you_mean(node.op, [*OPS, *functions]))  # noqa: B023 - called at once
+            ok = False
+            want = None
+        if want is not None and len(node.args) != want:
+            errors.report(GraphError, f"{node.op} takes {want} arg{'s' if want != 1 else ''}, got {len(node.args)}",
+                          loc=f"{here}.nodes.{local}.args")
+            ok = False
+        for i, a in enumerate(node.args):
+            if isinstance(a, str) and a not in known and a not in fn.nodes:
+                errors.report(GraphError, f"unknown name '{a}'", loc=f"{here}.nodes.{local}.args[{i}]",
+                              hint=lambda: did_you_mean(a, [n for n in (*known, *fn.nodes) if n != local]))  # noqa: B023
+                ok = False
+    if fn.output not in fn.nodes:
+        errors.report(GraphError, f"output '{fn.output}' is not a node of the function", loc=f"{here}.output",
+                      hint=lambda: did_you_mean(fn.output, fn.nodes))
+        ok = False
+    if ok:
+        import networkx as nx
+
+        g = nx.DiGraph((a, local) for local, node in fn.nodes.items() for a in node.args if a in fn.nodes)
+        try:
+            cycle = nx.find_cycle(g)
+        except nx.NetworkXNoCycle:
+            cycle = None
+        if cycle:
+            path = " -> ".join([*(u for u, _ in cycle), cycle[0][0]])
+            errors.report(GraphError, f"cycle in the function's nodes: {path}", loc=f"{here}.nodes.{cycle[0][0]}")
+            ok = False
+    if fn.vjp is not None:
+        errors.report(SpecError, "a hand-written vjp is not supported yet: the gradient comes from the body "
+                      "when the vjp block is left out", loc=f"{here}.vjp")
+        ok = False
+    if fn.jvp is not None:
+        errors.report(SpecError, "a hand-written jvp is not supported yet: the tangent comes from the body "
+                      "when the jvp block is left out", loc=f"{here}.jvp")
+        ok = False
+    return ok
+
+
+def _call_cycles(functions: Mapping[str, Function], errors: ErrorList) -> set[str]:
+    """Functions on a call cycle (each cycle said once, at its first function)."""
+    import networkx as nx
+
+    calls = nx.DiGraph()
+    calls.add_nodes_from(functions)
+    calls.add_edges_from((name, node.op) for name, fn in functions.items() for node in fn.nodes.values()
+                         if node.op in functions)
+    on_cycle: set[str] = set()
+    for cycle in sorted(nx.simple_cycles(calls), key=lambda c: min(c)):
+        start = cycle.index(min(cycle))
+        cycle = cycle[start:] + cycle[:start]
+        errors.report(GraphError, "functions call each other in a cycle: " + " -> ".join([*cycle, cycle[0]]),
+                      loc=f"functions.{cycle[0]}")
+        on_cycle.update(cycle)
+    return on_cycle
+
+
+def _numeric(v: Any) -> bool:
+    try:
+        arr = np.asarray(v)
+    except ValueError:  # ragged lists
+        return False
+    return arr.dtype.kind in "fi" and bool(np.all(np.isfinite(arr)))
+
+
+def expand(spec: Spec, errors: ErrorList) -> Expanded:
+    """``spec`` with every function call written out (errors added to ``errors``)."""
+    functions = spec.functions
+    bad = _call_cycles(functions, errors)
+    callers: dict[str, list[str]] = {}  # function -> the places that call it
+    for name, node in spec.nodes.items():
+        if node.op in functions:
+            callers.setdefault(node.op, []).append(f"nodes.{name}")
+    for name, fn in functions.items():
+        for local, node in fn.nodes.items():
+            if node.op in functions:
+                callers.setdefault(node.op, []).append(f"functions.{name}.nodes.{local}")
+    for name, fn in functions.items():
+        found = ErrorList()
+        if not _check_function(name, fn, functions, found):
+            bad.add(name)
+        sites = callers.get(name, [])
+        for e in found.found:  # said once, at the function, with every call that meets it
+            if sites:
+                e.message += f", called from {', '.join(sites)}"
+            errors.add(e)
+    out = Expanded(spec)
+    # a function that calls a broken one cannot be expanded either
+    changed = True
+    while changed:
+        changed = False
+        for name, fn in functions.items():
+            if name not in bad and any(node.op in bad for node in fn.nodes.values()):
+                bad.add(name)
+                changed = True
+    inputs = dict(spec.inputs)
+    nodes: dict[str, Node] = {}
+    for name, node in spec.nodes.items():
+        fn = functions.get(node.op)
+        if fn is None:
+            nodes[name] = node
+            continue
+        if node.op in bad:
+            out.broken[name] = "nodes"
+            continue
+        if len(node.args) != len(fn.args):
+            errors.report(GraphError, f"{node.op} takes {len(fn.args)} arg{'s' if len(fn.args) != 1 else ''} "
+                          f"({', '.join(fn.args)}), got {len(node.args)}", loc=f"nodes.{name}.args")
+            out.broken[name] = "nodes"
+            continue
+        unknown = [k for k in node.attrs if k not in fn.attrs]
+        for k, v in node.attrs.items():
+            if k in fn.attrs and not _numeric(v):
+                errors.report(SpecError, f"attr '{k}' of a function is a number or an array of numbers, got {v!r}",
+                              loc=f"nodes.{name}.attrs.{k}")
+                unknown.append(k)
+        if unknown:
+            names = list(fn.attrs)
+            for k in unknown:
+                if k in fn.attrs:
+                    continue  # a bad value, said above
+                errors.report(GraphError, f"{node.op} has no attr '{k}'", loc=f"nodes.{name}.attrs.{k}",
+                              hint=did_you_mean(k, names) or (f"its attrs: {', '.join(names)}" if names else "it has no attrs"))
+            out.broken[name] = "nodes"
+            continue
+        _inline(name, name, node, fn, functions, (f"nodes.{name}",), nodes, inputs, out.origins)
+    out.spec = spec.model_copy(update={"nodes": nodes, "inputs": inputs, "functions": {}})
+    return out
+
+
+def _inline(call: str, result: str, node: Node, fn: Function, functions: Mapping[str, Function],
+            sites: tuple[str, ...], nodes: dict[str, Node], inputs: dict[str, InputDecl], origins: dict[str, Any]) -> None:
+    """Copy ``fn``'s body in for the call ``node`` at path ``call``: names mapped to the caller's,
+    nodes named ``call/local``, the output named ``result`` (the call's own name, which for a call
+    that is itself a function's output is its caller's)."""
+    fn_name = node.op
+    names: dict[str, str | float] = dict(zip(fn.args, node.args, strict=True))
+    for attr, default in fn.attrs.items():
+        value = node.attrs.get(attr, default)
+        arr = np.asarray(value)
+        if arr.ndim == 0 and arr.dtype.kind in "fi":
+            names[attr] = float(value)
+        else:  # an array constant: a leaf of its own, without a gradient
+            leaf = f"{call}/{attr}"
+            inputs[leaf] = InputDecl.model_construct(shape=list(arr.shape), dtype="float64", value=arr.tolist(),
+                                                     file=None, key=None, grad=False)
+            origins[leaf] = (fn_name, attr, sites)
+            names[attr] = leaf
+    for local in fn.nodes:
+        names[local] = result if local == fn.output else f"{call}/{local}"
+    for local, body in fn.nodes.items():
+        args = [names[a] if isinstance(a, str) else a for a in body.args]
+        target = names[local]
+        assert isinstance(target, str)
+        inner = functions.get(body.op)
+        if inner is not None:
+            _inline(f"{call}/{local}", target, Node.model_construct(op=body.op, args=args, attrs=body.attrs), inner,
+                    functions, (f"functions.{fn_name}.nodes.{local}", *sites), nodes, inputs, origins)
+            continue
+        nodes[target] = Node.model_construct(op=body.op, args=args, attrs=body.attrs)
+        origins[target] = (fn_name, local, sites)
+
+
+def relocate(err: SpecError, origins: Mapping[str, tuple[str, str, tuple[str, ...]]]) -> None:
+    """An error at a copied node or leaf (``nodes.h1/z.args[1]``) said at the function's own place,
+    with the call sites (``functions.dense.nodes.z.args[1]: ..., called from nodes.h1``)."""
+    loc = err.loc or ""
+    for section in ("nodes", "inputs"):
+        if not loc.startswith(section + "."):
+            continue
+        rest = loc[len(section) + 1:]
+        name, tail = rest, ""
+        for i, c in enumerate(rest):
+            if c in ".[":
+                name, tail = rest[:i], rest[i:]
+                break
+        origin = origins.get(name)
+        if origin is None:
+            return
+        fn, local, sites = origin
+        part = "nodes" if section == "nodes" else "attrs"
+        err.loc = f"functions.{fn}.{part}.{local}{tail}"
+        err.message += ", called from " + ", called from ".join(sites)
+        return
+
+
+class Relocating(ErrorList):
+    """The caller's error list, with every error added at a copied node said at its function."""
+
+    def __init__(self, inner: ErrorList, origins: Mapping[str, tuple[str, str, tuple[str, ...]]]):
+        self.inner, self.origins = inner, origins
+        self.found, self.cap = inner.found, inner.cap
+
+    @property  # type: ignore[override]
+    def more(self) -> int:
+        return self.inner.more
+
+    @more.setter
+    def more(self, value: int) -> None:
+        self.inner.more = value
+
+    def add(self, err: SpecError) -> None:
+        for e in err.errors:
+            relocate(e, self.origins)  # type: ignore[arg-type]
+        super().add(err)
+
+    def report(self, cls: type[SpecError], message: str, loc: str, hint: Any = None) -> None:
+        before = len(self.found)
+        super().report(cls, message, loc, hint)
+        for e in self.found[before:]:
+            relocate(e, self.origins)
