@@ -83,13 +83,53 @@ def _check_function(name: str, fn: Function, functions: Mapping[str, Function], 
             errors.report(GraphError, f"cycle in the function's nodes: {path}", loc=f"{here}.nodes.{cycle[0][0]}")
             ok = False
     if fn.vjp is not None:
-        errors.report(SpecError, "a hand-written vjp is not supported yet: the gradient comes from the body "
-                      "when the vjp block is left out", loc=f"{here}.vjp")
-        ok = False
+        ok = _check_vjp(name, fn, functions, errors) and ok
     if fn.jvp is not None:
         errors.report(SpecError, "a hand-written jvp is not supported yet: the tangent comes from the body "
                       "when the jvp block is left out", loc=f"{here}.jvp")
         ok = False
+    return ok
+
+
+def _check_vjp(name: str, fn: Function, functions: Mapping[str, Function], errors: ErrorList) -> bool:
+    """A hand-written backward reads g, the args, the attrs, the body's nodes and its own nodes; its
+    grads name one node (or null) for every arg."""
+    assert fn.vjp is not None
+    here, ok = f"functions.{name}.vjp", True
+    known = {"g", *fn.args, *fn.attrs, *fn.nodes}
+    for local, node in fn.vjp.nodes.items():
+        if local in known:
+            errors.report(GraphError, f"vjp node '{local}' has the name of an arg, an attr or a body node",
+                          loc=f"{here}.nodes.{local}")
+            ok = False
+        if node.op not in OPS:
+            errors.report(GraphError, f"unknown op '{node.op}'" + (" (a vjp's nodes use ops, not functions)"
+                          if node.op in functions else ""), loc=f"{here}.nodes.{local}.op",
+                          hint=lambda: did_you_mean(node.op, OPS))  # noqa: B023 - called at once
+            ok = False
+        elif OPS[node.op].arity is not None and len(node.args) != OPS[node.op].arity:
+            errors.report(GraphError, f"{node.op} takes {OPS[node.op].arity} args, got {len(node.args)}",
+                          loc=f"{here}.nodes.{local}.args")
+            ok = False
+        for i, a in enumerate(node.args):
+            if isinstance(a, str) and a not in known and a not in fn.vjp.nodes:
+                errors.report(GraphError, f"unknown name '{a}'", loc=f"{here}.nodes.{local}.args[{i}]",
+                              hint=lambda: did_you_mean(a, [*known, *fn.vjp.nodes]))  # noqa: B023
+                ok = False
+    for a in fn.args:
+        if a not in fn.vjp.grads:
+            errors.report(GraphError, f"grads has no entry for arg '{a}' (a node name, or null: no gradient)",
+                          loc=f"{here}.grads")
+            ok = False
+    for a, target in fn.vjp.grads.items():
+        if a not in fn.args:
+            errors.report(GraphError, f"'{a}' is not an arg of the function", loc=f"{here}.grads.{a}",
+                          hint=lambda: did_you_mean(a, fn.args))  # noqa: B023
+            ok = False
+        elif target is not None and target not in known and target not in fn.vjp.nodes:
+            errors.report(GraphError, f"unknown name '{target}'", loc=f"{here}.grads.{a}",
+                          hint=lambda: did_you_mean(target, [*fn.vjp.nodes, *known]))  # noqa: B023
+            ok = False
     return ok
 
 
@@ -179,6 +219,10 @@ def expand(spec: Spec, errors: ErrorList) -> Expanded:
                               hint=did_you_mean(k, names) or (f"its attrs: {', '.join(names)}" if names else "it has no attrs"))
             out.broken[name] = "nodes"
             continue
+        if fn.vjp is not None:
+            nodes[name] = Node.model_construct(op=composite(node.op, fn, functions, node.attrs), args=list(node.args),
+                                               attrs={})
+            continue
         _inline(name, name, node, fn, functions, (f"nodes.{name}",), nodes, inputs, out.origins)
     out.spec = spec.model_copy(update={"nodes": nodes, "inputs": inputs, "functions": {}})
     return out
@@ -209,6 +253,10 @@ def _inline(call: str, result: str, node: Node, fn: Function, functions: Mapping
         target = names[local]
         assert isinstance(target, str)
         inner = functions.get(body.op)
+        if inner is not None and inner.vjp is not None:
+            nodes[target] = Node.model_construct(op=composite(body.op, inner, functions, body.attrs), args=args, attrs={})
+            origins[target] = (fn_name, local, sites)
+            continue
         if inner is not None:
             _inline(f"{call}/{local}", target, Node.model_construct(op=body.op, args=args, attrs=body.attrs), inner,
                     functions, (f"functions.{fn_name}.nodes.{local}", *sites), nodes, inputs, origins)
@@ -265,3 +313,121 @@ class Relocating(ErrorList):
         super().report(cls, message, loc, hint)
         for e in self.found[before:]:
             relocate(e, self.origins)
+
+
+# -- a function with a hand-written backward: one op whose VJPs are the user's nodes -----------
+
+def _sub_plan(nodes: dict[str, Node], leaves: list[str], wrt: list[str]) -> Any:
+    import networkx as nx
+
+    from .plan import Plan
+    from .shapes import bind_attrs
+
+    g = nx.DiGraph()
+    g.add_nodes_from(nodes)
+    g.add_edges_from((a, n) for n, node in nodes.items() for a in node.args if isinstance(a, str) and a in nodes)
+    order = list(nx.lexicographical_topological_sort(g))
+    attrs = {n: bind_attrs(n, nodes[n]) for n in order}
+    return Plan(leaves, nodes, order, attrs, wrt, set(leaves))
+
+
+def composite(fn_name: str, fn: Function, functions: Mapping[str, Function], call_attrs: Mapping[str, Any]) -> str:
+    """Register (once per function and attrs) the op a call of ``fn`` becomes when ``fn`` has a
+    hand-written vjp, and return its table key: its forward runs the body, its VJP for each arg
+    the user's vjp nodes, its JVP the body's own forward mode, so `check` compares the hand-written
+    backward with finite differences (blame) and with the body's derivative (forward vs reverse)."""
+    import hashlib
+    import json
+
+    from .ops import Op
+
+    assert fn.vjp is not None
+    key = f"{fn_name}/" + hashlib.sha1(json.dumps([fn.model_dump(), dict(call_attrs)], sort_keys=True,
+                                                  default=str).encode()).hexdigest()[:12]
+    if key in OPS:
+        return key
+    consts: dict[str, Any] = {}
+    body: dict[str, Node] = {}
+    scratch: dict[str, InputDecl] = {}
+    names: dict[str, str | float] = {a: a for a in fn.args}
+    for attr, default in fn.attrs.items():
+        value = np.asarray(call_attrs.get(attr, default), dtype=np.float64)
+        if value.ndim == 0:
+            names[attr] = float(value)
+        else:
+            consts[attr] = value
+            names[attr] = attr
+    for local, node in fn.nodes.items():
+        args = [names.get(a, a) if isinstance(a, str) else a for a in node.args]
+        inner = functions.get(node.op)
+        if inner is not None and inner.vjp is None:
+            _inline(local, local, Node.model_construct(op=node.op, args=args, attrs=node.attrs), inner, functions,
+                    (), body, scratch, {})
+        elif inner is not None:
+            body[local] = Node.model_construct(op=composite(node.op, inner, functions, node.attrs), args=args, attrs={})
+        else:
+            body[local] = Node.model_construct(op=node.op, args=args, attrs=node.attrs)
+    for leaf, decl in scratch.items():  # array attrs of functions the body calls
+        consts[leaf] = np.asarray(decl.value, dtype=np.float64)
+    leaves = [*fn.args, *consts]
+    fwd_plan = _sub_plan(body, leaves, [])
+    out_slot = fwd_plan.slot[fn.output]
+    n = len(fn.args)
+    const_values = list(consts.values())
+    vjp_nodes = {local: Node.model_construct(op=node.op, args=[names.get(a, a) if isinstance(a, str) else a
+                                                               for a in node.args], attrs=node.attrs)
+                 for local, node in fn.vjp.nodes.items()}
+    body_names = [b for b in body if b in _read_by(fn.vjp.nodes, fn.vjp.grads)]
+    vjp_leaves = ["g", *fn.args, *consts, *body_names]
+    vjp_plan = _sub_plan(vjp_nodes, vjp_leaves, []) if vjp_nodes else None
+
+    def forward(*xs: Any) -> Any:
+        return fwd_plan.forward([*xs, *const_values])[out_slot]
+
+    def rule(i: int) -> Any:
+        target = fn.vjp.grads[fn.args[i]]
+        if target is None:
+            return None
+
+        def vjp(g: Any, ans: Any, *xs: Any) -> Any:
+            vals = fwd_plan.forward([*xs, *const_values])
+            leaf_values = [g, *xs, *const_values, *(vals[fwd_plan.slot[b]] for b in body_names)]
+            if vjp_plan is not None and target in vjp_plan.slot:
+                return vjp_plan.forward(leaf_values)[vjp_plan.slot[target]]
+            return leaf_values[vjp_leaves.index(target)]
+        return vjp
+
+    def tangent(i: int) -> Any:
+        def jvp(t: Any, ans: Any, *xs: Any) -> Any:
+            vals = fwd_plan.forward([*xs, *const_values])
+            tan = fwd_plan.jvp(vals, {fn.args[i]: t})[out_slot]
+            return np.zeros(np.shape(ans)) if tan is None else tan
+        return jvp
+
+    OPS.functions[key] = Op(name=fn_name, forward=forward, vjp=tuple(rule(i) for i in range(n)),
+                  jvp=tuple(tangent(i) for i in range(n)),
+                  shape=_body_shape(fwd_plan, body, leaves, fn.output, consts), args=tuple(fn.args),
+                  doc=fn.doc or f"function '{fn_name}' with a hand-written vjp", origin=f"functions.{fn_name}")
+    return key
+
+
+def _read_by(nodes: Mapping[str, Node], grads: Mapping[str, str | None]) -> set[str]:
+    return {a for node in nodes.values() for a in node.args if isinstance(a, str)} | {t for t in grads.values() if t}
+
+
+def _body_shape(plan: Any, body: dict[str, Node], leaves: list[str], output: str, consts: dict[str, Any]) -> Any:
+    """The shape rule of a composite: the body's own shape inference at the call's avals."""
+    from .ops import Aval, RuleError
+    from .shapes import infer
+
+    order = [s.name for s in plan.steps]
+    attrs = {s.name: s.attrs for s in plan.steps}
+
+    def shape(avals: list[Any], **_: Any) -> Any:
+        given = dict(zip(leaves, [*avals, *(Aval(np.shape(v), "float64") for v in consts.values())], strict=True))
+        try:
+            out = infer(body, order, given, attrs)
+        except SpecError as e:
+            raise RuleError(f"in the function's body: {e.errors[0].loc}: {e.errors[0].message}") from e
+        return out[output]
+    return shape

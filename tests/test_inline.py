@@ -146,8 +146,8 @@ def test_a_shape_error_is_said_at_the_function_and_the_one_call_it_meets():
     (lambda d: d["functions"].update(f={"args": ["x"], "nodes": {"y": {"op": "g", "args": ["x"]}}, "output": "y"},
                                      g={"args": ["x"], "nodes": {"y": {"op": "f", "args": ["x"]}}, "output": "y"}),
      ["functions.f: functions call each other in a cycle: f -> g -> f"]),
-    (lambda d: d["functions"]["dense"].update(vjp={"nodes": {}, "grads": {"x": None}}),
-     ["functions.dense.vjp: a hand-written vjp is not supported yet: the gradient comes from the body when the vjp "
+    (lambda d: d["functions"]["dense"].update(jvp={"nodes": {}, "tangent": "h"}),
+     ["functions.dense.jvp: a hand-written jvp is not supported yet: the tangent comes from the body when the jvp "
       "block is left out, called from nodes.h1, nodes.h2"]),
 ])
 def test_function_errors_are_located(change, wanted):
@@ -161,3 +161,97 @@ def test_a_cycle_inside_a_function_body_is_named():
     doc["functions"]["dense"]["nodes"]["a"]["args"] = ["x", "h"]
     (line,) = _errors(doc)
     assert line.startswith("functions.dense.nodes.") and "cycle in the function's nodes" in line
+
+
+# -- a hand-written backward ----------------------------------------------------------------
+
+DENSE_VJP = {**DENSE, "vjp": {"nodes": {
+    "dz": {"op": "mul", "args": ["g", "dh_dz"]},
+    "dh_dz": {"op": "mul", "args": ["h", "one_minus_h"]},
+    "one_minus_h": {"op": "sub", "args": [1.0, "h"]},
+    "xT": {"op": "transpose", "args": ["x"]},
+    "WT": {"op": "transpose", "args": ["W"]},
+    "dW": {"op": "matmul", "args": ["xT", "dz"]},
+    "dx": {"op": "matmul", "args": ["dz", "WT"]},
+    "db": {"op": "sum", "args": ["dz"], "attrs": {"axis": 0}}},
+    "grads": {"x": "dx", "W": "dW", "b": "db"}}}
+
+
+def _with_vjp(**changes) -> dict:
+    doc = copy.deepcopy(MLP)
+    doc["functions"]["dense"] = copy.deepcopy(DENSE_VJP)
+    for key, value in changes.items():
+        doc["functions"]["dense"]["vjp"]["nodes"][key] = value
+    return doc
+
+
+def test_a_hand_written_vjp_gives_the_spec_s_gradients_and_passes_when_right():
+    ours, body = graphspec.load(_with_vjp()), graphspec.load(MLP)
+    assert [s.op.name for s in ours.plan.steps] == ["dense", "dense", "sum"]  # one step per call
+    loss, grads = ours.value_and_grad()
+    want_loss, want = body.value_and_grad()
+    assert loss == want_loss
+    for n in want:  # h (1 - h) against the stable sigmoid slope: equal to rounding
+        np.testing.assert_allclose(grads[n], want[n], rtol=1e-12, atol=1e-17, err_msg=n)
+    rep = gradcheck(ours, blame=True, taylor=True)
+    assert rep.status == "PASS" and rep.modes and all(m.status == "PASS" for m in rep.modes)
+
+
+def test_a_wrong_hand_written_vjp_is_used_failed_and_blamed_at_its_call():
+    doc = _with_vjp(dh_dz={"op": "mul", "args": ["h", 1.0]})  # forgot the (1 - h) of sigmoid's slope
+    g = graphspec.load(doc)
+    right = graphspec.load(MLP).grad()
+    assert not np.allclose(g.grad()["W1"], right["W1"])  # the spec's gradients are the user's
+    rep = gradcheck(g, blame=True)
+    assert rep.status == "FAIL"
+    assert {(n.node, n.op, n.mode) for n in rep.blamed} >= {("h1", "dense", "vjp"), ("h2", "dense", "vjp")}
+    assert all(n.mode == "vjp" for n in rep.blamed)  # the JVP comes from the body: right
+    assert any(m.status == "FAIL" for m in rep.modes)  # the body's forward mode disagrees with the written backward
+
+
+def test_a_null_grad_means_no_gradient_for_that_arg():
+    doc = _with_vjp()
+    doc["functions"]["dense"]["vjp"]["grads"]["x"] = None
+    g = graphspec.load(doc)
+    grads = g.grad()
+    np.testing.assert_array_equal(grads["X"], np.zeros((2, 2)))  # nothing flows to X, nor to h1's own
+    np.testing.assert_array_equal(grads["W1"], np.zeros((2, 3)))  # params: h2's x is h1, whose cotangent is cut
+    assert np.any(grads["W2"] != 0)
+
+
+@pytest.mark.parametrize(("change", "wanted"), [
+    (lambda v: v["nodes"].update(dz={"op": "mul", "args": ["gg", "dh_dz"]}),
+     "functions.dense.vjp.nodes.dz.args[0]: unknown name 'gg', called from nodes.h1, nodes.h2 (did you mean 'g'?)"),
+    (lambda v: v["grads"].pop("b"), "functions.dense.vjp.grads: grads has no entry for arg 'b' (a node name, or null: "
+                                    "no gradient), called from nodes.h1, nodes.h2"),
+    (lambda v: v["grads"].update(bb="db"), "functions.dense.vjp.grads.bb: 'bb' is not an arg of the function, called "
+                                           "from nodes.h1, nodes.h2 (did you mean 'b'?)"),
+    (lambda v: v["nodes"].update(a={"op": "neg", "args": ["g"]}),
+     "functions.dense.vjp.nodes.a: vjp node 'a' has the name of an arg, an attr or a body node, called from nodes.h1, "
+     "nodes.h2"),
+])
+def test_errors_in_a_hand_written_vjp_are_located(change, wanted):
+    doc = _with_vjp()
+    change(doc["functions"]["dense"]["vjp"])
+    assert wanted in _errors(doc)
+
+
+def test_the_lecture_s_delta_rules_written_by_hand_hold_and_a_slip_is_blamed_at_its_call():
+    """specs/lecture/network_delta.json (docs/lecture.md): its expectations (network.json's numbers,
+    from autograd) hold through the hand-written backward; without (1 - y) in f' it is blamed."""
+    import json
+    from pathlib import Path
+
+    from graphspec import expect
+
+    path = Path(__file__).resolve().parent.parent / "specs" / "lecture" / "network_delta.json"
+    g = graphspec.load(path)
+    checks = expect.compare(g.evaluate(), g.spec.expect)
+    assert len(checks) >= 14 and all(c.ok for c in checks)
+    doc = json.loads(path.read_text())
+    doc["functions"]["sigmoid_unit"]["vjp"]["nodes"]["f_prime"] = {"op": "mul", "args": ["y", 1.0]}
+    rep = gradcheck(graphspec.load(doc, base=path.parent), blame=True)
+    assert rep.status == "FAIL"
+    assert {(n.node, n.op, n.arg_name) for n in rep.blamed} == {
+        ("y6", "sigmoid_unit", "y_in (y45)"), ("y6", "sigmoid_unit", "w (W3)"), ("y6", "sigmoid_unit", "b (b3)")}
+    assert "node 'y6' (sigmoid_unit): its VJP for arg 1 w (W3) is wrong" in " ".join(rep.text().split())

@@ -121,7 +121,26 @@ class Op:
         return self.args[i] if i < len(self.args) else f"arg{i}"
 
 
-OPS: dict[str, Op] = {}
+class OpTable(dict):
+    """The op table. It also finds the ops a spec's functions with a hand-written backward become
+    (inline.py: keys ``name/hash``, which no spec name can spell), without listing them among the
+    ops: `graphspec ops`, the sweep and the docs iterate over the ops proper."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.functions: dict[str, Op] = {}
+
+    def __missing__(self, key: str) -> Op:
+        return self.functions[key]
+
+    def __contains__(self, key: object) -> bool:
+        return dict.__contains__(self, key) or key in self.functions
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        return dict.get(self, key, self.functions.get(key, default))
+
+
+OPS: OpTable = OpTable()
 _OPS_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
