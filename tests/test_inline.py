@@ -255,3 +255,28 @@ def test_the_lecture_s_delta_rules_written_by_hand_hold_and_a_slip_is_blamed_at_
     assert {(n.node, n.op, n.arg_name) for n in rep.blamed} == {
         ("y6", "sigmoid_unit", "y_in (y45)"), ("y6", "sigmoid_unit", "w (W3)"), ("y6", "sigmoid_unit", "b (b3)")}
     assert "node 'y6' (sigmoid_unit): its VJP for arg 1 w (W3) is wrong" in " ".join(rep.text().split())
+
+
+def test_the_exercise_submission_fails_and_is_blamed_at_the_slipped_rule(capsys):
+    """specs/exercises/network_delta_submission.json: the hidden layers' rule has f' = y; its
+    forward is right (run passes), check fails, and blame names sigmoid_layer's VJP only."""
+    from pathlib import Path
+
+    from graphspec.cli import main
+
+    path = Path(__file__).resolve().parent.parent / "specs" / "exercises" / "network_delta_submission.json"
+    assert main(["run", str(path)]) == 0 and "all expectations hold" in capsys.readouterr().out
+    rep = gradcheck(graphspec.load(path), blame=True)
+    assert rep.status == "FAIL"
+    assert {(n.node, n.op, n.mode) for n in rep.blamed} == {("y123", "sigmoid_layer", "vjp"), ("y45", "sigmoid_layer", "vjp")}
+    assert main(["check", str(path)]) == 1
+
+
+def test_the_mlp_written_with_a_dense_function_is_mlp_json_bit_for_bit():
+    from pathlib import Path
+
+    specs = Path(__file__).resolve().parent.parent / "specs" / "mlp"
+    a, b = graphspec.load(specs / "mlp.json"), graphspec.load(specs / "mlp_dense.json")
+    assert len(a.plan.steps) == len(b.plan.steps)
+    (la, ga), (lb, gb) = a.value_and_grad(), b.value_and_grad()
+    assert la == lb and all(np.array_equal(ga[k], gb[k]) for k in ga)
