@@ -379,7 +379,6 @@ def composite(fn_name: str, fn: Function, functions: Mapping[str, Function], cal
                  for local, node in fn.vjp.nodes.items()}
     body_names = [b for b in body if b in _read_by(fn.vjp.nodes, fn.vjp.grads)]
     vjp_leaves = ["g", *fn.args, *consts, *body_names]
-    vjp_plan = _sub_plan(vjp_nodes, vjp_leaves, []) if vjp_nodes else None
 
     def forward(*xs: Any) -> Any:
         return fwd_plan.forward([*xs, *const_values])[out_slot]
@@ -388,12 +387,15 @@ def composite(fn_name: str, fn: Function, functions: Mapping[str, Function], cal
         target = fn.vjp.grads[fn.args[i]]
         if target is None:
             return None
+        # only the vjp nodes this arg's cotangent depends on: a slip in another arg's rule stays there
+        needed = _ancestors(vjp_nodes, target)
+        plan = _sub_plan({n: vjp_nodes[n] for n in needed}, vjp_leaves, []) if needed else None
 
         def vjp(g: Any, ans: Any, *xs: Any) -> Any:
             vals = fwd_plan.forward([*xs, *const_values])
             leaf_values = [g, *xs, *const_values, *(vals[fwd_plan.slot[b]] for b in body_names)]
-            if vjp_plan is not None and target in vjp_plan.slot:
-                return vjp_plan.forward(leaf_values)[vjp_plan.slot[target]]
+            if plan is not None:
+                return plan.forward(leaf_values)[plan.slot[target]]
             return leaf_values[vjp_leaves.index(target)]
         return vjp
 
@@ -409,6 +411,17 @@ def composite(fn_name: str, fn: Function, functions: Mapping[str, Function], cal
                   shape=_body_shape(fwd_plan, body, leaves, fn.output, consts), args=tuple(fn.args),
                   doc=fn.doc or f"function '{fn_name}' with a hand-written vjp", origin=f"functions.{fn_name}")
     return key
+
+
+def _ancestors(nodes: Mapping[str, Node], target: str) -> set[str]:
+    """The nodes ``target`` is computed from, itself included (an arg or body node: none)."""
+    out, todo = set(), [target]
+    while todo:
+        n = todo.pop()
+        if n in nodes and n not in out:
+            out.add(n)
+            todo.extend(a for a in nodes[n].args if isinstance(a, str))
+    return out
 
 
 def _read_by(nodes: Mapping[str, Node], grads: Mapping[str, str | None]) -> set[str]:

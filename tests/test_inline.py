@@ -280,3 +280,40 @@ def test_the_mlp_written_with_a_dense_function_is_mlp_json_bit_for_bit():
     assert len(a.plan.steps) == len(b.plan.steps)
     (la, ga), (lb, gb) = a.value_and_grad(), b.value_and_grad()
     assert la == lb and all(np.array_equal(ga[k], gb[k]) for k in ga)
+
+
+# each kind of slip in a hand-written backward: caught and blamed at the function, the arg and the call
+SLIPS = {
+    "factor": ({"db": {"op": "mul", "args": ["db_sum", 2.0]}, "db_sum": {"op": "sum", "args": ["dz"], "attrs": {"axis": 0}}},
+               {"b"}),
+    "sign": ({"dx": {"op": "neg", "args": ["dx_right"]}, "dx_right": {"op": "matmul", "args": ["dz", "WT"]}}, {"x"}),
+    "transpose": ({"dW": {"op": "transpose", "args": ["dW_right"]}, "dW_right": {"op": "matmul", "args": ["xT", "dz"]}},
+                  {"W"}),
+    "missing term": ({"dh_dz": {"op": "mul", "args": ["h", 1.0]}}, {"x", "W", "b"}),
+    # the first example's row alone, not the sum over the batch
+    "missing sum over the batch": ({"db": {"op": "slice", "args": ["dz"], "attrs": {"slices": [[0, 1]]}}}, {"b"}),
+}
+
+
+def _square_mlp() -> dict:
+    """Square layers (2x2 weights), so that a transposed dW has the right shape and only its numbers are wrong."""
+    doc = copy.deepcopy(MLP)
+    doc["params"] = {"W1": {"value": [[0.1, 0.2], [0.4, -0.5]]}, "b1": {"value": [0.0, 0.1]},
+                     "W2": {"value": [[0.2, -0.7], [0.1, 0.3]]}, "b2": {"value": [0.05, -0.2]}}
+    return doc
+
+
+@pytest.mark.parametrize("slip", SLIPS)
+def test_each_kind_of_slip_in_a_hand_written_vjp_is_blamed_at_function_arg_and_call(slip):
+    nodes, wrong_args = SLIPS[slip]
+    doc = _square_mlp()
+    doc["functions"]["dense"] = copy.deepcopy(DENSE_VJP)
+    doc["functions"]["dense"]["vjp"]["nodes"].update(copy.deepcopy(nodes))
+    right = _square_mlp()
+    right["functions"]["dense"] = copy.deepcopy(DENSE_VJP)
+    assert gradcheck(graphspec.load(right), blame=True).status == "PASS"
+    rep = gradcheck(graphspec.load(doc), blame=True)
+    assert rep.status == "FAIL", slip
+    blamed = {(n.node, n.op, n.arg_name.split()[0]) for n in rep.blamed if n.mode == "vjp"}
+    want = {(call, "dense", a) for call in ("h1", "h2") for a in wrong_args}  # at both calls
+    assert blamed == want, (slip, blamed)
