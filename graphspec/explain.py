@@ -54,14 +54,34 @@ def explanation(graph: Graph, inputs: Mapping[str, Any] | None = None) -> Explan
     return Explanation(lines, [str(f) for f in findings])
 
 
+def _hand_written(step: Any, g: Any, argv: list[Any]) -> list[str]:
+    """A function's backward written by hand, node by node with its numbers (g: the call's cotangent)."""
+    from .inline import WALKS
+
+    found = WALKS.get(id(step.op))
+    if found is None:
+        return []
+    walk, grads = found
+    lines = [f"    the backward written by hand in function '{step.op.name}', with g = dL/d{step.name}:"]
+    for name, node, value in walk(g, argv):
+        args = ", ".join(a if isinstance(a, str) else fmt_value(a) for a in node.args)
+        lines.append(f"      {name} = {node.op}({args}) = {_v(value)}")
+    given = [f"{a} <- {t}" for a, t in grads.items() if t is not None]
+    if given:
+        lines.append("      grads: " + ", ".join(given))
+    return lines
+
+
 def _lines(graph: Graph, result: Result) -> list[str]:
     nodes = graph.spec.nodes
+    op_name = {s.name: s.op.name for s in graph.plan.steps}  # a function's name, not its table key
     lines = ["forward, in topological order:"]
     for name in graph.order:
         node = nodes[name]
         args = ", ".join(a if isinstance(a, str) else fmt_value(a) for a in node.args)
         vals = ", ".join(_v(a) for a in _args(graph, name, result))
-        lines.append(f"  {name} = {node.op}({args}) = {node.op}({vals}) = {_v(result.values[name])}")
+        op = op_name.get(name, node.op)
+        lines.append(f"  {name} = {op}({args}) = {op}({vals}) = {_v(result.values[name])}")
     if graph.loss is None:
         return lines
     seed = graph.seed
@@ -81,8 +101,9 @@ def _lines(graph: Graph, result: Result) -> list[str]:
         argv = [value(a) for a in step.args]
         ans = result.values[step.name]
         node = nodes[step.name]
-        lines.append(f"  {step.name} = {node.op}({', '.join(a if isinstance(a, str) else fmt_value(a) for a in node.args)}),"
+        lines.append(f"  {step.name} = {step.op.name}({', '.join(a if isinstance(a, str) else fmt_value(a) for a in node.args)}),"
                      f" dL/d{step.name} = {_v(g)}")
+        lines += _hand_written(step, g, argv)
         scalar = np.size(g) == 1 and np.size(ans) == 1
         ones = [gi for _, gi in pull(step, np.ones_like(np.asarray(g)), ans, argv, grads)] if scalar else None
         for k, ((i, _), (_, contribution)) in enumerate(zip(grads, pull(step, g, ans, argv, grads), strict=True)):
@@ -94,7 +115,7 @@ def _lines(graph: Graph, result: Result) -> list[str]:
                 lines.append(f"    dL/d{arg} {op} dL/d{step.name} · ∂{step.name}/∂{arg} = {_v(g)} × {_v(local)}"
                              f" = {_v(contribution)}")
             else:
-                lines.append(f"    dL/d{arg} {op} {node.op} VJP of dL/d{step.name} = {_v(contribution)}")
+                lines.append(f"    dL/d{arg} {op} {step.op.name} VJP of dL/d{step.name} = {_v(contribution)}")
     for name in graph.wrt:
         if contributions.get(name, 0) > 1:
             lines.append(f"  dL/d{name} = {_v(result.grads[name])} (the sum of {contributions[name]} paths)")

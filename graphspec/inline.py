@@ -406,11 +406,26 @@ def composite(fn_name: str, fn: Function, functions: Mapping[str, Function], cal
             return np.zeros(np.shape(ans)) if tan is None else tan
         return jvp
 
-    OPS.functions[key] = Op(name=fn_name, forward=forward, vjp=tuple(rule(i) for i in range(n)),
-                  jvp=tuple(tangent(i) for i in range(n)),
-                  shape=_body_shape(fwd_plan, body, leaves, fn.output, consts), args=tuple(fn.args),
-                  doc=fn.doc or f"function '{fn_name}' with a hand-written vjp", origin=f"functions.{fn_name}")
+    whole = _sub_plan(vjp_nodes, vjp_leaves, []) if vjp_nodes else None
+
+    def walk(g: Any, xs: list[Any]) -> list[tuple[str, Node, Any]]:
+        """Every vjp node with its value at this call (explain shows the backward written by hand)."""
+        if whole is None:
+            return []
+        vals = fwd_plan.forward([*xs, *const_values])
+        out = whole.forward([g, *xs, *const_values, *(vals[fwd_plan.slot[b]] for b in body_names)])
+        return [(s.name, vjp_nodes[s.name], out[s.out]) for s in whole.steps]
+
+    op = Op(name=fn_name, forward=forward, vjp=tuple(rule(i) for i in range(n)), jvp=tuple(tangent(i) for i in range(n)),
+            shape=_body_shape(fwd_plan, body, leaves, fn.output, consts), args=tuple(fn.args),
+            doc=fn.doc or f"function '{fn_name}' with a hand-written vjp", origin=f"functions.{fn_name}")
+    OPS.functions[key] = op
+    WALKS[id(op)] = (walk, dict(fn.vjp.grads))
     return key
+
+
+# a hand-written backward's own steps, for explain: id(op) -> (walk(g, args), grads)
+WALKS: dict[int, tuple[Any, dict[str, str | None]]] = {}
 
 
 def _ancestors(nodes: Mapping[str, Node], target: str) -> set[str]:

@@ -317,3 +317,25 @@ def test_each_kind_of_slip_in_a_hand_written_vjp_is_blamed_at_function_arg_and_c
     blamed = {(n.node, n.op, n.arg_name.split()[0]) for n in rep.blamed if n.mode == "vjp"}
     want = {(call, "dense", a) for call in ("h1", "h2") for a in wrong_args}  # at both calls
     assert blamed == want, (slip, blamed)
+
+
+def test_explain_walks_a_hand_written_backward_with_its_numbers():
+    """The slides' delta = g f'(e6) and (delta4, delta5) = delta (W46, W56), as explain shows them at y6,
+    against numbers worked out here from the forward values."""
+    from pathlib import Path
+
+    from graphspec.explain import explain
+
+    g = graphspec.load(Path(__file__).resolve().parent.parent / "specs" / "lecture" / "network_delta.json")
+    lines = explain(g)
+    v = g.evaluate().values
+    y6, y45 = float(v["y6"]), v["y45"]
+    delta = (y6 - 0.5) * y6 * (1 - y6)
+    at = lines.index(next(line for line in lines if line.startswith("  y6 = sigmoid_unit(y45, W3, b3), dL/dy6 = ")))
+    assert lines[at + 1] == "    the backward written by hand in function 'sigmoid_unit', with g = dL/dy6:"
+    shown = {line.split(" = ")[0].strip(): line.split(" = ")[-1] for line in lines[at + 2:at + 7]}
+    assert float(shown["delta"]) == pytest.approx(delta, rel=1e-5)
+    d45 = [float(t) for t in shown["dy_in"].strip("[]").split(",")]
+    np.testing.assert_allclose(d45, delta * np.array([0.9, -0.5]), rtol=1e-5)
+    np.testing.assert_allclose([float(t) for t in shown["dw"].strip("[]").split(",")], delta * y45, rtol=1e-5)
+    assert lines[at + 7] == "      grads: y_in <- dy_in, w <- dw, b <- delta"
