@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DEMO   := specs/lecture/linear.json
 
-.PHONY: run test test-slow lint bench install install-test clean
+.PHONY: run test test-slow lint bench install install-test system clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,11 +25,19 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
-run: install
+# Graphviz's dot lays out `draw -o FILE.svg|.png|.pdf`: Debian's graphviz package, installed where
+# apt-get is there and we are root (as on CI); elsewhere a note says what to install. `.dot` needs nothing.
+system:
+	@command -v dot >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
+	  { apt-get install -y -q graphviz >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q graphviz >/dev/null 2>&1; }; }; } || \
+	  echo "note: Graphviz's dot is not installed: draw -o FILE.svg needs it (Debian/Ubuntu: apt-get install graphviz)"
+
+run: install system
 	$(BIN)/python -m graphspec run $(DEMO)
 	$(BIN)/python -m graphspec check $(DEMO)
 
-test: install-test
+test: install-test system
 	$(BIN)/python -m ruff check graphspec tests tools
 	$(BIN)/python -m pytest
 
