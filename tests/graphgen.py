@@ -1,13 +1,14 @@
 """Random valid specs over the whole op table, driven by the table itself.
 
-test_passes.RandomGraph knows each op by name; this generator knows none: an op's node is
-built from one of the op's own `samples()` (args of shapes and dtypes the op takes), with
-each arg replaced by an earlier node or leaf, a JSON number, or a fresh leaf (the sample's
-shape, or a shape derived from the first arg's), and each attr drawn from the op's attr schema
-(`op.attrs`: kind, default, choices). The op's own shape rule says whether a draw is valid,
-and the caller's `Row.domain` says whether the values are in the op's domain and away from
-its kinks; a draw that fails either is drawn again. So a new op is generated as soon as it is
-registered with samples (and given its row in test_properties.TABLE).
+The one random-graph generator (tests/test_properties.py and tests/test_passes.py run on it).
+It knows no op by name: an op's node is built from one of the op's own `samples()` (args of
+shapes and dtypes the op takes), with each arg replaced by an earlier node or leaf, a JSON
+number, or a fresh leaf (the sample's shape, or a shape derived from the first arg's), and
+each attr drawn from the op's row in tests/optable.py (`Row.attrs`) or else from its attr
+schema (`op.attrs`: kind, default, choices). The op's own shape rule says whether a draw is
+valid, and the row's `domain` whether the values are in the op's domain and away from its
+kinks; a draw that fails either is drawn again. Values are computed with the row's autograd
+reference. So a new op is generated as soon as it is registered with samples and has its row.
 
 Every spec lives in two worlds at once: world 0 is the spec's own values (the first call),
 world 1 the run-time inputs of another size for the symbolic dim "N" (SIZES). Inputs may be
@@ -23,19 +24,14 @@ from typing import Any
 
 import numpy as np
 from hypothesis import strategies as st
+from optable import full_attrs, row
 
+from graphspec.errors import SpecError
 from graphspec.ops import OPS, Aval, RuleError
 
 SIZES = (2, 3)  # the symbolic dim N in world 0 (the spec's values) and world 1 (run-time inputs)
 CONSTANTS = (0.5, -1.5, 2.0, 3.0)  # numbers written into args
 MAX_ABS = 1e4  # values beyond this are redrawn: they only measure float overflow, not the ops
-
-
-def full_attrs(op: str, attrs: dict[str, Any]) -> dict[str, Any]:
-    """Attrs with the schema's defaults filled in and lists as tuples (as the interpreter passes them)."""
-    out = {k: a.default for k, a in OPS[op].attrs.items()}
-    out.update({k: tuple(v) if isinstance(v, list) else v for k, v in attrs.items()})
-    return out
 
 
 @dataclass
@@ -72,9 +68,8 @@ class Spec:
 
 
 class Generator:
-    def __init__(self, data, table, seed: int):
+    def __init__(self, data, seed: int):
         self.draw = data.draw
-        self.table = table
         self.rng = np.random.default_rng(seed)
         self.inputs: dict[str, dict] = {}
         self.params: dict[str, dict] = {}
@@ -230,7 +225,7 @@ class Generator:
 
     def try_node(self, op: str) -> str | None:
         o = OPS[op]
-        row = self.table[op]
+        r = row(op)
         samples = o.samples()
         d = self.draw
         for attempt in range(6):
@@ -265,6 +260,13 @@ class Generator:
                 how = "sample" if plain else d(st.sampled_from(["default", "sample", "draw", "draw"]))
                 if how == "sample" and key in s_attrs:
                     attrs[key] = _json(s_attrs[key])
+                elif how == "draw" and key in r.attrs:
+                    # the row's strategy; a value the sample's args do not take is the sample's instead
+                    v = _json(d(r.attrs[key]))
+                    if self.valid_prefix(op, args[:1], s_args[1:], {**_json(s_attrs), **attrs, key: v}):
+                        attrs[key] = v
+                    elif key in s_attrs:
+                        attrs[key] = _json(s_attrs[key])
                 elif how == "draw":
                     attrs[key] = _json(self.draw_attr(spec.kind, spec, s_attrs.get(key, spec.default), first_sym))
             # the other args (a variadic op may take one more or one fewer than its sample)
@@ -294,14 +296,17 @@ class Generator:
             else:
                 if not self.valid_prefix(op, args, [], attrs):  # the drawn attrs with these args
                     continue
-                name = self.commit(op, row, args, attrs)
+                name = self.commit(op, args, attrs)
                 if name is not None:
                     return name
         return None
 
     def valid_prefix(self, op: str, chosen: list, later: list[np.ndarray], attrs: dict) -> bool:
         """The shape rule holds in both worlds with ``chosen`` args, then the sample's for the rest."""
-        full = full_attrs(op, attrs)
+        try:
+            full = full_attrs(op, attrs)
+        except SpecError:
+            return False
         for w in range(2):
             avals = []
             for a in chosen:
@@ -317,19 +322,20 @@ class Generator:
                 return False
         return True
 
-    def commit(self, op: str, row, args: list, attrs: dict) -> str | None:
+    def commit(self, op: str, args: list, attrs: dict) -> str | None:
         """Make the fresh leaves, evaluate the node in both worlds and keep it if it is in the
         op's domain; else take the fresh leaves back and say None."""
         before = (dict(self.inputs), dict(self.params), [dict(w) for w in self.worlds], list(self.leaves),
                   list(self.wrt), list(self.symbolic))
         full = full_attrs(op, attrs)
+        r = row(op)
         made = []
         for a in args:
             if isinstance(a, tuple):
                 _, s, sym = a
                 high = None
-                if s.dtype.kind in "iu" and row.ints is not None:
-                    high = row.ints([self.value(m, 0) for m in made], full)
+                if s.dtype.kind in "iu" and r.ints is not None:
+                    high = r.ints([self.value(m, 0) for m in made], full)
                 made.append(self.fresh(s, sym, high))
             else:
                 made.append(a)
@@ -337,12 +343,12 @@ class Generator:
         outs = []
         for w in range(2):
             vals = [self.value(a, w) for a in made]
-            if not row.domain(vals, full):
+            if not r.domain(vals, full):
                 ok = False
                 break
             with np.errstate(all="ignore"):
                 try:
-                    out = np.asarray(row.autograd(*vals, **full))
+                    out = np.asarray(r.ref(*vals, **full))
                 except (ValueError, IndexError):
                     ok = False
                     break
@@ -380,18 +386,18 @@ class Generator:
             simple = all(s0 == SIZES[0] and s1 == SIZES[1]  # the dims that grow are N itself
                          for d, s0, s1 in zip(sym, shapes[0], shapes[1], strict=True) if d is None)
             w_e = self.leaf([self.rng.uniform(-1, 1, size=s) for s in shapes], sym, kind="nograd", declare=simple)
-            prod = self.commit("mul", self.table["mul"], [e, w_e], {})
-            s = self.commit("sum", self.table["sum"], [prod], {})
-            total = s if total is None else self.commit("add", self.table["add"], [total, s], {})
+            prod = self.commit("mul", [e, w_e], {})
+            s = self.commit("sum", [prod], {})
+            total = s if total is None else self.commit("add", [total, s], {})
         doc = {"graphspec": "1", "inputs": self.inputs, "params": self.params, "nodes": self.nodes,
                "outputs": list(self.order), "loss": total}
         return Spec(doc, self.worlds, self.leaves, self.wrt, self.order, total, self.symbolic)
 
 
-def random_spec(data, table, n_ops: int) -> tuple[Spec, Generator]:
-    """A spec of ``n_ops`` random nodes (over every op of ``table``) plus the loss's contraction."""
-    g = Generator(data, table, data.draw(st.integers(0, 2**32 - 1)))
-    ops = sorted(table)
+def random_spec(data, n_ops: int) -> tuple[Spec, Generator]:
+    """A spec of ``n_ops`` random nodes (over every registered op) plus the loss's contraction."""
+    g = Generator(data, data.draw(st.integers(0, 2**32 - 1)))
+    ops = sorted(OPS)
     # rotated by the seed: hypothesis favours the first of a sampled_from, which would be one op
     k = int(g.rng.integers(len(ops)))
     ops = ops[k:] + ops[:k]
@@ -409,5 +415,23 @@ def random_spec(data, table, n_ops: int) -> tuple[Spec, Generator]:
 
 def _json(v):
     """An attr as JSON has it: tuples (in some samples) as lists."""
+    if isinstance(v, dict):
+        return {k: _json(x) for k, x in v.items()}
     return [_json(x) for x in v] if isinstance(v, list | tuple) else v
 
+
+
+def reference_env(spec: Spec, leaves: dict[str, Any], probes: dict[str, Any] | None = None,
+                  override: tuple[str, Any] | None = None) -> dict[str, Any]:
+    """Every node's value from the leaves, by the rows' autograd references; ``probes`` are added
+    to node values (d loss / d probe_n is d loss / d node n), ``override`` = (node, value) replaces one."""
+    env = dict(leaves)
+    for n in spec.order:
+        if override is not None and n == override[0]:
+            env[n] = override[1]
+            continue
+        node = spec.doc["nodes"][n]
+        args = [env[a] if isinstance(a, str) else float(a) for a in node["args"]]
+        out = row(node["op"]).ref(*args, **full_attrs(node["op"], node.get("attrs", {})))
+        env[n] = out + probes[n] if probes is not None else out
+    return env

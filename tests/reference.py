@@ -1,12 +1,13 @@
-"""Independent reference implementations of every graphspec op, in HIPS autograd's numpy.
+"""Independent reference implementations of graphspec's ops, in HIPS autograd's numpy.
 
-Each entry is written from FORMAT.md (and numpy's documented semantics), not from
+The building blocks of the `ref` functions of tests/optable.py's rows (one-liners live in
+the rows themselves). Each is written from FORMAT.md (and numpy's documented semantics), not from
 graphspec's code: autograd differentiates these, and the tests compare graphspec's values,
 VJPs and JVPs with autograd's. Where the two could legitimately differ (kinks), the
 conventions are the documented ones: ties in max/maximum/minimum split the gradient evenly
 (autograd's own convention), relu and abs have gradient 0 at 0.
 
-`REF[name](*args, **attrs)` takes the attrs fully spelled out (defaults filled in, lists as
+A reference takes the attrs fully spelled out (defaults filled in, lists as
 tuples), the way the interpreter passes them.
 """
 
@@ -226,67 +227,6 @@ def ref_max_pool2d(x, kernel, stride=None, padding=0):
     xp = _pad2(x, padding[0], padding[1], -np.inf)
     taps = [t for _, _, t in _windows(xp, kernel[0], kernel[1], stride, (1, 1), oh, ow)]
     return anp.max(anp.stack(taps), axis=0)  # autograd's max splits ties evenly
-
-
-REF = {
-    # binary, broadcasting
-    "add": lambda x, y: x + y,
-    "sub": lambda x, y: x - y,
-    "mul": lambda x, y: x * y,
-    "div": lambda x, y: x / y,
-    "pow": lambda x, y: x ** y,
-    "maximum": lambda x, y: anp.maximum(x, y),
-    "minimum": lambda x, y: anp.minimum(x, y),
-    # unary
-    "neg": lambda x: -x,
-    "exp": lambda x: anp.exp(x),
-    "log": lambda x: anp.log(x),
-    "sqrt": lambda x: anp.sqrt(x),
-    "square": lambda x: x * x,
-    "abs": lambda x: anp.abs(x),
-    "sin": lambda x: anp.sin(x),
-    "cos": lambda x: anp.cos(x),
-    "tanh": lambda x: anp.tanh(x),
-    "sigmoid": ref_sigmoid,
-    "relu": lambda x: anp.where(x > 0, x, 0.0),
-    "softplus": ref_softplus,
-    "leaky_relu": lambda x, alpha=0.01: anp.where(x > 0, x, alpha * x),
-    # linear algebra
-    "matmul": ref_matmul,
-    "transpose": ref_transpose,
-    # reductions
-    "sum": lambda x, axis=None, keepdims=False: anp.sum(x, axis=_axis(axis, x), keepdims=keepdims),
-    "mean": lambda x, axis=None, keepdims=False: anp.mean(x, axis=_axis(axis, x), keepdims=keepdims),
-    "max": lambda x, axis=None, keepdims=False: anp.max(x, axis=_axis(axis, x), keepdims=keepdims),
-    "logsumexp": ref_logsumexp,
-    # shape
-    "reshape": lambda x, shape: anp.reshape(x, shape),
-    "concat": ref_concat,
-    # softmax
-    "softmax": ref_softmax,
-    "log_softmax": ref_log_softmax,
-    # losses
-    "mse": lambda pred, target, reduction="mean": _reduce((pred - target) ** 2, reduction),
-    "softmax_cross_entropy": ref_xent,
-    "hinge": ref_hinge,
-    "l2": lambda w: anp.sum(w * w),
-    # the ops a CNN lesson needs, and their neighbours
-    "log1p": lambda x: anp.log1p(x),
-    "clip": ref_clip,
-    "where": ref_where,
-    "min": lambda x, axis=None, keepdims=False: anp.min(x, axis=_axis(axis, x), keepdims=keepdims),
-    "var": ref_var,
-    "std": lambda x, axis=None, keepdims=False, ddof=0: anp.sqrt(ref_var(x, axis, keepdims, ddof)),
-    "stack": ref_stack,
-    "expand_dims": ref_expand_dims,
-    "squeeze": ref_squeeze,
-    "slice": lambda x, slices: x[tuple(slice(*s) for s in slices)],
-    "take": ref_take,
-    "one_hot": ref_one_hot,
-    "binary_cross_entropy": ref_bce,
-    "conv2d": ref_conv2d,
-    "max_pool2d": ref_max_pool2d,
-}
 
 
 RTOL = 1e-10

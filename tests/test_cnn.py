@@ -1,10 +1,9 @@
 """The ops a CNN lesson needs (and their neighbours) next to PyTorch, and the CNN spec.
 
-- every op added with them (log1p ... max_pool2d) against its torch equivalent in float64: the
-  value, every float arg's VJP for a random cotangent (torch.autograd.grad), every float arg's
-  JVP for a random tangent (torch.func.jvp), at rtol 1e-10; with the documented conventions
-  written out where torch's are the same (clip's gradient 1 on its bounds, std's 0 at std == 0,
-  min's ties split) and where they differ (max_pool2d's ties: split here, one winner in torch);
+- their torch cases (value, VJP and JVP against torch) are rows of tests/optable.py, run by
+  tests/test_ops.py; here the documented conventions, written out where torch's are the same
+  (clip's gradient 1 on its bounds, std's 0 at std == 0, min's ties split) and where they differ
+  (max_pool2d's ties: split here, one winner in torch);
 - specs/cnn/cnn.json: its expect numbers (written by tools/cnn_expect.py with torch) against torch
   run again here on the params graphspec drew, graphspec's own value and gradients against the
   same, and the gradient check in every mode through the CLI.
@@ -23,12 +22,11 @@ from reference import assert_close
 
 import graphspec
 from graphspec.cli import main
-from graphspec.ops import OPS, unbroadcast
+from graphspec.ops import OPS
 from graphspec.shapes import bind_attrs
 from graphspec.spec import Node
 
 F = torch.nn.functional
-from torch.func import jvp as torch_jvp  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CNN = ROOT / "specs" / "cnn" / "cnn.json"
@@ -42,104 +40,8 @@ def _n(*shape, seed=0, scale=1.0):
     return rng(seed).normal(size=shape) * scale
 
 
-def _distinct(*shape, seed=0):
-    """Values with no ties (a permutation of a spread grid, plus a little noise): no max has two winners."""
-    n = int(np.prod(shape))
-    return (rng(seed).permutation(n).reshape(shape) / n * 4 - 2) + rng(seed + 1).uniform(0, 1e-3, size=shape)
-
-
-# name -> cases of (args, attrs, the same function in torch of the args as tensors)
-TORCH = {
-    "log1p": [([rng(1).uniform(-0.9, 3, size=(3, 4))], {}, lambda x: torch.log1p(x)),
-              ([np.array([-1e-10, 1e-300, 1e-8, 5.0])], {}, lambda x: torch.log1p(x))],
-    "clip": [([np.array([-2.0, -0.5, 0.0, 0.3, 1.0, 1.5])], {"min": -0.5, "max": 1.0}, lambda x: x.clamp(-0.5, 1.0)),
-             ([_n(3, 4, seed=2)], {"min": 0.0}, lambda x: x.clamp(min=0.0)),
-             ([_n(3, 4, seed=3)], {"max": 0.25}, lambda x: x.clamp(max=0.25))],
-    "where": [([_n(3, 4, seed=4) > 0, _n(3, 4, seed=5), _n(3, 4, seed=6)], {}, torch.where),
-              ([rng(7).integers(0, 3, size=(2, 1, 4)), _n(3, 1, seed=8), _n(4, seed=9)], {},
-               lambda c, a, b: torch.where(c != 0, a, b))],
-    "min": [([_n(3, 4, seed=10)], {"axis": 1}, lambda x: x.amin(1)),
-            ([np.array([[1.0, 0.0, 0.0], [2.0, 2.0, 2.0]])], {"axis": 1, "keepdims": True}, lambda x: x.amin(1, keepdim=True)),
-            ([np.array([1.0, 0.0, 0.0])], {}, lambda x: x.min())],  # ties split, in torch too
-    "var": [([_n(3, 4, seed=11)], {}, lambda x: x.var(correction=0)),
-            ([_n(3, 4, seed=12)], {"axis": 1, "ddof": 1}, lambda x: x.var(1, correction=1)),
-            ([_n(2, 3, 4, seed=13) * 3 + 100], {"axis": [0, 2], "keepdims": True}, lambda x: x.var((0, 2), keepdim=True,
-                                                                                                   correction=0))],
-    "std": [([_n(3, 4, seed=14)], {"axis": 0, "ddof": 1}, lambda x: x.std(0, correction=1)),
-            ([np.array([[2.0, 2.0, 2.0], [1.0, 2.0, 4.0]])], {"axis": 1}, lambda x: x.std(1, correction=0))],  # std 0: grad 0
-    "stack": [([_n(2, 3, seed=16), _n(2, 3, seed=17), _n(2, 3, seed=18)], {"axis": -1},
-               lambda *xs: torch.stack(xs, dim=-1)),
-              ([_n(4, seed=19), _n(4, seed=20)], {}, lambda *xs: torch.stack(xs))],
-    "expand_dims": [([_n(2, 3, seed=21)], {"axis": a}, lambda x, a=a: x.unsqueeze(a)) for a in (0, 2, -1, -3)],
-    "squeeze": [([_n(1, 3, 1, 2, seed=22)], {"axis": [0, 2]}, lambda x: x.squeeze((0, 2))),
-                ([_n(1, 3, 1, 2, seed=23)], {}, lambda x: x.squeeze())],
-    "slice": [([_n(5, 4, 3, seed=24)], {"slices": [[1, -1], [None, None, 2], [-2, None]]}, lambda x: x[1:-1, ::2, -2:]),
-              ([_n(6, 4, seed=25)], {"slices": [[None, None, -1], [3, 0, -2]]},  # torch has no negative steps: flips
-               lambda x: torch.flip(x, (0,))[:, 1::2].flip(1))],
-    "take": [([_n(5, 3, seed=26), np.array([0, 4, 4, 1])], {}, lambda x, i: torch.index_select(x, 0, i)),
-             ([_n(2, 5, seed=27), np.array([3, 3, 0])], {"axis": 1}, lambda x, i: torch.index_select(x, 1, i)),
-             ([_n(6, 4, seed=28), np.array([[1, 5], [5, 5]])], {}, lambda w, i: F.embedding(i, w))],  # an embedding lookup
-    "one_hot": [([np.array([[0, 3], [2, 2]])], {"num_classes": 4}, None)],
-    "binary_cross_entropy": [
-        ([_n(4, 3, seed=29, scale=3), rng(30).uniform(size=(4, 3))], {"reduction": r},
-         lambda z, y, r=r: F.binary_cross_entropy_with_logits(z, y, reduction=r)) for r in ("mean", "sum", "none")]
-    + [([np.array([-800.0, -30.0, 0.0, 30.0, 800.0]), np.array([1.0, 0.0, 0.5, 1.0, 0.0])], {},
-        lambda z, y: F.binary_cross_entropy_with_logits(z, y))],
-    "conv2d": [
-        ([_n(2, 1, 8, 8, seed=31), _n(3, 1, 3, 3, seed=32), _n(3, seed=33)], {}, lambda x, w, b: F.conv2d(x, w, b)),
-        ([_n(2, 4, 9, 7, seed=34), _n(6, 2, 3, 2, seed=35)],
-         {"stride": [2, 1], "padding": [1, 2], "dilation": [1, 2], "groups": 2},
-         lambda x, w: F.conv2d(x, w, stride=(2, 1), padding=(1, 2), dilation=(1, 2), groups=2)),
-        ([_n(1, 3, 6, 6, seed=36), _n(3, 1, 3, 3, seed=37), _n(3, seed=38)], {"groups": 3, "padding": 1, "stride": 2},
-         lambda x, w, b: F.conv2d(x, w, b, stride=2, padding=1, groups=3))],
-    "max_pool2d": [
-        ([_distinct(2, 3, 6, 6, seed=39)], {"kernel": 2}, lambda x: F.max_pool2d(x, 2)),
-        ([_distinct(1, 2, 7, 5, seed=40)], {"kernel": [3, 2], "stride": [2, 1], "padding": [1, 0]},
-         lambda x: F.max_pool2d(x, (3, 2), stride=(2, 1), padding=(1, 0))),
-        ([_distinct(1, 1, 5, 5, seed=41)], {"kernel": 3, "stride": 1, "padding": 1}, lambda x: F.max_pool2d(x, 3, 1, 1))],
-}
-CASES = [pytest.param(name, *case, id=f"{name}-{i}") for name, cases in TORCH.items() for i, case in enumerate(cases)]
-
-
-def test_every_new_op_has_a_torch_case():
-    new = {"log1p", "clip", "where", "min", "var", "std", "stack", "expand_dims", "squeeze", "slice", "take", "one_hot",
-           "binary_cross_entropy", "conv2d", "max_pool2d"}
-    assert new <= set(OPS) and set(TORCH) == new
-
-
 def _bind(name, args, attrs):
     return bind_attrs("n", Node(op=name, args=[f"a{i}" for i in range(len(args))], attrs=attrs))
-
-
-def _floats(args):
-    return [i for i, a in enumerate(args) if np.asarray(a).dtype.kind == "f"]
-
-
-@pytest.mark.parametrize(("name", "args", "attrs", "tfn"), CASES)
-def test_value_vjp_and_jvp_against_torch(name, args, attrs, tfn):
-    op, kw = OPS[name], _bind(name, args, attrs)
-    ans = op.forward(*args, **kw)
-    if tfn is None:  # one_hot: a value, no gradient
-        np.testing.assert_array_equal(ans, F.one_hot(torch.tensor(args[0]), kw["num_classes"]).double().numpy())
-        return
-    ts = [torch.tensor(a, requires_grad=np.asarray(a).dtype.kind == "f") for a in args]
-    out = tfn(*ts)
-    assert_close(ans, out.detach().numpy(), what=f"{name} value")
-    floats = _floats(args)
-    u = rng(50).normal(size=np.shape(ans))
-    grads = torch.autograd.grad(out, [ts[i] for i in floats], torch.tensor(u))
-    for i, ref in zip(floats, grads, strict=True):
-        ours = unbroadcast(op.vjp_for(i)(u, ans, *args, **kw), np.shape(args[i]))
-        assert_close(ours, ref.numpy(), what=f"{name} vjp of arg {i}")
-    for i in floats:
-        t = rng(60 + i).normal(size=np.shape(args[i]))
-
-        def along(a, i=i):
-            return tfn(*[a if j == i else x.detach() for j, x in enumerate(ts)])
-
-        _, ref = torch_jvp(along, (ts[i].detach(),), (torch.tensor(t),))
-        ours = np.broadcast_to(op.jvp_for(i)(t, ans, *args, **kw), np.shape(ans))
-        assert_close(ours, ref.numpy(), what=f"{name} jvp of arg {i}")
 
 
 def test_documented_conventions_with_the_numbers_written_out():

@@ -13,18 +13,8 @@ autograd (tests/reference.py), on:
 - run-time inputs of another size for "N" after a first call, and the first call again;
 - `expect` through the CLI (`graphspec run`): the references' numbers hold, one number off fails.
 
-THE TABLE. Every registered op needs a row in `TABLE` below (a test fails otherwise):
-    "name": Row(torch=lambda *args, **attrs: ..., domain=..., ints=...)
-- ``torch(*args, **attrs)`` is the op in PyTorch on float64 tensors (integer args as int64
-  tensors, JSON numbers in args as 0-d float64 tensors), with every attr given (defaults
-  filled in from the op's schema, lists as tuples), written from FORMAT.md, not from
-  graphspec's code;
-- ``autograd`` defaults to ``reference.REF[name]`` (give the op a REF entry too);
-- ``domain(args, attrs) -> bool`` (numpy arrays and floats): the args are in the op's domain
-  and away from its kinks (relu at 0, ties in max, a hinge at its margin), so that both
-  references are differentiable there; the generator redraws until it holds;
-- ``ints(args_before, attrs) -> int``: the exclusive upper bound of an integer arg (class labels).
-New ops also need `samples()` in their `defop`: the generator builds nodes from them.
+Per-op knowledge (the torch and autograd references, domains, integer bounds, attr
+strategies) is the op's row in tests/optable.py; the generator is tests/graphgen.py.
 
 Tolerances: float64 at rtol 1e-10 against both references, with an atol of 1e-12 times the
 largest magnitude in the compared array (and at least 1): graphspec, torch and autograd sum in
@@ -48,250 +38,22 @@ import json
 import os
 import tempfile
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import reference
 import torch
 from autograd import make_jvp, make_vjp
-from graphgen import full_attrs, random_spec
+from graphgen import random_spec, reference_env
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from optable import full_attrs, row
 
 import graphspec
 from graphspec.cli import main
 from graphspec.ops import OPS, batching
-
-F = torch.nn.functional
-
-
-# --- the table: op -> PyTorch, autograd, domain ------------------------------------------------
-
-def _always(args, attrs) -> bool:
-    return True
-
-
-def _far(v, delta=1e-2) -> bool:
-    """|v| is at least delta of its own scale everywhere: no kink or tie within rounding reach."""
-    v = np.asarray(v, dtype=np.float64)
-    return v.size == 0 or bool(np.min(np.abs(v)) > delta * max(1.0, float(np.max(np.abs(v)))))
-
-
-def _at_least(lo, i=0):
-    return lambda args, attrs: bool(np.min(args[i]) > lo)
-
-
-def _max_no_ties(args, attrs) -> bool:
-    """The top two along the reduced axes are apart (a tie is a kink of max)."""
-    x = np.asarray(args[0], dtype=np.float64)
-    axis = attrs["axis"]
-    axes = tuple(range(x.ndim)) if axis is None else tuple(a % x.ndim for a in np.atleast_1d(axis))
-    if not x.ndim or np.prod([x.shape[a] for a in axes]) < 2:
-        return True
-    moved = np.moveaxis(x, axes, tuple(range(-len(axes), 0))).reshape(*[x.shape[i] for i in range(x.ndim) if i not in axes], -1)
-    top = np.sort(moved, axis=-1)[..., -2:]
-    return bool(np.min(top[..., 1] - top[..., 0]) > 1e-2 * max(1.0, float(np.max(np.abs(x)))))
-
-
-def _targets(labels, n, axis):
-    labels = np.asarray(labels)
-    return reference.one_hot(labels, n, axis) if labels.dtype.kind in "iu" else labels
-
-
-def _hinge_away(args, attrs) -> bool:
-    """No margin s_j - s_y + margin that counts (weight 1 - t_j not 0) sits at 0."""
-    s, labels = np.asarray(args[0], dtype=np.float64), args[1]
-    axis = attrs["axis"]
-    t = _targets(labels, s.shape[axis], axis)
-    m = s - np.sum(t * s, axis=axis, keepdims=True) + attrs["margin"]
-    counted = np.broadcast_to((1 - t) != 0, m.shape)
-    return _far(m[counted])
-
-
-def _classes(args, attrs) -> int:
-    return int(np.shape(args[0])[attrs["axis"]])
-
-
-def _dim(axis):
-    """torch's dim for a reduction: None (every axis) stays None, lists become tuples."""
-    return tuple(axis) if isinstance(axis, list | tuple) else axis
-
-
-def _reduce(fn, x, axis, keepdims):
-    if axis is None:
-        out = fn(x, tuple(range(x.dim()))) if x.dim() else x
-        return out.reshape([1] * x.dim()) if keepdims else out
-    return fn(x, _dim(axis), keepdims)
-
-
-def _loss_reduce(per, reduction):
-    return {"mean": torch.mean, "sum": torch.sum}[reduction](per) if reduction != "none" else per
-
-
-def _t_xent(logits, labels, *, axis, reduction):
-    # torch wants the class axis at dim 1 (at 0 for a single example)
-    x = logits.movedim(axis, 1 if logits.dim() > 1 else 0)
-    if labels.dtype.is_floating_point:
-        labels = labels.movedim(axis, 1 if labels.dim() > 1 else 0)
-    return F.cross_entropy(x, labels, reduction=reduction)
-
-
-def _t_hinge(scores, labels, *, axis, margin, reduction):
-    # FORMAT.md's sum over j != y of max(0, s_j - s_y + margin); float targets t weigh it as
-    # sum_j (1 - t_j) max(0, s_j - sum_k t_k s_k + margin). (torch's multi_margin_loss divides by
-    # the classes and takes integer labels along dim 1 only: test_ops compares with it.)
-    if labels.dtype.is_floating_point:
-        t = labels
-    else:
-        t = F.one_hot(labels, scores.shape[axis]).to(scores.dtype).movedim(-1, axis)
-    m = scores - (t * scores).sum(axis, keepdim=True) + margin
-    return _loss_reduce(((1 - t) * torch.relu(m)).sum(axis), reduction)
-
-
-def _t_mse(pred, target, *, reduction):
-    p, t = torch.broadcast_tensors(pred, target)
-    return F.mse_loss(p, t, reduction=reduction)
-
-
-def _t_slice(x, *, slices):
-    # index arrays, as numpy counts them: torch's own slicing takes no negative step
-    for ax, sl in enumerate(slices):
-        idx = np.arange(x.shape[ax])[slice(*sl)].tolist()  # torch takes no negative strides
-        x = x.index_select(ax, torch.tensor(idx, dtype=torch.long))
-    return x
-
-
-def _t_take(x, idx, *, axis):
-    ax = axis % x.dim()
-    n = x.shape[ax]
-    flat = torch.remainder(idx.reshape(-1), n)
-    out = x.index_select(ax, flat)
-    return out.reshape((*x.shape[:ax], *idx.shape, *x.shape[ax + 1:]))
-
-
-def _moments(fn):
-    def row(x, *, axis, keepdims, ddof):
-        dim = tuple(range(x.dim())) if axis is None else _dim(axis)
-        return fn(x, dim=dim, correction=ddof, keepdim=keepdims)
-    return row
-
-
-def _no_ties(lowest: bool):
-    def domain(args, attrs):
-        x = np.asarray(args[0], dtype=np.float64)
-        return _max_no_ties([-x if lowest else x], attrs)
-    return domain
-
-
-def _distinct(args, attrs) -> bool:
-    """No two entries within 1e-6 of the scale: no tie in any pooling window."""
-    v = np.sort(np.ravel(np.asarray(args[0], dtype=np.float64)))
-    return v.size < 2 or bool(np.min(np.diff(v)) > 1e-6 * max(1.0, float(np.max(np.abs(v)))))
-
-
-def _clip_away(args, attrs) -> bool:
-    x = np.asarray(args[0], dtype=np.float64)
-    return all(_far(x - b) for b in (attrs["min"], attrs["max"]) if b is not None)
-
-
-def _std_domain(args, attrs) -> bool:
-    x = np.asarray(args[0], dtype=np.float64)
-    axis = attrs["axis"]
-    ax = None if axis is None else tuple(np.atleast_1d(axis))
-    return bool(np.min(np.std(x, axis=ax)) > 1e-3) if x.size else True
-
-
-@dataclass(frozen=True)
-class Row:
-    torch: Callable[..., Any]
-    domain: Callable[[list, dict], bool] = _always
-    ints: Callable[[list, dict], int] | None = None
-    autograd: Callable[..., Any] | None = None  # None: reference.REF[name]
-
-
-TABLE: dict[str, Row] = {
-    # binary, broadcasting
-    "add": Row(lambda x, y: x + y),
-    "sub": Row(lambda x, y: x - y),
-    "mul": Row(lambda x, y: x * y),
-    "div": Row(lambda x, y: x / y, domain=lambda a, _: _far(a[1], 0) and bool(np.min(np.abs(a[1])) > 0.2)),
-    "pow": Row(torch.pow, domain=lambda a, _: bool(0.1 < np.min(a[0]) and np.max(a[0]) < 10
-                                                   and np.max(np.abs(a[1])) < 3)),
-    "maximum": Row(torch.maximum, domain=lambda a, _: _far(np.subtract(a[0], a[1]))),
-    "minimum": Row(torch.minimum, domain=lambda a, _: _far(np.subtract(a[0], a[1]))),
-    # unary
-    "neg": Row(torch.neg),
-    "exp": Row(torch.exp, domain=lambda a, _: bool(np.max(a[0]) < 5)),
-    "log": Row(torch.log, domain=_at_least(0.05)),
-    "sqrt": Row(torch.sqrt, domain=_at_least(0.05)),
-    "square": Row(torch.square),
-    "abs": Row(torch.abs, domain=lambda a, _: _far(a[0])),
-    "sin": Row(torch.sin),
-    "cos": Row(torch.cos),
-    "tanh": Row(torch.tanh),
-    "sigmoid": Row(torch.sigmoid),
-    "relu": Row(torch.relu, domain=lambda a, _: _far(a[0])),
-    "softplus": Row(lambda x: F.softplus(x, threshold=50.0)),  # torch's default threshold 20 returns x itself past 20
-    "leaky_relu": Row(lambda x, *, alpha: F.leaky_relu(x, alpha), domain=lambda a, _: _far(a[0])),
-    # linear algebra
-    "matmul": Row(torch.matmul),
-    "transpose": Row(lambda x, *, axes: x.permute(tuple(reversed(range(x.dim()))) if axes is None else axes)),
-    # reductions
-    "sum": Row(lambda x, *, axis, keepdims: _reduce(torch.sum, x, axis, keepdims)),
-    "mean": Row(lambda x, *, axis, keepdims: _reduce(torch.mean, x, axis, keepdims)),
-    "max": Row(lambda x, *, axis, keepdims: _reduce(torch.amax, x, axis, keepdims), domain=_max_no_ties),
-    "logsumexp": Row(lambda x, *, axis, keepdims: _reduce(torch.logsumexp, x, axis, keepdims)),
-    # shape
-    "reshape": Row(lambda x, *, shape: x.reshape(shape)),
-    "concat": Row(lambda *xs, axis: torch.cat(xs, dim=axis)),
-    # softmax
-    "softmax": Row(lambda x, *, axis: torch.softmax(x, axis)),
-    "log_softmax": Row(lambda x, *, axis: torch.log_softmax(x, axis)),
-    # losses
-    "mse": Row(_t_mse),
-    "softmax_cross_entropy": Row(_t_xent, ints=_classes),
-    "hinge": Row(_t_hinge, ints=_classes, domain=_hinge_away),
-    "l2": Row(lambda w: (w * w).sum()),
-    # added with the CNN ops
-    "binary_cross_entropy": Row(lambda z, y, *, reduction: F.binary_cross_entropy_with_logits(
-        *torch.broadcast_tensors(z, y), reduction=reduction),
-        domain=lambda a, _: bool(np.min(a[1]) >= 0 and np.max(a[1]) <= 1)),
-    "clip": Row(lambda x, *, min, max: x if min is None and max is None else torch.clamp(x, min, max),
-                domain=_clip_away),  # torch.clamp wants a bound; FORMAT: null is no bound
-    "conv2d": Row(lambda x, w, b=None, *, stride, padding, dilation, groups:
-                  F.conv2d(x, w, b, stride, padding, dilation, groups)),
-    "expand_dims": Row(lambda x, *, axis: x.unsqueeze(axis)),
-    "log1p": Row(torch.log1p, domain=_at_least(-0.95)),
-    "max_pool2d": Row(lambda x, *, kernel, stride, padding: F.max_pool2d(x, kernel, kernel if stride is None else stride,
-                                                                          padding), domain=_distinct),
-    "min": Row(lambda x, *, axis, keepdims: _reduce(torch.amin, x, axis, keepdims), domain=_no_ties(True)),
-    "one_hot": Row(lambda y, *, num_classes, dtype: F.one_hot(y.long(), num_classes).to(torch.float64),
-                   ints=lambda a, attrs: max(1, attrs["num_classes"] or 1)),
-    "slice": Row(_t_slice),
-    "squeeze": Row(lambda x, *, axis: x.squeeze() if axis is None else x.squeeze(_dim(axis))),
-    "stack": Row(lambda *xs, axis: torch.stack(xs, dim=axis)),
-    "std": Row(_moments(torch.std), domain=_std_domain),
-    "take": Row(_t_take, ints=lambda a, attrs: int(np.shape(a[0])[attrs["axis"]])),
-    "var": Row(_moments(torch.var)),
-    "where": Row(lambda c, a, b: torch.where(c != 0, a, b)),
-}
-TABLE = {name: row if row.autograd else Row(row.torch, row.domain, row.ints, reference.REF.get(name))
-         for name, row in TABLE.items()}
-
-
-def test_every_registered_op_has_a_row_in_the_table():
-    missing = sorted(set(OPS) - set(TABLE))
-    assert not missing, f"ops without a torch row in test_properties.TABLE: {missing} (see the module docstring)"
-    assert not sorted(set(TABLE) - set(OPS)), "rows for ops that are not registered"
-    no_ref = sorted(n for n, row in TABLE.items() if row.autograd is None)
-    assert not no_ref, f"ops without an autograd reference (tests/reference.py REF): {no_ref}"
-    no_samples = sorted(n for n in OPS if not OPS[n].samples)
-    assert not no_samples, f"ops without samples(), which the generator builds nodes from: {no_samples}"
-
 
 # --- the references ----------------------------------------------------------------------------
 
@@ -305,18 +67,12 @@ def torch_env(spec, leaves: dict[str, Any], probes: dict[str, Any] | None = None
     const = lambda c: torch.tensor(c, dtype=torch.float64)
     for n in spec.order:
         node = spec.doc["nodes"][n]
-        out = TABLE[node["op"]].torch(*_args(spec, n, env, const), **full_attrs(node["op"], node.get("attrs", {})))
+        out = row(node["op"]).torch(*_args(spec, n, env, const), **full_attrs(node["op"], node.get("attrs", {})))
         env[n] = out + probes[n] if probes is not None else out
     return env
 
 
-def autograd_env(spec, leaves: dict[str, Any], probes: dict[str, Any] | None = None) -> dict[str, Any]:
-    env = dict(leaves)
-    for n in spec.order:
-        node = spec.doc["nodes"][n]
-        out = TABLE[node["op"]].autograd(*_args(spec, n, env, float), **full_attrs(node["op"], node.get("attrs", {})))
-        env[n] = out + probes[n] if probes is not None else out
-    return env
+autograd_env = reference_env
 
 
 @dataclass
@@ -444,7 +200,7 @@ def float32_doc(doc: dict) -> dict:
 # --- the properties ----------------------------------------------------------------------------
 
 def check_example(data, n_ops: int) -> None:
-    spec, _ = random_spec(data, TABLE, n_ops)
+    spec, _ = random_spec(data, n_ops)
     graph = graphspec.load(spec.doc)
     result = quiet(graph.evaluate)
     t_ref = torch_reference(spec)
@@ -530,7 +286,7 @@ def test_random_specs_match_torch_and_autograd_5000(data, n_ops):
 def test_every_node_on_the_loss_path_has_a_cotangent(data, n_ops):
     """Every node here feeds the loss, so every node has d loss / d node, also those whose
     subtree holds no differentiated leaf (a node of constants or of grad: false inputs)."""
-    spec, _ = random_spec(data, TABLE, n_ops)
+    spec, _ = random_spec(data, n_ops)
     result = quiet(graphspec.load(spec.doc).evaluate)
     ref = torch_reference(spec)
     missing = sorted(set(spec.order) - set(result.grads))
@@ -546,7 +302,7 @@ def test_the_generator_reaches_every_op_and_every_attr():
     @settings(max_examples=300, derandomize=True, deadline=None, database=None, suppress_health_check=_HEALTH)
     @given(st.data())
     def generate(data):
-        spec, gen = random_spec(data, TABLE, 8)
+        spec, gen = random_spec(data, 8)
         for op, attrs in gen.ops_used.items():
             seen.setdefault(op, set()).update(attrs)
         symbolic[0] += bool(spec.symbolic)
@@ -578,7 +334,7 @@ def _run_cli(path: Path) -> int:
 @settings(max_examples=40, derandomize=True, deadline=None, database=None, suppress_health_check=_HEALTH)
 @given(st.data(), st.integers(1, 6))
 def test_expect_holds_through_the_cli_and_one_wrong_number_fails(data, n_ops):
-    spec, _ = random_spec(data, TABLE, n_ops)
+    spec, _ = random_spec(data, n_ops)
     ref = torch_reference(spec)
     with_leaf = spec.nodes_with_wrt_leaf()
     expect = {"values": {n: ref.values[n].tolist() for n in spec.order},
