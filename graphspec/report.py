@@ -308,7 +308,8 @@ def _passing_census(rep: Report, verbose: bool = False) -> str:
     if not shown:
         return ""
     return "census: every compared number within tolerance: " + ", ".join(
-        f"{_grad_name(c)} ({c.census.compared} {c.census.unit})" for c in shown if c.census)
+        f"{_grad_name(c)} ({c.census.compared} {c.census.unit[:-1] if c.census.compared == 1 else c.census.unit})"
+        for c in shown if c.census)
 
 
 def _node_diagnosis_line(n: NodeCheck) -> str:
