@@ -213,6 +213,26 @@ def test_fan_out_that_kept_one_contribution() -> None:
     assert json_check(rep, "x")["diagnosis"]["pattern"] == "fan_out"
 
 
+def test_fan_out_of_an_intermediate_value() -> None:
+    """h = tanh(X W) feeds sin and exp; sin's VJP drops its contribution: W's gradient is the numeric one
+    through exp alone; X is no param, so nothing else fails."""
+    with broken("sin", (lambda g, ans, x: 0 * g,)):
+        g = graphspec.load(spec({"z": {"op": "matmul", "args": ["X", "W"]}, "h": {"op": "tanh", "args": ["z"]},
+                                 "a": {"op": "sin", "args": ["h"]}, "b": {"op": "exp", "args": ["h"]},
+                                 "c": {"op": "add", "args": ["a", "b"]}, "L": {"op": "sum", "args": ["c"]}}, "L",
+                                inputs={"X": X53}, W=W33))
+    rep = gradcheck(g)
+    d = check_of(rep, "W").diagnosis
+    assert d is not None and d.pattern == "fan_out", rep.text()
+    assert "through node 'b' (exp) alone ('h' also feeds 'a') at all 9 elements" in d.message
+    # without the bug nothing fails and nothing is diagnosed
+    ok = gradcheck(spec({"z": {"op": "matmul", "args": ["X", "W"]}, "h": {"op": "tanh", "args": ["z"]},
+                         "a": {"op": "sin", "args": ["h"]}, "b": {"op": "exp", "args": ["h"]},
+                         "c": {"op": "add", "args": ["a", "b"]}, "L": {"op": "sum", "args": ["c"]}}, "L",
+                        inputs={"X": X53}, W=W33))
+    assert ok.ok and all(c.diagnosis is None for c in ok.checks)
+
+
 def test_a_user_op_defined_with_defop() -> None:
     """A test-only op (swish) whose VJP forgets the product rule's second term: no constant pattern, no
     diagnosis (a slip in the formula is no pattern); the same op with its VJP halved is a factor 2."""
