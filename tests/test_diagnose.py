@@ -122,6 +122,17 @@ def test_flipped_sign() -> None:
         assert json_check(rep, "x")["diagnosis"] is None
 
 
+def test_a_float32_graph_is_diagnosed_with_float32_tolerances() -> None:
+    s = spec({"q": {"op": "square", "args": ["x"]}, "L": {"op": "sum", "args": ["q"]}}, "L", x=R.normal(size=(3, 2)))
+    s["params"]["x"]["dtype"] = "float32"
+    with broken("square", (lambda g, ans, x: g * x,)):
+        g = graphspec.load(s)
+    rep = gradcheck(g)
+    assert rep.dtype == "float32"
+    d = check_of(rep, "x").diagnosis
+    assert d is not None and (d.pattern, d.factor) == ("factor", 0.5)
+
+
 def test_transposed_gradient() -> None:
     def dy(g, ans, x, y):
         return (np.swapaxes(x, -1, -2) @ g).T  # (x^T g)^T
