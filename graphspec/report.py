@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from .checker import Element, InputCheck, OpRow, Report
+    from .checker.results import Census, Diagnosis, NodeCheck
 
 JSON_FORMAT = "graphspec-gradcheck"
 JSON_VERSION = 1
@@ -81,12 +82,31 @@ def _check_json(c: InputCheck) -> dict[str, Any]:
         "max_abs_err": _f(c.max_abs_err), "max_rel_err": _f(c.max_rel_err),
         "worst": _element_json(c.worst) if c.worst else None,
         "worst_elements": [_element_json(e) for e in c.worst_elements],
-        "kinks": [_element_json(e) for e in c.kinks], "notes": list(c.notes),
+        "kinks": [_element_json(e) for e in c.kinks], "notes": list(c.notes), **_findings_json(c),
         "elements": {"index": [list(map(int, i)) for i in a["index"]], "row": list(a["row"]),
                      "analytic": [_f(v) for v in a["analytic"]], "numeric": [_f(v) for v in a["numeric"]],
                      "abs_err": [_f(v) for v in a["abs_err"]], "rel_err": [_f(v) for v in a["rel_err"]],
                      "status": list(a["status"])},
     }
+
+
+def _census_json(c: Census | None) -> dict[str, Any] | None:
+    if c is None:
+        return None
+    return {"compared": c.compared, "within": c.within, "over": c.over, "kinks": c.kinks, "unit": c.unit,
+            "share_over": c.share_over}
+
+
+def _diagnosis_json(d: Diagnosis | None) -> dict[str, Any] | None:
+    if d is None:
+        return None
+    return {"pattern": d.pattern, "factor": None if d.factor is None else _f(d.factor), "message": d.message,
+            "holds_at": d.holds_at}
+
+
+def _findings_json(c: InputCheck) -> dict[str, Any]:
+    """A check's census and diagnosis (docs/gradcheck.md, "Census and diagnosis")."""
+    return {"census": _census_json(c.census), "diagnosis": _diagnosis_json(c.diagnosis)}
 
 
 def report_json(rep: Report) -> dict[str, Any]:
@@ -102,7 +122,8 @@ def report_json(rep: Report) -> dict[str, Any]:
                    "rel_err": _f(m.rel_err), "status": m.status} for m in rep.modes],
         "nodes": [{"node": n.node, "op": n.op, "arg": n.arg, "arg_name": n.arg_name, "mode": n.mode,
                    "analytic": _f(n.analytic), "numeric": _f(n.numeric), "rel_err": _f(n.rel_err),
-                   "status": n.status, "message": n.message} for n in rep.nodes],
+                   "status": n.status, "message": n.message, "diagnosis": _diagnosis_json(n.diagnosis)}
+                  for n in rep.nodes],
         "blamed": [{"node": n.node, "op": n.op, "arg": n.arg, "arg_name": n.arg_name, "mode": n.mode}
                    for n in rep.blamed],
         "taylor": [{"wrt": r.wrt, "h": r.h, "remainder": r.remainder, "used": r.used,
@@ -270,6 +291,36 @@ def _blame_lines(rep: Report) -> list[str]:
             for n in rep.blamed]
 
 
+def _findings_lines(c: InputCheck, verbose: bool = False) -> list[str]:
+    """The census of a check that does not pass (of every check with ``verbose``) and its diagnosis."""
+    from .checker.diagnose import census_text
+
+    lines = [f"census ({_grad_name(c)}): {census_text(c.census)}"] if c.census and (verbose or c.status != "PASS") else []
+    if c.diagnosis:
+        lines.append(f"diagnosis ({_grad_name(c)}): {c.diagnosis.message}")
+    return lines
+
+
+def _passing_census(rep: Report, verbose: bool = False) -> str:
+    """One line for the checks that pass, each number within tolerance: 'census: every compared number
+    within tolerance: dloss/db1 (8 elements), ...'."""
+    shown = [c for c in rep.checks if c.census and c.status == "PASS" and not verbose]
+    if not shown:
+        return ""
+    return "census: every compared number within tolerance: " + ", ".join(
+        f"{_grad_name(c)} ({c.census.compared} {c.census.unit[:-1] if c.census.compared == 1 else c.census.unit})"
+        for c in shown if c.census)
+
+
+def _node_diagnosis_line(n: NodeCheck) -> str:
+    return (f"diagnosis of node '{n.node}' ({n.op}), its VJP for arg {n.arg} {n.arg_name} with a random cotangent: "
+            f"{n.diagnosis.message if n.diagnosis else ''}")
+
+
+def _node_diagnosis_lines(rep: Report) -> list[str]:
+    return [_node_diagnosis_line(n) for n in rep.blamed if n.diagnosis]
+
+
 def print_report(rep: Report, console: Console, verbose: bool = False) -> None:
     """The report for a terminal: one row per input, the worst elements of each input that does not
     pass (of every input with ``verbose``), kinks, modes, Taylor, node checks, blame, a verdict."""
@@ -281,6 +332,10 @@ def print_report(rep: Report, console: Console, verbose: bool = False) -> None:
             console.print(_elements_table(c))
         for note in c.notes:
             console.print(f"note ({c.input}): {note}", markup=False)
+        for line in _findings_lines(c, verbose):
+            console.print(line, markup=False)
+    if rep.checks and _passing_census(rep, verbose):
+        console.print(_passing_census(rep, verbose), markup=False)
     for line in _kink_lines(rep):
         console.print(f"[yellow]{line}[/]")
     if rep.modes:
@@ -293,6 +348,8 @@ def print_report(rep: Report, console: Console, verbose: bool = False) -> None:
         console.print(f"each node's own VJP and JVP checked alone: all {len(rep.nodes)} pass")
     for line in _blame_lines(rep):
         console.print(line)
+    for line in _node_diagnosis_lines(rep):
+        console.print(line, markup=False)
     for note in rep.notes:  # notes quote numpy's messages and the user's names: no markup in them
         console.print(f"note: {note}", markup=False)
     for warning in rep.warnings:
@@ -353,6 +410,7 @@ def report_markdown(rep: Report, verbose: bool = False) -> str:
                     _md_table(["element", "analytic", "numeric", "abs err", "rel err", "status"],
                               [[_where(c, e), _num(e.analytic), _num(e.numeric), _err(e.abs_err), _err(e.rel_err),
                                 e.status] for e in c.worst_elements])]
+    out += _md_findings(rep)
     kinks = _kink_lines(rep)
     if kinks:
         out += [""] + [f"- {k}" for k in kinks]
@@ -373,10 +431,21 @@ def report_markdown(rep: Report, verbose: bool = False) -> str:
     for n in rep.blamed:
         what = f"fails: `{n.message}`" if n.message else "is wrong"
         out += ["", f"**Blame:** node `{n.node}` ({n.op}): its {n.mode.upper()} for arg {n.arg} {n.arg_name} {what}."]
+        if n.diagnosis:
+            out += ["", f"**Diagnosis:** its VJP for arg {n.arg} {n.arg_name} with a random cotangent: {n.diagnosis.message}"]
     out += [""] + [f"> note: {n}" for n in rep.notes] + [f"> warning: {w}" for w in rep.warnings]
     word, rest = _verdict_parts(rep)
     out += ["", f"**{word}**: {rest}"]
     return "\n".join(out).rstrip() + "\n"
+
+
+def _md_findings(rep: Report) -> list[str]:
+    """The census of every check and the diagnosis of each failing one, as a markdown table."""
+    from .checker.diagnose import census_text
+
+    rows = [[_grad_name(c), census_text(c.census), c.diagnosis.message if c.diagnosis else "-"]
+            for c in rep.checks if c.census]
+    return ["", "Census and diagnosis:", "", _md_table(["gradient", "census", "diagnosis"], rows)] if rows else []
 
 
 def reports_markdown(reports: Sequence[Report], verbose: bool = False) -> str:

@@ -24,6 +24,7 @@ The parts, one module each:
 - `targets`: the loss or the output rows whose gradients are checked, with their analytic gradients;
 - `differences`: the stacked central differences of the targets, and which perturbations crossed a kink;
 - `classify`: PASS / FAIL / KINK per element, and the `InputCheck` built from them;
+- `diagnose`: a check's census, and the pattern of a failing one (a factor, a sign, a transpose, ...);
 - `input_checks`: full mode (every element, Richardson retry) and fast mode (random directions);
 - `modes`: JVP against VJP; `blame`: each node's own VJP and JVP; `taylor`: the remainder test;
 - `sweep`: `check_ops`, every op's samples through `gradcheck`;

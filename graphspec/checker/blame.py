@@ -12,6 +12,7 @@ import numpy as np
 from ..passes import RuleFailed, pull, push
 from ..plan import Step
 from .context import _Ctx
+from .diagnose import node_diagnosis
 from .input_checks import LEVELS
 from .results import FAIL, KINK, PASS, TOLERANCES, UNCLEAR, NodeCheck
 
@@ -134,6 +135,16 @@ def _no_vjp(g: Any, ans: Any, *args: Any) -> Any:
     return np.zeros(())  # stands for an op's missing VJP: it claims the arg does not matter
 
 
+def _diagnosed(ctx: _Ctx, step: Step, i: int, check: NodeCheck) -> NodeCheck:
+    """A wrong VJP (not one that raised) with the pattern of its full cotangent, where it is clear."""
+    if check.status != FAIL or check.mode != "vjp" or check.message:
+        return check
+    args = [ctx.vals_f[a] for a in step.args]
+    labels = [f"{step.op.arg_name(k)} ({ctx.plan.names[a]})" for k, a in enumerate(step.args)]
+    return dataclasses.replace(check, diagnosis=node_diagnosis(step, i, args, ctx.vals_f[step.out], eps=ctx.tol.eps,
+                                                               rtol=FD_TOL.rtol, atol=FD_TOL.atol, labels=labels))
+
+
 def _blame(ctx: _Ctx) -> list[NodeCheck]:
     out = []
     steps = ctx.plan.steps
@@ -144,7 +155,7 @@ def _blame(ctx: _Ctx) -> list[NodeCheck]:
             if not np.issubdtype(np.asarray(ctx.vals_f[a]).dtype, np.floating):
                 continue
             if any(i == j for j, _ in step.grads):
-                out.extend(_local(ctx, step, i))
+                out.extend(_diagnosed(ctx, step, i, c) for c in _local(ctx, step, i))
             elif step.vjp[i] is None and a in needs:
                 stand_in = step._replace(vjp=tuple(_no_vjp if j == i else r for j, r in enumerate(step.vjp)),
                                          jvp=tuple(None if j == i else r for j, r in enumerate(step.jvp)))

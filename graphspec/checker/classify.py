@@ -4,12 +4,14 @@ them."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from .context import _Ctx
+from .diagnose import census, diagnose, one_path
 from .differences import _FD
-from .results import FAIL, KINK, PASS, Element, InputCheck, NodeKink, Tolerance
+from .results import FAIL, KINK, PASS, Diagnosis, Element, InputCheck, NodeKink, Tolerance
 from .targets import _Target
 
 WORST = 5  # elements listed in full per check
@@ -103,4 +105,97 @@ def _input_check(ctx: _Ctx, name: str, target: _Target, method: str, idx: np.nda
         shape=shape, size=int(np.size(x)), checked=k, max_abs_err=_max_err(n.abs_err),
         max_rel_err=_max_err(n.rel), status=overall,
         worst=element(order[0]) if order.size else None, worst_elements=[element(p) for p in order[:WORST]],
-        kinks=[element(p) for p in kink_positions[:50]], arrays=arrays, notes=notes)
+        kinks=[element(p) for p in kink_positions[:50]], arrays=arrays, notes=notes,
+        census=census(n.status, _unit(method, target)),
+        diagnosis=_diagnosis(ctx, name, target, method, idx, n) if overall == FAIL else None)
+
+
+def _unit(method: str, target: _Target) -> str:
+    return "directions" if method == "directions" else "elements" if target.kind == "loss" else "entries"
+
+
+def _graph_sizes(ctx: _Ctx) -> dict[int, str]:
+    """Each size the graph's values have (a dim, or a whole value's element count), and where it first
+    occurs: the N a missing 1/N of a mean or a missing sum over N is told by. Leaves first."""
+    plan = ctx.plan
+    sizes: dict[int, str] = {}
+    for slot in [*range(plan.n_leaves), *range(plan.first_node, len(plan.names))]:
+        shape = np.shape(ctx.vals_f[slot])
+        for ax, d in enumerate(shape):
+            sizes.setdefault(int(d), f"axis {ax} of '{plan.names[slot]}'")
+        if len(shape) > 1:
+            sizes.setdefault(int(np.prod(shape)), f"the {int(np.prod(shape))} elements of '{plan.names[slot]}'")
+    return sizes
+
+
+def _diagnosis(ctx: _Ctx, name: str, target: _Target, method: str, idx: np.ndarray, n: _Numbers) -> Diagnosis | None:
+    """The pattern of a failing check, with the check's own tolerance (diagnose.py): a transpose only
+    when every element was differenced."""
+    x = ctx.x(name)
+    scale = np.maximum(1.0, np.abs(x.ravel()[idx])) if method == "elements" else np.ones(n.ana.shape[1])
+    atol = ctx.tol.atol * np.maximum(1.0, np.abs(target.f0))[:, None] / scale
+    whole = method == "elements" and n.ana.shape[1] == x.size
+    found = diagnose(n.ana, n.num, rtol=ctx.tol.rtol, atol=atol, status=n.status,
+                     shape=np.shape(x) if whole else None, sizes=_graph_sizes(ctx), span=int(x.size),
+                     unit=_unit(method, target))
+    if found is None and method == "elements":
+        try:
+            paths = _paths(ctx, name, target, idx)
+        except Exception:  # an op that fails off the point: no fan-out rule, the check's verdict stands
+            paths = []
+        if paths:
+            found = one_path(n.ana, n.num, paths, rtol=ctx.tol.rtol, atol=atol, status=n.status,
+                             unit=_unit(method, target))
+    return found
+
+
+PATH_WORK = 200_000  # most op calls (evaluations x steps downstream of the input) the fan-out rule may spend
+
+
+def _paths(ctx: _Ctx, name: str, target: _Target, idx: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """For each value downstream of input ``name`` that feeds several consumers (the input itself too),
+    and each consumer: the central differences of the target with the perturbation let through that
+    consumer alone (the others read the unperturbed value). Empty when there is no fan-out or it would
+    cost more than `PATH_WORK` op calls."""
+    steps, x_slot = ctx.plan.steps, ctx.plan.slot[name]
+    down, below = {x_slot}, []
+    for k, s in enumerate(steps):
+        if any(a in down for a in s.args):
+            down.add(s.out)
+            below.append(k)
+    readers: dict[int, list[tuple[int, int]]] = {}
+    for k in below:
+        for p, a in enumerate(steps[k].args):
+            if a in down:
+                readers.setdefault(a, []).append((k, p))
+    fans = [(v, rs) for v, rs in readers.items() if len(rs) > 1]
+    if not fans or 2 * len(idx) * sum(len(rs) for _, rs in fans) * len(below) > PATH_WORK:
+        return []
+    x = ctx.x(name)
+    h = ctx.tol.eps * np.maximum(1.0, np.abs(x.ravel()[idx]))
+
+    def value(xj: np.ndarray, fan: int, via: tuple[int, int]) -> np.ndarray:
+        changed: dict[int, Any] = {x_slot: xj}
+        for k in below:
+            s = steps[k]
+            args = [changed[a] if a in changed and (a != fan or (k, p) == via) else ctx.vals_f[a]
+                    for p, a in enumerate(s.args)]
+            if any(a in changed and (a != fan or (k, p) == via) for p, a in enumerate(s.args)):
+                changed[s.out] = s.forward(*args)
+        out = changed.get(target.slot, ctx.vals_f[target.slot])
+        return target.seeds @ np.asarray(out, dtype=np.float64).ravel()
+
+    out = []
+    for v, rs in fans:
+        for via in rs:
+            cols = []
+            for j, e in enumerate(idx):
+                xp, xm = x.copy(), x.copy()
+                xp.flat[e] += h[j]
+                xm.flat[e] -= h[j]
+                cols.append((value(xp, v, via) - value(xm, v, via)) / (2 * h[j]))
+            s = steps[via[0]]
+            others = ", ".join(f"'{steps[k].name}'" for k, _ in rs if k != via[0]) or f"'{s.name}' again"
+            out.append((f"node '{s.name}' ({s.op.name}) alone ('{ctx.plan.names[v]}' also feeds {others})",
+                        np.stack(cols, axis=1)))
+    return out

@@ -35,6 +35,32 @@ class NodeKink:
 
 
 @dataclass(frozen=True)
+class Census:
+    """How many of a check's compared numbers (elements, Jacobian entries or directions) are within
+    tolerance, over it, or at a kink."""
+
+    compared: int
+    within: int  # PASS
+    over: int  # FAIL
+    kinks: int  # KINK
+    unit: str  # elements | entries (a Jacobian's or a projection's rows x elements) | directions
+
+    @property
+    def share_over(self) -> float:
+        return self.over / self.compared if self.compared else 0.0
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """A pattern that holds at every failing number of a check (graphspec/checker/diagnose.py)."""
+
+    pattern: str  # factor | sign | mean | sum | zeros | transpose | one_row | fan_out
+    message: str
+    factor: float | None = None  # analytic = factor x numeric (factor, sign, mean, sum)
+    holds_at: int = 0  # how many compared numbers the pattern was checked at (all failing ones included)
+
+
+@dataclass(frozen=True)
 class Element:
     index: tuple[int, ...]  # element of the input (or the direction number in fast mode)
     row: str  # which output element or projection ("" for the loss)
@@ -66,6 +92,8 @@ class InputCheck:
     kinks: list[Element]
     arrays: dict[str, Any]  # every checked element: index, row, analytic, numeric, abs_err, rel_err, status
     notes: list[str] = field(default_factory=list)
+    census: Census | None = None
+    diagnosis: Diagnosis | None = None  # only on a FAIL, only where the pattern is clear
 
 
 @dataclass(frozen=True)
@@ -82,6 +110,7 @@ class NodeCheck:
     rel_err: float
     status: str
     message: str = ""  # what the rule raised, when it raised
+    diagnosis: Diagnosis | None = None  # a failing VJP's pattern, from its full cotangent (diagnose.node_diagnosis)
 
 
 @dataclass(frozen=True)
