@@ -15,8 +15,8 @@ The conventions (numpy's scipy.optimize.check_grad, JAX's and PyTorch's):
   forward mode is not checked, and a note says so);
 - ``kink(*args)``: an array saying which side of each kink the point is on (``x > 0`` for relu).
 
-Args are numpy arrays, lists or numbers (a bare array or number is the one arg), checked in
-float64; integer and bool args get no gradient (return None for them). A torch callable
+``args`` is a tuple of args, each a numpy array, a list or a number (anything but a tuple is the
+one arg), checked in float64; integer and bool args get no gradient (return None for them). A torch callable
 (``MyFunction.apply``, a module, any function of tensors) or a ``jax.custom_vjp`` function needs
 no gradient: its forward, VJP (its backward) and JVP (forward-mode AD where it works) come from
 the framework, in float64. torch and jax are imported only when given one of their objects.
@@ -186,8 +186,9 @@ def _arg_names(fn: Any, n: int, node: str, skip: int = 0) -> list[str]:
 
 
 def _arrays(args: Any, convert: Fn = np.asarray) -> list[np.ndarray]:
-    """The args as arrays, floats in float64: a tuple or list is the args, anything else the one arg."""
-    if not isinstance(args, tuple | list):
+    """The args as arrays, floats in float64: a tuple is the args, anything else (an array, a list, a
+    number) the one arg."""
+    if not isinstance(args, tuple):
         args = (args,)
     out = []
     for i, a in enumerate(args):
@@ -195,7 +196,7 @@ def _arrays(args: Any, convert: Fn = np.asarray) -> list[np.ndarray]:
             arr = np.asarray(convert(a))
         except Exception as e:
             raise InputError(f"not an array: {type(a).__name__} ({e})", loc=f"args[{i}]",
-                             hint="bind other arguments with functools.partial or a lambda") from e
+                             hint="several args go in a tuple; bind other arguments with functools.partial") from e
         if arr.dtype.kind not in "fiub":
             raise InputError(f"not an array of numbers: {type(a).__name__} of dtype {arr.dtype}", loc=f"args[{i}]",
                              hint="bind other arguments with functools.partial or a lambda")
@@ -265,7 +266,7 @@ def _numpy(fn: Fn, args: Any, grad: Fn | None, vjp: Fn | None, jvp: Fn | None, k
 
 def _framework(fn: Any, args: Any) -> str:
     """numpy, torch or jax: torch and jax objects can exist only where they were imported already."""
-    items = args if isinstance(args, tuple | list) else (args,)
+    items = args if isinstance(args, tuple) else (args,)
     torch = sys.modules.get("torch")
     if torch is not None:
         owner = getattr(fn, "__self__", None)

@@ -1,0 +1,33 @@
+"""examples/: each script runs as a user would run it, and its verdict holds (PASS stays PASS; each
+FAIL names the node to blame)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+VERDICTS = {  # script: (exit code, what its report must say)
+    "swish_op.py": (0, ["PASS: 2 of 2 checks pass"]),
+    "numpy_function.py": (0, ["PASS: 2 of 2 checks pass", "dlogistic_loss/dw"]),
+    "layer_norm_op.py": (1, ["blame: node 'ln' (layer_norm): its VJP for arg 0 x (x) is wrong", "FAIL:"]),
+    "torch_function.py": (1, ["blame: node 'MyTanh' (MyTanh): its VJP for arg 0 x (x) is wrong", "FAIL:"]),
+}
+
+
+def test_every_example_has_a_verdict_here():
+    assert sorted(p.name for p in EXAMPLES.glob("*.py")) == sorted(VERDICTS)
+
+
+@pytest.mark.parametrize("script", sorted(VERDICTS))
+def test_an_example_runs_and_its_verdict_holds(script):
+    code, says = VERDICTS[script]
+    p = subprocess.run([sys.executable, str(EXAMPLES / script)], capture_output=True, text=True, timeout=300)
+    assert p.returncode == code, p.stdout + p.stderr
+    for text in says:
+        assert text in p.stdout, p.stdout
+    assert ("FAIL" in p.stdout.strip().splitlines()[-1]) == (code == 1) and p.stderr == ""
