@@ -206,6 +206,28 @@ def test_checking_a_numpy_function_imports_no_torch():
     assert p.stdout.strip() == "False False"
 
 
+def test_the_benchmark_s_403_parameter_function_is_right_as_torch_says_and_a_slip_in_it_fails():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_w10", HERE.parent.parent / "tools" / "bench.py")
+    bench = sys.modules["bench_w10"] = importlib.util.module_from_spec(spec)  # its dataclasses need it there
+    try:
+        spec.loader.exec_module(bench)
+        params, f, grad_f, torch_f = bench.w10_mlp()
+    finally:
+        del sys.modules["bench_w10"]
+    assert sum(p.size for p in params) == 403
+    tp = [torch.from_numpy(p.copy()).requires_grad_() for p in params]
+    loss = torch_f(*tp)
+    assert loss.item() == pytest.approx(f(*params), rel=1e-12)
+    for ours, theirs in zip(grad_f(*params), torch.autograd.grad(loss, tp), strict=True):
+        assert np.allclose(ours, theirs.numpy(), rtol=1e-10, atol=1e-14)
+    rep = graphspec.gradcheck(f, params, grad=grad_f)
+    assert rep.ok and sum(c.checked for c in rep.checks) == 403
+    slip = graphspec.gradcheck(f, params, grad=lambda *p: (*grad_f(*p)[:5], 0 * p[5]))
+    assert [c.status for c in slip.checks] == [PASS] * 5 + [FAIL]
+
+
 # -- torch ------------------------------------------------------------------------------------
 
 

@@ -15,6 +15,8 @@ Workloads (issue 4):
   W7 gradcheck    optional, from tools/bench_gradcheck.py when it exists
   W8 CNN step     specs/cnn/cnn.json's model (conv2d 8 3x3, relu, max_pool2d 2x2, linear, softmax
                   cross-entropy), batch 32 of 1x28x28, float32 and float64
+  W10 function    gradcheck of a 403-parameter numpy function (an MLP 4-16-16-3's loss with its
+                  hand-written gradient), full mode, vs torch.autograd.gradcheck of it in torch, float64
 
 Both sides run in this process with the same dtype and the same number of threads: torch is
 set to numpy's BLAS thread count (or both to --threads). Each figure is the median of several
@@ -492,6 +494,67 @@ def w8(repeats: int, dtype: str) -> Row:
                ours, theirs, target="<= 2")
 
 
+# -- W10: gradcheck of a plain function ----------------------------------------------------------
+
+W10_SIZES = [(4, 16), (16, 16), (16, 3)]  # 403 parameters
+W10_BATCH = 8
+
+
+def w10_mlp() -> tuple[tuple[np.ndarray, ...], Callable[..., Any], Callable[..., Any], Callable[..., Any] | None]:
+    """The point, the loss as a numpy function, its hand-written gradient, and the loss in torch."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(W10_BATCH, 4)), rng.integers(0, 3, W10_BATCH)
+    params = tuple(p for a, b in W10_SIZES for p in (rng.normal(size=(a, b)) / np.sqrt(a), 0.1 * rng.normal(size=b)))
+    rows = np.arange(W10_BATCH)
+
+    def mlp_loss(W1, b1, W2, b2, W3, b3):
+        h1 = np.tanh(X @ W1 + b1)
+        h2 = np.tanh(h1 @ W2 + b2)
+        z = h2 @ W3 + b3
+        z = z - z.max(axis=1, keepdims=True)
+        return np.mean(np.log(np.exp(z).sum(axis=1)) - z[rows, y])  # softmax cross-entropy
+
+    def mlp_loss_grad(W1, b1, W2, b2, W3, b3):
+        h1 = np.tanh(X @ W1 + b1)
+        h2 = np.tanh(h1 @ W2 + b2)
+        p = np.exp(h2 @ W3 + b3 - (h2 @ W3 + b3).max(axis=1, keepdims=True))
+        dz = p / p.sum(axis=1, keepdims=True)
+        dz[rows, y] -= 1
+        dz /= W10_BATCH
+        dh2 = dz @ W3.T * (1 - h2 ** 2)
+        dh1 = dh2 @ W2.T * (1 - h1 ** 2)
+        return X.T @ dh1, dh1.sum(axis=0), h1.T @ dh2, dh2.sum(axis=0), h2.T @ dz, dz.sum(axis=0)
+
+    torch_loss = None
+    if torch is not None:
+        tX, ty = torch.from_numpy(X), torch.from_numpy(y)
+
+        def torch_loss(W1, b1, W2, b2, W3, b3):
+            h2 = torch.tanh(torch.tanh(tX @ W1 + b1) @ W2 + b2)
+            return torch.nn.functional.cross_entropy(h2 @ W3 + b3, ty)
+    return params, mlp_loss, mlp_loss_grad, torch_loss
+
+
+def w10(repeats: int) -> Row:
+    params, f, grad_f, torch_f = w10_mlp()
+    n = sum(p.size for p in params)
+    assert graphspec.gradcheck(f, params, grad=grad_f).ok
+    theirs = None
+    if torch_f is not None:
+        tp = tuple(torch.from_numpy(p.copy()).requires_grad_() for p in params)
+        assert torch.autograd.gradcheck(torch_f, tp)
+
+        def theirs():
+            return torch.autograd.gradcheck(torch_f, tp)
+    ours, theirs_s = side_by_side(lambda: graphspec.gradcheck(f, params, grad=grad_f), theirs, repeats=repeats)
+    row = Row("W10", f"gradcheck(fn, ...) of a {n}-parameter numpy function (MLP 4-16-16-3 loss, hand-written "
+              "gradient), full mode, vs torch.autograd.gradcheck of it in torch, float64", ours, theirs_s,
+              target="<= 0.2")
+    if row.ratio:
+        row.note = f"graphspec {1 / row.ratio:.1f}x faster (medians of {repeats})"
+    return row
+
+
 # -- the table -----------------------------------------------------------------------------------
 
 def fmt_time(t: float | None) -> str:
@@ -538,7 +601,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="a smoke run: fewer repeats, W4 at 1,000 and 10,000 nodes")
     p.add_argument("--json", metavar="OUT.json", help="write the rows and the machine description here")
     p.add_argument("--threads", type=int, help="BLAS threads for both sides (default: what numpy's BLAS uses)")
-    p.add_argument("--only", default="W1,W2,W3,W4,W5,W6,W7,W8", help="comma-separated workloads (default: all)")
+    p.add_argument("--only", default="W1,W2,W3,W4,W5,W6,W7,W8,W10", help="comma-separated workloads (default: all)")
     args = p.parse_args(argv)
     only = {w.strip().upper() for w in args.only.split(",")}
     reps = 5 if args.quick else 21
@@ -582,6 +645,7 @@ def main(argv: list[str] | None = None) -> int:
     run("W7", lambda: w7(args.quick))
     for dt in ("float32", "float64"):
         run("W8", lambda dt=dt: w8(reps, dt))
+    run("W10", lambda: w10(3 if args.quick else 7))
     for r in rows:
         judge(r)
     meta["load_after"] = os.getloadavg()[0]
