@@ -28,6 +28,7 @@ The parts, one module each:
 - `input_checks`: full mode (every element, Richardson retry) and fast mode (random directions);
 - `modes`: JVP against VJP; `blame`: each node's own VJP and JVP; `taylor`: the remainder test;
 - `sweep`: `check_ops`, every op's samples through `gradcheck`;
+- `function`: a Python function (numpy, torch, jax) checked as a temporary op in a one-node graph;
 - `progress`: what a full check costs, when it samples (`MAX_ELEMENTS`, `MAX_WORK`), the progress bar.
 
 `gradcheck` itself, which puts them together, is here.

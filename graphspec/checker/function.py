@@ -352,8 +352,8 @@ def _torch(fn: Fn, args: Any) -> _Record:
             jvp_all([np.zeros(np.shape(x)) for x in xs], *xs)
     except Exception as e:  # a Function without a jvp staticmethod: no forward mode, said so
         jvp_ok = False
-        notes.append(f"{name}: no forward mode (torch's forward-mode AD raised {type(e).__name__}: "
-                     f"{str(e).splitlines()[0] if str(e) else ''}); the JVP is not checked")
+        notes.append(f"{name}: no JVP (torch's forward-mode AD raised {type(e).__name__}; a "
+                     "torch.autograd.Function needs a jvp staticmethod for it)")
     backward = _torch_code(fn, "backward")
     jvp_code = _torch_code(fn, "jvp")
     rec = _Record(
@@ -394,7 +394,7 @@ def _jax(fn: Fn, args: Any) -> _Record:
         jvp_all([np.zeros(np.shape(x)) for x in xs], *xs)
     except Exception as e:  # a custom_vjp function has no forward mode
         jvp_ok = False
-        notes.append(f"{name}: no forward mode (jax.jvp raised {type(e).__name__}); the JVP is not checked")
+        notes.append(f"{name}: no JVP (jax.jvp raised {type(e).__name__}: a custom_vjp function has no forward mode)")
     user = inspect.unwrap(getattr(fn, "fun", fn))
     return _Record(
         name=name, forward=_Rule(forward, user), arg_names=_arg_names(user, n, name), args=xs,
