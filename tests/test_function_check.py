@@ -362,3 +362,18 @@ def test_the_worked_example_in_docs_is_what_a_run_prints(capsys):
     printed = [line.rstrip() for line in capsys.readouterr().out.splitlines()]
     rows = [line for line in shown.splitlines() if re.match(r" (dlogistic|w\[|logistic_loss )|blame:", line)]
     assert len(rows) >= 7 and all(row in printed for row in rows)
+
+
+def test_a_partial_is_named_after_its_function_and_located_in_its_file():
+    import functools
+
+    def scaled(x, k):
+        return np.sum(k * x ** 2)
+
+    def scaled_grad(x, k):
+        raise ZeroDivisionError("located")
+
+    rep = graphspec.gradcheck(functools.partial(scaled, k=3.0), [1.0, 2.0], grad=functools.partial(scaled_grad, k=3.0))
+    assert rep.name == "scaled" and f"{HERE}:{_line('raise ZeroDivisionError')}" in rep.error
+    right = graphspec.gradcheck(functools.partial(scaled, k=3.0), [1.0, 2.0], grad=lambda x: 6 * x)
+    assert right.ok and [c.input for c in right.checks] == ["x"]

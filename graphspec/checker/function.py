@@ -24,6 +24,7 @@ the framework, in float64. torch and jax are imported only when given one of the
 
 from __future__ import annotations
 
+import functools
 import inspect
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -45,7 +46,7 @@ class _Rule:
 
     def __init__(self, call: Fn, user: Any, phase: str = "") -> None:
         self.call, self.phase = call, phase
-        code = getattr(inspect.unwrap(user), "__code__", None) if user is not None else None
+        code = getattr(_plain(user), "__code__", None) if user is not None else None
         if code is not None:
             self.__code__ = code
 
@@ -72,6 +73,7 @@ class _Record:
     origin: str  # file:line where the function is defined
     notes: list[str]
     scalar_only: bool = False  # given grad=: the function must return a scalar
+    restore: Fn | None = None  # undoes a setting made for the check (jax's float64)
 
 
 def check_function(fn: Fn, args: Any, *, grad: Fn | None = None, vjp: Fn | None = None, jvp: Fn | None = None,
@@ -89,16 +91,19 @@ def check_function(fn: Fn, args: Any, *, grad: Fn | None = None, vjp: Fn | None 
                          "drop grad= and vjp=", loc="grad" if grad is not None else "vjp")
     record = _torch(fn, args) if kind == "torch" else _jax(fn, args) if kind == "jax" else \
         _numpy(fn, args, grad, vjp, jvp, kink)
-    with _temporary_op(record) as (graph, inputs):
-        try:
+    try:
+        with _temporary_op(record) as (graph, inputs):
             report = gradcheck(graph, inputs=inputs, **options)
-        except GraphspecError:
-            raise
-        except Exception as e:  # the function raised at a perturbed point: the op's error, located
-            phase = getattr(e, "_graphspec_phase", "forward")
-            rule = record.forward if phase == "forward" else record.kink
-            raise OpError(record.name, record.name, phase, f"{type(e).__name__}: {e} (at a point near the args; "
-                          + _at(rule, e, record.origin)[2:]) from e
+    except GraphspecError:
+        raise
+    except Exception as e:  # the function raised at a perturbed point: the op's error, located
+        phase = getattr(e, "_graphspec_phase", "forward")
+        rule = record.forward if phase == "forward" else record.kink
+        raise OpError(record.name, record.name, phase, f"{type(e).__name__}: {e} (at a point near the args; "
+                      + _at(rule, e, record.origin)[2:]) from e
+    finally:
+        if record.restore is not None:
+            record.restore()
     report.notes[:0] = record.notes
     return report
 
@@ -161,14 +166,21 @@ def _at(fn: Any, error: BaseException | None, origin: str) -> str:
     return f" (at {site or origin})"
 
 
+def _plain(fn: Any) -> Any:
+    """The function behind decorators and functools.partial."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    return inspect.unwrap(fn)
+
+
 def _origin(fn: Any) -> str:
-    code = getattr(inspect.unwrap(fn), "__code__", None)
+    code = getattr(_plain(fn), "__code__", None)
     return f"{code.co_filename}:{code.co_firstlineno}" if code is not None else repr(fn)
 
 
 def _name(fn: Any) -> str:
     owner = getattr(fn, "__self__", None)  # MyFunction.apply: MyFunction
-    name = owner.__name__ if isinstance(owner, type) else getattr(fn, "__name__", None) or type(fn).__name__
+    name = owner.__name__ if isinstance(owner, type) else getattr(_plain(fn), "__name__", None) or type(fn).__name__
     return name if name.isidentifier() and name != "<lambda>" else "f"
 
 
@@ -229,7 +241,9 @@ def _numpy(fn: Fn, args: Any, grad: Fn | None, vjp: Fn | None, jvp: Fn | None, k
     if (grad is None) == (vjp is None):
         raise InputError("give the gradient: grad=grad_f (grad_f(*args) -> one gradient per arg) for a scalar "
                          "function, or vjp=vjp_f (vjp_f(g, *args) -> one cotangent per arg)" if grad is None else
-                         "give grad= or vjp=, not both", loc="grad")
+                         "give grad= or vjp=, not both", loc="grad",
+                         hint="a torch or jax function takes its gradient from its framework: give its args as "
+                              "tensors or jax arrays" if grad is None else None)
     for what, rule in (("grad", grad), ("vjp", vjp), ("jvp", jvp), ("kink", kink)):
         if rule is not None and not callable(rule):
             raise InputError(f"{what} must be a function, got {type(rule).__name__}", loc=what)
@@ -369,10 +383,11 @@ def _torch(fn: Fn, args: Any) -> _Record:
 def _jax(fn: Fn, args: Any) -> _Record:
     import jax
 
-    jax.config.update("jax_enable_x64", True)  # float64, as everything checked here
+    xs = _arrays(args, np.asarray)
+    x64 = bool(jax.config.jax_enable_x64)
+    jax.config.update("jax_enable_x64", True)  # float64, as everything checked here; restored afterwards
     import jax.numpy as jnp
 
-    xs = _arrays(args, np.asarray)
     n, name = len(xs), _name(fn)
     wants = [_differentiable(x) for x in xs]
 
@@ -394,12 +409,12 @@ def _jax(fn: Fn, args: Any) -> _Record:
         jvp_all([np.zeros(np.shape(x)) for x in xs], *xs)
     except Exception as e:  # a custom_vjp function has no forward mode
         jvp_ok = False
-        notes.append(f"{name}: no JVP (jax.jvp raised {type(e).__name__}: a custom_vjp function has no forward mode)")
-    user = inspect.unwrap(getattr(fn, "fun", fn))
+        notes.append(f"{name}: no JVP (jax.jvp raised {type(e).__name__}; a custom_vjp function has none)")
+    user = _plain(getattr(fn, "fun", fn))
     return _Record(
         name=name, forward=_Rule(forward, user), arg_names=_arg_names(user, n, name), args=xs,
         vjp=[_Rule(lambda g, ans, *a, i=i: vjp_all(g, *a)[i], getattr(fn, "bwd", user)) if wants[i] else None
              for i in range(n)],
         jvp=[_Rule(lambda t, ans, *a, i=i: jvp_all([t if j == i else np.zeros(np.shape(a[j])) for j in range(n)], *a),
                    user) if wants[i] else None for i in range(n)] if jvp_ok else None,
-        kink=None, origin=_origin(user), notes=notes)
+        kink=None, origin=_origin(user), notes=notes, restore=lambda: jax.config.update("jax_enable_x64", x64))
