@@ -228,6 +228,31 @@ def test_the_benchmark_s_403_parameter_function_is_right_as_torch_says_and_a_sli
     assert [c.status for c in slip.checks] == [PASS] * 5 + [FAIL]
 
 
+def sq_norm(x, w):  # vectorized: any leading axes of points
+    return np.sum(w * np.sin(x) ** 2, axis=-1)
+
+
+def test_a_vectorized_function_is_called_once_per_input_and_gives_the_same_differences():
+    x = np.linspace(-1, 1, 50)
+    rows = graphspec.gradcheck(sq_norm, (x, np.ones(50)), grad=energy_grad)
+    fast = graphspec.gradcheck(sq_norm, (x, np.ones(50)), grad=energy_grad, vectorized=True)
+    assert rows.ok and fast.ok and fast.evaluations == rows.evaluations == 200
+    for a, b in zip(rows.checks, fast.checks, strict=True):
+        assert np.allclose(a.arrays["numeric"], b.arrays["numeric"], rtol=1e-9, atol=1e-12)
+    slip = graphspec.gradcheck(sq_norm, (x, np.ones(50)), grad=energy_grad_slip, vectorized=True)
+    assert [c.status for c in slip.checks] == [FAIL, PASS] and slip.blamed[0].node == "sq_norm"
+
+
+@pytest.mark.parametrize(("fn", "says"), [
+    (lambda x: np.sum(x ** 2), r"returned shape \[\], not \[\d+\]"),
+    (lambda x: np.sum(x ** 2, axis=-1) + x.flat[0], r"row \d+ differs from the function called on row \d+ alone"),
+])
+def test_vectorized_true_for_a_function_that_is_not_is_an_error_not_a_wrong_derivative(fn, says):
+    with pytest.raises(OpError, match=says) as e:
+        graphspec.gradcheck(fn, [1.0, 2.0], grad=lambda x: 2 * x, vectorized=True)
+    assert "it is not vectorized" in str(e.value)
+
+
 # -- torch ------------------------------------------------------------------------------------
 
 

@@ -149,7 +149,8 @@ def _same_args(argv: list[Any], kept: list[Any], step: Any, plan: Plan, phase: s
 @_fp_quiet
 def gradcheck(graph: Any, args: Any = None, *, grad: Callable[..., Any] | None = None,
               vjp: Callable[..., Any] | None = None, jvp: Callable[..., Any] | None = None,
-              kink: Callable[..., Any] | None = None, inputs: Mapping[str, Any] | None = None, wrt: Sequence[str] | None = None,
+              kink: Callable[..., Any] | None = None, vectorized: bool = False,
+              inputs: Mapping[str, Any] | None = None, wrt: Sequence[str] | None = None,
               fast: bool = False, directions: int = 4, taylor: bool = False, strict: bool = False,
               max_elements: int | None = None, all_elements: bool = False, blame: bool | None = None,
               modes: bool = True, batch: bool = True, refine: bool = True, tolerance: Tolerance | None = None,
@@ -174,17 +175,18 @@ def gradcheck(graph: Any, args: Any = None, *, grad: Callable[..., Any] | None =
     float output with elements) is EMPTY, not PASS: ``report.ok`` is False.
 
     A Python function instead of a graph: ``gradcheck(f, args, grad=grad_f)`` (``vjp=``, ``jvp=``,
-    ``kink=``), or a torch or jax callable with its args; checker/function.py has the conventions."""
+    ``kink=``, ``vectorized=``), or a torch or jax callable with its args; checker/function.py has the
+    conventions."""
     if callable(graph):  # one node applying a temporary op made of the function (checker/function.py)
         from .function import check_function
 
-        return check_function(graph, args, grad=grad, vjp=vjp, jvp=jvp, kink=kink, inputs=inputs, wrt=wrt,
-                              fast=fast, directions=directions, taylor=taylor, strict=strict,
+        return check_function(graph, args, grad=grad, vjp=vjp, jvp=jvp, kink=kink, vectorized=vectorized,
+                              inputs=inputs, wrt=wrt, fast=fast, directions=directions, taylor=taylor, strict=strict,
                               max_elements=max_elements, all_elements=all_elements, blame=blame, modes=modes,
                               batch=batch, refine=refine, tolerance=tolerance, jacobian_max=jacobian_max,
                               projections=projections, seed=seed, progress=progress)
-    if args is not None or any(r is not None for r in (grad, vjp, jvp, kink)):
-        raise TypeError("args, grad, vjp, jvp and kink are for checking a Python function, not a graph")
+    if args is not None or vectorized or any(r is not None for r in (grad, vjp, jvp, kink)):
+        raise TypeError("args, grad, vjp, jvp, kink and vectorized are for checking a Python function, not a graph")
     start = time.perf_counter()
     g = _as_graph(graph)
     leaves_a, leaves_f, dtype = _leaf_values(g, inputs)

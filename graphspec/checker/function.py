@@ -13,12 +13,15 @@ The conventions (numpy's scipy.optimize.check_grad, JAX's and PyTorch's):
   (the shape of f's output), as a tuple: what jax.vjp's pullback and torch's backward return;
 - ``jvp(tangents, *args)``: the output tangent given one tangent per arg (optional: without it
   forward mode is not checked, and a note says so);
-- ``kink(*args)``: an array saying which side of each kink the point is on (``x > 0`` for relu).
+- ``kink(*args)``: an array saying which side of each kink the point is on (``x > 0`` for relu);
+- ``vectorized=True``: ``f`` also takes every arg with one leading axis of points and returns one
+  result per point; then the finite differences call it once per input, not once per perturbation
+  (the stacked evaluations of graphspec's own ops). Checked on two rows of every call.
 
-``args`` is a tuple of args, each a numpy array, a list or a number (anything but a tuple is the
-one arg), checked in float64; integer and bool args get no gradient (return None for them). A torch callable
-(``MyFunction.apply``, a module, any function of tensors) or a ``jax.custom_vjp`` function needs
-no gradient: its forward, VJP (its backward) and JVP (forward-mode AD where it works) come from
+``args`` is a tuple of args, each a numpy array, a list or a number (anything but a tuple is
+the one arg), checked in float64; integer and bool args get no gradient (return None for them).
+A torch callable (``MyFunction.apply``, a module, any function of tensors) or a
+``jax.custom_vjp`` function needs no gradient: its forward, VJP (its backward) and JVP (forward-mode AD where it works) come from
 the framework, in float64. torch and jax are imported only when given one of their objects.
 """
 
@@ -74,10 +77,11 @@ class _Record:
     notes: list[str]
     scalar_only: bool = False  # given grad=: the function must return a scalar
     restore: Fn | None = None  # undoes a setting made for the check (jax's float64)
+    vectorized: bool = False  # the forward takes every arg with a leading axis of perturbations
 
 
 def check_function(fn: Fn, args: Any, *, grad: Fn | None = None, vjp: Fn | None = None, jvp: Fn | None = None,
-                   kink: Fn | None = None, **options: Any) -> Report:
+                   kink: Fn | None = None, vectorized: bool = False, **options: Any) -> Report:
     """`gradcheck` of a Python function (the module docstring says which conventions); ``options``
     are gradcheck's (``fast``, ``taylor``, ``wrt`` by arg name, ...)."""
     from . import gradcheck
@@ -89,8 +93,11 @@ def check_function(fn: Fn, args: Any, *, grad: Fn | None = None, vjp: Fn | None 
     if kind != "numpy" and (grad is not None or vjp is not None):
         raise InputError(f"the gradient of a {kind} callable comes from {kind}'s autodiff (its backward): "
                          "drop grad= and vjp=", loc="grad" if grad is not None else "vjp")
+    if vectorized and kind != "numpy":
+        raise InputError(f"vectorized=True is for numpy functions, not a {kind} callable", loc="vectorized")
     record = _torch(fn, args) if kind == "torch" else _jax(fn, args) if kind == "jax" else \
         _numpy(fn, args, grad, vjp, jvp, kink)
+    record.vectorized = vectorized
     try:
         with _temporary_op(record) as (graph, inputs):
             report = gradcheck(graph, inputs=inputs, **options)
@@ -132,7 +139,8 @@ def _temporary_op(rec: _Record) -> Iterator[tuple[Any, dict[str, np.ndarray]]]:
     op_name = rec.name if rec.name not in OPS else next(f"{rec.name}_{k}" for k in range(2, 10**6)
                                                         if f"{rec.name}_{k}" not in OPS)
     op = defop(op_name, rec.forward, vjp=tuple(rec.vjp), jvp=None if rec.jvp is None else tuple(rec.jvp),
-               shape=lambda avals, **_: aval, args=rec.arg_names, kink=rec.kink, doc=f"the function {rec.name}")
+               shape=lambda avals, **_: aval, args=rec.arg_names, kink=rec.kink, doc=f"the function {rec.name}",
+               batch=_stacking_rule(rec, out) if rec.vectorized else None)
     mine = OPS[op_name] = replace(op, origin=rec.origin)  # errors name the user's function, not this module
     try:
         inputs = {n: {"shape": list(a.shape), "dtype": _dtype(a)} for n, a in zip(rec.arg_names, rec.args, strict=True)}
@@ -144,6 +152,31 @@ def _temporary_op(rec: _Record) -> Iterator[tuple[Any, dict[str, np.ndarray]]]:
     finally:
         if OPS.get(op_name) is mine:
             del OPS[op_name]
+
+
+def _stacking_rule(rec: _Record, out: np.ndarray) -> Fn:
+    """The op's batching rule for a vectorized function: one call on every perturbation, each arg with
+    the leading axis (the unperturbed ones broadcast). Its result is held to the function called row
+    by row, at the first and the last row of every call: a function that is not vectorized after all
+    is an error, never a wrong derivative."""
+    def rule(args: list[Any], stacked: list[bool], ndims: list[int], attrs: dict[str, Any], rows: int) -> Any:
+        full = [a if st else np.broadcast_to(a, (rows, *np.shape(a))) for a, st in zip(args, stacked, strict=True)]
+
+        def post(y: Any) -> Any:
+            y = np.asarray(y)
+            bad = "" if y.shape == (rows, *out.shape) else f"shape {list(y.shape)}, not {[rows, *out.shape]}"
+            for r in (0, rows - 1):
+                if not bad:
+                    one = np.asarray(rec.forward(*[a[r] for a in full]))
+                    if not np.allclose(y[r], one, rtol=1e-9, atol=1e-12 * max(1.0, float(np.max(np.abs(one))))):
+                        bad = f"row {r} differs from the function called on row {r} alone"
+            if bad:
+                raise OpError(rec.name, rec.name, "forward", f"vectorized=True, but called on {rows} stacked points the "
+                              f"function returned {bad}: it is not vectorized (leave vectorized out to call it once "
+                              "per point)" + _at(rec.forward, None, rec.origin))
+            return y
+        return full, attrs, post
+    return rule
 
 
 def _dtype(a: np.ndarray) -> str:
@@ -191,7 +224,7 @@ def _arg_names(fn: Any, n: int, node: str, skip: int = 0) -> list[str]:
     except (TypeError, ValueError):
         params = []
     names = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)][:n]
-    if len(names) == n and len(set(names)) == n and node not in names and all(not s.startswith("_") for s in names):
+    if len(names) == n and len(set(names)) == n and node not in names:
         return names
     base = ["x", "y", "z"][:n] if n <= 3 else [f"x{i}" for i in range(n)]
     return [b if b != node else f"{b}_" for b in base]
