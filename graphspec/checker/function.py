@@ -168,7 +168,8 @@ def _stacking_rule(rec: _Record, out: np.ndarray) -> Fn:
             for r in (0, rows - 1):
                 if not bad:
                     one = np.asarray(rec.forward(*[a[r] for a in full]))
-                    if not np.allclose(y[r], one, rtol=1e-9, atol=1e-12 * max(1.0, float(np.max(np.abs(one))))):
+                    scale = max(1.0, float(np.max(np.abs(one), initial=0.0, where=np.isfinite(one))))
+                    if not np.allclose(y[r], one, rtol=1e-9, atol=1e-12 * scale, equal_nan=True):
                         bad = f"row {r} differs from the function called on row {r} alone"
             if bad:
                 raise OpError(rec.name, rec.name, "forward", f"vectorized=True, but called on {rows} stacked points the "
