@@ -69,6 +69,8 @@ def test_a_wrong_gradient_fails_where_it_is_wrong_and_blames_the_function_s_node
     worst = rep.checks[0].worst
     assert worst.analytic == pytest.approx(worst.numeric / 2, rel=1e-6)
     assert "blame: node 'energy'" in rep.text()
+    assert "diagnosis (denergy/dx): analytic = 0.5 x numeric at all 3 elements: a missing factor 2?" in rep.text()
+    assert "diagnosis" not in graphspec.gradcheck(energy, POINT, grad=energy_grad).text()  # a right one gets none
 
 
 def test_vjp_for_a_non_scalar_function_checks_its_jacobian_and_jvp_is_compared_with_it():
@@ -385,8 +387,8 @@ def test_the_worked_example_in_docs_is_what_a_run_prints(capsys):
     code, shown = re.findall(r"```python\n([^`]*)```\n\n```\n([^`]*)```", section)[0]
     exec(compile(code, "gradcheck.md", "exec"), {})
     printed = [line.rstrip() for line in capsys.readouterr().out.splitlines()]
-    rows = [line for line in shown.splitlines() if re.match(r" (dlogistic|w\[|logistic_loss )|blame:", line)]
-    assert len(rows) >= 7 and all(row in printed for row in rows)
+    rows = [line for line in shown.splitlines() if re.match(r" (dlogistic|w\[|logistic_loss )|blame:|diagnosis", line)]
+    assert len(rows) >= 8 and all(row in printed for row in rows)
 
 
 def test_a_partial_is_named_after_its_function_and_located_in_its_file():
