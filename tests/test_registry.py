@@ -261,3 +261,15 @@ def test_a_user_op_handing_back_its_argument_never_lets_a_later_step_write_into_
     for _ in range(2):
         assert g.value_and_grad({"x": x})[0] == 2.0 and g.run({"x": x})["L"] == 2.0
     assert x.tolist() == [-1.0, 2.0]
+
+
+def test_a_user_op_that_fails_at_a_perturbed_point_of_a_check_is_a_located_op_error(scratch_op):
+    def picky(x):
+        if np.any(x != np.round(x, 3)):  # fine at the point itself, not a hair away from it
+            raise FloatingPointError("no perturbations, please")
+        return 2 * x
+
+    scratch_op.defop("picky", picky, vjp=(lambda g, ans, x: 2 * g,), shape=_same)
+    with pytest.raises(OpError, match=r"op 'picky' at node 'h' \(forward\): at a perturbed point: FloatingPointError: "
+                                      r"no perturbations, please \(at .*test_registry\.py:\d+; op 'picky' defined at"):
+        gradcheck(graphspec.load(_one("picky")))

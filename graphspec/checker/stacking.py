@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import OpError
+from ..passes import _detail
 from ..plan import Plan, Step
 
 
@@ -54,7 +56,11 @@ class _Batched:
                 stacked = [a in vals for a in s.args]
                 if any(stacked):
                     args = [vals[a] if st else self.vals[a] for a, st in zip(s.args, stacked, strict=True)]
-                    vals[s.out], br = self._step(i, s, args, stacked, rows)
+                    try:
+                        vals[s.out], br = self._step(i, s, args, stacked, rows)
+                    except Exception as e:  # an op that fails at a perturbed point: located, as in a pass
+                        raise OpError(s.op.name, s.name, "forward", "at a perturbed point: "
+                                      + _detail(s.op, s.op.forward, e)) from e
                     if br is not None:
                         branches[i] = br
         return vals, branches
