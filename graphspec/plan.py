@@ -69,15 +69,22 @@ def _checked(forward: Callable[..., Any], aval: Aval | None) -> Callable[..., An
 
     def run(*args: Any) -> Any:
         ans = forward(*args)
-        if not isinstance(ans, np.ndarray | np.generic | float | int) or isinstance(ans, bool):
-            raise ResultMismatch(f"the forward returned {type(ans).__name__}, not an array")
-        if want is not None and np.result_type(ans).kind not in want:
+        kind = _KIND_OF.get(type(ans))
+        if kind is None:
+            if not isinstance(ans, np.ndarray | np.generic):
+                raise ResultMismatch(f"the forward returned {type(ans).__name__}, not an array")
+            kind = ans.dtype.kind
+        if want is not None and kind not in want:
             raise ResultMismatch(f"the forward returned {np.result_type(ans).name} values; its shape rule said "
                                  f"{aval.dtype}")
-        if any(ans is a for a in args):  # its own arg handed back: a later step may write into that buffer
-            return np.array(ans, copy=True)
+        for a in args:
+            if ans is a:  # its own arg handed back: a later step may write into that buffer
+                return np.array(ans, copy=True)
         return ans
     return run
+
+
+_KIND_OF = {float: "f", int: "i"}  # Python numbers; arrays say theirs
 
 
 @contextmanager

@@ -15,6 +15,8 @@ Workloads (issue 4):
   W7 gradcheck    optional, from tools/bench_gradcheck.py when it exists
   W8 CNN step     specs/cnn/cnn.json's model (conv2d 8 3x3, relu, max_pool2d 2x2, linear, softmax
                   cross-entropy), batch 32 of 1x28x28, float32 and float64
+  W9 your ops     W1's graph of ops defined with graphspec.defop vs the built-ins; the MLP spec written
+                  with a dense function vs written out (the second column is the built-in side)
   W10 function    gradcheck of a 403-parameter numpy function (an MLP 4-16-16-3's loss with its
                   hand-written gradient), full mode, vs torch.autograd.gradcheck of it in torch, float64
 
@@ -193,6 +195,34 @@ def w1(repeats: int) -> list[Row]:
     ours, theirs = side_by_side(mul.value_and_grad, step, repeats=repeats)
     rows.append(Row("W1", "specs/lecture/mul.json (z=x*y, dL/dz=5): value_and_grad per call", ours, theirs,
                     target="<= 0.5"))
+    return rows
+
+
+# -- W9: user ops and functions cost what built-ins and written-out nodes cost ------------------
+
+def w9(repeats: int) -> list[Row]:
+    """W1's graph with its three ops redefined outside graphspec (graphspec.defop, the same rules),
+    against the built-ins; and the MLP spec written with a dense function against mlp.json. The
+    'torch' column holds the built-in (written-out) side here: the ratio is the cost of the road."""
+    from graphspec.ops import OPS
+
+    names = {"mul": "w9_mul", "sub": "w9_sub", "square": "w9_square"}
+    for ours, theirs in names.items():
+        if theirs not in OPS:
+            op = OPS[ours]
+            graphspec.defop(theirs, op.forward, vjp=op.vjp, jvp=op.jvp, shape=op.shape, args=op.args, reads=op.reads)
+    user = {**W1_SPEC, "nodes": {n: {**d, "op": names[d["op"]]} for n, d in W1_SPEC["nodes"].items()}}
+    g, u = graphspec.load(W1_SPEC), graphspec.load(user)
+    assert not any(s.op.builtin for s in u.plan.steps)
+    assert u.value_and_grad()[0] == g.value_and_grad()[0]
+    mine, builtin = side_by_side(u.value_and_grad, g.value_and_grad, repeats=repeats)
+    rows = [Row("W9", "W1's graph of user ops (graphspec.defop) vs the same graph of built-ins", mine, builtin,
+                target="<= 1.2")]
+    dense, flat = graphspec.load(ROOT / "specs" / "mlp" / "mlp_dense.json"), graphspec.load(ROOT / "specs" / "mlp" / "mlp.json")
+    assert dense.value_and_grad()[0] == flat.value_and_grad()[0]
+    mine, written = side_by_side(dense.value_and_grad, flat.value_and_grad, repeats=repeats)
+    rows.append(Row("W9", "specs/mlp/mlp_dense.json (a dense function) vs mlp.json (written out): value_and_grad",
+                    mine, written, target="<= 1.1"))
     return rows
 
 
@@ -607,7 +637,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="a smoke run: fewer repeats, W4 at 1,000 and 10,000 nodes")
     p.add_argument("--json", metavar="OUT.json", help="write the rows and the machine description here")
     p.add_argument("--threads", type=int, help="BLAS threads for both sides (default: what numpy's BLAS uses)")
-    p.add_argument("--only", default="W1,W2,W3,W4,W5,W6,W7,W8,W10", help="comma-separated workloads (default: all)")
+    p.add_argument("--only", default="W1,W2,W3,W4,W5,W6,W7,W8,W9,W10", help="comma-separated workloads (default: all)")
     args = p.parse_args(argv)
     only = {w.strip().upper() for w in args.only.split(",")}
     reps = 5 if args.quick else 21
@@ -651,6 +681,7 @@ def main(argv: list[str] | None = None) -> int:
     run("W7", lambda: w7(args.quick))
     for dt in ("float32", "float64"):
         run("W8", lambda dt=dt: w8(reps, dt))
+    run("W9", lambda: w9(3 if args.quick else reps))
     run("W10", lambda: w10(3 if args.quick else 7))
     for r in rows:
         judge(r)
