@@ -236,7 +236,7 @@ def sq_norm(x, w):  # vectorized: any leading axes of points
 
 def test_a_vectorized_function_is_called_once_per_input_and_gives_the_same_differences():
     x = np.linspace(-1, 1, 50)
-    rows = graphspec.gradcheck(sq_norm, (x, np.ones(50)), grad=energy_grad)
+    rows = graphspec.gradcheck(sq_norm, (x, np.ones(50)), grad=energy_grad, vectorized=False)
     fast = graphspec.gradcheck(sq_norm, (x, np.ones(50)), grad=energy_grad, vectorized=True)
     assert rows.ok and fast.ok and fast.evaluations == rows.evaluations == 200
     for a, b in zip(rows.checks, fast.checks, strict=True):
@@ -253,6 +253,41 @@ def test_vectorized_true_for_a_function_that_is_not_is_an_error_not_a_wrong_deri
     with pytest.raises(OpError, match=says) as e:
         graphspec.gradcheck(fn, [1.0, 2.0], grad=lambda x: 2 * x, vectorized=True)
     assert "it is not vectorized" in str(e.value)
+
+
+def _counted(fn):
+    calls = []
+
+    def f(*args):
+        calls.append(1)
+        return fn(*args)
+    return f, calls
+
+
+def test_by_default_a_numpy_function_that_takes_stacked_points_is_called_once_per_input():
+    x = np.linspace(-1, 1, 50)
+    f, calls = _counted(sq_norm)
+    auto = graphspec.gradcheck(f, (x, np.ones(50)), grad=energy_grad)
+    n_auto = len(calls)
+    g, calls = _counted(sq_norm)
+    rows = graphspec.gradcheck(g, (x, np.ones(50)), grad=energy_grad, vectorized=False)
+    assert auto.ok and rows.ok and n_auto < 40 < 200 <= len(calls)  # 2 inputs x 2 stencil sides, not 200 calls
+    for a, b in zip(rows.checks, auto.checks, strict=True):
+        assert np.allclose(a.arrays["numeric"], b.arrays["numeric"], rtol=1e-9, atol=1e-12)
+    slip = graphspec.gradcheck(sq_norm, (x, np.ones(50)), grad=energy_grad_slip)
+    assert [c.status for c in slip.checks] == [FAIL, PASS]
+
+
+@pytest.mark.parametrize(("fn", "grad"), [
+    (lambda x: np.sum(x ** 2), lambda x: 2 * x),  # sums over every axis: a stack of points is one point to it
+    (lambda x: np.sum(x ** 2, axis=-1) + x.flat[0], lambda x: 2 * x + np.eye(3)[0]),  # the first point's x[0]
+    (lambda x: float(np.dot(x, x)), lambda x: 2 * x),  # a Python float: no leading axis at all
+])
+def test_by_default_a_function_that_does_not_take_stacked_points_is_called_once_per_point(fn, grad):
+    f, calls = _counted(fn)
+    rep = graphspec.gradcheck(f, np.array([1.0, -2.0, 0.5]), grad=grad)
+    assert rep.ok, rep.text()
+    assert len(calls) >= 2 * 3  # every perturbation its own call
 
 
 # -- torch ------------------------------------------------------------------------------------

@@ -149,7 +149,7 @@ def _same_args(argv: list[Any], kept: list[Any], step: Any, plan: Plan, phase: s
 @_fp_quiet
 def gradcheck(graph: Any, args: Any = None, *, grad: Callable[..., Any] | None = None,
               vjp: Callable[..., Any] | None = None, jvp: Callable[..., Any] | None = None,
-              kink: Callable[..., Any] | None = None, vectorized: bool = False,
+              kink: Callable[..., Any] | None = None, vectorized: bool | None = None,
               inputs: Mapping[str, Any] | None = None, wrt: Sequence[str] | None = None,
               fast: bool = False, directions: int = 4, taylor: bool = False, strict: bool = False,
               max_elements: int | None = None, all_elements: bool = False, blame: bool | None = None,
@@ -185,7 +185,7 @@ def gradcheck(graph: Any, args: Any = None, *, grad: Callable[..., Any] | None =
                               max_elements=max_elements, all_elements=all_elements, blame=blame, modes=modes,
                               batch=batch, refine=refine, tolerance=tolerance, jacobian_max=jacobian_max,
                               projections=projections, seed=seed, progress=progress)
-    if args is not None or vectorized or any(r is not None for r in (grad, vjp, jvp, kink)):
+    if args is not None or vectorized is not None or any(r is not None for r in (grad, vjp, jvp, kink)):
         raise TypeError("args, grad, vjp, jvp, kink and vectorized are for checking a Python function, not a graph")
     start = time.perf_counter()
     g = _as_graph(graph)

@@ -17,6 +17,10 @@ The conventions (numpy's scipy.optimize.check_grad, JAX's and PyTorch's):
 - ``vectorized=True``: ``f`` also takes every arg with one leading axis of points and returns one
   result per point; then the finite differences call it once per input, not once per perturbation
   (the stacked evaluations of graphspec's own ops). Checked on two rows of every call.
+  ``vectorized=None`` (the default, numpy functions): found out by one probe, ``f`` on the point
+  stacked twice, slightly moved in the second row, against ``f`` on each row alone; used when they
+  agree, and still checked on two rows of every call, falling back to one call per point where
+  a call disagrees. ``vectorized=False``: always one call per point.
 
 ``args`` is a tuple of args, each a numpy array, a list or a number (anything but a tuple is
 the one arg), checked in float64; integer and bool args get no gradient (return None for them).
@@ -77,11 +81,12 @@ class _Record:
     notes: list[str]
     scalar_only: bool = False  # given grad=: the function must return a scalar
     restore: Fn | None = None  # undoes a setting made for the check (jax's float64)
-    vectorized: bool = False  # the forward takes every arg with a leading axis of perturbations
+    vectorized: bool | None = False  # the forward takes every arg with a leading axis of perturbations
+    fallback: bool = False  # found out by the probe: a call that disagrees falls back to row by row
 
 
 def check_function(fn: Fn, args: Any, *, grad: Fn | None = None, vjp: Fn | None = None, jvp: Fn | None = None,
-                   kink: Fn | None = None, vectorized: bool = False, **options: Any) -> Report:
+                   kink: Fn | None = None, vectorized: bool | None = None, **options: Any) -> Report:
     """`gradcheck` of a Python function (the module docstring says which conventions); ``options``
     are gradcheck's (``fast``, ``taylor``, ``wrt`` by arg name, ...)."""
     from . import gradcheck
@@ -97,6 +102,9 @@ def check_function(fn: Fn, args: Any, *, grad: Fn | None = None, vjp: Fn | None 
         raise InputError(f"vectorized=True is for numpy functions, not a {kind} callable", loc="vectorized")
     record = _torch(fn, args) if kind == "torch" else _jax(fn, args) if kind == "jax" else \
         _numpy(fn, args, grad, vjp, jvp, kink)
+    if vectorized is None:
+        vectorized = kind == "numpy" and _takes_stacked_points(record)
+        record.fallback = vectorized
     record.vectorized = vectorized
     try:
         with _temporary_op(record) as (graph, inputs):
@@ -154,6 +162,27 @@ def _temporary_op(rec: _Record) -> Iterator[tuple[Any, dict[str, np.ndarray]]]:
             del OPS[op_name]
 
 
+def _takes_stacked_points(rec: _Record) -> bool:
+    """The probe of ``vectorized=None``: ``f`` on the float args stacked twice (the second row moved by
+    a relative 1e-3, so that a function that ignores the leading axis is seen), against each row
+    alone. Any exception, warning-free or not, means no."""
+    floats = [np.asarray(a).dtype.kind == "f" for a in rec.args]
+    if not any(floats):
+        return False
+    rows = [[np.asarray(a, dtype=np.float64) if f else a for a, f in zip(rec.args, floats, strict=True)]]
+    rows.append([a * (1 + 1e-3) + 1e-3 if f else a for a, f in zip(rows[0], floats, strict=True)])
+    try:
+        with np.errstate(all="ignore"):
+            one = [np.asarray(rec.forward(*r)) for r in rows]
+            both = np.asarray(rec.forward(*[np.stack([r0, r1]) if f else np.broadcast_to(r0, (2, *np.shape(r0)))
+                                            for r0, r1, f in zip(rows[0], rows[1], floats, strict=True)]))
+    except Exception:
+        return False
+    return both.shape == (2, *one[0].shape) and all(
+        np.allclose(both[k], one[k], rtol=1e-12, atol=0, equal_nan=True) for k in range(2)) and \
+        not np.array_equal(one[0], one[1])
+
+
 def _stacking_rule(rec: _Record, out: np.ndarray) -> Fn:
     """The op's batching rule for a vectorized function: one call on every perturbation, each arg with
     the leading axis (the unperturbed ones broadcast). Its result is held to the function called row
@@ -171,6 +200,8 @@ def _stacking_rule(rec: _Record, out: np.ndarray) -> Fn:
                     scale = max(1.0, float(np.max(np.abs(one), initial=0.0, where=np.isfinite(one))))
                     if not np.allclose(y[r], one, rtol=1e-9, atol=1e-12 * scale, equal_nan=True):
                         bad = f"row {r} differs from the function called on row {r} alone"
+            if bad and rec.fallback:  # the probe said yes, this call says no: one call per point, as without it
+                return np.stack([np.asarray(rec.forward(*[a[r] for a in full])) for r in range(rows)])
             if bad:
                 raise OpError(rec.name, rec.name, "forward", f"vectorized=True, but called on {rows} stacked points the "
                               f"function returned {bad}: it is not vectorized (leave vectorized out to call it once "
