@@ -273,3 +273,10 @@ def test_a_user_op_that_fails_at_a_perturbed_point_of_a_check_is_a_located_op_er
     with pytest.raises(OpError, match=r"op 'picky' at node 'h' \(forward\): at a perturbed point: FloatingPointError: "
                                       r"no perturbations, please \(at .*test_registry\.py:\d+; op 'picky' defined at"):
         gradcheck(graphspec.load(_one("picky")))
+
+
+def test_a_user_forward_of_another_shape_than_its_rule_is_named_by_the_check(scratch_op):
+    scratch_op.defop("grows", lambda x: np.concatenate([x, x]), vjp=(lambda g, ans, x: g[:2] + g[2:],), shape=_same)
+    with pytest.raises(OpError, match=r"op 'grows' at node 'h' \(forward\): the forward returned shape \[4\]; its shape "
+                                      r"rule said \[2\]"):
+        gradcheck(graphspec.load(_one("grows")))

@@ -103,19 +103,28 @@ def _fp_quiet(fn: Callable[..., Report]) -> Callable[..., Report]:
     return quiet
 
 
-def _no_writes_into_args(plan: Plan, leaves: list[Any]) -> None:
+def _no_writes_into_args(plan: Plan, leaves: list[Any], avals: Mapping[str, Any]) -> None:
     """An op from outside graphspec must not write into its args (a leaf the user gave, another
-    node's value): each such step's forward and VJPs run once here on copies that are compared
-    after, in a pass over copies of the leaves. Built-ins are held to this by the tests."""
+    node's value), nor return a shape its shape rule did not say: each such step's forward and
+    VJPs run once here on copies that are compared after, in a pass over copies of the leaves.
+    Built-ins are held to this by the tests."""
     from ..errors import OpError
     from ..passes import pull
 
     if all(step.op.builtin for step in plan.steps):
         return
     vals = plan.forward([np.array(v, copy=True) if isinstance(v, np.ndarray) else v for v in leaves])
+    # the static shapes are this call's when every leaf has its declared shape
+    static = all(avals.get(plan.names[i]) is not None and avals[plan.names[i]].shape == np.shape(vals[i])
+                 for i in range(plan.n_leaves))
     for step in plan.steps:
         if step.op.builtin:
             continue
+        want = avals.get(step.name)
+        if static and want is not None and want.shape is not None and all(isinstance(d, int) for d in want.shape) \
+                and np.shape(vals[step.out]) != tuple(want.shape):
+            raise OpError(step.op.name, step.name, "forward", f"the forward returned shape {list(np.shape(vals[step.out]))}; "
+                          f"its shape rule said {list(want.shape)} (op '{step.op.name}' defined at {step.op.origin})")
         argv = [np.array(vals[a], copy=True) if isinstance(vals[a], np.ndarray) else vals[a] for a in step.args]
         kept = [a.copy() if isinstance(a, np.ndarray) else a for a in argv]
         phase = "forward"
@@ -197,7 +206,7 @@ def gradcheck(graph: Any, args: Any = None, *, grad: Callable[..., Any] | None =
 
             raise InputError(f"'{n}' is not a param or float input with a gradient", loc=f"wrt.{n}")
     plan: Plan = g.plan
-    _no_writes_into_args(plan, leaves_a)  # before any pass could write into the user's arrays
+    _no_writes_into_args(plan, leaves_a, g.avals)  # before any pass could write into the user's arrays
     vals_a = plan.forward(leaves_a)
     vals_f = vals_a if dtype == "float64" else plan.forward(leaves_f)
     tol = tolerance or TOLERANCES[dtype]
