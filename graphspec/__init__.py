@@ -15,7 +15,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "load": "api", "Graph": "api", "Result": "api", "NonFiniteWarning": "api",
+    "load": "api", "Graph": "api", "Result": "api", "Finding": "api", "NonFiniteWarning": "api",
     "GraphspecError": "errors", "SpecError": "errors", "ShapeError": "errors", "InputError": "errors",
     "NonFiniteError": "errors", "OpError": "errors",
     "gradcheck": "checker", "Report": "checker",

@@ -1,7 +1,8 @@
 """`python -m graphspec check`: the gradient-check report of specs, or `--ops` for the op table.
 
 Exit codes: 0 every check passes (kinks allowed unless --strict), 1 a check fails, 2 a bad spec or
-bad usage (raised as SpecError / UsageError; cli.main prints them and maps them to 2). With several
+bad usage (raised as SpecError / UsageError; cli.main prints them and maps them to 2). What it shares
+with the other commands comes from `commands`; nothing here imports `cli`. With several
 specs a bad one does not stop the others: it is an ERROR entry of the report, and the exit code is
 the worst of all (2 over 1 over 0).
 """
@@ -76,23 +77,19 @@ def _check_args(args: argparse.Namespace) -> None:
 def _emit(args: argparse.Namespace, fmt: str, render_table: Any, text: str | None) -> None:
     """Print to the terminal, or write -o atomically (a table written to a file is plain text)."""
     from .files import write_atomic
+    from .render import console
 
     if args.output:
         if text is None:
             import io
 
-            from rich.console import Console
-
             buf = io.StringIO()
-            render_table(Console(file=buf, width=120, no_color=True, highlight=False, force_terminal=False))
+            render_table(console(buf))
             text = buf.getvalue()
         write_atomic(args.output, text)
         return
     if text is None:
-        from rich.console import Console
-
-        # piped output is read in logs and CI, not an 80-column terminal: let tables keep their width
-        render_table(Console(highlight=False, width=None if sys.stdout.isatty() else 160))
+        render_table(console())
     else:
         sys.stdout.write(text)
 
@@ -102,6 +99,7 @@ def _run_ops(args: argparse.Namespace, fmt: str) -> int:
     from .checker import check_ops
     from .errors import UsageError
     from .ops import OPS
+    from .render import dumps
     from .userops import load_entry_points
 
     load_entry_points()  # the sweep covers installed packages' ops too
@@ -112,21 +110,11 @@ def _run_ops(args: argparse.Namespace, fmt: str) -> int:
 
             raise UsageError(f"--op {name}: no such op" + (f" ({did_you_mean(name, OPS)})" if did_you_mean(name, OPS) else ""))
     rows = check_ops(args.op or None, dtypes=tuple(dict.fromkeys(args.dtype or ("float64", "float32"))))
-    text = {"json": lambda: report.dumps(report.ops_json(rows)), "markdown": lambda: report.ops_markdown(rows),
+    text = {"json": lambda: dumps(report.ops_json(rows)), "markdown": lambda: report.ops_markdown(rows),
             "table": lambda: None}[fmt]()
     _emit(args, fmt, lambda con: report.print_ops(rows, con), text)
     # a sweep that checked nothing (only ops without a float arg, like one_hot) has earned no pass
     return 0 if all(r.status != "FAIL" for r in rows) and any(r.status != "EMPTY" for r in rows) else 1
-
-
-def _load(path: str, args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
-    from .api import load
-    from .cli import load_params, parse_input
-
-    graph = load(path)
-    if args.params:
-        load_params(graph, args.params)
-    return graph, dict(parse_input(t) for t in args.input)
 
 
 @dataclass
@@ -139,9 +127,7 @@ class Failed:
     ok = False
 
     def to_json(self) -> dict[str, Any]:
-        from .cli import error_record
-
-        return {"spec": self.spec, "name": None, "status": "ERROR", "ok": False, "error": error_record(self.error)}
+        return {"spec": self.spec, "name": None, "status": "ERROR", "ok": False, "error": self.error.to_json()}
 
     def markdown(self) -> str:
         return f"## Gradient check: {self.spec}: **ERROR**\n\n`{self.error}`\n"
@@ -164,9 +150,10 @@ def run(args: argparse.Namespace) -> int:
 
     from . import report
     from .checker import gradcheck
-    from .cli import expand_specs, guard_output, located, print_errors
+    from .commands import expand_specs, guard_output, load_with, located, print_errors
     from .errors import GraphspecError, UsageError
     from .files import REPORT
+    from .render import dumps
 
     _check_args(args)
     fmt = _format(args)
@@ -180,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
     entries: list[Any] = []  # Report or Failed, in the order of the specs
     for path in specs:
         try:
-            entries.append(_load(path, args))
+            entries.append(load_with(path, args))
         except GraphspecError as e:
             entries.append(Failed(path, e))
     if args.output:  # before any work, now that the files the specs read are known
@@ -197,20 +184,20 @@ def run(args: argparse.Namespace) -> int:
         graph, inputs = entry
         try:
             # perturbing a non-finite input makes more of them: the report says so, numpy need not warn on stderr
-            with np.errstate(all="ignore"), located(graph.source):
+            with np.errstate(all="ignore"), located(graph.program.source):
                 entries[i] = gradcheck(graph, inputs=inputs, wrt=args.wrt, fast=args.fast, directions=args.directions,
                                        taylor=args.taylor, strict=args.strict, max_elements=args.max_elements,
                                        blame=True if args.blame else None, seed=args.seed, all_elements=args.all)
         except GraphspecError as e:
             print_errors(e)
-            entries[i] = Failed(graph.source or specs[i], e)
+            entries[i] = Failed(graph.program.source or specs[i], e)
 
     def as_json() -> str:
         doc = report.reports_json([e for e in entries if not isinstance(e, Failed)])
         doc["ok"] = all(e.ok for e in entries)
         doc["reports"] = [e.to_json() if isinstance(e, Failed) else report.report_json(e) for e in entries]
         doc["skipped"] = [{"spec": f, "reason": why} for f, why in skipped]
-        return report.dumps(doc)
+        return dumps(doc)
 
     def as_markdown() -> str:
         parts = [e.markdown() if isinstance(e, Failed) else report.report_markdown(e, args.verbose) for e in entries]

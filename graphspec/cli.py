@@ -3,17 +3,16 @@
 Parses arguments, calls the API, renders, and maps errors to exit codes: 0 ok, 1 a check or
 an expectation failed, 2 a bad spec or bad usage. Heavy modules are imported inside the
 commands so that `--help` is instant. An error is one line on stderr and, when the command's
-stdout is JSON, also a record there: {"ok": false, "error": error_record(e)}.
+stdout is JSON, also a record there: {"ok": false, "error": e.to_json()}. What `check` shares
+with the other commands is in `commands`, which imports neither `cli` nor `checkcmd`.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--import needs a FILE.py or a MODULE")
     args = parser.parse_args(argv)
     args.imports = imports
+    from .commands import print_errors
     from .errors import GraphspecError, UsageError
 
     try:
@@ -113,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if _stdout_is_json(args):
             from .render import write_json
 
-            write_json(sys.stdout, {"ok": False, "error": error_record(e)})
+            write_json(sys.stdout, {"ok": False, "error": e.to_json()})
         return e.exit_code
     except KeyboardInterrupt:
         return 130
@@ -149,13 +149,6 @@ def _take_imports(argv: list[str]) -> tuple[list[str] | None, list[str]]:
     return imports, rest + argv[end:]
 
 
-def error_record(e: Any) -> dict[str, Any]:
-    """A GraphspecError as JSON, the same in every command (README, "Errors as JSON"): its parts, the
-    line printed on stderr, and the exit code."""
-    return {"message": e.message, "source": e.source, "loc": e.loc, "hint": e.hint, "text": str(e),
-            "exit_code": e.exit_code, "errors": e.records(), "more_errors": e.more}  # a spec's every error
-
-
 def _stdout_is_json(args: argparse.Namespace) -> bool:
     """check -o sends its report to the file: stdout stays empty there."""
     return getattr(args, "format", None) == "json" and not (args.command == "check" and args.output)
@@ -163,15 +156,9 @@ def _stdout_is_json(args: argparse.Namespace) -> bool:
 
 def _one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
                       file: Any = None, line: str | None = None) -> None:
-    """A warning (say NonFiniteWarning from explain or train) as one line, as errors are: not
+    """A warning (say NonFiniteWarning from train) as one line, as errors are: not
     Python's two, with graphspec's file, line number and source line."""
     print(f"warning: {message}", file=sys.stderr)
-
-
-def print_errors(e: Any) -> None:
-    """A GraphspecError on stderr, one `error:` line per error it holds (a spec may have several)."""
-    for line in e.lines():
-        print(f"error: {line}", file=sys.stderr)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -182,161 +169,20 @@ def _check(args: argparse.Namespace) -> int:
 
 # -- run ----------------------------------------------------------------------------------------
 
-def parse_input(text: str) -> tuple[str, Any]:
-    """NAME=VALUE with VALUE JSON, @file, or @file.npz:key (one array of an .npz)."""
-    import os
-
-    from .errors import UsageError
-    from .values import json_value, read_file
-
-    name, sep, value = text.partition("=")
-    if not sep or not name:
-        raise UsageError(f"--input {text!r}: expected NAME=VALUE or NAME=@file")
-    where = f"--input {name}"
-    if value.startswith("@"):
-        path, key = value[1:], None
-        head, colon, tail = path.rpartition(":")
-        if colon and Path(head).suffix.lower() in (".npz", ".npy", ".csv", ".json") and not os.path.exists(path):
-            path, key = head, tail  # @two.npz:key (read_file says that a key goes with an .npz only)
-            if not key:
-                raise UsageError(f"{where}: @{path}: an empty key after ':' (say @{path}:KEY)")
-        return name, read_file(Path(path), key, where, key_syntax=lambda k: f"@{path}:{k}")
-    try:
-        return name, json_value(value, "the value", where, error=UsageError)
-    except UsageError as e:
-        if "not valid JSON" not in e.message:
-            raise
-        raise UsageError(f"{where}: {value[:60]!r} is neither JSON nor @file") from None
-
-
-def _input_files(args: argparse.Namespace) -> list[tuple[str, str]]:
-    """The files of --input NAME=@file and --params: outputs must not replace them."""
-    out = []
-    for text in getattr(args, "input", None) or []:
-        name, _, value = text.partition("=")
-        if value.startswith("@"):
-            out.append((value[1:], f"the --input {name} file"))
-            if ":" in value:  # @file.npz:key names an array of file.npz
-                out.append((value[1:].rpartition(":")[0], f"the --input {name} file"))
-    if getattr(args, "params", None):
-        out.append((args.params, "the --params file"))
-    return out
-
-
-def guard_output(args: argparse.Namespace, out: str | Path, kind: Any, specs: Sequence[str], what: str,
-                 graphs: Sequence[Any] = (), flag: str = "-o") -> None:
-    """Refuse an -o path that would replace the specs, a file they read (known once the
-    ``graphs`` are loaded), an --input or --params file, or (without --force) a file of another
-    kind. Called once per command, after loading and before the work starts."""
-    from .files import check_output, spec_files
-
-    protected: list[tuple[str | Path, str]] = [(s, what) for s in specs]
-    protected += _input_files(args)
-    protected += [f for g in graphs for f in spec_files(g, what)]
-    check_output(out, flag, kind, protected=protected, force=args.force)
-
-
-SNIFF_LIMIT = 64 * 2**20  # bytes of a .json under a folder read to tell whether it is a spec
-
-
-def expand_specs(paths: Sequence[str]) -> tuple[list[str], list[tuple[str, str]]]:
-    """SPEC arguments as spec files: a folder stands for every *.json spec under it (recursively,
-    hidden entries skipped, in sorted order; a spec named twice is checked once). A .json under a
-    folder without a "graphspec" key is skipped (the second list says which and why); named on its
-    own it is loaded, and its error reported."""
-    import os
-    import re
-    import stat
-
-    from .errors import UsageError
-
-    key = re.compile(rb'"graphspec"\s*:')
-    specs: list[str] = []
-    skipped: list[tuple[str, str]] = []
-    for arg in paths:
-        if not os.path.isdir(arg):
-            specs.append(arg)
-            continue
-        found = []
-        for folder, dirs, names in os.walk(arg):
-            dirs[:] = [d for d in dirs if not d.startswith(".")]
-            found += [os.path.join(folder, n) for n in names if n.lower().endswith(".json") and not n.startswith(".")]
-        found.sort(key=lambda f: Path(f).parts)
-        n_specs = len(specs)
-        for f in found:
-            try:
-                st = os.stat(f)
-                if not stat.S_ISREG(st.st_mode):  # a FIFO or a link to /dev/zero would never end
-                    skipped.append((f, "not a regular file"))
-                    continue
-                if st.st_size > SNIFF_LIMIT:
-                    specs.append(f)  # too big to look into: loading it says what it is
-                    continue
-                with open(f, "rb") as fh:
-                    text = fh.read(SNIFF_LIMIT)
-            except OSError:
-                specs.append(f)  # unreadable: loading it says why
-                continue
-            # broken JSON is kept when it has the key: a spec with a typo is still a spec to report
-            if key.search(text):
-                specs.append(f)
-            else:
-                skipped.append((f, 'not a spec (no "graphspec" key)'))
-        if len(specs) == n_specs:
-            raise UsageError(f"{arg}: no spec under this folder (a *.json file with a \"graphspec\" key)")
-    first: dict[str, str] = {}  # `check DIR DIR/a.json` checks a.json once, where it first comes
-    for s in specs:
-        first.setdefault(os.path.realpath(s), s)
-    return list(first.values()), skipped
-
-
-def load_params(graph: Any, path: str) -> None:
-    from .errors import InputError, UsageError
-    from .values import as_array, read_named_arrays
-
-    arrays = read_named_arrays(Path(path), f"--params {path}", error=UsageError)  # bounded: see reading.py
-    for name, arr in arrays.items():
-        if name not in graph.params:
-            raise UsageError(f"--params {path}: '{name}' is not a param of this spec")
-        if arr.shape != graph.params[name].shape:
-            raise UsageError(f"--params {path}: '{name}' has shape {list(arr.shape)}, "
-                             f"the spec declares {list(graph.params[name].shape)}")
-        # strings, or values the param's dtype cannot hold (1.5 for an int64 param), as for any value
-        graph.params[name] = as_array(arr, graph.decls[name].dtype, f"--params {path}: {name}", error=InputError)
-
-
-@contextlib.contextmanager
-def located(source: str | None) -> Iterator[None]:
-    """Errors raised while running a loaded spec name its file, as load errors do."""
-    from .errors import GraphspecError
-
-    try:
-        yield
-    except GraphspecError as e:
-        if e.source is None:
-            e.source = source
-        raise
-
-
 def cmd_run(args: argparse.Namespace) -> int:
-    import warnings
-
     from . import expect, render
-    from .api import NonFiniteWarning, load
+    from .commands import load_with, located
 
-    graph = load(args.spec)
-    if args.params:
-        load_params(graph, args.params)
-    inputs = dict(parse_input(t) for t in args.input)
-    with warnings.catch_warnings(record=True) as caught, located(graph.source):
-        warnings.simplefilter("always", NonFiniteWarning)
-        result = graph.evaluate(inputs, with_grads=not args.no_grad)
+    graph, inputs = load_with(args.spec, args)
+    p = graph.program
+    with located(p.source):
+        result = graph.evaluate(inputs, with_grads=not args.no_grad, check_finite="record")
     # a non-finite output or gradient fails the run (the API only warns): named by its first node
-    nonfinite = [str(w.message) for w in caught if issubclass(w.category, NonFiniteWarning)]
-    notes = [str(w.message) for w in caught if not issubclass(w.category, NonFiniteWarning)]
-    if not args.no_grad and graph.loss is not None:  # a forgotten edge: the gradient is 0 whatever the values
-        notes += [f"{graph.kind[n][:-1]} '{n}' has grad but the loss does not depend on it" for n in graph.unused_wrt]
-    checks = expect.compare(result, graph.spec.expect, grads=not args.no_grad)
+    nonfinite = [str(f) for f in result.findings]
+    notes = []
+    if not args.no_grad and p.loss is not None:  # a forgotten edge: the gradient is 0 whatever the values
+        notes += [f"{p.kind[n][:-1]} '{n}' has grad but the loss does not depend on it" for n in p.unused_wrt]
+    checks = expect.compare(result, p.spec.expect, grads=not args.no_grad)
     if args.format == "json":
         render.write_json(sys.stdout, render.run_json(graph, result, checks, notes, grads=not args.no_grad,
                                                       nonfinite=nonfinite))
@@ -363,6 +209,7 @@ def save_npz(path: Path, arrays: dict[str, Any]) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from . import render, train
     from .api import load
+    from .commands import guard_output, located
     from .errors import SpecError, UsageError
     from .files import PARAMS
 
@@ -372,8 +219,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if out.suffix != ".npz":
         raise UsageError(f"-o {out}: params are saved as .npz")
     graph = load(args.spec)
-    if graph.spec.train is None:  # train.train's fallback optimizer is for the API, not an undocumented CLI default
-        raise SpecError("spec has no train block: add one with an optimizer, see docs/format.md", source=graph.source,
+    source = graph.program.source
+    if graph.program.spec.train is None:  # train.train's fallback optimizer is for the API, not an undocumented CLI default
+        raise SpecError("spec has no train block: add one with an optimizer, see docs/format.md", source=source,
                         hint='e.g. "train": {"optimizer": {"sgd": {"lr": 0.1}}, "epochs": 10}')
     guard_output(args, out, PARAMS, [args.spec], "the spec being trained", [graph], flag="-o" if args.output else "output")
     steps: list[Any] = []
@@ -390,7 +238,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if live:
             render.train_epoch(epoch)
 
-    with located(graph.source):
+    with located(source):
         data = train.training_data(graph)
         train.train(graph, epochs=args.epochs, loss_after=args.log_steps,
                     on_step=on_step if args.log_steps else None, on_epoch=on_epoch)
@@ -405,18 +253,19 @@ def cmd_train(args: argparse.Namespace) -> int:
 # -- explain, draw -------------------------------------------------------------------------------
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from .api import load
+    from .commands import load_with, located
     from .explain import explanation
 
-    graph = load(args.spec)
-    with located(graph.source):
-        ex = explanation(graph, dict(parse_input(t) for t in args.input))
+    graph, inputs = load_with(args.spec, args)
+    with located(graph.program.source):
+        ex = explanation(graph, inputs)
     print("\n".join(ex.lines))
     return EXIT_FAILED if ex.nonfinite else EXIT_OK  # the lines name the node
 
 
 def cmd_draw(args: argparse.Namespace) -> int:
     from .api import load
+    from .commands import guard_output, located
     from .draw import check_drawing_path, to_dot, write_drawing
     from .files import DRAWING
 
@@ -425,7 +274,7 @@ def cmd_draw(args: argparse.Namespace) -> int:
     graph = load(args.spec)
     if args.output:
         guard_output(args, args.output, DRAWING, [args.spec], "the spec being drawn", [graph])
-    with located(graph.source):
+    with located(graph.program.source):
         dot = to_dot(graph, values=not args.no_values)
     if args.output:
         write_drawing(dot, Path(args.output))
@@ -439,6 +288,7 @@ def cmd_draw(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     from . import render
     from .api import load
+    from .commands import expand_specs, print_errors
     from .errors import GraphspecError
 
     specs, skipped = expand_specs(args.specs)
@@ -448,9 +298,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for path in specs:
         try:
             g = load(path)
-            rows.append({"spec": path, "ok": True, "nodes": len(g.order), "message": "ok"})
+            rows.append({"spec": path, "ok": True, "nodes": len(g.program.order), "message": "ok"})
         except GraphspecError as e:
-            rows.append({"spec": path, "ok": False, "message": str(e), "error": error_record(e), "exc": e})
+            rows.append({"spec": path, "ok": False, "message": str(e), "error": e.to_json(), "exc": e})
     for r in rows:  # errors on stderr in every format, as every command gives them
         if not r["ok"]:
             print_errors(r.pop("exc"))
@@ -462,9 +312,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
+    from .render import write_json
     from .spec import json_schema
 
-    print(json.dumps(json_schema(), indent=2))
+    write_json(sys.stdout, json_schema())
     return EXIT_OK
 
 

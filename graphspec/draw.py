@@ -29,12 +29,13 @@ def _short(v: object) -> str:
 
 def to_dot(graph: Graph, values: bool = True) -> str:
     result = graph.evaluate() if values else None
+    p = graph.program
     lines = ["digraph graphspec {", "  rankdir=LR;", '  node [fontname="Helvetica", fontsize=10];']
-    shown = [*graph.leaves, *graph.order]
+    shown = [*p.leaves, *p.order]
     for name in shown:
-        kind = graph.kind.get(name, "nodes")
-        role = "outputs" if name in graph.outputs or name == graph.loss else kind
-        shape = graph.avals[name].shape if name in graph.avals else None
+        kind = p.kind.get(name, "nodes")
+        role = "outputs" if name in p.outputs or name == p.loss else kind
+        shape = p.avals[name].shape if name in p.avals else None
         fields = [f"{name} {tuple(shape) if shape is not None else ''}"]
         if result is not None:
             fields.append(f"value {_short(result.values[name])}")
@@ -42,8 +43,8 @@ def to_dot(graph: Graph, values: bool = True) -> str:
                 fields.append(f"grad {_short(result.grads[name])}")
         label = " | ".join(_esc(f) for f in fields)
         lines.append(f'  "{name}" [shape=record, style=filled, fillcolor="{COLOURS[role]}", label="{{ {label} }}"];')
-    for name in graph.order:
-        node = graph.spec.nodes[name]
+    for name in p.order:
+        node = p.spec.nodes[name]
         op_id = f"{name}__op"
         lines.append(f'  "{op_id}" [label="{_esc(node.op)}", shape=ellipse, fontsize=9, height=0.3];')
         for i, a in enumerate(node.args):

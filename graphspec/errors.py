@@ -19,7 +19,7 @@ MAX_HINT_CHOICES = 2000
 def did_you_mean(word: str, choices: Iterable[str], cutoff: float = 0.5) -> str | None:
     """A hint like "did you mean 'matmul'?" or None when nothing is close. Among many names
     (a big spec's), only those of about the word's length and with its first letter are
-    compared: difflib compares one by one, a second per hint among 100,000 names."""
+    compared: difflib compares them one by one, which is slow among a big spec's names."""
     choices = list(choices)
     if len(choices) > MAX_HINT_CHOICES:
         choices = [c for c in choices if c[:1] == word[:1] and abs(len(c) - len(word)) <= 2][:MAX_HINT_CHOICES]
@@ -90,6 +90,12 @@ class GraphspecError(Exception):
     def records(self) -> list[dict[str, Any]]:
         """The errors as JSON-ready records (`validate --format json`)."""
         return [{"source": e.source, "loc": e.loc, "message": e.message, "hint": e.hint} for e in self.errors]
+
+    def to_json(self) -> dict[str, Any]:
+        """This error as JSON, the same in every command (README, "Errors as JSON"): its parts, the
+        lines printed on stderr, the exit code, and a spec's every error."""
+        return {"message": self.message, "source": self.source, "loc": self.loc, "hint": self.hint, "text": str(self),
+                "exit_code": self.exit_code, "errors": self.records(), "more_errors": self.more}
 
     def __str__(self) -> str:
         return "\n".join(self.lines())

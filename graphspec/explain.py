@@ -3,25 +3,25 @@ rule with numbers, as a lecture writes it: dL/dx = dL/dz · ∂z/∂x = 5 × 3 =
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .api import Graph, NonFiniteWarning, Result
+from .api import Graph, Result
 from .passes import pull
-from .render import fmt_value
+from .render import fmt_num, fmt_value
 
 SMALL = 6  # arrays up to this many elements are written out
 
 
 def _v(x: Any) -> str:
+    """A value inside a line of the explanation: written out when small, else its shape and norm."""
     a = np.asarray(x)
     if a.size <= SMALL:
         return " ".join(fmt_value(a).split())  # one line, whatever the rank
-    return f"<{'×'.join(map(str, a.shape))} array, norm {fmt_value(np.linalg.norm(a.ravel()))}>"
+    return f"<{'×'.join(map(str, a.shape))} array, norm {fmt_num(np.linalg.norm(a.ravel()))}>"
 
 
 def _args(graph: Graph, name: str, result: Result) -> list[Any]:
@@ -41,17 +41,12 @@ def explain(graph: Graph, inputs: Mapping[str, Any] | None = None) -> list[str]:
 
 def explanation(graph: Graph, inputs: Mapping[str, Any] | None = None) -> Explanation:
     """The lines, and the non-finite findings apart: the CLI fails on them (exit 1)."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", NonFiniteWarning)
-        result = graph.evaluate(inputs)
-    findings = [w.message for w in caught if isinstance(w.message, NonFiniteWarning)]
-    for w in caught:  # any other warning goes on as it came
-        if not isinstance(w.message, NonFiniteWarning):
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    result = graph.evaluate(inputs, check_finite="record")  # said in the lines, not warned
+    findings = [str(f) for f in result.findings]
     lines = _lines(graph, result)
     if findings:
         lines += ["", *(f"non-finite: {f}" for f in findings)]
-    return Explanation(lines, [str(f) for f in findings])
+    return Explanation(lines, findings)
 
 
 def _hand_written(step: Any, g: Any, argv: list[Any]) -> list[str]:

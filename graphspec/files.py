@@ -109,14 +109,15 @@ def check_output(path: str | Path, flag: str, kind: Kind, *, protected: Iterable
 
 def spec_files(graph: Any, what: str) -> list[tuple[Path, str]]:
     """The spec of a loaded graph (``what`` it is to the command) and every file it reads."""
-    out = [(Path(graph.source), what)] if graph.source else []
+    p = graph.program
+    out = [(Path(p.source), what)] if p.source else []
     for kind in ("inputs", "params"):
-        for name, decl in getattr(graph.spec, kind).items():
+        for name, decl in getattr(p.spec, kind).items():
             if decl.file is not None:
-                out.append((graph.base / decl.file, f"a file the spec reads ({kind}.{name}.file)"))
-    if graph.spec.train is not None:
-        for name, file in graph.spec.train.data.items():
-            out.append((graph.base / file, f"a file the spec reads (train.data.{name})"))
+                out.append((p.base / decl.file, f"a file the spec reads ({kind}.{name}.file)"))
+    if p.spec.train is not None:
+        for name, file in p.spec.train.data.items():
+            out.append((p.base / file, f"a file the spec reads (train.data.{name})"))
     return out
 
 

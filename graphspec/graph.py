@@ -3,7 +3,7 @@ topological order, and pruning to what the outputs and the loss need.
 
 networkx is imported where it works (an order to find, a cycle to name, a pruning to do):
 a spec written in order with default outputs, the common small case, starts without it,
-which keeps `python -m graphspec run` quick (networkx alone takes 0.1 s to import)."""
+which keeps `python -m graphspec run` quick (networkx's import is costly: docs/architecture.md, "Measured")."""
 
 from __future__ import annotations
 

@@ -1,35 +1,48 @@
-"""Rendering of `run` results and the op table: rich tables for people, JSON for machines."""
+"""Rendering of `run` results and the op table: rich tables for people, JSON for machines.
+
+The one number formatter (`fmt_num`, and `fmt_value` for arrays), the one JSON writer
+(`dumps`, `write_json`) and the one rich console (`console`) of every command live here.
+"""
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 SMALL = 24  # arrays up to this many elements are shown whole
 
 
-def fmt_value(v: Any) -> str:
-    a = np.asarray(v)
-    if a.ndim == 0:
-        return _num(a.item())
-    if a.size <= SMALL:
-        return np.array2string(a, precision=6, separator=", ", floatmode="maxprec",
-                               formatter={"float_kind": lambda x: _num(x)}, max_line_width=100)
-    if a.dtype.kind in "iub":
-        return f"min {a.min()}  max {a.max()}"
-    return (f"min {_num(a.min())}  mean {_num(a.mean())}  max {_num(a.max())}  "
-            f"norm {_num(np.linalg.norm(a.ravel()))}")
-
-
-def _num(x: Any) -> str:
+def fmt_num(x: Any) -> str:
+    """One number as every output writes it: six significant digits; integers and booleans
+    exactly; None (no number) as '-'."""
+    if x is None:
+        return "-"
     if isinstance(x, bool | np.bool_):
         return str(bool(x)).lower()
     if isinstance(x, int | np.integer):
         return str(x)
     return f"{float(x):.6g}"
+
+
+def fmt_value(v: Any, small: int = SMALL) -> str:
+    """An array up to ``small`` elements whole, a bigger one by its min, mean, max and norm."""
+    a = np.asarray(v)
+    if a.ndim == 0:
+        return fmt_num(a.item())
+    if a.size <= small:
+        return np.array2string(a, precision=6, separator=", ", floatmode="maxprec",
+                               formatter={"float_kind": fmt_num}, max_line_width=100)
+    if a.dtype.kind in "iub":
+        return f"min {a.min()}  max {a.max()}"
+    return (f"min {fmt_num(a.min())}  mean {fmt_num(a.mean())}  max {fmt_num(a.max())}  "
+            f"norm {fmt_num(np.linalg.norm(a.ravel()))}")
 
 
 def to_json(v: Any) -> Any:
@@ -39,9 +52,25 @@ def to_json(v: Any) -> Any:
     return a.tolist()
 
 
+def dumps(doc: Any) -> str:
+    """JSON as every command writes it: indented, a newline at the end, and no NaN or Infinity
+    (not JSON: `to_json` makes them null first)."""
+    return json.dumps(doc, indent=2, allow_nan=False) + "\n"
+
+
 def write_json(stream: IO[str], doc: Any) -> None:
-    json.dump(doc, stream, indent=2, allow_nan=False)
-    stream.write("\n")
+    stream.write(dumps(doc))
+
+
+def console(file: IO[str] | None = None, width: int | None = None) -> Console:
+    """The rich console of every command; user text is never highlighted. Into ``file``: plain
+    text, ``width`` columns (120). On stdout: the terminal's width, or 160 columns when piped
+    (logs and CI read it, not an 80-column terminal)."""
+    from rich.console import Console
+
+    if file is not None:
+        return Console(file=file, width=width or 120, no_color=True, highlight=False, force_terminal=False)
+    return Console(highlight=False, width=width or (None if sys.stdout.isatty() else 160))
 
 
 def run_json(graph: Any, result: Any, checks: list[Any], notes: list[str], grads: bool = True,
@@ -50,17 +79,18 @@ def run_json(graph: Any, result: Any, checks: list[Any], notes: list[str], grads
     makes the run fail, as a failed expectation does. Expectations not checked do not."""
     from .expect import unchecked_summary
 
+    p = graph.program
     out: dict[str, Any] = {
-        "spec": graph.source, "name": graph.spec.name,
+        "spec": p.source, "name": p.spec.name,
         "outputs": {n: {"shape": list(np.shape(result.values[n])), "value": to_json(result.values[n])}
-                    for n in graph.outputs},
+                    for n in p.outputs},
     }
-    if graph.loss is not None:
-        out["loss"] = {"node": graph.loss, "value": to_json(result.loss)}
+    if p.loss is not None:
+        out["loss"] = {"node": p.loss, "value": to_json(result.loss)}
         if grads:
             out["grads"] = {n: {"shape": list(np.shape(g)), "value": to_json(g)} for n, g in result.grads.items()
-                            if n in graph.wrt}
-            out["node_grads"] = {n: to_json(g) for n, g in result.grads.items() if n not in graph.wrt}
+                            if n in p.wrt}
+            out["node_grads"] = {n: to_json(g) for n, g in result.grads.items() if n not in p.wrt}
     out["expect"] = [{"kind": c.kind, "name": c.name, "ok": c.ok if c.checked else None, "status": c.status,
                       **({"note": c.note} if c.note else {}), "expected": to_json(c.expected),
                       "got": None if c.got is None else to_json(c.got), "max_abs_err": c.max_abs_err
@@ -74,36 +104,36 @@ def run_json(graph: Any, result: Any, checks: list[Any], notes: list[str], grads
 
 def run_table(graph: Any, result: Any, checks: list[Any], notes: list[str], grads: bool = True,
               nonfinite: list[str] | tuple[str, ...] = ()) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     from .expect import unchecked_summary
 
-    con = Console(highlight=False)  # user text goes through esc(): a description may hold "[/i]"
-    title = graph.spec.name or graph.source or "spec"
-    con.print(f"[bold]{esc(title)}[/bold]" + (f": {esc(graph.spec.description)}" if graph.spec.description else ""),
+    p = graph.program
+    con = console()  # user text goes through esc(): a description may hold "[/i]"
+    title = p.spec.name or p.source or "spec"
+    con.print(f"[bold]{esc(title)}[/bold]" + (f": {esc(p.spec.description)}" if p.spec.description else ""),
               soft_wrap=True)  # the terminal wraps it; no newlines inserted into the user's text
 
     con.print("[bold]outputs[/bold]")
     t = Table()
     for col in ("name", "op", "shape", "value"):
         t.add_column(col)
-    for n in graph.outputs:
+    for n in p.outputs:
         v = result.values[n]
-        op = graph.spec.nodes[n].op if n in graph.spec.nodes else graph.kind.get(n, "")
+        op = p.spec.nodes[n].op if n in p.spec.nodes else p.kind.get(n, "")
         t.add_row(n, op, str(tuple(np.shape(v))), esc(fmt_value(v)))
     con.print(t)
 
-    if graph.loss is not None and grads:
-        seed = graph.seed
+    if p.loss is not None and grads:
+        seed = p.seed
         how = "" if seed is None or (seed.shape == () and seed == 1) else f", seed {fmt_value(seed)}"
-        con.print(f"[bold]gradients[/bold] of loss '{graph.loss}' = {esc(fmt_value(result.loss))}{esc(how)}")
+        con.print(f"[bold]gradients[/bold] of loss '{p.loss}' = {esc(fmt_value(result.loss))}{esc(how)}")
         t = Table()
         for col in ("name", "kind", "shape", "dL/d·"):
             t.add_column(col)
-        for n in graph.wrt:
+        for n in p.wrt:
             g = result.grads[n]
-            t.add_row(n, graph.kind[n][:-1], str(tuple(np.shape(g))), esc(fmt_value(g)))
+            t.add_row(n, p.kind[n][:-1], str(tuple(np.shape(g))), esc(fmt_value(g)))
         con.print(t)
 
     for note in notes:
@@ -147,19 +177,21 @@ def _batch_text(data: dict[str, Any], batch: Any) -> str:
 
 
 def train_step(graph: Any, s: Any, data: dict[str, Any]) -> None:
-    grads = "  ".join(f"d{graph.loss}/d{n} = {fmt_value(g)}" for n, g in s.grads.items())
-    after = f"  loss after {_num(s.loss_after)}" if s.loss_after is not None else ""
-    print(f"step {s.step} (epoch {s.epoch}) {_batch_text(data, s.batch)}: loss {_num(s.loss)}  {grads}{after}")
+    p = graph.program
+    grads = "  ".join(f"d{p.loss}/d{n} = {fmt_value(g)}" for n, g in s.grads.items())
+    after = f"  loss after {fmt_num(s.loss_after)}" if s.loss_after is not None else ""
+    print(f"step {s.step} (epoch {s.epoch}) {_batch_text(data, s.batch)}: loss {fmt_num(s.loss)}  {grads}{after}")
 
 
 def train_epoch(e: Any) -> None:
     acc = f"  accuracy {e.accuracy:.4f}" if e.accuracy is not None else ""
-    print(f"epoch {e.epoch}: mean loss {_num(e.loss)}{acc}")
+    print(f"epoch {e.epoch}: mean loss {fmt_num(e.loss)}{acc}")
 
 
 def train_json(graph: Any, steps: list[Any], epochs: list[Any], saved: str) -> dict[str, Any]:
+    p = graph.program
     return {
-        "spec": graph.source, "saved": saved,
+        "spec": p.source, "saved": saved,
         # to_json: a diverged loss is null, not an inf that json.dump refuses
         "epochs": [{"epoch": e.epoch, "loss": to_json(e.loss), "accuracy": e.accuracy} for e in epochs],
         "steps": [{"step": s.step, "epoch": s.epoch, "loss": to_json(s.loss),

@@ -13,6 +13,9 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from .render import console, fmt_num
+from .render import dumps as dumps  # report.dumps is render's JSON writer, as callers of this module know it
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -32,13 +35,6 @@ def _f(x: Any) -> float | None:
     """A JSON-safe float: nan and inf become null."""
     x = float(x)
     return x if math.isfinite(x) else None
-
-
-def _num(x: Any) -> str:
-    if x is None:
-        return "-"
-    x = float(x)
-    return f"{x:.6g}" if math.isfinite(x) else str(x)
 
 
 def _err(x: Any) -> str:
@@ -147,10 +143,6 @@ def ops_json(rows: Sequence[OpRow]) -> dict[str, Any]:
                     for r in rows]}
 
 
-def dumps(doc: Any) -> str:
-    return json.dumps(doc, indent=2, allow_nan=False) + "\n"
-
-
 # ---------------------------------------------------------------------------------------------
 # the terminal (rich)
 
@@ -192,15 +184,15 @@ def _summary_table(rep: Report) -> Any:
         w = c.worst
         t.add_row(_grad_name(c) + ("" if c.target_kind == "loss" else f" ({c.target_kind})"), str(c.shape),
                   f"{c.checked}/{c.size}", _err(c.max_abs_err), _err(c.max_rel_err),
-                  "-" if w is None else _where(c, w), "-" if w is None else _num(w.analytic),
-                  "-" if w is None else _num(w.numeric), _status(c.status))
+                  "-" if w is None else _where(c, w), "-" if w is None else fmt_num(w.analytic),
+                  "-" if w is None else fmt_num(w.numeric), _status(c.status))
     return t
 
 
 def _elements_table(c: InputCheck) -> Any:
     t = _table(f"{_grad_name(c)}: worst elements", ("element", "analytic", "numeric", "abs err", "rel err", "status"))
     for e in c.worst_elements:
-        t.add_row(_where(c, e), _num(e.analytic), _num(e.numeric), _err(e.abs_err), _err(e.rel_err), _status(e.status))
+        t.add_row(_where(c, e), fmt_num(e.analytic), fmt_num(e.numeric), _err(e.abs_err), _err(e.rel_err), _status(e.status))
     return t
 
 
@@ -210,7 +202,7 @@ def _kink_lines(rep: Report) -> list[str]:
         for e in c.kinks[:10]:
             at = "; ".join(f"node '{k.node}' ({k.op}) element {_index(k.at)} switches branch" for k in e.kinks)
             lines.append(f"KINK at {_where(c, e)}: {at or 'a branch switches'} "
-                         f"(analytic {_num(e.analytic)}, central difference {_num(e.numeric)})")
+                         f"(analytic {fmt_num(e.analytic)}, central difference {fmt_num(e.numeric)})")
         if len(c.kinks) > 10:
             lines.append(f"... and {len(c.kinks) - 10} more kinked elements of {c.input} (all in the JSON report)")
     return lines
@@ -220,7 +212,7 @@ def _modes_table(rep: Report) -> Any:
     t = _table("forward mode vs reverse mode, random u and v", ("output", "<u, jvp(v)>", "<vjp(u), v>", "rel err",
                                                                  "status"))
     for m in rep.modes:
-        t.add_row(m.target, _num(m.jvp_side), _num(m.vjp_side), _err(m.rel_err), _status(m.status))
+        t.add_row(m.target, fmt_num(m.jvp_side), fmt_num(m.vjp_side), _err(m.rel_err), _status(m.status))
     return t
 
 
@@ -240,7 +232,7 @@ def _nodes_table(rep: Report) -> Any:
                ("node", "op", "arg", "mode", "analytic", "numeric", "rel err", "status"))
     shown = [n for n in rep.nodes if n.status != "PASS"] or rep.nodes[:0]
     for n in shown:
-        t.add_row(n.node, n.op, n.arg_name, n.mode, _num(n.analytic), _num(n.numeric), _err(n.rel_err),
+        t.add_row(n.node, n.op, n.arg_name, n.mode, fmt_num(n.analytic), fmt_num(n.numeric), _err(n.rel_err),
                   _status(n.status))
     return t
 
@@ -287,7 +279,7 @@ def _verdict(rep: Report) -> str:
 def _blame_lines(rep: Report) -> list[str]:
     return [f"[bold red]blame:[/] node '{n.node}' ({n.op}): its {n.mode.upper()} for arg {n.arg} {n.arg_name} "
             + (f"fails: {n.message}" if n.message else
-               f"is wrong (analytic {_num(n.analytic)}, finite differences {_num(n.numeric)})")
+               f"is wrong (analytic {fmt_num(n.analytic)}, finite differences {fmt_num(n.numeric)})")
             for n in rep.blamed]
 
 
@@ -359,10 +351,8 @@ def print_report(rep: Report, console: Console, verbose: bool = False) -> None:
 
 def report_text(rep: Report, width: int = 120, verbose: bool = False) -> str:
     """The terminal report as plain text (for AssertionError messages and logs)."""
-    from rich.console import Console
-
     buf = io.StringIO()
-    print_report(rep, Console(file=buf, width=width, no_color=True, highlight=False, force_terminal=False), verbose)
+    print_report(rep, console(buf, width), verbose)
     return buf.getvalue()
 
 
@@ -402,13 +392,13 @@ def report_markdown(rep: Report, verbose: bool = False) -> str:
                          [[c.input, f"{c.target} ({c.target_kind})", str(c.shape), f"{c.checked}/{c.size}",
                            _err(c.max_abs_err), _err(c.max_rel_err),
                            "-" if c.worst is None else
-                           f"{_where(c, c.worst)}: {_num(c.worst.analytic)} vs {_num(c.worst.numeric)}",
+                           f"{_where(c, c.worst)}: {fmt_num(c.worst.analytic)} vs {fmt_num(c.worst.numeric)}",
                            f"**{c.status}**"] for c in rep.checks]))
     for c in rep.checks:
         if verbose or c.status != "PASS":
             out += ["", f"Worst elements of `{c.input}`:", "",
                     _md_table(["element", "analytic", "numeric", "abs err", "rel err", "status"],
-                              [[_where(c, e), _num(e.analytic), _num(e.numeric), _err(e.abs_err), _err(e.rel_err),
+                              [[_where(c, e), fmt_num(e.analytic), fmt_num(e.numeric), _err(e.abs_err), _err(e.rel_err),
                                 e.status] for e in c.worst_elements])]
     out += _md_findings(rep)
     kinks = _kink_lines(rep)
@@ -417,7 +407,7 @@ def report_markdown(rep: Report, verbose: bool = False) -> str:
     if rep.modes:
         out += ["", "Forward mode vs reverse mode:", "",
                 _md_table(["output", "<u, jvp(v)>", "<vjp(u), v>", "rel err", "status"],
-                          [[m.target, _num(m.jvp_side), _num(m.vjp_side), _err(m.rel_err), m.status] for m in rep.modes])]
+                          [[m.target, fmt_num(m.jvp_side), fmt_num(m.vjp_side), _err(m.rel_err), m.status] for m in rep.modes])]
     if rep.taylor:
         out += ["", "Taylor remainder test:", "",
                 _md_table(["along", "observed order", "status", "note"],
@@ -426,7 +416,7 @@ def report_markdown(rep: Report, verbose: bool = False) -> str:
     if bad_nodes:
         out += ["", "Nodes checked alone:", "",
                 _md_table(["node", "op", "arg", "mode", "analytic", "numeric", "rel err", "status"],
-                          [[n.node, n.op, n.arg_name, n.mode, _num(n.analytic), _num(n.numeric), _err(n.rel_err),
+                          [[n.node, n.op, n.arg_name, n.mode, fmt_num(n.analytic), fmt_num(n.numeric), _err(n.rel_err),
                             n.status] for n in bad_nodes])]
     for n in rep.blamed:
         what = f"fails: `{n.message}`" if n.message else "is wrong"

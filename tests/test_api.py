@@ -7,6 +7,7 @@ import copy
 import dataclasses
 import importlib.util
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -178,6 +179,56 @@ def test_evaluate_gives_every_value_and_every_gradient():
         r.loss = 2.0  # type: ignore[misc]
     r = g.evaluate(with_grads=False)
     assert r.grads == {} and r.loss == 1.0
+
+
+def test_evaluate_returns_nonfinite_findings_as_data_and_warns_by_default():
+    g = graphspec.load(spec(inputs={"x": {"value": [-1.0, 0.0]}},
+                            nodes={"a": {"op": "log", "args": ["x"]}, "s": {"op": "sum", "args": ["a"]}}, loss="s"))
+    with pytest.warns(NonFiniteWarning) as rec:
+        r = g.evaluate()
+    value = graphspec.Finding("value", "nodes.a", "first non-finite value (inf/nan) produced by log")
+    assert r.findings[0] == value
+    assert [str(w.message) for w in rec] == [str(f) for f in r.findings]  # the warnings say what the data holds
+    assert str(value) == "nodes.a: first non-finite value (inf/nan) produced by log"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "record": the same findings, and no warning at all
+        assert g.evaluate(check_finite="record").findings == r.findings
+        assert g.evaluate(check_finite="off").findings == ()
+        assert g.evaluate({"x": [1.0, 2.0]}).findings == ()  # finite: nothing found
+    with pytest.raises(NonFiniteError, match="log"):
+        g.evaluate(check_finite="raise")
+
+
+def test_a_nonfinite_gradient_is_a_finding_of_its_own_kind():
+    """sqrt(0) is finite, its slope is not: the forward pass finds nothing, the backward pass does."""
+    g = graphspec.load(spec(params={"w": {"value": [0.0, 4.0]}},
+                            nodes={"r": {"op": "sqrt", "args": ["w"]}, "s": {"op": "sum", "args": ["r"]}}, loss="s"))
+    r = g.evaluate(check_finite="record")
+    assert [(f.kind, f.loc) for f in r.findings] == [("gradient", "nodes.r")]
+    assert "VJP of sqrt for 'w'" in r.findings[0].message
+    assert np.isinf(r.grads["w"][0]) and r.grads["w"][1] == 0.25  # the data is there too
+    assert g.evaluate(check_finite="record", with_grads=False).findings == ()  # no backward pass, nothing found
+
+
+def test_record_is_for_evaluate_alone():
+    """run and the gradient calls return no Result to record into: "record" there would lose a finding."""
+    g = graphspec.load(LINEAR)
+    for call in (g.run, g.grad, g.value_and_grad, lambda **k: g.jvp({"w": 1.0}, **k)):
+        with pytest.raises(ValueError, match="for evaluate, record"):
+            call(check_finite="record")
+
+
+def test_the_program_is_frozen_and_apart_from_the_params():
+    g = graphspec.load(LINEAR)
+    p = g.program
+    assert g.order is p.order == ["p", "d", "l"] and g.plan is p.plan and g.loss == p.loss == "l"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.order = []  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        g.order = []  # type: ignore[misc]  # read through, not a second copy to drift apart
+    g.params["w"] = np.asarray(3.0)  # training updates the params: the program and the defaults stay
+    assert float(g.run()["l"]) == 1.0 and float(g.defaults["w"]) == 1.0
+    assert float(graphspec.load(LINEAR).run()["l"]) == 1.0 and g.program is p
 
 
 def test_no_loss_means_no_gradient_but_run_works():
