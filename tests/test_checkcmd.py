@@ -347,3 +347,24 @@ def test_an_op_sweep_that_checked_nothing_is_not_a_pass(capsys):
     assert main(["check", "--ops", "--op", "one_hot", "--op", "mul"]) == 0
     out = capsys.readouterr().out
     assert "every sample with something to check passes" in out and "EMPTY" in out
+
+
+def test_check_shares_the_commands_module_and_imports_nothing_from_cli():
+    """cli and checkcmd imported each other; what they share is in commands, which imports neither."""
+    import ast
+
+    import graphspec.checkcmd
+    import graphspec.commands
+
+    def imported(module):
+        tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
+        found = set()
+        for n in ast.walk(tree):
+            if isinstance(n, ast.ImportFrom):
+                found |= {n.module} if n.module else {a.name for a in n.names}
+            elif isinstance(n, ast.Import):
+                found |= {a.name for a in n.names}
+        return {m.removeprefix("graphspec.") for m in found}
+
+    assert "commands" in imported(graphspec.checkcmd) and "cli" not in imported(graphspec.checkcmd)
+    assert not imported(graphspec.commands) & {"cli", "checkcmd"}
