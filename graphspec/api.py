@@ -24,7 +24,7 @@ from .plan import gc_paused
 from .program import Program, compile_program
 from .spec import Spec, read_spec
 
-_CHECK_FINITE = ("warn", "raise", "off", "record")
+_CHECK_FINITE = ("warn", "raise", "off")  # and evaluate's "record"
 
 
 class NonFiniteWarning(RuntimeWarning):
@@ -136,7 +136,7 @@ class Graph:
         """The forward pass; with ``reuse`` (callers that read only the outputs, the loss and
         the gradients), dead buffers are written over (`Plan.forward`). ``findings`` (evaluate's)
         collects what is non-finite."""
-        if check_finite not in _CHECK_FINITE or (check_finite == "record" and findings is None):
+        if check_finite not in _CHECK_FINITE and not (check_finite == "record" and findings is not None):
             # a typo must not silently mean "warn"; "record" needs a Result to record into
             raise ValueError("check_finite must be one of warn, raise, off (and, for evaluate, record), "
                              f"got {check_finite!r}")
