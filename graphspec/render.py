@@ -1,6 +1,6 @@
 """Rendering of `run` results and the op table: rich tables for people, JSON for machines.
 
-The one number formatter (`fmt_num`, and `fmt_value` for arrays), the one JSON writer
+The one number formatter (`fmt_num`; `fmt_value` for arrays, `fmt_err` for errors), the one JSON writer
 (`dumps`, `write_json`) and the one rich console (`console`) of every command live here.
 """
 
@@ -29,6 +29,11 @@ def fmt_num(x: Any) -> str:
     if isinstance(x, int | np.integer):
         return str(x)
     return f"{float(x):.6g}"
+
+
+def fmt_err(x: Any) -> str:
+    """An error's size (abs or rel), where its magnitude is what matters: 1.2e-07; None as '-'."""
+    return "-" if x is None else f"{float(x):.1e}"
 
 
 def fmt_value(v: Any, small: int = SMALL) -> str:
@@ -155,7 +160,7 @@ def run_table(graph: Any, result: Any, checks: list[Any], notes: list[str], grad
             mark = "[green]✓[/green]" if c.ok else "[red]✗[/red]" if c.checked else "[dim]–[/dim]"
             got = f"not checked ({c.note})" if not c.checked else "missing" if c.got is None else fmt_value(c.got)
             t.add_row(mark, f"{c.kind} {c.name}", esc(fmt_value(c.expected)), esc(got),
-                      f"{c.max_abs_err:.2e}" if c.checked else "")
+                      fmt_err(c.max_abs_err) if c.checked else "")
         con.print(t)
         failed = sum(c.failed for c in checks)
         if failed:

@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .render import console, fmt_num
+from .render import console, fmt_err, fmt_num
 from .render import dumps as dumps  # report.dumps is render's JSON writer, as callers of this module know it
 
 if TYPE_CHECKING:
@@ -35,10 +35,6 @@ def _f(x: Any) -> float | None:
     """A JSON-safe float: nan and inf become null."""
     x = float(x)
     return x if math.isfinite(x) else None
-
-
-def _err(x: Any) -> str:
-    return "-" if x is None else f"{float(x):.1e}"
 
 
 def _index(index: Sequence[int]) -> str:
@@ -183,7 +179,7 @@ def _summary_table(rep: Report) -> Any:
     for c in rep.checks:
         w = c.worst
         t.add_row(_grad_name(c) + ("" if c.target_kind == "loss" else f" ({c.target_kind})"), str(c.shape),
-                  f"{c.checked}/{c.size}", _err(c.max_abs_err), _err(c.max_rel_err),
+                  f"{c.checked}/{c.size}", fmt_err(c.max_abs_err), fmt_err(c.max_rel_err),
                   "-" if w is None else _where(c, w), "-" if w is None else fmt_num(w.analytic),
                   "-" if w is None else fmt_num(w.numeric), _status(c.status))
     return t
@@ -192,7 +188,8 @@ def _summary_table(rep: Report) -> Any:
 def _elements_table(c: InputCheck) -> Any:
     t = _table(f"{_grad_name(c)}: worst elements", ("element", "analytic", "numeric", "abs err", "rel err", "status"))
     for e in c.worst_elements:
-        t.add_row(_where(c, e), fmt_num(e.analytic), fmt_num(e.numeric), _err(e.abs_err), _err(e.rel_err), _status(e.status))
+        t.add_row(_where(c, e), fmt_num(e.analytic), fmt_num(e.numeric), fmt_err(e.abs_err), fmt_err(e.rel_err),
+                  _status(e.status))
     return t
 
 
@@ -212,7 +209,7 @@ def _modes_table(rep: Report) -> Any:
     t = _table("forward mode vs reverse mode, random u and v", ("output", "<u, jvp(v)>", "<vjp(u), v>", "rel err",
                                                                  "status"))
     for m in rep.modes:
-        t.add_row(m.target, fmt_num(m.jvp_side), fmt_num(m.vjp_side), _err(m.rel_err), _status(m.status))
+        t.add_row(m.target, fmt_num(m.jvp_side), fmt_num(m.vjp_side), fmt_err(m.rel_err), _status(m.status))
     return t
 
 
@@ -232,7 +229,7 @@ def _nodes_table(rep: Report) -> Any:
                ("node", "op", "arg", "mode", "analytic", "numeric", "rel err", "status"))
     shown = [n for n in rep.nodes if n.status != "PASS"] or rep.nodes[:0]
     for n in shown:
-        t.add_row(n.node, n.op, n.arg_name, n.mode, fmt_num(n.analytic), fmt_num(n.numeric), _err(n.rel_err),
+        t.add_row(n.node, n.op, n.arg_name, n.mode, fmt_num(n.analytic), fmt_num(n.numeric), fmt_err(n.rel_err),
                   _status(n.status))
     return t
 
@@ -361,7 +358,7 @@ def print_ops(rows: Sequence[OpRow], console: Console) -> None:
                ("op", "dtype", "#", "arg shapes", "attrs", "grad rel err", "own vjp", "own jvp", "jvp vs vjp", "status"))
     for r in rows:
         t.add_row(r.op, r.dtype, str(r.sample), " ".join(str(tuple(s)) for s in r.shapes), json.dumps(r.attrs) if r.attrs else "",
-                  _err(r.max_rel_err), _err(r.vjp_rel_err), _err(r.jvp_rel_err), _err(r.modes_rel_err),
+                  fmt_err(r.max_rel_err), fmt_err(r.vjp_rel_err), fmt_err(r.jvp_rel_err), fmt_err(r.modes_rel_err),
                   _status(r.status) + (f" {r.message}" if r.message else ""))
     console.print(t)
     bad = [r for r in rows if r.status == "FAIL"]
@@ -390,7 +387,7 @@ def report_markdown(rep: Report, verbose: bool = False) -> str:
            f"eps {rep.tolerance.eps:g}, rtol {rep.tolerance.rtol:g}, atol {rep.tolerance.atol:g}.", ""]
     out.append(_md_table(["input", "target", "shape", "checked", "max abs err", "max rel err", "worst element", "status"],
                          [[c.input, f"{c.target} ({c.target_kind})", str(c.shape), f"{c.checked}/{c.size}",
-                           _err(c.max_abs_err), _err(c.max_rel_err),
+                           fmt_err(c.max_abs_err), fmt_err(c.max_rel_err),
                            "-" if c.worst is None else
                            f"{_where(c, c.worst)}: {fmt_num(c.worst.analytic)} vs {fmt_num(c.worst.numeric)}",
                            f"**{c.status}**"] for c in rep.checks]))
@@ -398,7 +395,7 @@ def report_markdown(rep: Report, verbose: bool = False) -> str:
         if verbose or c.status != "PASS":
             out += ["", f"Worst elements of `{c.input}`:", "",
                     _md_table(["element", "analytic", "numeric", "abs err", "rel err", "status"],
-                              [[_where(c, e), fmt_num(e.analytic), fmt_num(e.numeric), _err(e.abs_err), _err(e.rel_err),
+                              [[_where(c, e), fmt_num(e.analytic), fmt_num(e.numeric), fmt_err(e.abs_err), fmt_err(e.rel_err),
                                 e.status] for e in c.worst_elements])]
     out += _md_findings(rep)
     kinks = _kink_lines(rep)
@@ -407,7 +404,8 @@ def report_markdown(rep: Report, verbose: bool = False) -> str:
     if rep.modes:
         out += ["", "Forward mode vs reverse mode:", "",
                 _md_table(["output", "<u, jvp(v)>", "<vjp(u), v>", "rel err", "status"],
-                          [[m.target, fmt_num(m.jvp_side), fmt_num(m.vjp_side), _err(m.rel_err), m.status] for m in rep.modes])]
+                          [[m.target, fmt_num(m.jvp_side), fmt_num(m.vjp_side), fmt_err(m.rel_err), m.status]
+                           for m in rep.modes])]
     if rep.taylor:
         out += ["", "Taylor remainder test:", "",
                 _md_table(["along", "observed order", "status", "note"],
@@ -416,7 +414,7 @@ def report_markdown(rep: Report, verbose: bool = False) -> str:
     if bad_nodes:
         out += ["", "Nodes checked alone:", "",
                 _md_table(["node", "op", "arg", "mode", "analytic", "numeric", "rel err", "status"],
-                          [[n.node, n.op, n.arg_name, n.mode, fmt_num(n.analytic), fmt_num(n.numeric), _err(n.rel_err),
+                          [[n.node, n.op, n.arg_name, n.mode, fmt_num(n.analytic), fmt_num(n.numeric), fmt_err(n.rel_err),
                             n.status] for n in bad_nodes])]
     for n in rep.blamed:
         what = f"fails: `{n.message}`" if n.message else "is wrong"
@@ -449,5 +447,5 @@ def ops_markdown(rows: Sequence[OpRow]) -> str:
     return "## Op sweep\n\n" + _md_table(
         ["op", "dtype", "#", "arg shapes", "attrs", "grad rel err", "own vjp", "own jvp", "jvp vs vjp", "status"],
         [[r.op, r.dtype, str(r.sample), " ".join(str(tuple(s)) for s in r.shapes), json.dumps(r.attrs) if r.attrs else "",
-          _err(r.max_rel_err), _err(r.vjp_rel_err), _err(r.jvp_rel_err), _err(r.modes_rel_err),
+          fmt_err(r.max_rel_err), fmt_err(r.vjp_rel_err), fmt_err(r.jvp_rel_err), fmt_err(r.modes_rel_err),
           r.status + (f" {r.message}" if r.message else "")] for r in rows]) + "\n"

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from graphspec import report
-from graphspec.render import console, dumps, fmt_num, fmt_value, to_json, write_json
+from graphspec.render import console, dumps, fmt_err, fmt_num, fmt_value, to_json, write_json
 
 
 @pytest.mark.parametrize(("x", "text"), [
@@ -20,6 +20,10 @@ from graphspec.render import console, dumps, fmt_num, fmt_value, to_json, write_
 ])
 def test_fmt_num(x, text):
     assert fmt_num(x) == text
+
+
+def test_fmt_err_gives_the_magnitude():
+    assert [fmt_err(x) for x in (None, 0.0, 1.234e-7, np.float32(0.5), math.inf)] == ["-", "0.0e+00", "1.2e-07", "5.0e-01", "inf"]
 
 
 def test_fmt_value_writes_small_arrays_whole_and_big_ones_by_summary():
