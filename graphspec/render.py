@@ -36,12 +36,12 @@ def fmt_err(x: Any) -> str:
     return "-" if x is None else f"{float(x):.1e}"
 
 
-def fmt_value(v: Any, small: int = SMALL) -> str:
-    """An array up to ``small`` elements whole, a bigger one by its min, mean, max and norm."""
+def fmt_value(v: Any) -> str:
+    """An array up to `SMALL` elements whole, a bigger one by its min, mean, max and norm."""
     a = np.asarray(v)
     if a.ndim == 0:
         return fmt_num(a.item())
-    if a.size <= small:
+    if a.size <= SMALL:
         return np.array2string(a, precision=6, separator=", ", floatmode="maxprec",
                                formatter={"float_kind": fmt_num}, max_line_width=100)
     if a.dtype.kind in "iub":

@@ -31,7 +31,7 @@ def test_fmt_value_writes_small_arrays_whole_and_big_ones_by_summary():
     assert fmt_value(np.array([[1, 2], [3, 4]])) == "[[1, 2],\n [3, 4]]"
     assert fmt_value(np.arange(30)) == "min 0  max 29"
     assert fmt_value(np.ones(30)) == f"min 1  mean 1  max 1  norm {fmt_num(math.sqrt(30))}"
-    assert fmt_value(np.arange(8.0), small=4).startswith("min 0  mean 3.5  max 7")
+    assert fmt_value(np.arange(30.0)).startswith("min 0  mean 14.5  max 29  norm ")
 
 
 def test_one_json_writer_refuses_nan_that_to_json_has_made_null():
