@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from . import shapes, values
-from .errors import ErrorList, GraphspecError, InputError, NonFiniteError, OpError, SpecError, did_you_mean
+from .errors import ErrorList, GraphspecError, InputError, NonFiniteError, OpError, SpecError, did_you_mean, one_line
 from .finite import surely_finite
 from .ops import Aval
 from .plan import gc_paused
@@ -45,7 +45,7 @@ class Finding:
     message: str  # "first non-finite value (nan) produced by log"
 
     def __str__(self) -> str:
-        return NonFiniteError(self.message, self.loc).line()  # "nodes.h: first non-finite ..."
+        return one_line(self.message, self.loc)  # "nodes.h: first non-finite ...", as the error says it
 
 
 @dataclass(frozen=True)

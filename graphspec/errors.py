@@ -38,6 +38,13 @@ def format_loc(loc: Iterable[object]) -> str:
     return out
 
 
+def one_line(message: str, loc: str | None = None, hint: str | None = None, source: str | None = None) -> str:
+    """`source: loc: message (hint)`, the parts there are, on one line."""
+    text = ": ".join([*(p for p in (source, loc) if p), message])
+    text = f"{text} ({hint})" if hint else text
+    return text.replace("\n", "\\n").replace("\r", "\\r")  # a name with a line break must not make two lines
+
+
 class GraphspecError(Exception):
     """Base class: a message, the place in the spec, an optional hint. One error, or a group
     of them (`.errors`), whose first gives the group its message, place and hint."""
@@ -73,10 +80,7 @@ class GraphspecError(Exception):
 
     def line(self) -> str:
         """This error alone, `source: loc: message (hint)`."""
-        parts = [p for p in (self.source, self.loc) if p]
-        text = ": ".join([*parts, self.message])
-        text = f"{text} ({self.hint})" if self.hint else text
-        return text.replace("\n", "\\n").replace("\r", "\\r")  # a name with a line break must not make two lines
+        return one_line(self.message, self.loc, self.hint, self.source)
 
     def lines(self) -> list[str]:
         """One line per error (the CLI prefixes each with `error: `)."""
