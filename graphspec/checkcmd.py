@@ -162,17 +162,18 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--input and --params apply to one spec; give one SPEC (these are {len(specs)})")
     if args.ops:
         if args.output:
-            guard_output(args, args.output, REPORT, [], "")
+            guard_output(args.output, REPORT, [], "", inputs=args.input, params=args.params, force=args.force)
         return _run_ops(args, fmt)
     entries: list[Any] = []  # Report or Failed, in the order of the specs
     for path in specs:
         try:
-            entries.append(load_with(path, args))
+            entries.append(load_with(path, args.input, args.params))
         except GraphspecError as e:
             entries.append(Failed(path, e))
     if args.output:  # before any work, now that the files the specs read are known
         what = "the spec being checked" if len(specs) == 1 else "a spec being checked"
-        guard_output(args, args.output, REPORT, specs, what, [e[0] for e in entries if not isinstance(e, Failed)])
+        guard_output(args.output, REPORT, specs, what, [e[0] for e in entries if not isinstance(e, Failed)],
+                     inputs=args.input, params=args.params, force=args.force)
     for path, why in skipped:
         print(f"note: {path}: skipped, {why}", file=sys.stderr)
     for e in entries:

@@ -173,7 +173,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from . import expect, render
     from .commands import load_with, located
 
-    graph, inputs = load_with(args.spec, args)
+    graph, inputs = load_with(args.spec, args.input, args.params)
     p = graph.program
     with located(p.source):
         result = graph.evaluate(inputs, with_grads=not args.no_grad, check_finite="record")
@@ -223,7 +223,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if graph.program.spec.train is None:  # train.train's fallback optimizer is for the API, not an undocumented CLI default
         raise SpecError("spec has no train block: add one with an optimizer, see docs/format.md", source=source,
                         hint='e.g. "train": {"optimizer": {"sgd": {"lr": 0.1}}, "epochs": 10}')
-    guard_output(args, out, PARAMS, [args.spec], "the spec being trained", [graph], flag="-o" if args.output else "output")
+    guard_output(out, PARAMS, [args.spec], "the spec being trained", [graph], force=args.force,
+                 flag="-o" if args.output else "output")
     steps: list[Any] = []
     epochs: list[Any] = []
     live = args.format == "table"  # JSON gathers the log and prints it once, at the end
@@ -256,7 +257,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from .commands import load_with, located
     from .explain import explanation
 
-    graph, inputs = load_with(args.spec, args)
+    graph, inputs = load_with(args.spec, args.input)
     with located(graph.program.source):
         ex = explanation(graph, inputs)
     print("\n".join(ex.lines))
@@ -273,7 +274,7 @@ def cmd_draw(args: argparse.Namespace) -> int:
         check_drawing_path(Path(args.output))
     graph = load(args.spec)
     if args.output:
-        guard_output(args, args.output, DRAWING, [args.spec], "the spec being drawn", [graph])
+        guard_output(args.output, DRAWING, [args.spec], "the spec being drawn", [graph], force=args.force)
     with located(graph.program.source):
         dot = to_dot(graph, values=not args.no_values)
     if args.output:

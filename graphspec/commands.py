@@ -4,7 +4,6 @@ errors named by their spec and printed on stderr."""
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import re
@@ -64,34 +63,34 @@ def expand_specs(paths: Sequence[str]) -> tuple[list[str], list[tuple[str, str]]
     return list(first.values()), skipped
 
 
-def load_with(path: str, args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
-    """The spec at ``path`` with the command's ``--params`` loaded into it, and its ``--input``
-    values (errors are usage errors, named by the flag)."""
+def load_with(path: str, inputs: Sequence[str] = (), params: str | None = None) -> tuple[Any, dict[str, Any]]:
+    """The spec at ``path`` with a ``--params`` file loaded into it, and the ``--input`` values
+    (their errors are usage errors, named by the flag)."""
     from .api import load
     from .errors import UsageError
     from .inputs import load_params, parse_inputs
 
     graph = load(path)
-    if getattr(args, "params", None):
-        load_params(graph, args.params, label=f"--params {args.params}", error=UsageError)
-    return graph, parse_inputs(getattr(args, "input", None) or [], label="--input", error=UsageError)
+    if params:
+        load_params(graph, params, label=f"--params {params}", error=UsageError)
+    return graph, parse_inputs(inputs, label="--input", error=UsageError)
 
 
-def guard_output(args: argparse.Namespace, out: str | Path, kind: Any, specs: Sequence[str], what: str,
-                 graphs: Sequence[Any] = (), flag: str = "-o") -> None:
+def guard_output(out: str | Path, kind: Any, specs: Sequence[str], what: str, graphs: Sequence[Any] = (), *,
+                 inputs: Sequence[str] = (), params: str | None = None, force: bool = False, flag: str = "-o") -> None:
     """Refuse an -o path that would replace the specs, a file they read (known once the
-    ``graphs`` are loaded), an --input or --params file, or (without --force) a file of another
+    ``graphs`` are loaded), an --input or --params file, or (without ``force``) a file of another
     kind. Called once per command, after loading and before the work starts."""
     from .files import check_output, spec_files
     from .inputs import input_files
 
     protected: list[tuple[str | Path, str]] = [(s, what) for s in specs]
-    for text in getattr(args, "input", None) or []:
+    for text in inputs:
         protected += [(f, f"the --input {text.partition('=')[0]} file") for f in input_files(text)]
-    if getattr(args, "params", None):
-        protected.append((args.params, "the --params file"))
+    if params:
+        protected.append((params, "the --params file"))
     protected += [f for g in graphs for f in spec_files(g, what)]
-    check_output(out, flag, kind, protected=protected, force=args.force)
+    check_output(out, flag, kind, protected=protected, force=force)
 
 
 @contextlib.contextmanager
