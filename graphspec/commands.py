@@ -11,7 +11,10 @@ import stat
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .api import Graph
 
 SNIFF_LIMIT = 64 * 2**20  # bytes of a .json under a folder read to tell whether it is a spec
 _SPEC_KEY = re.compile(rb'"graphspec"\s*:')
@@ -63,7 +66,7 @@ def expand_specs(paths: Sequence[str]) -> tuple[list[str], list[tuple[str, str]]
     return list(first.values()), skipped
 
 
-def load_with(path: str, inputs: Sequence[str] = (), params: str | None = None) -> tuple[Any, dict[str, Any]]:
+def load_with(path: str, inputs: Sequence[str] = (), params: str | None = None) -> tuple[Graph, dict[str, Any]]:
     """The spec at ``path`` with a ``--params`` file loaded into it, and the ``--input`` values
     (their errors are usage errors, named by the flag)."""
     from .api import load
@@ -76,7 +79,7 @@ def load_with(path: str, inputs: Sequence[str] = (), params: str | None = None) 
     return graph, parse_inputs(inputs, label="--input", error=UsageError)
 
 
-def guard_output(out: str | Path, kind: Any, specs: Sequence[str], what: str, graphs: Sequence[Any] = (), *,
+def guard_output(out: str | Path, kind: Any, specs: Sequence[str], what: str, graphs: Sequence[Graph] = (), *,
                  inputs: Sequence[str] = (), params: str | None = None, force: bool = False, flag: str = "-o") -> None:
     """Refuse an -o path that would replace the specs, a file they read (known once the
     ``graphs`` are loaded), an --input or --params file, or (without ``force``) a file of another
