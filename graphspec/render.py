@@ -78,10 +78,9 @@ def console(file: IO[str] | None = None, width: int | None = None) -> Console:
     return Console(highlight=False, width=width or (None if sys.stdout.isatty() else 160))
 
 
-def run_json(graph: Any, result: Any, checks: list[Any], notes: list[str], grads: bool = True,
-             nonfinite: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
-    """``nonfinite``: the findings (each naming the first node that produced an inf or nan); any
-    makes the run fail, as a failed expectation does. Expectations not checked do not."""
+def run_json(graph: Any, result: Any, checks: list[Any], notes: list[str], grads: bool = True) -> dict[str, Any]:
+    """A non-finite finding of ``result`` (each naming the first node that produced an inf or
+    nan) makes the run fail, as a failed expectation does. Expectations not checked do not."""
     from .expect import unchecked_summary
 
     p = graph.program
@@ -101,14 +100,14 @@ def run_json(graph: Any, result: Any, checks: list[Any], notes: list[str], grads
                       "got": None if c.got is None else to_json(c.got), "max_abs_err": c.max_abs_err
                       if np.isfinite(c.max_abs_err) else None} for c in checks]
     out["not_checked"] = unchecked_summary(checks)
-    out["nonfinite"] = list(nonfinite)
+    out["nonfinite"] = [str(f) for f in result.findings]
+    out["findings"] = [{"kind": f.kind, "loc": f.loc, "message": f.message} for f in result.findings]
     out["warnings"] = notes
-    out["ok"] = not nonfinite and not any(c.failed for c in checks)
+    out["ok"] = not result.findings and not any(c.failed for c in checks)
     return out
 
 
-def run_table(graph: Any, result: Any, checks: list[Any], notes: list[str], grads: bool = True,
-              nonfinite: list[str] | tuple[str, ...] = ()) -> None:
+def run_table(graph: Any, result: Any, checks: list[Any], notes: list[str], grads: bool = True) -> None:
     from rich.table import Table
 
     from .expect import unchecked_summary
@@ -143,8 +142,8 @@ def run_table(graph: Any, result: Any, checks: list[Any], notes: list[str], grad
 
     for note in notes:
         con.print(f"[yellow]warning:[/yellow] {esc(note)}")
-    for finding in nonfinite:
-        con.print(f"[red]non-finite:[/red] {esc(finding)}")
+    for finding in result.findings:
+        con.print(f"[red]non-finite:[/red] {esc(str(finding))}")
     if checks:
         held = sum(c.ok for c in checks)
         checked = sum(c.checked for c in checks)
@@ -169,8 +168,8 @@ def run_table(graph: Any, result: Any, checks: list[Any], notes: list[str], grad
             con.print("[green]all checked expectations hold[/green]" if unchecked else "[green]all expectations hold[/green]")
         for line in unchecked:
             con.print(f"[yellow]{esc(line)}[/yellow]")
-    if nonfinite:
-        con.print(f"[red]failed: {'a non-finite value' if len(nonfinite) == 1 else 'non-finite values'} "
+    if result.findings:
+        con.print(f"[red]failed: {'a non-finite value' if len(result.findings) == 1 else 'non-finite values'} "
                   "(see above)[/red]")
 
 

@@ -38,6 +38,7 @@ def test_a_nonfinite_output_fails_run_naming_the_first_node(tmp_path, capsys):
     assert code == 1 and doc["ok"] is False
     assert doc["outputs"]["s"]["value"] is None
     assert doc["nonfinite"] == ["nodes.a: first non-finite value (nan) produced by log"]
+    assert doc["findings"] == [{"kind": "value", "loc": "nodes.a", "message": "first non-finite value (nan) produced by log"}]
 
 
 def test_a_nonfinite_output_fails_the_table_too(tmp_path, capsys):
@@ -55,6 +56,7 @@ def test_a_nonfinite_gradient_of_a_finite_value_fails_run(tmp_path, capsys):
     assert code == 1 and out["ok"] is False
     assert out["loss"]["value"] == 2.0
     assert out["nonfinite"] == ["nodes.r: first non-finite gradient (inf) produced by the VJP of sqrt for 'x'"]
+    assert [(f["kind"], f["loc"]) for f in out["findings"]] == [("gradient", "nodes.r")]
     # --no-grad runs no backward pass: nothing non-finite is computed, the run is fine
     code, out = run_json(capsys, write(tmp_path, doc), "--no-grad")
     assert code == 0 and out["ok"] is True and out["nonfinite"] == []
