@@ -1,6 +1,7 @@
 """Values from text and files, for the API as for the CLI's ``--input`` and ``--params``.
 
-    >>> from graphspec.inputs import parse_inputs, load_params
+    >>> import graphspec
+    >>> from graphspec.inputs import load_params, parse_inputs
     >>> g = graphspec.load("specs/mlp/mlp.json")
     >>> load_params(g, "mlp.params.npz")                  # trained params, checked against the spec
     >>> g.run(parse_inputs(["X=@X.npy", "y=[0, 1, 2]"]))  # NAME=JSON, NAME=@file, NAME=@file.npz:key
