@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .api import Graph, Result
+from .api import Finding, Graph, Result
 from .passes import pull
 from .render import fmt_num, fmt_value
 
@@ -32,6 +32,7 @@ def _args(graph: Graph, name: str, result: Result) -> list[Any]:
 class Explanation:
     lines: list[str]
     nonfinite: list[str]  # each inf/nan found, naming the first node that produced it (also in lines)
+    findings: tuple[Finding, ...] = ()  # the same as records (kind, loc, message)
 
 
 def explain(graph: Graph, inputs: Mapping[str, Any] | None = None) -> list[str]:
@@ -42,11 +43,11 @@ def explain(graph: Graph, inputs: Mapping[str, Any] | None = None) -> list[str]:
 def explanation(graph: Graph, inputs: Mapping[str, Any] | None = None) -> Explanation:
     """The lines, and the non-finite findings apart: the CLI fails on them (exit 1)."""
     result = graph.evaluate(inputs, check_finite="record")  # said in the lines, not warned
-    findings = [str(f) for f in result.findings]
+    said = [str(f) for f in result.findings]
     lines = _lines(graph, result)
-    if findings:
-        lines += ["", *(f"non-finite: {f}" for f in findings)]
-    return Explanation(lines, findings)
+    if said:
+        lines += ["", *(f"non-finite: {f}" for f in said)]
+    return Explanation(lines, said, result.findings)
 
 
 def _hand_written(step: Any, g: Any, argv: list[Any]) -> list[str]:

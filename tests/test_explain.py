@@ -66,6 +66,7 @@ def test_explain_names_the_first_nonfinite_node_and_fails(tmp_path, capsys):
     assert err == ""
     ex = explanation(graphspec.load(path))  # the API: the same line, and the finding apart
     assert ex.nonfinite == ["nodes.a: first non-finite value (nan) produced by log"]
+    assert ex.findings == (graphspec.Finding("value", "nodes.a", "first non-finite value (nan) produced by log"),)
     assert main(["explain", str(LECTURE / "mul.json")]) == 0
 
 
