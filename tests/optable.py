@@ -511,6 +511,10 @@ ROWS: dict[str, Row] = {
                  torch_cases=[([rng(1).uniform(-0.9, 3, size=(3, 4))], {}, lambda x: torch.log1p(x)),
                               ([np.array([-1e-10, 1e-300, 1e-8, 5.0])], {}, lambda x: torch.log1p(x))],
                  domain=_at_least(-0.95)),
+    "expm1": Row(lambda x: anp.expm1(x), _t("expm1"), gen="unary", safe=(_below(10),),
+                 extra=_unary(extra=[np.array([-700.0, -30.0, -1e-10, 0.0, 1e-300, 1e-8, 30.0, 700.0])]),
+                 torch_cases=[([np.array([-20.0, -1e-10, 1e-300, 1e-8, 5.0])], {}, lambda x: torch.expm1(x))],
+                 domain=lambda a, _: bool(np.max(a[0]) < 5)),
     # torch.clamp wants a bound; FORMAT: null is no bound
     "clip": Row(ref_clip, lambda x, *, min, max: x if min is None and max is None else torch.clamp(x, min, max),
                 defaults={"min": None, "max": None},
