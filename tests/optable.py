@@ -25,6 +25,15 @@ when a registered op has no row here, or a row names an op that is not registere
 - ``attrs``: name -> a hypothesis strategy for the generator (attrs not named here are drawn
   from their `Attr.kind`);
 - ``targets``: arg positions of float class targets: the dtype-cast tests leave them float.
+- ``gen``: how the random-graph generator of tests/test_passes.py builds the op: "unary" (one
+  float arg), "binary" (two broadcasting float args, either one may be a constant) or "reduce"
+  (axis and keepdims drawn); "" for the ops it has a builder of their own for;
+- ``safe``: per arg position, a test of a value the generator of tests/test_passes.py may feed
+  there (None: any): looser than ``domain``, it keeps whole graphs finite (exp, log, a divisor),
+  kinks allowed (autograd takes the same branch as the op);
+- ``gen_attrs``: attr -> the values that generator draws (each attr left out half the time);
+- ``no_batch``: why the op has no batching rule (``defop(batch=None)``): the checker then runs it
+  once per perturbation; tests/test_gradcheck.py holds every op to a rule or a reason.
 New ops also need `samples()` in their `defop`: the generator builds nodes from them.
 """
 
@@ -275,6 +284,20 @@ def _std_domain(args, attrs) -> bool:
     return bool(np.min(np.std(x, axis=ax)) > 1e-3) if x.size else True
 
 
+# the guards of the test_passes generator (``safe``): on a value, not on the args and attrs
+
+def _above(lo):
+    return lambda v: bool(np.size(v) == 0 or np.min(v) > lo)
+
+
+def _below(hi):
+    return lambda v: bool(np.size(v) == 0 or np.max(v) < hi)
+
+
+def _nonzero_guard(v) -> bool:
+    return bool(np.size(v) == 0 or np.min(np.abs(v)) > 0.2)
+
+
 # --- torch -----------------------------------------------------------------------------------------
 
 def _dim(axis):
@@ -363,6 +386,10 @@ class Row:
     ints: Callable[[list, dict], int] | None = None
     attrs: dict[str, st.SearchStrategy] = field(default_factory=dict)
     targets: tuple[int, ...] = ()
+    gen: str = ""
+    safe: tuple[Callable[[np.ndarray], bool] | None, ...] = ()
+    gen_attrs: dict[str, list[Any]] = field(default_factory=dict)
+    no_batch: str = ""
 
 
 REDUCE = {"axis": None, "keepdims": False}
@@ -370,10 +397,10 @@ REDUCTION = {"reduction": "mean"}
 
 ROWS: dict[str, Row] = {
     # binary, broadcasting
-    "add": Row(lambda x, y: x + y, lambda x, y: x + y, extra=_binary()),
-    "sub": Row(lambda x, y: x - y, lambda x, y: x - y, extra=_binary()),
-    "mul": Row(lambda x, y: x * y, lambda x, y: x * y, extra=_binary()),
-    "div": Row(lambda x, y: x / y, lambda x, y: x / y, extra=_binary(make_y=_nonzero),
+    "add": Row(lambda x, y: x + y, lambda x, y: x + y, gen="binary", extra=_binary()),
+    "sub": Row(lambda x, y: x - y, lambda x, y: x - y, gen="binary", extra=_binary()),
+    "mul": Row(lambda x, y: x * y, lambda x, y: x * y, gen="binary", extra=_binary()),
+    "div": Row(lambda x, y: x / y, lambda x, y: x / y, gen="binary", safe=(None, _nonzero_guard), extra=_binary(make_y=_nonzero),
                domain=lambda a, _: _far(a[1], 0) and bool(np.min(np.abs(a[1])) > 0.2)),
     "pow": Row(lambda x, y: x ** y, _t("pow"),
                extra=[*_binary(make_y=_n, make_x=_pos, consts=(2.0, 1.5)),
@@ -381,35 +408,39 @@ ROWS: dict[str, Row] = {
                       ([np.array([-2.0, -1.5, 3.0]), np.array([2.0, 3.0, -1.0])], {}),  # x < 0, whole y: d/dy nan in both
                       ([_pos(3, 4, seed=24), np.array(2.0)], {})],
                domain=lambda a, _: bool(0.1 < np.min(a[0]) and np.max(a[0]) < 10 and np.max(np.abs(a[1])) < 3)),
-    "maximum": Row(lambda x, y: anp.maximum(x, y), _t("maximum"), extra=_binary() + _ties(),
+    "maximum": Row(lambda x, y: anp.maximum(x, y), _t("maximum"), gen="binary", extra=_binary() + _ties(),
                    domain=lambda a, _: _far(np.subtract(a[0], a[1]))),
-    "minimum": Row(lambda x, y: anp.minimum(x, y), _t("minimum"), extra=_binary() + _ties(),
+    "minimum": Row(lambda x, y: anp.minimum(x, y), _t("minimum"), gen="binary", extra=_binary() + _ties(),
                    domain=lambda a, _: _far(np.subtract(a[0], a[1]))),
     # unary
-    "neg": Row(lambda x: -x, _t("neg"), extra=_unary()),
-    "exp": Row(lambda x: anp.exp(x), _t("exp"), extra=_unary(extra=[np.array([-700.0, -30.0, 30.0, 700.0])]),
+    "neg": Row(lambda x: -x, _t("neg"), gen="unary", extra=_unary()),
+    "exp": Row(lambda x: anp.exp(x), _t("exp"), gen="unary", safe=(_below(10),),
+               extra=_unary(extra=[np.array([-700.0, -30.0, 30.0, 700.0])]),
                domain=lambda a, _: bool(np.max(a[0]) < 5)),
-    "log": Row(lambda x: anp.log(x), _t("log"), extra=_unary(_pos, extra=[np.array([1e-300, 1e-8, 1e8, 1e300])]),
+    "log": Row(lambda x: anp.log(x), _t("log"), gen="unary", safe=(_above(0.05),),
+               extra=_unary(_pos, extra=[np.array([1e-300, 1e-8, 1e8, 1e300])]),
                domain=_at_least(0.05)),
-    "sqrt": Row(lambda x: anp.sqrt(x), _t("sqrt"), extra=_unary(_pos, extra=[np.array([1e-300, 1e-8, 1e8, 1e300])]),
+    "sqrt": Row(lambda x: anp.sqrt(x), _t("sqrt"), gen="unary", safe=(_above(0.05),),
+                extra=_unary(_pos, extra=[np.array([1e-300, 1e-8, 1e8, 1e300])]),
                 domain=_at_least(0.05)),
-    "square": Row(lambda x: x * x, _t("square"), extra=_unary()),
-    "abs": Row(lambda x: anp.abs(x), _t("abs"), extra=_unary(extra=[np.array([-2.0, 0.0, 3.0])]),
+    "square": Row(lambda x: x * x, _t("square"), gen="unary", extra=_unary()),
+    "abs": Row(lambda x: anp.abs(x), _t("abs"), gen="unary", extra=_unary(extra=[np.array([-2.0, 0.0, 3.0])]),
                domain=lambda a, _: _far(a[0])),
-    "sin": Row(lambda x: anp.sin(x), _t("sin"), extra=_unary(extra=[np.array([0.0, np.pi / 2, 100.0])])),
-    "cos": Row(lambda x: anp.cos(x), _t("cos"), extra=_unary(extra=[np.array([0.0, np.pi / 2, 100.0])])),
-    "tanh": Row(lambda x: anp.tanh(x), _t("tanh"), extra=_unary(extra=[EXTREMES]),
+    "sin": Row(lambda x: anp.sin(x), _t("sin"), gen="unary", extra=_unary(extra=[np.array([0.0, np.pi / 2, 100.0])])),
+    "cos": Row(lambda x: anp.cos(x), _t("cos"), gen="unary", extra=_unary(extra=[np.array([0.0, np.pi / 2, 100.0])])),
+    "tanh": Row(lambda x: anp.tanh(x), _t("tanh"), gen="unary", extra=_unary(extra=[EXTREMES]),
                 torch_cases=[([_TAILS], {}, lambda t: t.tanh())]),
-    "sigmoid": Row(ref_sigmoid, _t("sigmoid"), extra=_unary(extra=[EXTREMES]),
+    "sigmoid": Row(ref_sigmoid, _t("sigmoid"), gen="unary", extra=_unary(extra=[EXTREMES]),
                    torch_cases=[([_TAILS], {}, lambda t: t.sigmoid())]),
-    "relu": Row(lambda x: anp.where(x > 0, x, 0.0), _t("relu"), extra=_unary(extra=[np.array([-2.0, 0.0, 3.0, 0.0])]),
+    "relu": Row(lambda x: anp.where(x > 0, x, 0.0), _t("relu"), gen="unary",
+                extra=_unary(extra=[np.array([-2.0, 0.0, 3.0, 0.0])]),
                 domain=lambda a, _: _far(a[0])),
     # torch's default threshold 20 returns x itself past 20
-    "softplus": Row(ref_softplus, lambda x: F.softplus(x, threshold=50.0), extra=_unary(extra=[EXTREMES]),
+    "softplus": Row(ref_softplus, lambda x: F.softplus(x, threshold=50.0), gen="unary", extra=_unary(extra=[EXTREMES]),
                     torch_cases=[([_TAILS], {}, lambda t: F.softplus(t))]),
     "leaky_relu": Row(lambda x, alpha=0.01: anp.where(x > 0, x, alpha * x), lambda x, *, alpha: F.leaky_relu(x, alpha),
                       defaults={"alpha": 0.01},
-                      extra=_unary(extra=[np.array([-2.0, 0.0, 3.0])])
+                      gen="unary", gen_attrs={"alpha": [0.01, 0.2]}, extra=_unary(extra=[np.array([-2.0, 0.0, 3.0])])
                       + [([np.array([-2.0, 0.0, 3.0])], {"alpha": a}) for a in (0.0, 0.2, 1.0, 3)]
                       + [([_n(2, 3, seed=25)], {"alpha": 0.5})],
                       torch_cases=[([_TAILS], {"alpha": 0.2}, lambda t: F.leaky_relu(t, 0.2))],
@@ -427,12 +458,12 @@ ROWS: dict[str, Row] = {
                               for p in itertools.permutations(range(3)) for neg in (0, 1)]]),
     # reductions
     "sum": Row(lambda x, axis=None, keepdims=False: anp.sum(x, axis=_axis(axis, x), keepdims=keepdims),
-               _t_reduction("sum"), defaults=REDUCE, extra=_reduce_combos()),
+               _t_reduction("sum"), defaults=REDUCE, gen="reduce", extra=_reduce_combos()),
     "mean": Row(lambda x, axis=None, keepdims=False: anp.mean(x, axis=_axis(axis, x), keepdims=keepdims),
-                _t_reduction("mean"), defaults=REDUCE, extra=_reduce_combos()),
+                _t_reduction("mean"), defaults=REDUCE, gen="reduce", extra=_reduce_combos()),
     "max": Row(lambda x, axis=None, keepdims=False: anp.max(x, axis=_axis(axis, x), keepdims=keepdims),
-               _t_reduction("amax"), defaults=REDUCE, extra=_reduce_combos() + _max_ties(), domain=_max_no_ties),
-    "logsumexp": Row(ref_logsumexp, _t_reduction("logsumexp"), defaults=REDUCE,
+               _t_reduction("amax"), defaults=REDUCE, gen="reduce", extra=_reduce_combos() + _max_ties(), domain=_max_no_ties),
+    "logsumexp": Row(ref_logsumexp, _t_reduction("logsumexp"), defaults=REDUCE, gen="reduce",
                      extra=_reduce_combos() + [([LOGITS_EXTREME], {"axis": a, "keepdims": k})
                                                for a in (None, 0, -1) for k in (False, True)],
                      torch_cases=[([_TAILS], {"axis": 1}, lambda t: t.logsumexp(1))]),
@@ -470,14 +501,20 @@ ROWS: dict[str, Row] = {
                       lambda x, y: 5 * F.multi_margin_loss(x, y, margin=0.7))],
         ints=_classes, domain=_hinge_away, targets=(1,)),
     "l2": Row(lambda w: anp.sum(w * w), lambda w: (w * w).sum(),
+              no_batch="a scalar of its whole input: no rule of ops/batching.py fits it yet",
               extra=[([_n(seed=50)], {}), ([_n(5, seed=51)], {}), ([_n(2, 3, 4, seed=52)], {})]),
     # the ops a CNN lesson needs, and their neighbours (defaults beyond FORMAT.md: numpy's or
     # PyTorch's, as each op's doc says)
     "log1p": Row(lambda x: anp.log1p(x), _t("log1p"),
+                 gen="unary", safe=(_above(-0.95),),
                  extra=_unary(_pos, extra=[np.array([-0.999, -0.5, -1e-10, 0.0, 1e-300, 1e-8, 1e8, 1e300])]),
                  torch_cases=[([rng(1).uniform(-0.9, 3, size=(3, 4))], {}, lambda x: torch.log1p(x)),
                               ([np.array([-1e-10, 1e-300, 1e-8, 5.0])], {}, lambda x: torch.log1p(x))],
                  domain=_at_least(-0.95)),
+    "expm1": Row(lambda x: anp.expm1(x), _t("expm1"), gen="unary", safe=(_below(10),),
+                 extra=_unary(extra=[np.array([-700.0, -30.0, -1e-10, 0.0, 1e-300, 1e-8, 30.0, 700.0])]),
+                 torch_cases=[([np.array([-20.0, -1e-10, 1e-300, 1e-8, 5.0])], {}, lambda x: torch.expm1(x))],
+                 domain=lambda a, _: bool(np.max(a[0]) < 5)),
     # torch.clamp wants a bound; FORMAT: null is no bound
     "clip": Row(ref_clip, lambda x, *, min, max: x if min is None and max is None else torch.clamp(x, min, max),
                 defaults={"min": None, "max": None},
@@ -500,7 +537,8 @@ ROWS: dict[str, Row] = {
                               ([rng(7).integers(0, 3, size=(2, 1, 4)), _n(3, 1, seed=8), _n(4, seed=9)], {},
                                lambda c, a, b: torch.where(c != 0, a, b))]),
     "min": Row(lambda x, axis=None, keepdims=False: anp.min(x, axis=_axis(axis, x), keepdims=keepdims),
-               _t_reduction("amin"), defaults=REDUCE, extra=_reduce_combos() + [([-x], attrs) for (x,), attrs in _max_ties()],
+               _t_reduction("amin"), defaults=REDUCE, gen="reduce",
+               extra=_reduce_combos() + [([-x], attrs) for (x,), attrs in _max_ties()],
                torch_cases=[([_n(3, 4, seed=10)], {"axis": 1}, lambda x: x.amin(1)),
                             ([np.array([[1.0, 0.0, 0.0], [2.0, 2.0, 2.0]])], {"axis": 1, "keepdims": True},
                              lambda x: x.amin(1, keepdim=True)),
@@ -519,6 +557,7 @@ ROWS: dict[str, Row] = {
                              lambda x: x.std(1, correction=0))],  # std 0: gradient 0
                domain=_std_domain, attrs={"ddof": st.sampled_from([0, 1])}),
     "stack": Row(ref_stack, lambda *xs, axis: torch.stack(xs, dim=axis), defaults={"axis": 0},
+                 no_batch="no rule of ops/batching.py fits its axis yet",
                  extra=[([_n(2, 3, seed=87), _n(2, 3, seed=88), _n(2, 3, seed=89)], {"axis": a})
                         for a in (0, 1, 2, -1, -2, -3)]
                  + [([_n(seed=90), _n(seed=91)], {"axis": -1}), ([_n(2, 1, 3, seed=92)], {"axis": 3})],
@@ -526,16 +565,19 @@ ROWS: dict[str, Row] = {
                                lambda *xs: torch.stack(xs, dim=-1)),
                               ([_n(4, seed=19), _n(4, seed=20)], {}, lambda *xs: torch.stack(xs))]),
     "expand_dims": Row(ref_expand_dims, lambda x, *, axis: x.unsqueeze(axis), defaults={"axis": None},
+                       no_batch="no rule of ops/batching.py fits its axis yet",
                        extra=[([_n(*s, seed=93)], {"axis": a}) for s in [(), (3,), (2, 3, 4)]
                               for a in range(-len(s) - 1, len(s) + 1)],
                        torch_cases=[([_n(2, 3, seed=21)], {"axis": a}, lambda x, a=a: x.unsqueeze(a)) for a in (0, 2, -1, -3)]),
     "squeeze": Row(ref_squeeze, lambda x, *, axis: x.squeeze() if axis is None else x.squeeze(_dim(axis)),
                    defaults={"axis": None},
+                   no_batch="no rule of ops/batching.py fits its axes yet",
                    extra=[([_n(1, 3, 1, 2, seed=94)], {"axis": a}) for a in (None, 0, 2, -2, [0, 2], [-4, -2])]
                    + [([_n(1, seed=95)], {}), ([_n(1, 1, seed=95)], {"axis": -1}), ([_n(3, seed=96)], {})],
                    torch_cases=[([_n(1, 3, 1, 2, seed=22)], {"axis": [0, 2]}, lambda x: x.squeeze((0, 2))),
                                 ([_n(1, 3, 1, 2, seed=23)], {}, lambda x: x.squeeze())]),
     "slice": Row(lambda x, slices: x[tuple(slice(*s) for s in slices)], _t_slice, defaults={"slices": None},
+                 no_batch="no rule of ops/batching.py fits its per-axis slices yet",
                  extra=[([_n(5, 4, 3, seed=97)], {"slices": sl}) for sl in [
                      [[None, None]], [[1, None]], [[-2, None]], [[None, -1], [1, 3]], [[None, None, -1]],
                      [[4, 0, -2], [None, None, 3]], [[-100, 100]], [[3, 1]], [[None, None], [None, None], [-1, None]],
@@ -546,6 +588,7 @@ ROWS: dict[str, Row] = {
                               ([_n(6, 4, seed=25)], {"slices": [[None, None, -1], [3, 0, -2]]},  # torch: no negative steps
                                lambda x: torch.flip(x, (0,))[:, 1::2].flip(1))]),
     "take": Row(ref_take, _t_take, defaults={"axis": 0},
+                no_batch="no rule of ops/batching.py fits its axis yet",
                 extra=[([_n(5, 3, seed=100), np.array(i, dtype=np.int64)], {"axis": a}) for i, a in [
                     ([0, 4, 4, 1, 0], 0), ([[1, 1], [2, 0]], 0), (2, 0), ([-1, -3], 0), ([2, 0, 2], 1), ([[0, -1]], -1),
                     ([], 0)]]
@@ -558,6 +601,7 @@ ROWS: dict[str, Row] = {
                 ints=lambda a, attrs: int(np.shape(a[0])[attrs["axis"]])),
     "one_hot": Row(ref_one_hot, lambda y, *, num_classes, dtype: F.one_hot(y.long(), num_classes).to(torch.float64),
                    defaults={"num_classes": None, "dtype": "float64"},
+                   no_batch="its integer labels are never perturbed, so never stacked",
                    extra=[([np.array(lab, dtype=np.int64)], {"num_classes": n, **kw}) for lab, n, kw in [
                        ([0, 1, 2], 3, {}), ([[1, 0], [0, 0]], 2, {}), ([], 4, {}), (0, 1, {}),
                        ([3, 3], 5, {"dtype": "float32"})]],
@@ -580,6 +624,7 @@ ROWS: dict[str, Row] = {
         ref_conv2d, lambda x, w, b=None, *, stride, padding, dilation, groups: F.conv2d(x, w, b, stride, padding, dilation,
                                                                                      groups),
         defaults={"stride": (1, 1), "padding": (0, 0), "dilation": (1, 1), "groups": 1},
+        no_batch="no rule of ops/batching.py fits its windows yet",
         extra=[([_n(*xs, seed=107), _n(*ws, seed=108), *([_n(ws[0], seed=109)] if bias else [])], attrs)
                for xs, ws, bias, attrs in [
                    ((2, 1, 5, 5), (2, 1, 3, 3), True, {}),
@@ -604,6 +649,7 @@ ROWS: dict[str, Row] = {
         ref_max_pool2d, lambda x, *, kernel, stride, padding: F.max_pool2d(x, kernel, kernel if stride is None else stride,
                                                                           padding),
         defaults={"kernel": None, "stride": None, "padding": (0, 0)},
+        no_batch="no rule of ops/batching.py fits its windows yet",
         extra=[([_n(*xs, seed=110)], attrs) for xs, attrs in [
             ((1, 2, 4, 4), {"kernel": 2}), ((2, 1, 5, 5), {"kernel": 2}), ((1, 1, 5, 6), {"kernel": [2, 3], "stride": 1}),
             ((1, 2, 6, 6), {"kernel": 3, "stride": 2, "padding": 1}), ((1, 1, 5, 5), {"kernel": [3, 1], "padding": [1, 0]}),

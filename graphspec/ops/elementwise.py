@@ -227,6 +227,9 @@ def _sample_log1p():
 defop("log1p", np.log1p, jvp=SYMMETRIC, batch=batching.elementwise, shape=_float_unary_shape, args=("x",), reads=("x",),
       vjp=(lambda g, ans, x: g / (1 + x),), doc="log(1 + x), accurate for tiny x (x > -1)", samples=_sample_log1p)
 
+defop("expm1", np.expm1, jvp=SYMMETRIC, batch=batching.elementwise, shape=_float_unary_shape, args=("x",), reads=("ans",),
+      vjp=(lambda g, ans, x: g * (ans + 1),), doc="e ** x - 1, accurate for tiny x", samples=_sample_unary())
+
 
 def _clip_shape(avals: list[Aval], *, min, max) -> Aval:
     no_bool(*avals)
