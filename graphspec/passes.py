@@ -67,11 +67,12 @@ def pull(step: Step, g: Any, ans: Any, argv: Sequence[Any], grads: Grads) -> lis
     each cotangent in its arg's shape and dtype (`fit`). Raises `RuleFailed` naming the arg
     whose VJP failed."""
     out = []
+    rules = step.vjp
     i = -1
     try:
         for i, s in grads:
             x = argv[i]
-            gi = step.vjp[i](g, ans, *argv)
+            gi = rules[i](g, ans, *argv)
             try:  # the common case, checked without a call
                 fits = gi.shape == x.shape and gi.dtype == x.dtype
             except AttributeError:
@@ -138,7 +139,8 @@ def backward(plan: Plan, vals: list[Any], loss: str, seed: Any, release: bool = 
                 g = ct[step.out]
                 if g is not None:  # else the loss does not depend on this step
                     for s, gi in pull(step, g, vals[step.out], step.get(vals), grads):
-                        ct[s] = gi if ct[s] is None else ct[s] + gi  # never in place: VJPs may alias g
+                        prev = ct[s]
+                        ct[s] = gi if prev is None else prev + gi  # never in place: VJPs may alias g
                 if released:
                     ct[step.out] = None
                     for s in released[k]:

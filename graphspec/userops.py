@@ -123,5 +123,9 @@ def load_entry_points() -> bool:
 
 def unknown_op_hint(name: str) -> str:
     """The hint for an op name that is not in the table: a close built-in, else how ops load."""
-    return did_you_mean(name, OPS) or ("see `python -m graphspec ops`; an op written in Python loads with "
-                                        "--import FILE.py (in Python: graphspec.load(spec, ops=['FILE.py']))")
+    typo = did_you_mean(name, OPS, cutoff=0.75)  # 'mull' for 'mul': surely a slip, said alone
+    if typo:
+        return typo
+    close = did_you_mean(name, OPS)
+    how = "an op written in Python loads with --import FILE.py (in Python: graphspec.load(spec, ops=['FILE.py']))"
+    return (f"{close} " if close else "see `python -m graphspec ops`; ") + how
