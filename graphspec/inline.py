@@ -85,25 +85,26 @@ def _check_function(name: str, fn: Function, functions: Mapping[str, Function], 
     if fn.vjp is not None:
         ok = _check_vjp(name, fn, functions, errors) and ok
     if fn.jvp is not None:
-        errors.report(SpecError, "a hand-written jvp is not supported yet: the tangent comes from the body "
-                      "when the jvp block is left out", loc=f"{here}.jvp")
-        ok = False
+        ok = _check_rule_nodes(f"{here}.jvp", "jvp", fn.jvp.nodes, {*(f"t_{a}" for a in fn.args), *fn.args, *fn.attrs,
+                                                                     *fn.nodes}, functions, errors) and ok
+        if fn.jvp.tangent not in {*fn.jvp.nodes, *fn.nodes, *(f"t_{a}" for a in fn.args)}:
+            errors.report(GraphError, f"tangent '{fn.jvp.tangent}' is not a node of the jvp", loc=f"{here}.jvp.tangent",
+                          hint=lambda: did_you_mean(fn.jvp.tangent, fn.jvp.nodes))  # type: ignore[union-attr]
+            ok = False
     return ok
 
 
-def _check_vjp(name: str, fn: Function, functions: Mapping[str, Function], errors: ErrorList) -> bool:
-    """A hand-written backward reads g, the args, the attrs, the body's nodes and its own nodes; its
-    grads name one node (or null) for every arg."""
-    assert fn.vjp is not None
-    here, ok = f"functions.{name}.vjp", True
-    known = {"g", *fn.args, *fn.attrs, *fn.nodes}
-    for local, node in fn.vjp.nodes.items():
+def _check_rule_nodes(here: str, what: str, nodes: Mapping[str, Node], known: set[str],
+                      functions: Mapping[str, Function], errors: ErrorList) -> bool:
+    """The nodes of a hand-written rule: ops only, names they may read, arg counts."""
+    ok = True
+    for local, node in nodes.items():
         if local in known:
-            errors.report(GraphError, f"vjp node '{local}' has the name of an arg, an attr or a body node",
+            errors.report(GraphError, f"{what} node '{local}' has the name of an arg, an attr or a body node",
                           loc=f"{here}.nodes.{local}")
             ok = False
         if node.op not in OPS:
-            errors.report(GraphError, f"unknown op '{node.op}'" + (" (a vjp's nodes use ops, not functions)"
+            errors.report(GraphError, f"unknown op '{node.op}'" + (f" (a {what}'s nodes use ops, not functions)"
                           if node.op in functions else ""), loc=f"{here}.nodes.{local}.op",
                           hint=lambda: did_you_mean(node.op, OPS))  # noqa: B023 - called at once
             ok = False
@@ -112,10 +113,20 @@ def _check_vjp(name: str, fn: Function, functions: Mapping[str, Function], error
                           loc=f"{here}.nodes.{local}.args")
             ok = False
         for i, a in enumerate(node.args):
-            if isinstance(a, str) and a not in known and a not in fn.vjp.nodes:
+            if isinstance(a, str) and a not in known and a not in nodes:
                 errors.report(GraphError, f"unknown name '{a}'", loc=f"{here}.nodes.{local}.args[{i}]",
-                              hint=lambda: did_you_mean(a, [*known, *fn.vjp.nodes]))  # noqa: B023
+                              hint=lambda: did_you_mean(a, [*known, *nodes]))  # noqa: B023
                 ok = False
+    return ok
+
+
+def _check_vjp(name: str, fn: Function, functions: Mapping[str, Function], errors: ErrorList) -> bool:
+    """A hand-written backward reads g, the args, the attrs, the body's nodes and its own nodes; its
+    grads name one node (or null) for every arg."""
+    assert fn.vjp is not None
+    here = f"functions.{name}.vjp"
+    known = {"g", *fn.args, *fn.attrs, *fn.nodes}
+    ok = _check_rule_nodes(here, "vjp", fn.vjp.nodes, known, functions, errors)
     for a in fn.args:
         if a not in fn.vjp.grads:
             errors.report(GraphError, f"grads has no entry for arg '{a}' (a node name, or null: no gradient)",
@@ -219,7 +230,7 @@ def expand(spec: Spec, errors: ErrorList) -> Expanded:
                               hint=did_you_mean(k, names) or (f"its attrs: {', '.join(names)}" if names else "it has no attrs"))
             out.broken[name] = "nodes"
             continue
-        if fn.vjp is not None:
+        if fn.vjp is not None or fn.jvp is not None:
             nodes[name] = Node.model_construct(op=composite(node.op, fn, functions, node.attrs), args=list(node.args),
                                                attrs={})
             continue
@@ -253,7 +264,7 @@ def _inline(call: str, result: str, node: Node, fn: Function, functions: Mapping
         target = names[local]
         assert isinstance(target, str)
         inner = functions.get(body.op)
-        if inner is not None and inner.vjp is not None:
+        if inner is not None and (inner.vjp is not None or inner.jvp is not None):
             nodes[target] = Node.model_construct(op=composite(body.op, inner, functions, body.attrs), args=args, attrs={})
             origins[target] = (fn_name, local, sites)
             continue
@@ -341,7 +352,6 @@ def composite(fn_name: str, fn: Function, functions: Mapping[str, Function], cal
 
     from .ops import Op
 
-    assert fn.vjp is not None
     key = f"{fn_name}/" + hashlib.sha1(json.dumps([fn.model_dump(), dict(call_attrs)], sort_keys=True,
                                                   default=str).encode()).hexdigest()[:12]
     if key in OPS:
@@ -360,7 +370,7 @@ def composite(fn_name: str, fn: Function, functions: Mapping[str, Function], cal
     for local, node in fn.nodes.items():
         args = [names.get(a, a) if isinstance(a, str) else a for a in node.args]
         inner = functions.get(node.op)
-        if inner is not None and inner.vjp is None:
+        if inner is not None and inner.vjp is None and inner.jvp is None:
             _inline(local, local, Node.model_construct(op=node.op, args=args, attrs=node.attrs), inner, functions,
                     (), body, scratch, {})
         elif inner is not None:
@@ -370,20 +380,33 @@ def composite(fn_name: str, fn: Function, functions: Mapping[str, Function], cal
     for leaf, decl in scratch.items():  # array attrs of functions the body calls
         consts[leaf] = np.asarray(decl.value, dtype=np.float64)
     leaves = [*fn.args, *consts]
-    fwd_plan = _sub_plan(body, leaves, [])
+    fwd_plan = _sub_plan(body, leaves, list(fn.args))
     out_slot = fwd_plan.slot[fn.output]
     n = len(fn.args)
     const_values = list(consts.values())
-    vjp_nodes = {local: Node.model_construct(op=node.op, args=[names.get(a, a) if isinstance(a, str) else a
-                                                               for a in node.args], attrs=node.attrs)
-                 for local, node in fn.vjp.nodes.items()}
-    body_names = [b for b in body if b in _read_by(fn.vjp.nodes, fn.vjp.grads)]
+
+    def mapped(nodes: Mapping[str, Node]) -> dict[str, Node]:
+        return {local: Node.model_construct(op=node.op, args=[names.get(a, a) if isinstance(a, str) else a
+                                                              for a in node.args], attrs=node.attrs)
+                for local, node in nodes.items()}
+
+    vjp_nodes = mapped(fn.vjp.nodes) if fn.vjp else {}
+    body_names = [b for b in body if b in _read_by(fn.vjp.nodes, fn.vjp.grads)] if fn.vjp else []
     vjp_leaves = ["g", *fn.args, *consts, *body_names]
 
     def forward(*xs: Any) -> Any:
         return fwd_plan.forward([*xs, *const_values])[out_slot]
 
+    def body_rule(i: int) -> Any:  # no vjp block: the body's own reverse mode
+        def vjp(g: Any, ans: Any, *xs: Any) -> Any:
+            vals = fwd_plan.forward([*xs, *const_values])
+            ct = fwd_plan.backward(vals, fn.output, g)[fwd_plan.slot[fn.args[i]]]
+            return np.zeros(np.shape(xs[i])) if ct is None else ct
+        return vjp
+
     def rule(i: int) -> Any:
+        if fn.vjp is None:
+            return body_rule(i)
         target = fn.vjp.grads[fn.args[i]]
         if target is None:
             return None
@@ -399,11 +422,32 @@ def composite(fn_name: str, fn: Function, functions: Mapping[str, Function], cal
             return leaf_values[vjp_leaves.index(target)]
         return vjp
 
-    def tangent(i: int) -> Any:
+    def body_tangent(i: int) -> Any:  # no jvp block: the body's own forward mode
         def jvp(t: Any, ans: Any, *xs: Any) -> Any:
             vals = fwd_plan.forward([*xs, *const_values])
             tan = fwd_plan.jvp(vals, {fn.args[i]: t})[out_slot]
             return np.zeros(np.shape(ans)) if tan is None else tan
+        return jvp
+
+    jvp_nodes = mapped(fn.jvp.nodes) if fn.jvp else {}
+    jvp_body = [b for b in body if fn.jvp and b in _read_by(fn.jvp.nodes, {"": fn.jvp.tangent})]
+    jvp_leaves = [*(f"t_{a}" for a in fn.args), *fn.args, *consts, *jvp_body]
+    jvp_plan = _sub_plan(jvp_nodes, jvp_leaves, []) if jvp_nodes else None
+
+    def tangent(i: int) -> Any:
+        if fn.jvp is None:
+            return body_tangent(i)
+        target = fn.jvp.tangent
+
+        def jvp(t: Any, ans: Any, *xs: Any) -> Any:
+            vals = fwd_plan.forward([*xs, *const_values])
+            ts = [t if j == i else np.zeros(np.shape(x)) for j, x in enumerate(xs)]
+            leaf_values = [*ts, *xs, *const_values, *(vals[fwd_plan.slot[b]] for b in jvp_body)]
+            if jvp_plan is not None and target in jvp_plan.slot:
+                return jvp_plan.forward(leaf_values)[jvp_plan.slot[target]]
+            if target in jvp_leaves:
+                return leaf_values[jvp_leaves.index(target)]
+            return vals[fwd_plan.slot[target]]
         return jvp
 
     whole = _sub_plan(vjp_nodes, vjp_leaves, []) if vjp_nodes else None
@@ -418,9 +462,10 @@ def composite(fn_name: str, fn: Function, functions: Mapping[str, Function], cal
 
     op = Op(name=fn_name, forward=forward, vjp=tuple(rule(i) for i in range(n)), jvp=tuple(tangent(i) for i in range(n)),
             shape=_body_shape(fwd_plan, body, leaves, fn.output, consts), args=tuple(fn.args),
-            doc=fn.doc or f"function '{fn_name}' with a hand-written vjp", origin=f"functions.{fn_name}")
+            doc=fn.doc or f"function '{fn_name}' with hand-written rules", origin=f"functions.{fn_name}")
     OPS.functions[key] = op
-    WALKS[id(op)] = (walk, dict(fn.vjp.grads))
+    if fn.vjp is not None:
+        WALKS[id(op)] = (walk, dict(fn.vjp.grads))
     return key
 
 

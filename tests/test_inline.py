@@ -146,9 +146,10 @@ def test_a_shape_error_is_said_at_the_function_and_the_one_call_it_meets():
     (lambda d: d["functions"].update(f={"args": ["x"], "nodes": {"y": {"op": "g", "args": ["x"]}}, "output": "y"},
                                      g={"args": ["x"], "nodes": {"y": {"op": "f", "args": ["x"]}}, "output": "y"}),
      ["functions.f: functions call each other in a cycle: f -> g -> f"]),
-    (lambda d: d["functions"]["dense"].update(jvp={"nodes": {}, "tangent": "h"}),
-     ["functions.dense.jvp: a hand-written jvp is not supported yet: the tangent comes from the body when the jvp "
-      "block is left out, called from nodes.h1, nodes.h2"]),
+    (lambda d: d["functions"]["dense"].update(jvp={"nodes": {"dz": {"op": "mul", "args": ["t_xx", "h"]}}, "tangent": "dzz"}),
+     ["functions.dense.jvp.nodes.dz.args[0]: unknown name 't_xx', called from nodes.h1, nodes.h2 (did you mean 't_x'?)",
+      "functions.dense.jvp.tangent: tangent 'dzz' is not a node of the jvp, called from nodes.h1, nodes.h2 "
+      "(did you mean 'dz'?)"]),
 ])
 def test_function_errors_are_located(change, wanted):
     doc = copy.deepcopy(MLP)
@@ -339,3 +340,32 @@ def test_explain_walks_a_hand_written_backward_with_its_numbers():
     np.testing.assert_allclose(d45, delta * np.array([0.9, -0.5]), rtol=1e-5)
     np.testing.assert_allclose([float(t) for t in shown["dw"].strip("[]").split(",")], delta * y45, rtol=1e-5)
     assert lines[at + 7] == "      grads: y_in <- dy_in, w <- dw, b <- delta"
+
+
+# -- a hand-written forward-mode rule ------------------------------------------------------------
+
+DENSE_JVP = {"nodes": {  # t_h = h (1 - h) (t_x W + x t_W + t_b)
+    "txW": {"op": "matmul", "args": ["t_x", "W"]}, "xtW": {"op": "matmul", "args": ["x", "t_W"]},
+    "s": {"op": "add", "args": ["txW", "xtW"]}, "tz": {"op": "add", "args": ["s", "t_b"]},
+    "one_minus_h": {"op": "sub", "args": [1.0, "h"]}, "slope": {"op": "mul", "args": ["h", "one_minus_h"]},
+    "th": {"op": "mul", "args": ["slope", "tz"]}}, "tangent": "th"}
+
+
+@pytest.mark.parametrize("with_vjp", [False, True])
+def test_a_hand_written_jvp_is_forward_mode_and_checked(with_vjp):
+    doc = copy.deepcopy(MLP)
+    doc["functions"]["dense"] = {**copy.deepcopy(DENSE_VJP if with_vjp else DENSE), "jvp": copy.deepcopy(DENSE_JVP)}
+    g, body = graphspec.load(doc), graphspec.load(MLP)
+    t = {"W1": np.ones((2, 3)), "b2": np.array([0.5])}
+    (outs, tans), (outs0, tans0) = g.jvp(t), body.jvp(t)
+    assert outs["L"] == outs0["L"]
+    np.testing.assert_allclose(tans["L"], tans0["L"], rtol=1e-12)
+    np.testing.assert_allclose(g.grad()["W1"], body.grad()["W1"], rtol=1e-12)  # the body's reverse mode, or the vjp
+    rep = gradcheck(g, blame=True)
+    assert rep.status == "PASS" and rep.modes and all(m.status == "PASS" for m in rep.modes)
+    # a slip in the jvp (the slope forgotten): forward mode disagrees, and the JVP is blamed at the calls
+    doc["functions"]["dense"]["jvp"]["nodes"]["th"] = {"op": "mul", "args": ["tz", 1.0]}
+    rep = gradcheck(graphspec.load(doc), blame=True)
+    assert any(m.status == "FAIL" for m in rep.modes)
+    assert {(n.node, n.op, n.mode) for n in rep.blamed} >= {("h1", "dense", "jvp"), ("h2", "dense", "jvp")}
+    assert all(n.mode == "jvp" for n in rep.blamed)
