@@ -57,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     dr.add_argument("-o", "--output", metavar="FILE.dot|.svg|.png", help="write here (default: DOT on stdout); "
                     ".svg and .png need Graphviz's dot")
     dr.add_argument("--no-values", action="store_true", help="structure only: do not run the graph")
+    dr.add_argument("--unfold", action="store_true", help="draw each function call's body (h1/z, ...), "
+                    "not one box per call")
     dr.add_argument("--force", action="store_true", help="write -o over an existing file of another kind "
                     "(never over the spec or a file it reads)")
 
@@ -274,7 +276,7 @@ def cmd_draw(args: argparse.Namespace) -> int:
     if args.output:
         guard_output(args.output, DRAWING, [args.spec], "the spec being drawn", [graph], force=args.force)
     with located(graph.program.source):
-        dot = to_dot(graph, values=not args.no_values)
+        dot = to_dot(graph, values=not args.no_values, unfold=args.unfold)
     if args.output:
         write_drawing(dot, Path(args.output))
     else:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,11 +28,20 @@ def _short(v: object) -> str:
     return fmt_value(a) if a.size <= 4 else f"shape {tuple(a.shape)}"
 
 
-def to_dot(graph: Graph, values: bool = True) -> str:
+def _inside(name: str, calls: dict[str, Any]) -> bool:
+    """A node or leaf written out inside a function call (``h1/z``, ``h1/inner/m``)."""
+    return "/" in name and name.split("/", 1)[0] in calls
+
+
+def to_dot(graph: Graph, values: bool = True, unfold: bool = False) -> str:
+    """The graph as DOT. A function's call is one box (its op the function) unless ``unfold``: then
+    the body's nodes are drawn too, named by path (``h1/z``)."""
     result = graph.evaluate() if values else None
     p = graph.program
+    folded = {} if unfold else p.calls
+    op_name = {s.name: s.op.name for s in p.plan.steps}  # a function's name, not its table key
     lines = ["digraph graphspec {", "  rankdir=LR;", '  node [fontname="Helvetica", fontsize=10];']
-    shown = [*p.leaves, *p.order]
+    shown = [n for n in [*p.leaves, *p.order] if not _inside(n, folded)]
     for name in shown:
         kind = p.kind.get(name, "nodes")
         role = "outputs" if name in p.outputs or name == p.loss else kind
@@ -44,12 +54,16 @@ def to_dot(graph: Graph, values: bool = True) -> str:
         label = " | ".join(_esc(f) for f in fields)
         lines.append(f'  "{name}" [shape=record, style=filled, fillcolor="{COLOURS[role]}", label="{{ {label} }}"];')
     for name in p.order:
+        if _inside(name, folded):
+            continue
         node = p.spec.nodes[name]
+        op, args = folded.get(name, (op_name.get(name, node.op), node.args))
         op_id = f"{name}__op"
-        lines.append(f'  "{op_id}" [label="{_esc(node.op)}", shape=ellipse, fontsize=9, height=0.3];')
-        for i, a in enumerate(node.args):
+        box = ", style=rounded, shape=box" if name in folded else ", shape=ellipse"  # a call: one box
+        lines.append(f'  "{op_id}" [label="{_esc(op)}"{box}, fontsize=9, height=0.3];')
+        for i, a in enumerate(args):
             if isinstance(a, str):
-                port = f' [label="{i}", fontsize=8]' if len(node.args) > 1 else ""  # arg order matters for sub, div
+                port = f' [label="{i}", fontsize=8]' if len(args) > 1 else ""  # arg order matters for sub, div
                 lines.append(f'  "{a}" -> "{op_id}"{port};')
             else:
                 const = f"{name}__c{i}"

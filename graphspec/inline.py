@@ -29,6 +29,7 @@ class Expanded:
     # expanded node or leaf name -> (function, local name, call sites innermost first: "nodes.h1", ...)
     origins: dict[str, tuple[str, str, tuple[str, ...]]] = field(default_factory=dict)
     broken: dict[str, str] = field(default_factory=dict)  # calls not expanded: name -> "nodes"
+    calls: dict[str, tuple[str, list[str | float]]] = field(default_factory=dict)  # written-out call -> (fn, args)
 
 
 def _check_function(name: str, fn: Function, functions: Mapping[str, Function], errors: ErrorList) -> bool:
@@ -235,6 +236,7 @@ def expand(spec: Spec, errors: ErrorList) -> Expanded:
                                                attrs={})
             continue
         _inline(name, name, node, fn, functions, (f"nodes.{name}",), nodes, inputs, out.origins)
+        out.calls[name] = (node.op, list(node.args))
     out.spec = spec.model_copy(update={"nodes": nodes, "inputs": inputs, "functions": {}})
     return out
 

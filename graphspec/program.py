@@ -9,7 +9,7 @@ values it reads (the defaults, the params' initial values) are handed back besid
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ class Program:
     wrt: list[str]  # the float leaves with a gradient
     seed: np.ndarray | None  # dL/dloss: ones, or the spec's loss.seed
     plan: Plan
+    calls: dict[str, tuple[str, list[Any]]] = field(default_factory=dict)  # a written-out call -> (function, args)
 
     @cached_property
     def unused_wrt(self) -> list[str]:
@@ -86,12 +87,14 @@ def compile_program(spec: Spec, base: Path, source: str | None, errors: ErrorLis
     on something wrong is not checked, what is independent of it is. With ``loaded``, ``spec``
     is what validated of it once its wrong places (its errors so far) were dropped."""
     broken = loaded.broken if loaded else None
+    calls: dict[str, tuple[str, list[Any]]] = {}
     if spec.functions:  # written out before anything else reads the spec (inline.py)
         from .inline import Relocating, expand
 
         expanded = expand(spec, errors)
         spec, errors = expanded.spec, Relocating(errors, expanded.origins)
         broken = {**(broken or {}), **expanded.broken}
+        calls = expanded.calls
     structure = graph_mod.build(spec, errors, broken)
     order = structure.order  # without the nodes found wrong, when there are errors
     failed = set(structure.failed)
@@ -138,7 +141,8 @@ def compile_program(spec: Spec, base: Path, source: str | None, errors: ErrorLis
     plan = Plan(leaves, spec.nodes, order, attrs, wrt, float_leaves, avals, keep)
     program = Program(spec=spec, base=base, source=source, structure=structure, order=order,
                       outputs=structure.outputs, loss=structure.loss, decls=decls, kind=kind, leaves=leaves,
-                      attrs=attrs, leaf_avals=leaf_avals, avals=avals, wrt=wrt, seed=seed, plan=plan)
+                      attrs=attrs, leaf_avals=leaf_avals, avals=avals, wrt=wrt, seed=seed, plan=plan,
+                      calls=calls)
     return program, defaults
 
 

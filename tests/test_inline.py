@@ -4,6 +4,7 @@ node for node, and every error inside a function is said at the function and its
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -369,3 +370,24 @@ def test_a_hand_written_jvp_is_forward_mode_and_checked(with_vjp):
     assert any(m.status == "FAIL" for m in rep.modes)
     assert {(n.node, n.op, n.mode) for n in rep.blamed} >= {("h1", "dense", "jvp"), ("h2", "dense", "jvp")}
     assert all(n.mode == "jvp" for n in rep.blamed)
+
+
+def test_draw_folds_each_call_into_one_box_and_unfolds_on_request(capsys):
+    from graphspec.draw import to_dot
+
+    g = graphspec.load(MLP)
+    folded, unfolded = to_dot(g, values=False), to_dot(g, values=False, unfold=True)
+    assert '"h1__op" [label="dense", style=rounded, shape=box' in folded and "h1/z" not in folded
+    assert ['"X" -> "h1__op" [label="0", fontsize=8];', '"W1" -> "h1__op" [label="1", fontsize=8];',
+            '"b1" -> "h1__op" [label="2", fontsize=8];'] == [line.strip() for line in folded.splitlines()
+                                                              if line.strip().endswith(("fontsize=8];",))][:3]
+    assert '"h1/z"' in unfolded and '"h1/a" -> "h1/z__op"' in unfolded and "dense" not in unfolded
+    # a call of a function with a hand-written backward is one node anyway, named by its function
+    doc = copy.deepcopy(MLP)
+    doc["functions"]["dense"] = copy.deepcopy(DENSE_VJP)
+    assert '[label="dense", shape=ellipse' in to_dot(graphspec.load(doc), values=False)
+    from graphspec.cli import main
+
+    assert main(["draw", "--unfold", "--no-values", str(Path(__file__).resolve().parent.parent / "specs" / "mlp" /
+                                                         "mlp_dense.json")]) == 0
+    assert '"z1/xW"' in capsys.readouterr().out
