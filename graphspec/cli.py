@@ -64,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
 
     ops = sub.add_parser("ops", help="the op table: every op, or the named ones with each attr's doc")
     ops.add_argument("names", nargs="*", metavar="OP", help="ops to describe in full (default: a table of every op)")
+    ops.add_argument("--spec", metavar="SPEC", help="also list the functions SPEC defines (they are used as ops)")
     ops.add_argument("--format", choices=("table", "json"), default="table")
 
     from . import checkcmd
@@ -323,5 +324,10 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def cmd_ops(args: argparse.Namespace) -> int:
     from . import render
 
-    render.ops_table(args.format, args.names)
+    functions = {}
+    if args.spec:
+        from .spec import load_spec
+
+        functions = load_spec(args.spec)[0].functions  # a bad spec is its errors, exit 2
+    render.ops_table(args.format, args.names, functions)
     return EXIT_OK

@@ -223,19 +223,32 @@ def _op_row(op: Any) -> dict[str, Any]:
                            "doc": a.doc} for k, a in op.attrs.items()]}
 
 
-def ops_table(fmt: str = "table", names: Sequence[str] = ()) -> None:
-    """Every op as a table, or the named ones in full (each attr with its kind, default and doc)."""
+def _function_row(name: str, fn: Any) -> dict[str, Any]:
+    """A spec's function as a row of the op table (it is used as an op)."""
+    rules = [r for r in ("vjp", "jvp") if getattr(fn, r) is not None]
+    doc = f"function of the spec{' with a hand-written ' + ' and '.join(rules) if rules else ''}" + \
+        (f": {fn.doc}" if fn.doc else "")
+    return {"op": name, "args": ", ".join(fn.args), "attrs": ", ".join(f"{k}={json.dumps(v)}" for k, v in fn.attrs.items()),
+            "doc": doc, "kink": False, "jvp": True, "function": True,
+            "attr_docs": [{"attr": k, "kind": "number or array", "default": v, "doc": "a constant the body reads"}
+                          for k, v in fn.attrs.items()]}
+
+
+def ops_table(fmt: str = "table", names: Sequence[str] = (), functions: dict[str, Any] | None = None) -> None:
+    """Every op as a table, or the named ones in full (each attr with its kind, default and doc);
+    ``functions``: a spec's functions, listed after the ops (a call uses them as ops)."""
     from .errors import UsageError, did_you_mean
     from .ops import OPS
     from .userops import load_entry_points
 
     load_entry_points()  # the table lists installed packages' ops too
-
+    functions = functions or {}
     for name in names:
-        if name not in OPS:
-            hint = did_you_mean(name, OPS)
+        if name not in OPS and name not in functions:
+            hint = did_you_mean(name, [*OPS, *functions])
             raise UsageError(f"no op named {name!r}" + (f" ({hint})" if hint else "; see `python -m graphspec ops`"))
-    rows = [_op_row(OPS[n]) for n in names] if names else [_op_row(op) for op in OPS.values()]
+    everything = {**{n: _op_row(op) for n, op in OPS.items()}, **{n: _function_row(n, f) for n, f in functions.items()}}
+    rows = [everything[n] for n in names] if names else list(everything.values())
     if fmt == "json":
         import sys
 

@@ -391,3 +391,21 @@ def test_draw_folds_each_call_into_one_box_and_unfolds_on_request(capsys):
     assert main(["draw", "--unfold", "--no-values", str(Path(__file__).resolve().parent.parent / "specs" / "mlp" /
                                                          "mlp_dense.json")]) == 0
     assert '"z1/xW"' in capsys.readouterr().out
+
+
+def test_the_op_listing_knows_a_spec_s_functions(capsys):
+    import json
+
+    from graphspec.cli import main
+    from graphspec.ops import OPS
+
+    spec = str(Path(__file__).resolve().parent.parent / "specs" / "lecture" / "network_delta.json")
+    assert main(["ops", "--spec", spec, "--format", "json"]) == 0
+    rows = {r["op"]: r for r in json.loads(capsys.readouterr().out)}
+    assert set(rows) == set(OPS) | {"sigmoid_layer", "sigmoid_unit"}
+    unit = rows["sigmoid_unit"]
+    assert unit["function"] and unit["args"] == "y_in, w, b" and "hand-written vjp" in unit["doc"]
+    assert main(["ops", "sigmoid_layer", "--spec", spec]) == 0
+    assert "sigmoid_layer(y_in, W, b): function of the spec with a hand-written vjp" in capsys.readouterr().out
+    assert main(["ops", "sigmoid_layr", "--spec", spec]) == 2
+    assert "did you mean 'sigmoid_layer'?" in capsys.readouterr().err
