@@ -51,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("explain", help="the forward and backward pass step by step: the chain rule with numbers")
     ex.add_argument("spec")
     ex.add_argument("--input", "-i", action="append", default=[], metavar="NAME=VALUE")
+    ex.add_argument("--unfold", action="store_true", help="walk each function call's body (h1/z, ...), not one "
+                    "line per call")
 
     dr = sub.add_parser("draw", help="the graph as Graphviz DOT, with values and gradients")
     dr.add_argument("spec")
@@ -260,7 +262,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
     graph, inputs = load_with(args.spec, args.input)
     with located(graph.program.source):
-        ex = explanation(graph, inputs)
+        ex = explanation(graph, inputs, unfold=args.unfold)
     print("\n".join(ex.lines))
     return EXIT_FAILED if ex.nonfinite else EXIT_OK  # the lines name the node
 

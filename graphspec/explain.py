@@ -35,16 +35,16 @@ class Explanation:
     findings: tuple[Finding, ...] = ()  # the same as records (kind, loc, message)
 
 
-def explain(graph: Graph, inputs: Mapping[str, Any] | None = None) -> list[str]:
+def explain(graph: Graph, inputs: Mapping[str, Any] | None = None, *, unfold: bool = False) -> list[str]:
     """The lines of the explanation (a non-finite value or gradient is said in them)."""
-    return explanation(graph, inputs).lines
+    return explanation(graph, inputs, unfold=unfold).lines
 
 
-def explanation(graph: Graph, inputs: Mapping[str, Any] | None = None) -> Explanation:
+def explanation(graph: Graph, inputs: Mapping[str, Any] | None = None, *, unfold: bool = False) -> Explanation:
     """The lines, and the non-finite findings apart: the CLI fails on them (exit 1)."""
     result = graph.evaluate(inputs, check_finite="record")  # said in the lines, not warned
     said = [str(f) for f in result.findings]
-    lines = _lines(graph, result)
+    lines = _lines(graph, result, unfold)
     if said:
         lines += ["", *(f"non-finite: {f}" for f in said)]
     return Explanation(lines, said, result.findings)
@@ -68,15 +68,23 @@ def _hand_written(step: Any, g: Any, argv: list[Any]) -> list[str]:
     return lines
 
 
-def _lines(graph: Graph, result: Result) -> list[str]:
+def _call_of(name: str, calls: Mapping[str, Any]) -> str | None:
+    """The function call a written-out node belongs to (``h1`` for ``h1/z`` and for ``h1``), if any."""
+    head = name.split("/", 1)[0]
+    return head if head in calls else None
+
+
+def _lines(graph: Graph, result: Result, unfold: bool = False) -> list[str]:
     nodes = graph.spec.nodes
+    calls = {} if unfold else graph.program.calls  # folded: a call is one line, its body inside it
     op_name = {s.name: s.op.name for s in graph.plan.steps}  # a function's name, not its table key
     lines = ["forward, in topological order:"]
     for name in graph.order:
-        node = nodes[name]
-        args = ", ".join(a if isinstance(a, str) else fmt_value(a) for a in node.args)
-        vals = ", ".join(_v(a) for a in _args(graph, name, result))
-        op = op_name.get(name, node.op)
+        if _call_of(name, calls) is not None and name not in calls:
+            continue
+        op, node_args = calls.get(name, (op_name.get(name, nodes[name].op), nodes[name].args))
+        args = ", ".join(a if isinstance(a, str) else fmt_value(a) for a in node_args)
+        vals = ", ".join(_v(result.values[a] if isinstance(a, str) else a) for a in node_args)
         lines.append(f"  {name} = {op}({args}) = {op}({vals}) = {_v(result.values[name])}")
     if graph.loss is None:
         return lines
@@ -89,10 +97,34 @@ def _lines(graph: Graph, result: Result) -> list[str]:
     def value(slot: int) -> Any:  # a constant of args, or a value evaluate computed
         return plan.template[slot] if plan.template[slot] is not None else result.values[plan.names[slot]]
 
+    folded: dict[str, dict[str, Any]] = {}  # call -> its external args' summed contributions
+    for step, grads in plan.backward_steps_all:  # a folded call's steps: their VJPs summed per outside arg
+        call = _call_of(step.name, calls)
+        g = result.grads.get(step.name)
+        if call is None or g is None:
+            continue
+        argv = [value(a) for a in step.args]
+        for s, gi in pull(step, g, result.values[step.name], argv, grads):
+            arg = plan.names[s]
+            if _call_of(arg, calls) != call:
+                sums = folded.setdefault(call, {})
+                sums[arg] = gi if arg not in sums else sums[arg] + gi
+
     # every node on the loss's path, as evaluate computed them (not only those above a wrt leaf)
     for step, grads in plan.backward_steps_all:
         g = result.grads.get(step.name)
         if g is None:
+            continue
+        call = _call_of(step.name, calls)
+        if call is not None:  # a folded call: said once, at its own node
+            if step.name == call:
+                fn, call_args = calls[call]
+                lines.append(f"  {call} = {fn}({', '.join(a if isinstance(a, str) else fmt_value(a) for a in call_args)}),"
+                             f" dL/d{call} = {_v(g)}")
+                for arg, contribution in folded.get(call, {}).items():
+                    contributions[arg] = contributions.get(arg, 0) + 1
+                    op = "+=" if contributions[arg] > 1 else "="
+                    lines.append(f"    dL/d{arg} {op} {fn} VJP of dL/d{call} = {_v(contribution)}")
             continue
         argv = [value(a) for a in step.args]
         ans = result.values[step.name]

@@ -4,6 +4,7 @@ node for node, and every error inside a function is said at the function and its
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import numpy as np
@@ -409,3 +410,24 @@ def test_the_op_listing_knows_a_spec_s_functions(capsys):
     assert "sigmoid_layer(y_in, W, b): function of the spec with a hand-written vjp" in capsys.readouterr().out
     assert main(["ops", "sigmoid_layr", "--spec", spec]) == 2
     assert "did you mean 'sigmoid_layer'?" in capsys.readouterr().err
+
+
+def test_explain_folds_each_call_into_one_step_whose_contributions_are_the_gradients(capsys):
+    """Folded (the default), a call is one forward line and one backward step, its outside args'
+    contributions summed over the body's VJPs; they add up to the gradients. --unfold walks the body."""
+    from graphspec.cli import main
+    from graphspec.explain import explain
+
+    g = graphspec.load(MLP)
+    lines = explain(g)
+    assert not any("h1/" in line for line in lines)
+    assert any(line.startswith("  h1 = dense(X, W1, b1) = dense(") for line in lines)
+    grads = g.evaluate().grads
+    for arg in ("W1", "b1", "X"):  # each is read by h1's body alone: the one contribution is the gradient
+        (line,) = [x for x in lines if x.startswith(f"    dL/d{arg} = dense VJP of dL/dh1 = ")]
+        shown = np.array(json.loads(line.split(" = ")[-1].replace(" ", ",").replace(",,", ",")))
+        np.testing.assert_allclose(shown, grads[arg], rtol=1e-5)
+    unfolded = explain(g, unfold=True)
+    assert any(line.startswith("  h1/z = add(h1/a, b1)") for line in unfolded)
+    spec = str(Path(__file__).resolve().parent.parent / "specs" / "mlp" / "mlp_dense.json")
+    assert main(["explain", spec, "--unfold"]) == 0 and "z1/xW = matmul(X, W1)" in capsys.readouterr().out
