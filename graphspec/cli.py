@@ -78,19 +78,20 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    # --traceback is global, before or after the command: taken out before the subcommand parses
+    # --traceback and --import are global, before or after the command: taken out before the
+    # subcommand parses (argparse's own parse_known_args, which also says a missing value)
     end = argv.index("--") if "--" in argv else len(argv)
-    show_traceback = "--traceback" in argv[:end]
-    argv = [a for a in argv[:end] if a != "--traceback"] + argv[end:]
-    imports, argv = _take_imports(argv)
+    pre = argparse.ArgumentParser(prog="graphspec", add_help=False, allow_abbrev=False)
+    pre.add_argument("--traceback", action="store_true")
+    pre.add_argument("--import", dest="imports", action="append", default=[], metavar="FILE.py|MODULE")
+    early, rest = pre.parse_known_args(argv[:end])
+    show_traceback, imports, argv = early.traceback, early.imports, rest + argv[end:]
     parser = _parser()
     parser.add_argument("--traceback", action="store_true", help="on an error, print Python's traceback too "
                         "(for a bug in an op or in graphspec); may also follow the command")
     parser.add_argument("--import", dest="imports", action="append", default=[], metavar="FILE.py|MODULE",
                         help="run this Python code first, for the ops it defines (repeatable; may also follow "
                         "the command); a spec never imports code by itself")
-    if imports is None:
-        parser.error("--import needs a FILE.py or a MODULE")
     args = parser.parse_args(argv)
     args.imports = imports
     from .commands import print_errors
@@ -131,27 +132,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc(file=sys.stderr)
             return EXIT_FAILED
         raise
-
-
-def _take_imports(argv: list[str]) -> tuple[list[str] | None, list[str]]:
-    """--import X / --import=X, before or after the command (as --traceback), taken out of argv
-    before the subcommand parses; None when one has no value."""
-    end = argv.index("--") if "--" in argv else len(argv)
-    imports, rest, i = [], [], 0
-    while i < end:
-        a = argv[i]
-        if a == "--import":
-            if i + 1 >= end:
-                return None, argv
-            imports.append(argv[i + 1])
-            i += 2
-            continue
-        if a.startswith("--import="):
-            imports.append(a.split("=", 1)[1])
-        else:
-            rest.append(a)
-        i += 1
-    return imports, rest + argv[end:]
 
 
 def _stdout_is_json(args: argparse.Namespace) -> bool:

@@ -45,28 +45,7 @@ def _check_function(name: str, fn: Function, functions: Mapping[str, Function], 
         if a in fn.attrs:
             errors.report(GraphError, f"'{a}' is both an arg and an attr", loc=f"{here}.attrs.{a}")
             ok = False
-    for local, node in fn.nodes.items():
-        if local in known:
-            errors.report(GraphError, f"node '{local}' has the name of an arg or attr", loc=f"{here}.nodes.{local}")
-            ok = False
-        if node.op in functions:
-            want = len(functions[node.op].args)
-        elif node.op in OPS:
-            want = OPS[node.op].arity
-        else:
-            errors.report(GraphError, f"unknown op '{node.op}'", loc=f"{here}.nodes.{local}.op",
-                          hint=lambda: did_you_mean(node.op, [*OPS, *functions]))  # noqa: B023 - called at once
-            ok = False
-            want = None
-        if want is not None and len(node.args) != want:
-            errors.report(GraphError, f"{node.op} takes {want} arg{'s' if want != 1 else ''}, got {len(node.args)}",
-                          loc=f"{here}.nodes.{local}.args")
-            ok = False
-        for i, a in enumerate(node.args):
-            if isinstance(a, str) and a not in known and a not in fn.nodes:
-                errors.report(GraphError, f"unknown name '{a}'", loc=f"{here}.nodes.{local}.args[{i}]",
-                              hint=lambda: did_you_mean(a, [n for n in (*known, *fn.nodes) if n != local]))  # noqa: B023
-                ok = False
+    ok = _check_rule_nodes(here, "body", fn.nodes, known, functions, errors, calls=True) and ok
     if fn.output not in fn.nodes:
         errors.report(GraphError, f"output '{fn.output}' is not a node of the function", loc=f"{here}.output",
                       hint=lambda: did_you_mean(fn.output, fn.nodes))
@@ -96,27 +75,34 @@ def _check_function(name: str, fn: Function, functions: Mapping[str, Function], 
 
 
 def _check_rule_nodes(here: str, what: str, nodes: Mapping[str, Node], known: set[str],
-                      functions: Mapping[str, Function], errors: ErrorList) -> bool:
-    """The nodes of a hand-written rule: ops only, names they may read, arg counts."""
+                      functions: Mapping[str, Function], errors: ErrorList, calls: bool = False) -> bool:
+    """The nodes of a function's body (which may call functions: ``calls``) or of a hand-written rule
+    (ops only): the names they may read (``known``, and each other), ops, arg counts."""
     ok = True
     for local, node in nodes.items():
         if local in known:
-            errors.report(GraphError, f"{what} node '{local}' has the name of an arg, an attr or a body node",
-                          loc=f"{here}.nodes.{local}")
+            errors.report(GraphError, f"{what} node '{local}' has the name of "
+                          + ("an arg or attr" if calls else "an arg, an attr or a body node"), loc=f"{here}.nodes.{local}")
             ok = False
-        if node.op not in OPS:
+        if calls and node.op in functions:
+            want = len(functions[node.op].args)
+        elif node.op in OPS:
+            want = OPS[node.op].arity
+        else:
+            choices = [*OPS, *functions] if calls else OPS
             errors.report(GraphError, f"unknown op '{node.op}'" + (f" (a {what}'s nodes use ops, not functions)"
                           if node.op in functions else ""), loc=f"{here}.nodes.{local}.op",
-                          hint=lambda: did_you_mean(node.op, OPS))  # noqa: B023 - called at once
+                          hint=lambda: did_you_mean(node.op, choices))  # noqa: B023 - called at once
             ok = False
-        elif OPS[node.op].arity is not None and len(node.args) != OPS[node.op].arity:
-            errors.report(GraphError, f"{node.op} takes {OPS[node.op].arity} args, got {len(node.args)}",
+            want = None
+        if want is not None and len(node.args) != want:
+            errors.report(GraphError, f"{node.op} takes {want} arg{'s' if want != 1 else ''}, got {len(node.args)}",
                           loc=f"{here}.nodes.{local}.args")
             ok = False
         for i, a in enumerate(node.args):
             if isinstance(a, str) and a not in known and a not in nodes:
                 errors.report(GraphError, f"unknown name '{a}'", loc=f"{here}.nodes.{local}.args[{i}]",
-                              hint=lambda: did_you_mean(a, [*known, *nodes]))  # noqa: B023
+                              hint=lambda: did_you_mean(a, [n for n in (*known, *nodes) if n != local]))  # noqa: B023
                 ok = False
     return ok
 

@@ -7,6 +7,7 @@ micrograd's `backward` without recursion, so a 100,000-node chain runs like a 10
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -211,6 +212,19 @@ def rule_error(plan: Plan, failed: RuleFailed, vals: Sequence[Any]) -> Graphspec
     return OpError(step.op.name, step.name, phase, _detail(step.op, rule, failed.error))
 
 
+def raised_at(error: BaseException, filename: str | None = None) -> str | None:
+    """file:line of the innermost frame of ``error``'s traceback in ``filename`` (the same file by
+    its real path), or in any file without one."""
+    where, real = None, os.path.realpath(filename) if filename else None
+    tb = error.__traceback__
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_filename
+        if real is None or os.path.realpath(name) == real:
+            where = f"{name}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return where
+
+
 def code_site(fn: Any, error: BaseException | None = None) -> str | None:
     """file:line in ``fn``'s own source where ``error`` was raised (its innermost frame there), else
     where ``fn`` is defined; None for code without a Python source (a numpy ufunc)."""
@@ -219,13 +233,8 @@ def code_site(fn: Any, error: BaseException | None = None) -> str | None:
     code = getattr(fn, "__code__", None)
     if code is None:
         return None
-    line = None
-    tb = error.__traceback__ if error is not None else None
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename == code.co_filename:
-            line = tb.tb_lineno
-        tb = tb.tb_next
-    return f"{code.co_filename}:{line or code.co_firstlineno}"
+    return (raised_at(error, code.co_filename) if error is not None else None) or \
+        f"{code.co_filename}:{code.co_firstlineno}"
 
 
 def _detail(op: Any, rule: Any, error: BaseException) -> str:

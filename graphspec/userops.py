@@ -19,21 +19,11 @@ from typing import Any
 
 from .errors import UsageError, did_you_mean
 from .ops import OPS, Op
+from .passes import raised_at
 
 ENTRY_POINT_GROUP = "graphspec.ops"
 _imported: dict[str, list[Op]] = {}  # resolved file or module name -> the ops it registered
 _entry_points_loaded = False
-
-
-def _site(e: BaseException, path: str | None = None) -> str:
-    """file:line of the innermost frame of ``e`` in ``path`` (or anywhere, without one)."""
-    tb, where = e.__traceback__, ""
-    while tb is not None:
-        name = tb.tb_frame.f_code.co_filename
-        if path is None or Path(name).resolve() == Path(path).resolve():
-            where = f"{name}:{tb.tb_lineno}"
-        tb = tb.tb_next
-    return where
 
 
 def import_ops(target: str) -> list[Op]:
@@ -77,7 +67,7 @@ def import_ops(target: str) -> list[Op]:
 
 
 def _failed(target: str, e: BaseException, path: str | None) -> UsageError:
-    site = _site(e, path) or _site(e)
+    site = raised_at(e, path) or raised_at(e)
     return UsageError(f"--import {target}: its code raised {type(e).__name__}: {e}" + (f" (at {site})" if site else ""))
 
 
@@ -116,8 +106,9 @@ def load_entry_points() -> bool:
             if callable(obj) and not isinstance(obj, type | Op):
                 obj()  # or a function that registers them
         except Exception as e:
+            site = raised_at(e)
             raise UsageError(f"the installed ops '{ep.name}' ({ep.value}, entry point group {ENTRY_POINT_GROUP}) "
-                             f"failed to load: {type(e).__name__}: {e}" + (f" (at {_site(e)})" if _site(e) else "")) from e
+                             f"failed to load: {type(e).__name__}: {e}" + (f" (at {site})" if site else "")) from e
     return len(OPS) > before
 
 

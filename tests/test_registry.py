@@ -280,3 +280,14 @@ def test_a_user_forward_of_another_shape_than_its_rule_is_named_by_the_check(scr
     with pytest.raises(OpError, match=r"op 'grows' at node 'h' \(forward\): the forward returned shape \[4\]; its shape "
                                       r"rule said \[2\]"):
         gradcheck(graphspec.load(_one("grows")))
+
+
+def test_a_user_op_whose_kink_rule_raises_is_an_op_error_of_its_kink(scratch_op):
+    def kink(ans, x):
+        raise LookupError("no branches here")
+
+    scratch_op.defop("badkink", lambda x: 2 * x, vjp=(lambda g, ans, x: 2 * g,), shape=_same, kink=kink)
+    with pytest.raises(OpError, match=r"op 'badkink' at node 'h' \(kink\): at a perturbed point: LookupError: no branches "
+                                      r"here \(at .*test_registry\.py:\d+; op 'badkink' defined at") as e:
+        gradcheck(graphspec.load(_one("badkink")))
+    assert e.value.phase == "kink"

@@ -17,6 +17,21 @@ from ..passes import _detail
 from ..plan import Plan, Step
 
 
+class _KinkFailed(Exception):
+    """An op's kink rule raised (not its forward): said as the kink's error."""
+
+    def __init__(self, error: Exception):
+        super().__init__(str(error))
+        self.error = error
+
+
+def _branch(kink: Any, *args: Any, **attrs: Any) -> Any:
+    try:
+        return kink(*args, **attrs)
+    except Exception as e:
+        raise _KinkFailed(e) from e
+
+
 class _Batched:
     """Run a plan's forward with some leaves stacked along a new leading axis of ``rows``.
 
@@ -59,8 +74,10 @@ class _Batched:
                     try:
                         vals[s.out], br = self._step(i, s, args, stacked, rows)
                     except Exception as e:  # an op that fails at a perturbed point: located, as in a pass
-                        raise OpError(s.op.name, s.name, "forward", "at a perturbed point: "
-                                      + _detail(s.op, s.op.forward, e)) from e
+                        kink = isinstance(e, _KinkFailed)
+                        e = e.error if isinstance(e, _KinkFailed) else e
+                        raise OpError(s.op.name, s.name, "kink" if kink else "forward", "at a perturbed point: "
+                                      + _detail(s.op, s.op.kink if kink else s.op.forward, e)) from e
                     if br is not None:
                         branches[i] = br
         return vals, branches
@@ -74,7 +91,7 @@ class _Batched:
         y = s.op.forward(*args2, **attrs2)
         br = None
         if kink is not None:
-            br = np.asarray(kink(y, *args2, **attrs2))
+            br = np.asarray(_branch(kink, y, *args2, **attrs2))
             if br.ndim == 0 or br.shape[0] != rows:
                 br = np.broadcast_to(br, (rows, *br.shape))
         return post(y), br
@@ -87,7 +104,7 @@ class _Batched:
             y = s.forward(*a)
             outs.append(y)
             if kink is not None:
-                brs.append(kink(y, *a, **s.attrs))
+                brs.append(_branch(kink, y, *a, **s.attrs))
         return np.stack(outs), (np.stack(brs) if kink is not None else None)
 
     def _run_rows(self, leaves: dict[int, np.ndarray], steps: list[int], rows: int) -> tuple[dict[int, Any], dict[int, Any]]:
