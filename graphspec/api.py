@@ -179,21 +179,23 @@ class Graph:
         slot = p.plan.slot
         return {n: vals[slot[n]] for n in p.outputs}
 
-    def _leaf_grads(self, vals: list[Any], ct: list[Any]) -> dict[str, np.ndarray]:
-        """Each gradient a fresh writable array the caller owns. A VJP may hand back its input
-        (add passes g through, so x and y of add(x, y) share one array, which may be the seed)
-        or a read-only broadcast view (sum): those are copied; a matmul's result is not."""
-        p = self.program
-        slot, seed = p.plan.slot, p.seed
+    def _fresh_grads(self, leaves: list[Any], cts: list[Any] | tuple[Any, ...]) -> dict[str, np.ndarray]:
+        """The wrt leaves' gradients from their values and cotangents, each a fresh writable array the
+        caller owns. A VJP may hand back its input (add passes g through, so x and y of add(x, y)
+        share one array, which may be the seed) or a read-only broadcast view (sum): those are
+        copied; a matmul's result is not."""
+        seed = self.program.seed
         grads = {}
         seen: set[int] = set()
-        for n in p.wrt:
-            g, v = ct[slot[n]], vals[slot[n]]
+        for n, v, g in zip(self.program.wrt, leaves, cts, strict=True):
             if g is None:
                 grads[n] = np.zeros(np.shape(v), dtype=v.dtype)
                 continue
-            a = np.asarray(g, dtype=v.dtype)
-            if a is seed or id(a) in seen or not (a.flags.owndata and a.flags.writeable):
+            if type(g) is not np.ndarray:  # a numpy scalar or a Python number: a new 0-d array is fresh
+                grads[n] = np.array(g, dtype=v.dtype)
+                continue
+            a = g if g.dtype == v.dtype else g.astype(v.dtype)
+            if a is seed or id(a) in seen or a.base is not None or not a.flags.writeable:
                 a = a.copy()
             seen.add(id(a))
             grads[n] = a
@@ -226,9 +228,19 @@ class Graph:
         p = self.program
         if p.loss is None:
             raise SpecError("this spec has no loss to differentiate", loc="loss", source=p.source)
+        fast = p.straight
+        if fast is not None and check_finite in _CHECK_FINITE:
+            try:  # the straight-line code has no error handling of its own: the loops below locate any error
+                leaves = self._leaf_values(inputs or {})
+                loss, cts, checked = fast(leaves)
+                if check_finite == "off" or surely_finite(*checked, *cts):
+                    return loss, self._fresh_grads([leaves[s] for s in p.finite_slots[1]], cts)
+            except Exception:
+                pass
         vals = self._forward(inputs or {}, check_finite, reuse=True)
         ct = self._backward(vals, check_finite, release=True)
-        return vals[p.plan.slot[p.loss]], self._leaf_grads(vals, ct)
+        slots = p.finite_slots[1]
+        return vals[p.plan.slot[p.loss]], self._fresh_grads([vals[s] for s in slots], [ct[s] for s in slots])
 
     def grad(self, inputs: Mapping[str, Any] | None = None, /, *, check_finite: str = "warn") -> dict[str, np.ndarray]:
         """d loss / d leaf for every param and float input with grad."""
@@ -253,7 +265,9 @@ class Graph:
             return Result(values_, {}, None if p.loss is None else vals[slot[p.loss]], tuple(findings))
         ct = self._backward(vals, check_finite, all_nodes=True, findings=findings)  # reads every node's cotangent
         node_grads = {n: np.asarray(ct[slot[n]]) for n in p.order if ct[slot[n]] is not None}
-        return Result(values_, {**self._leaf_grads(vals, ct), **node_grads}, vals[slot[p.loss]], tuple(findings))
+        wrt = p.finite_slots[1]
+        leaf_grads = self._fresh_grads([vals[s] for s in wrt], [ct[s] for s in wrt])
+        return Result(values_, {**leaf_grads, **node_grads}, vals[slot[p.loss]], tuple(findings))
 
     def _check_results(self, vals: list[Any]) -> None:
         """Each node's value is an array of the shape its op's shape rule gave at load, when the

@@ -26,6 +26,10 @@ def surely_finite(*values: Any) -> bool:
     for v in values:
         if v is None:
             continue
+        if isinstance(v, float):  # a Python float or a numpy float64 scalar (a subclass)
+            if not math.isfinite(v):
+                return False
+            continue
         if not isinstance(v, np.ndarray | np.generic):
             v = np.asarray(v)
         if v.dtype.kind != "f":

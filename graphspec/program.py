@@ -9,6 +9,7 @@ values it reads (the defaults, the params' initial values) are handed back besid
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -70,6 +71,18 @@ class Program:
         targets = dict.fromkeys([*self.outputs, *([self.loss] if self.loss else [])])
         return ([slot[t] for t in targets if t in slot and self.avals[t].dtype.startswith("float")],
                 [slot[n] for n in self.wrt])
+
+    @cached_property
+    def straight(self) -> Callable[[list[Any]], tuple[Any, tuple[Any, ...], tuple[Any, ...]]] | None:
+        """value_and_grad as straight-line code (straight.py), compiled on first use; None for a
+        graph without a loss or past straight.MAX_STEPS steps (the loops serve those)."""
+        from . import straight
+
+        if self.loss is None or len(self.plan.steps) > straight.MAX_STEPS:
+            return None
+        slot = self.plan.slot
+        return straight.value_and_grad(self.plan, slot[self.loss], self.seed, [slot[n] for n in self.wrt],
+                                       self.finite_slots[0])
 
     @cached_property
     def result_shapes(self) -> list[tuple[int, str, tuple[int, ...]]]:

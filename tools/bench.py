@@ -30,6 +30,7 @@ every column, most in the multi-threaded matmuls (W2, W6).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import itertools
 import json
@@ -73,6 +74,7 @@ class Row:
     holds: bool | None = None
     note: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    peer: str = "torch"  # what the second column measures (micrograd, numpy written by hand, ...)
 
     @property
     def ratio(self) -> float | None:
@@ -115,23 +117,45 @@ def side_by_side(ours: Callable[[], Any], theirs: Callable[[], Any] | None, *, r
 
 
 def _openblas(action: str) -> Callable[..., Any] | None:
-    """OpenBLAS's ``get_num_threads`` or ``set_num_threads`` in the library numpy loaded (found
-    in /proc/self/maps: no threadpoolctl needed), or None."""
-    try:
+    """OpenBLAS's ``get_num_threads`` or ``set_num_threads`` in the library numpy loaded, or None."""
+    return _openblas_function((f"{action}_num_threads",))
+
+
+def machine() -> dict[str, str]:
+    """The CPU model, and numpy's BLAS with the kernel it picked: the MLP step's ratio to torch
+    depends on them (OpenBLAS on AMD, MKL on Intel)."""
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    blas = "unknown BLAS"
+    with contextlib.suppress(Exception):
+        dep = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        blas = f"{dep['name']} {dep.get('version', '')}".strip()
+    kernel = ""
+    core = _openblas_function(("get_corename",))
+    if core is not None:
+        core.restype = ctypes.c_char_p
+        kernel = (core() or b"").decode()
+    return {"cpu_model": cpu, "blas": blas, "blas_kernel": kernel}
+
+
+def _openblas_function(names: tuple[str, ...]) -> Any:
+    """An OpenBLAS function (``openblas_get_corename``, whatever its library's prefix and suffix) in the
+    library numpy loaded (found in /proc/self/maps: no threadpoolctl needed), or None."""
+    with contextlib.suppress(OSError):
         maps = Path("/proc/self/maps").read_text()
-    except OSError:
-        return None
-    libs = {path for line in maps.splitlines() if "openblas" in (path := line.split()[-1]).lower() and ".so" in path}
-    for lib in sorted(libs):
-        try:
+        libs = {path for line in maps.splitlines() if "openblas" in (path := line.split()[-1]).lower() and ".so" in path}
+        for lib in sorted(libs):
             dll = ctypes.CDLL(lib)
-        except OSError:
-            continue
-        for prefix in ("scipy_openblas_", "openblas_"):
-            for suffix in ("64_", "_64_", ""):
-                fn = getattr(dll, f"{prefix}{action}_num_threads{suffix}", None)
-                if fn is not None:
-                    return fn
+            for name in names:
+                for prefix in ("scipy_openblas_", "openblas_"):
+                    for suffix in ("64_", "_64_", ""):
+                        fn = getattr(dll, f"{prefix}{name}{suffix}", None)
+                        if fn is not None:
+                            return fn
     return None
 
 
@@ -180,6 +204,21 @@ def w1(repeats: int) -> list[Row]:
 
     ours, theirs = side_by_side(g.value_and_grad, step, repeats=repeats)
     rows = [Row("W1", "z=x*y, L=(z-t)^2: value_and_grad per call, float64", ours, theirs, target="<= 0.5")]
+    try:  # the bench extra has it: pure Python scalars, the floor of per-call overhead
+        from micrograd.engine import Value
+    except ImportError:
+        Value = None
+    if Value is not None:
+        def tiny():
+            x, y, t = Value(2.0), Value(3.0), Value(5.0)
+            loss = (x * y - t) ** 2
+            loss.backward()
+            return loss.data, x.grad, y.grad
+
+        assert tiny() == (1.0, 6.0, 4.0)
+        ours, theirs = side_by_side(g.value_and_grad, tiny, repeats=repeats)
+        rows.append(Row("W1", "z=x*y, L=(z-t)^2: value_and_grad per call, float64 (micrograd builds and walks its graph "
+                        "per call)", ours, theirs, target="<= 1.0", peer="micrograd"))
 
     # the lecture's spec itself, as it ships (z = x*y, upstream gradient 5): issue 2's figure
     mul = graphspec.load(ROOT / "specs" / "lecture" / "mul.json")
@@ -217,12 +256,12 @@ def w9(repeats: int) -> list[Row]:
     assert u.value_and_grad()[0] == g.value_and_grad()[0]
     mine, builtin = side_by_side(u.value_and_grad, g.value_and_grad, repeats=repeats)
     rows = [Row("W9", "W1's graph of user ops (graphspec.defop) vs the same graph of built-ins", mine, builtin,
-                target="<= 1.2")]
+                target="<= 1.2", peer="built-in ops")]
     dense, flat = graphspec.load(ROOT / "specs" / "mlp" / "mlp_dense.json"), graphspec.load(ROOT / "specs" / "mlp" / "mlp.json")
     assert dense.value_and_grad()[0] == flat.value_and_grad()[0]
     mine, written = side_by_side(dense.value_and_grad, flat.value_and_grad, repeats=repeats)
     rows.append(Row("W9", "specs/mlp/mlp_dense.json (a dense function) vs mlp.json (written out): value_and_grad",
-                    mine, written, target="<= 1.1"))
+                    mine, written, target="<= 1.1", peer="mlp.json"))
     return rows
 
 
@@ -379,8 +418,38 @@ def w3(repeats: int) -> Row:
         tl, (tg,) = step()
         assert np.isclose(tl.item(), float(loss)) and np.allclose(tg.numpy(), grads["x"])
     ours, theirs = side_by_side(lambda: g.value_and_grad({"x": x}), step, repeats=repeats, warmup=2)
-    return Row("W3", f"chain of {CHAIN} elementwise nodes, vector of {WIDTH}, float64", ours, theirs,
-               target="<= 0.7")
+    rows = [Row("W3", f"chain of {CHAIN} elementwise nodes, vector of {WIDTH}, float64", ours, theirs,
+                target="<= 0.7")]
+    by_hand_loss, by_hand_grad = chain_by_hand(x)
+    assert np.isclose(by_hand_loss, float(loss)) and np.allclose(by_hand_grad, grads["x"])
+    ours, theirs = side_by_side(lambda: g.value_and_grad({"x": x}), lambda: chain_by_hand(x), repeats=repeats, warmup=2)
+    rows.append(Row("W3", f"chain of {CHAIN} elementwise nodes, vector of {WIDTH}, float64", ours, theirs,
+                    target="<= 1.5", peer="numpy by hand"))
+    return rows
+
+
+def chain_by_hand(x: np.ndarray) -> tuple[float, np.ndarray]:
+    """W3's chain and its gradient written out in numpy, as a person would: the forward keeping
+    every value, the backward multiplying the local derivatives in (1 - tanh**2 for tanh)."""
+    hs = [x]
+    h = x
+    for i in range(CHAIN):
+        kind = i % 4
+        h = np.tanh(h) if kind == 0 else np.sin(h) if kind == 1 else h * 0.9 if kind == 2 else h + x
+        hs.append(h)
+    loss = h.sum()
+    g, gx = np.ones_like(h), np.zeros_like(x)
+    for i in reversed(range(CHAIN)):
+        kind = i % 4
+        if kind == 0:
+            g = g * (1 - hs[i + 1] ** 2)
+        elif kind == 1:
+            g = g * np.cos(hs[i])
+        elif kind == 2:
+            g = g * 0.9
+        else:
+            gx = gx + g
+    return loss, gx + g
 
 
 # -- W4: big specs -------------------------------------------------------------------------------
@@ -426,7 +495,7 @@ def w4(sizes: list[int], repeats: int) -> list[Row]:
                 del g
             t = statistics.median(times)
             per_node[n] = t / n
-            row = Row("W4", f"load {n:,}-node spec (parse, validate, order, shapes, plan)", t, None,
+            row = Row("W4", f"load {n:,}-node spec (parse, validate, order, shapes, plan)", t, None, peer="",
                       note=f"{t / n * 1e6:.1f} us/node", extra={"nodes": n, "per_node_s": t / n})
             if n >= 100_000:
                 row.target, row.holds = "< 3 s", t < 3.0
@@ -434,7 +503,7 @@ def w4(sizes: list[int], repeats: int) -> list[Row]:
     if len(sizes) > 1:
         lo, hi = min(sizes), max(sizes)
         growth = per_node[hi] / per_node[lo]
-        rows.append(Row("W4", f"per-node time, {hi:,} vs {lo:,} nodes", None, None, target="linear (<= 1.5x)",
+        rows.append(Row("W4", f"per-node time, {hi:,} vs {lo:,} nodes", None, None, target="linear (<= 1.5x)", peer="",
                         holds=growth <= 1.5, note=f"{growth:.2f}x per node", extra={"growth": growth}))
     return rows
 
@@ -456,7 +525,7 @@ def walls(cmds: list[list[str] | None], repeats: int, env: dict[str, str] | None
     return [statistics.median(ts) if ts else None for ts in times]
 
 
-def w5(repeats: int) -> Row:
+def w5(repeats: int) -> list[Row]:
     ours_cmd = [sys.executable, "-m", "graphspec", "run", "specs/lecture/mul.json"]
     torch_cmd = [sys.executable, "-c", "import torch"] if torch is not None else None
     ours, theirs, bare = walls([ours_cmd, torch_cmd, [sys.executable, "-c", "pass"]], repeats)
@@ -471,7 +540,10 @@ def w5(repeats: int) -> Row:
         row.extra["bytecode_cached_s"] = cached
         row.note += f"; PYTHONDONTWRITEBYTECODE is set: with bytecode cached {cached * 1e3:.0f} ms"
     row.holds = ours < 0.4 and (row.ratio is None or row.ratio <= 1 / 3)
-    return row
+    (numpy_s,) = walls([[sys.executable, "-c", "import numpy"]], repeats)
+    versus_numpy = Row("W5", "`python -m graphspec run specs/lecture/mul.json` vs `python -c \"import numpy\"`", ours,
+                       numpy_s, target="<= 2.0", peer="import numpy", note=f"bare python {bare * 1e3:.0f} ms")
+    return [row, versus_numpy]
 
 
 # -- W7: gradient checks (optional) --------------------------------------------------------------
@@ -612,12 +684,12 @@ def judge(row: Row) -> None:
 
 
 def table(rows: list[Row]) -> str:
-    out = ["| workload | case | graphspec | torch | graphspec/torch | target | holds | note |",
-           "|---|---|---:|---:|---:|---|---|---|"]
+    out = ["| workload | case | graphspec | peer | peer's time | graphspec/peer | target | holds | note |",
+           "|---|---|---:|---|---:|---:|---|---|---|"]
     for r in rows:
         ratio = "—" if r.ratio is None else f"{r.ratio:.2f}"
         holds = "" if r.holds is None else ("yes" if r.holds else "**no**")
-        out.append(f"| {r.workload} | {r.case} | {fmt_time(r.graphspec_s)} | {fmt_time(r.torch_s)} | {ratio} "
+        out.append(f"| {r.workload} | {r.case} | {fmt_time(r.graphspec_s)} | {r.peer} | {fmt_time(r.torch_s)} | {ratio} "
                    f"| {r.target} | {holds} | {r.note} |")
     return "\n".join(out)
 
@@ -651,7 +723,8 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"python": platform.python_version(), "numpy": np.__version__, "graphspec": graphspec.__version__,
             "torch": torch.__version__ if torch is not None else None, "threads": threads,
             "torch_threads": torch.get_num_threads() if torch is not None else None,
-            "cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "quick": args.quick}
+            "cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "quick": args.quick,
+            **machine()}
     meta["load_before"] = os.getloadavg()[0]
     print(f"python {meta['python']}, numpy {meta['numpy']}, torch {meta['torch']}; "
           f"threads: numpy BLAS {threads}, torch {meta['torch_threads']}; {meta['cpus']} CPUs; "
@@ -689,7 +762,9 @@ def main(argv: list[str] | None = None) -> int:
     meta["load_after"] = os.getloadavg()[0]
 
     print(f"graphspec {meta['graphspec']} vs torch {meta['torch']} (CPU, eager), numpy {meta['numpy']}, "
-          f"python {meta['python']}; {meta['threads']} BLAS threads on both sides, {meta['cpus']} CPUs; "
+          f"python {meta['python']}; {meta['cpu_model']}, {meta['cpus']} CPUs; {meta['blas']}"
+          f"{' (kernel ' + meta['blas_kernel'] + ')' if meta['blas_kernel'] else ''}, {meta['threads']} BLAS threads "
+          "on both sides; "
           f"load average {meta['load_before']:.2f} before, {meta['load_after']:.2f} after; "
           f"medians of {reps} repeats{' (--quick)' if args.quick else ''}\n")
     print(table(rows))

@@ -150,10 +150,14 @@ def _dsigmoid(x):
     return e / np.square(1 + e)
 
 
-def _dtanh(x):
-    # 1 - tanh(x)**2 = 4 e / (1 + e)**2 with e = e^-2|x|, accurate in the tails likewise
-    e = np.exp(-2 * np.abs(x))
-    return 4 * e / np.square(1 + e)
+_COSH_MAX = {np.dtype(np.float32): 88.0, np.dtype(np.float16): 11.0}  # cosh overflows past these (float64: 710)
+
+
+def _tanh_vjp(g, ans, x):
+    # 1 - tanh(x)**2 as g / cosh(x)**2, accurate in the tails where 1 - tanh**2 cancels to 0; |x| capped
+    # where cosh would overflow, past which the true slope underflows to 0 anyway (as 1/c/c does)
+    c = np.cosh(np.minimum(np.abs(x), _COSH_MAX.get(getattr(x, "dtype", None), 710.0)))
+    return g / c / c
 
 
 def _softplus(x):
@@ -194,7 +198,7 @@ defop("cos", np.cos, jvp=SYMMETRIC, batch=batching.elementwise, shape=_float_una
       vjp=(lambda g, ans, x: -g * np.sin(x),), doc="cosine", samples=_sample_unary())
 
 defop("tanh", np.tanh, jvp=SYMMETRIC, batch=batching.elementwise, shape=_float_unary_shape, args=("x",), reads=("x",),
-      vjp=(lambda g, ans, x: g * _dtanh(x),), doc="hyperbolic tangent",
+      vjp=(_tanh_vjp,), doc="hyperbolic tangent",
       samples=_sample_unary())
 
 defop("sigmoid", _sigmoid, jvp=SYMMETRIC, batch=batching.elementwise, shape=_float_unary_shape, args=("x",), reads=("x",),
