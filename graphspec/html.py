@@ -395,6 +395,7 @@ g.node.hl-arg polygon,g.node.hl-arg ellipse{stroke:#2563eb;stroke-width:3;stroke
 .term{border-top:1px dashed #e5e7eb;padding:.4em 0}
 .term .eq{white-space:pre-wrap;overflow-x:auto;background:#fff7ed;padding:.2em .4em;display:block}
 .fanout{color:#9a3412;font-weight:600}
+.step .blamed{color:var(--fail);font-weight:600}
 .every{display:none}
 @media print{
  .controls,.hint,.step,.legend .hl,.under button{display:none}
@@ -459,6 +460,10 @@ _JS = r"""
       dl.appendChild(el("dt", "", "upstream dL/d" + s.node));
       dl.appendChild(el("dd", "upstream", s.upstream));
       view.appendChild(dl);
+      if ((data.status || {})[s.node] === "BLAMED") {
+        view.appendChild(el("p", "blamed", "the check blames this node's VJP: the numbers below are what it " +
+                                           "computes, not the true gradient"));
+      }
       if (!s.terms.length) view.appendChild(el("p", "note", "no arg of this node gets a gradient"));
       s.terms.forEach(function (t) {
         var d = el("div", "term");

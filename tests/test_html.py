@@ -201,6 +201,38 @@ def test_fan_out_adds_the_contributions_on_the_page(browser, tmp_path):
     assert graphspec.load(spec).grad()["x"] == 7
 
 
+def test_a_blamed_node_is_red_in_the_picture_and_said_at_its_step(browser, tmp_path):
+    from graphspec import html
+    from graphspec.explain import explanation
+    from graphspec.ops import OPS
+
+    graphspec.defop("bad_square_page", np.square, vjp=(lambda g, ans, x: g * x,), doc="x**2 with a wrong VJP")
+    try:
+        g = graphspec.load({"graphspec": "1", "inputs": {"x": {"value": [1.0, 2.0]}}, "params": {"w": {"value": 3.0}},
+                            "nodes": {"s": {"op": "bad_square_page", "args": ["x"]}, "t": {"op": "mul", "args": ["s", "w"]},
+                                      "L": {"op": "sum", "args": ["t"]}}, "loss": "L"})
+        rep = graphspec.gradcheck(g)
+        out = tmp_path / "bad.html"
+        out.write_text(html.check_page([rep], [g], [explanation(g)]))
+    finally:
+        dict.pop(OPS, "bad_square_page", None)
+    _open(browser, out)
+    classes = browser.execute_script(
+        "return Object.fromEntries(Array.from(document.querySelectorAll('g.node')).map("
+        "g => [g.querySelector('title').textContent, g.getAttribute('class')]))")
+    assert "st-BLAMED" in classes["s"] and "st-FAIL" in classes["x"] and "st-PASS" in classes["w"]
+    assert browser.execute_script("return getComputedStyle(document.querySelector('g.node.st-BLAMED polygon')).fill") \
+        == "rgb(252, 165, 165)"
+    from selenium.webdriver.common.by import By
+
+    while _step(browser)["node"] != "s":
+        browser.find_element(By.CSS_SELECTOR, "button.next").click()
+    assert "the check blames this node's VJP" in browser.find_element(By.CSS_SELECTOR, ".step .blamed").text
+    # what the page shows at s is what the wrong VJP computes: dL/dx = g * x = 3 * [1, 2], not 2 x g
+    np.testing.assert_allclose(_numbers(_step(browser)["terms"]["x"]["product"]), [3.0, 6.0])
+    _shot(browser, tmp_path, "blamed")
+
+
 def test_the_report_of_a_200_node_spec_opens_in_under_a_second(browser, tmp_path):
     spec = tmp_path / "chain200.json"
     spec.write_text(json.dumps(big_spec()))
