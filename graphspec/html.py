@@ -403,7 +403,6 @@ g.node.hl-arg polygon,g.node.hl-arg ellipse{stroke:#2563eb;stroke-width:3;stroke
  .layout{display:block}.side{position:static}
  .picture{max-height:none;overflow:visible;border:none}
  .picture svg{max-width:100%;height:auto}
- details>*{display:block}
  body{max-width:none;font-size:11pt}
  section{break-inside:auto}
 }
@@ -491,6 +490,15 @@ _JS = r"""
     show(0);
   }
   steppers.forEach(setup);
+  // printed, the forward pass is open (the backward is printed step by step; the text would repeat it)
+  var opened = [];
+  window.addEventListener("beforeprint", function () {
+    opened = Array.prototype.filter.call(document.querySelectorAll("details.forward:not([open])"), function (d) {
+      d.open = true;
+      return true;
+    });
+  });
+  window.addEventListener("afterprint", function () { opened.forEach(function (d) { d.open = false; }); });
   document.querySelectorAll(".picture-wrap button.fit").forEach(function (b) {
     b.addEventListener("click", function () {
       var p = b.closest(".picture-wrap").querySelector(".picture");
