@@ -233,6 +233,29 @@ def test_a_blamed_node_is_red_in_the_picture_and_said_at_its_step(browser, tmp_p
     _shot(browser, tmp_path, "blamed")
 
 
+def test_the_arrow_keys_drive_the_step_through_last_used(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    out = tmp_path / "two.html"
+    assert main(["check", str(LECTURE / "linear.json"), str(LECTURE / "network.json"), "-o", str(out)]) == 0
+    _open(browser, out)
+    first, second = browser.find_elements(By.CSS_SELECTOR, ".stepper")
+    body = browser.find_element(By.TAG_NAME, "body")
+    body.send_keys(Keys.ARROW_RIGHT)  # before any click: the first one
+    assert first.find_element(By.CSS_SELECTOR, ".counter").text.startswith("step 2 of")
+    second.find_element(By.CSS_SELECTOR, "button.next").click()
+    body.send_keys(Keys.ARROW_RIGHT)
+    body.send_keys(Keys.ARROW_RIGHT)
+    assert second.find_element(By.CSS_SELECTOR, ".counter").text == "step 4 of 12"
+    assert first.find_element(By.CSS_SELECTOR, ".counter").text.startswith("step 2 of")
+    # each step-through outlines nodes in its own picture only
+    outlined = browser.execute_script(
+        "return Array.from(document.querySelectorAll('section')).map(s => "
+        "Array.from(s.querySelectorAll('g.node.hl title')).map(t => t.textContent).sort())")
+    assert outlined[1] == ["y6", "y6__op"] and "y6" not in outlined[0]
+
+
 def test_the_report_of_a_200_node_spec_opens_in_under_a_second(browser, tmp_path):
     spec = tmp_path / "chain200.json"
     spec.write_text(json.dumps(big_spec()))
@@ -302,6 +325,17 @@ def test_html_output_goes_through_the_guard(tmp_path, capsys):
     assert main(["explain", str(spec), "-o", str(spec.with_suffix(".html")), "--force"]) == 0
     assert main(["explain", str(spec), "-o", str(spec.with_suffix(".html"))]) == 0
     assert main(["check", "--ops", "--op", "add", "-o", str(tmp_path / "ops.html")]) == 2
+
+
+def test_several_specs_make_one_page_with_a_section_each(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"graphspec": "1", "nodes": {"z": {"op": "mull", "args": []}}}')
+    out = tmp_path / "all.html"
+    assert main(["check", str(LECTURE / "mul.json"), str(LECTURE / "linear.json"), str(bad), "-o", str(out)]) == 2
+    text = out.read_text()
+    assert text.count("<section") == 3 and text.count('class="stepper"') == 2
+    assert "gradient check: 2 of 3 specs pass" in text and "unknown op &#x27;mull&#x27;" in text
+    assert "2 of 3 specs pass" in capsys.readouterr().err
 
 
 def test_a_failing_check_colours_and_blames_on_the_page(tmp_path):
