@@ -370,9 +370,17 @@ def _backward(graph: Graph, result: Result, unfold: bool) -> tuple[list[Step], d
 # markdown, for course notes
 
 
-def _md_value(x: Any) -> str:
-    text = _v(x)
-    return f"\n\n```\n{text.strip()}\n```\n" if "\n" in text else f"`{text}`"
+def _md_value(x: Any, indent: int = 0) -> str:
+    """A value in a list item: inline code, or a matrix (more than one row) in full as a code block
+    indented into the item."""
+    a = np.asarray(x)
+    text = _v(a)
+    if a.ndim == 2 and a.shape[0] > 1 and a.size <= FULL and a.dtype.kind in "fiub":
+        text = "\n" + _matrix(a)
+    if "\n" not in text:
+        return f"`{text}`"
+    pad = " " * indent
+    return "\n\n" + "\n".join(pad + line for line in ["```", *text.strip().split("\n"), "```"]) + "\n"
 
 
 def markdown(ex: Explanation) -> str:
@@ -385,11 +393,11 @@ def markdown(ex: Explanation) -> str:
         out += [g.spec.description, ""]
     out += ["### Forward pass", ""]
     for f in ex.forward:
-        out.append(f"- `{f.name} = {f.op}({', '.join(f.args)})` = {_md_value(f.value)}")
+        out.append(f"- `{f.name} = {f.op}({', '.join(f.args)})` = {_md_value(f.value, 2)}")
     if ex.loss is not None:
         out += ["", f"### Backward pass (L = `{ex.loss}`, dL/d{ex.loss} = {ex.seed})", ""]
         for s in ex.steps:
-            out.append(f"- **`{s.node}`** = `{s.op}({', '.join(s.args)})`, dL/d{s.node} = {_md_value(s.upstream)}")
+            out.append(f"- **`{s.node}`** = `{s.op}({', '.join(s.args)})`, dL/d{s.node} = {_md_value(s.upstream, 2)}")
             for t in s.terms:
                 eq = "+=" if t.nth > 1 else "="
                 if t.local is not None and np.size(t.product) == 1:
@@ -397,13 +405,13 @@ def markdown(ex: Explanation) -> str:
                                f" = {_v(t.product)}`")
                 else:
                     shapes = f", `{t.shapes}`" if t.shapes else ""
-                    out.append(f"  - `dL/d{t.arg} {eq} {t.rule}`{shapes} = {_md_value(t.product)}".rstrip())
+                    out.append(f"  - `dL/d{t.arg} {eq} {t.rule}`{shapes} = {_md_value(t.product, 4)}".rstrip())
                 if t.nth > 1:
-                    out.append(f"    (a fan-out: dL/d{t.arg} so far {_md_value(t.before)}, now {_md_value(t.total)})")
+                    out.append(f"    (a fan-out: dL/d{t.arg} so far {_md_value(t.before, 4)}, now {_md_value(t.total, 4)})")
         out += ["", "### Gradients", ""]
         for n, v in ex.gradients.items():
             paths = f" (the sum of {ex.paths[n]} paths)" if ex.paths.get(n, 0) > 1 else ""
-            out.append(f"- dL/d{n} = {_md_value(v)}{paths}")
+            out.append(f"- dL/d{n} = {_md_value(v, 2)}{paths}")
     if ex.nonfinite:
         out += ["", *(f"> non-finite: {f}" for f in ex.nonfinite)]
-    return "\n".join(out).rstrip() + "\n"
+    return "\n".join(line.rstrip() for line in "\n".join(out).split("\n")).rstrip() + "\n"

@@ -177,7 +177,7 @@ def test_explain_markdown_for_course_notes(tmp_path, capsys):
     md = capsys.readouterr().out
     assert md.startswith("## The chain rule, step by step: mlp\n")
     assert "### Forward pass" in md and "### Backward pass" in md and "### Gradients" in md
-    assert "  - `dL/dW1 = Xᵀ · dL/dz1`, `(2, 4) = (2, 8) · (8, 4)` = \n\n```\n[[" in md
+    assert "  - `dL/dW1 = Xᵀ · dL/dz1`, `(2, 4) = (2, 8) · (8, 4)` =\n\n    ```\n    [[" in md  # a matrix in the item
     assert md.count("```") % 2 == 0
     out = tmp_path / "notes.md"
     assert main(["explain", str(LECTURE / "mul.json"), "-o", str(out)]) == 0  # the suffix chooses markdown
