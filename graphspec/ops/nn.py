@@ -311,6 +311,7 @@ defop("hinge", _hinge, batch=batching.class_loss, shape=_class_loss_shape("hinge
            _reduce(np.sum(t * _hinge_dlabels(scores, labels, axis, margin), axis=axis), reduction)),
       kink=lambda ans, scores, labels, *, axis, margin, reduction: _hinge_parts(scores, labels, axis, margin)[2],
       classes=lambda *, axis, margin, reduction: axis,
+      rules=("g ⊙ (1 at each j with s_j - s_y + margin > 0, minus their count at y)", ""),
       doc="multiclass SVM: sum over j != y of max(0, s_j - s_y + margin); a kink at the margin",
       samples=_hinge_samples)
 
