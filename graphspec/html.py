@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .explain import SMALL
+
 if TYPE_CHECKING:
     from .api import Graph
     from .checker import InputCheck, Report
@@ -65,6 +67,11 @@ def _num(x: Any) -> str:
     return "" if x is None else _v(x).strip("\n")
 
 
+def _drawn(node: str) -> list[str]:
+    """The ids draw gives a node's value and its op in the picture (Graphviz's <title> of each)."""
+    return [node, f"{node}__op"]
+
+
 def steps_data(ex: Explanation) -> dict[str, Any]:
     """What the page's script shows: each backward step with its numbers as strings."""
     forward = {f.name: f for f in ex.forward}
@@ -78,12 +85,12 @@ def steps_data(ex: Explanation) -> dict[str, Any]:
                           "product": _num(t.product), "nth": t.nth, "before": _num(t.before), "total": _num(t.total),
                           "rule": t.rule or "", "shapes": t.shapes or "",
                           "fanout": (f"dL/d{t.arg} = {_num(t.before)} + {_num(t.product)} = {_num(t.total)}"
-                                     if t.nth > 1 and np.size(t.total) <= 6 else
+                                     if t.nth > 1 and np.size(t.total) <= SMALL else
                                      f"contribution {t.nth} to dL/d{t.arg}, now {_num(t.total)}" if t.nth > 1 else "")})
-        steps.append({"node": s.node, "op": s.op, "args": [a for a in s.args],
+        steps.append({"node": s.node, "op": s.op, "args": list(s.args),
                       "expr": f"{s.node} = {s.op}({', '.join(s.args)})", "value": _num(f.value) if f else "",
-                      "upstream": _num(s.upstream), "terms": terms, "lines": s.lines,
-                      "highlight": [s.node, f"{s.node}__op"], "inputs": [t.arg for t in s.terms]})
+                      "upstream": _num(s.upstream), "terms": terms,
+                      "highlight": _drawn(s.node), "inputs": [t.arg for t in s.terms]})
     return {"loss": ex.loss, "seed": ex.seed, "steps": steps,
             "gradients": {n: _num(v) for n, v in ex.gradients.items()}, "paths": ex.paths}
 
@@ -188,9 +195,7 @@ def report_body(rep: Report, verbose: bool = False) -> str:
               fmt_num(n.numeric), fmt_err(n.rel_err), _status(n.status)] for n in bad], "nodes"))
     elif rep.nodes:
         out.append(f"<p>each node's own VJP and JVP checked alone: all {len(rep.nodes)} pass</p>")
-    from rich.text import Text
-
-    blame = [Text.from_markup(line).plain for line in _blame_lines(rep)]
+    blame = [line.replace("[bold red]blame:[/] ", "blame: ", 1) for line in _blame_lines(rep)]  # the terminal's markup off
     diag = _node_diagnosis_lines(rep)
     if blame or diag:
         out.append('<ul class="blame">' + "".join(f"<li>{escape(line)}</li>" for line in [*blame, *diag]) + "</ul>")
