@@ -263,7 +263,6 @@ def _stepper(ex: Explanation | None, status: dict[str, str] | None) -> str:
         return f'<div class="stepper empty"><p class="note">{escape(why)}</p></div>'
     data = steps_data(ex)
     data["status"] = status or {}
-    every = "\n".join(escape(line) for s in ex.steps for line in s.lines)
     grads = ", ".join(f"dL/d{escape(n)} = {escape(v)}" for n, v in data["gradients"].items())
     return f"""<div class="stepper" tabindex="0">
 <div class="controls"><button type="button" class="prev" title="previous step (←)">← previous</button>
@@ -271,7 +270,6 @@ def _stepper(ex: Explanation | None, status: dict[str, str] | None) -> str:
 <button type="button" class="next" title="next step (→)">next →</button></div>
 <div class="step" aria-live="polite"></div>
 <p class="grads">gradients: <code>{grads}</code></p>
-<pre class="every">{every}</pre>
 {_json_script("steps", data)}
 </div>"""
 
@@ -401,10 +399,8 @@ g.node.hl-arg polygon,g.node.hl-arg ellipse{stroke:#2563eb;stroke-width:3;stroke
 .term .eq{white-space:pre-wrap;overflow-x:auto;background:#fff7ed;padding:.2em .4em;display:block}
 .fanout{color:#9a3412;font-weight:600}
 .step .blamed{color:var(--fail);font-weight:600}
-.every{display:none}
 @media print{
- .controls,.hint,.step,.legend .hl,.under button{display:none}
- .every{display:block}
+ .controls,.hint,.step,.legend .hl,.legend .arg,.under button,details.forward{display:none}
  .layout{display:block}.side{position:static}
  .picture{max-height:none;overflow:visible;border:none}
  .picture svg{max-width:100%;height:auto}
@@ -495,10 +491,10 @@ _JS = r"""
     show(0);
   }
   steppers.forEach(setup);
-  // printed, the forward pass is open (the backward is printed step by step; the text would repeat it)
+  // printed, the whole explanation is open in place of the step-through (closed again after)
   var opened = [];
   window.addEventListener("beforeprint", function () {
-    opened = Array.prototype.filter.call(document.querySelectorAll("details.forward:not([open])"), function (d) {
+    opened = Array.prototype.filter.call(document.querySelectorAll("details.text:not([open])"), function (d) {
       d.open = true;
       return true;
     });

@@ -276,17 +276,23 @@ def test_the_report_of_a_200_node_spec_opens_in_under_a_second(browser, tmp_path
 
 
 def test_print_shows_every_step_and_no_buttons(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
     out = tmp_path / "report.html"
     assert main(["check", str(LECTURE / "network.json"), "-o", str(out)]) == 0
     _open(browser, out)
     browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
     try:
+        browser.execute_script("window.dispatchEvent(new Event('beforeprint'))")  # as printing does
         shown = browser.execute_script(
             "return [getComputedStyle(document.querySelector('.controls')).display,"
-            " getComputedStyle(document.querySelector('.every')).display]")
-        assert shown == ["none", "block"]
-        every = browser.execute_script("return document.querySelector('.every').textContent")
-        assert "dL/dW1 = xᵀ · dL/dxW1, (2, 3) = (2,)ᵀ · (3,):" in every
+            " getComputedStyle(document.querySelector('.step')).display,"
+            " document.querySelector('details.text').open]")
+        assert shown == ["none", "none", True]
+        text = browser.find_element(By.CSS_SELECTOR, "details.text pre").text
+        assert "dL/dW1 = xᵀ · dL/dxW1, (2, 3) = (2,)ᵀ · (3,):" in text and text.startswith("forward, in topological order:")
+        browser.execute_script("window.dispatchEvent(new Event('afterprint'))")
+        assert not browser.execute_script("return document.querySelector('details.text').open")
     finally:
         browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
 
