@@ -269,7 +269,7 @@ def _stepper(ex: Explanation | None, status: dict[str, str] | None) -> str:
 <span class="counter" aria-live="polite"></span>
 <button type="button" class="next" title="next step (→)">next →</button></div>
 <div class="step" aria-live="polite"></div>
-<p class="grads">gradients: <code>{grads}</code></p>
+<details class="grads"><summary>the gradients</summary><code>{grads}</code></details>
 {_json_script("steps", data)}
 </div>"""
 
