@@ -10,6 +10,8 @@ The names below are imported on first use, so `python -m graphspec --help` stays
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 __version__ = "0.1.0"
@@ -18,10 +20,22 @@ _EXPORTS = {
     "load": "api", "Graph": "api", "Result": "api", "Finding": "api", "NonFiniteWarning": "api",
     "GraphspecError": "errors", "SpecError": "errors", "ShapeError": "errors", "InputError": "errors",
     "NonFiniteError": "errors", "OpError": "errors",
-    "gradcheck": "checker", "Report": "checker",
+    "gradcheck": "checker", "Report": "checker", "explain": "explain", "Explanation": "explain",
     "defop": "ops", "Attr": "ops", "Aval": "ops", "Op": "ops", "RuleError": "ops", "SYMMETRIC": "ops",
 }
 __all__ = sorted(_EXPORTS)
+
+
+class _CallableModule(types.ModuleType):
+    """A submodule named as the function it holds (graphspec.explain). Importing a submodule makes it
+    the package's attribute, over the lazy name: calling the module calls its function."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self, self.__name__.rpartition(".")[2])(*args, **kwargs)
+
+
+def _callable(module_name: str) -> None:
+    sys.modules[module_name].__class__ = _CallableModule
 
 
 def __getattr__(name: str) -> Any:

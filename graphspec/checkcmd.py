@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-FORMATS = ("table", "json", "markdown")
+FORMATS = ("table", "json", "markdown", "html")
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -39,7 +39,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--params", metavar="FILE.npz", help="param values to check at (e.g. trained ones)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random directions and cotangents (0)")
     p.add_argument("--verbose", "-v", action="store_true", help="the worst elements of every input, not only failing ones")
-    p.add_argument("--format", choices=FORMATS, help="table (default on a terminal), json or markdown; "
+    p.add_argument("--format", choices=FORMATS, help="table (default on a terminal), json, markdown or html "
+                   "(a page with the picture and a step-through of the backward pass); "
                    "with -o, the file's suffix decides when this is not given")
     p.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE (atomically)")
     p.add_argument("--force", action="store_true", help="write -o over an existing file of another kind "
@@ -50,7 +51,7 @@ def _format(args: argparse.Namespace) -> str:
     if args.format:
         return args.format
     suffix = Path(args.output).suffix.lower() if args.output else ""
-    return {".json": "json", ".md": "markdown", ".markdown": "markdown"}.get(suffix, "table")
+    return {".json": "json", ".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html"}.get(suffix, "table")
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -72,6 +73,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UsageError("--op and --dtype go with --ops")
     if (args.input or args.params) and len(args.specs) > 1:
         raise UsageError("--input and --params apply to one spec; give one SPEC")
+    if args.ops and _format(args) == "html":
+        raise UsageError("--ops writes a table, json or markdown, not html")
 
 
 def _emit(args: argparse.Namespace, fmt: str, render_table: Any, text: str | None) -> None:
@@ -145,6 +148,31 @@ def _summary(entries: list[Any]) -> str:
     return f"{ok} of {len(entries)} specs pass" + (f", {bad} could not be checked" if bad else "")
 
 
+def _explained(entries: list[Any], loaded: list[Any]) -> tuple[list[Any], list[Any]]:
+    """Each checked spec's graph and its explanation at the checked point (None where it failed)."""
+    import numpy as np
+
+    from .errors import GraphspecError
+    from .explain import explanation
+
+    graphs, explanations = [], []
+    for entry, pair in zip(entries, loaded, strict=True):
+        if isinstance(entry, Failed) or pair is None:
+            graphs.append(None)
+            explanations.append(None)
+            continue
+        graph, inputs = pair
+        try:
+            with np.errstate(all="ignore"):
+                ex = explanation(graph, inputs)
+        except GraphspecError as e:  # a VJP that raises: the report says it; the page has no step-through
+            print(f"note: {graph.program.source}: no step-through in the page: {e}", file=sys.stderr)
+            ex = None
+        graphs.append(graph)
+        explanations.append(ex)
+    return graphs, explanations
+
+
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -165,11 +193,13 @@ def run(args: argparse.Namespace) -> int:
             guard_output(args.output, REPORT, [], "", inputs=args.input, params=args.params, force=args.force)
         return _run_ops(args, fmt)
     entries: list[Any] = []  # Report or Failed, in the order of the specs
+    loaded: list[Any] = []  # (graph, inputs) or None: the html page draws and explains each
     for path in specs:
         try:
             entries.append(load_with(path, args.input, args.params))
         except GraphspecError as e:
             entries.append(Failed(path, e))
+        loaded.append(None if isinstance(entries[-1], Failed) else entries[-1])
     if args.output:  # before any work, now that the files the specs read are known
         what = "the spec being checked" if len(specs) == 1 else "a spec being checked"
         guard_output(args.output, REPORT, specs, what, [e[0] for e in entries if not isinstance(e, Failed)],
@@ -206,7 +236,12 @@ def run(args: argparse.Namespace) -> int:
         summary = f"\n**{_summary(entries)}**\n" if len(entries) > 1 else ""  # the table's closing line too
         return "\n".join(parts) + ("\n" + notes if notes else "") + summary
 
-    text = {"json": as_json, "markdown": as_markdown, "table": lambda: None}[fmt]()
+    def as_html() -> str:
+        from .html import check_page
+
+        return check_page(entries, *_explained(entries, loaded))
+
+    text = {"json": as_json, "markdown": as_markdown, "html": as_html, "table": lambda: None}[fmt]()
 
     def table(con: Any) -> None:
         for e in entries:

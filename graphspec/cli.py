@@ -53,6 +53,12 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--input", "-i", action="append", default=[], metavar="NAME=VALUE")
     ex.add_argument("--unfold", action="store_true", help="walk each function call's body (h1/z, ...), not one "
                     "line per call")
+    ex.add_argument("--format", choices=("text", "markdown", "html"), help="text (default), markdown for course "
+                    "notes, or html: one page with the picture and a step-through; with -o, the file's suffix "
+                    "decides when this is not given (.md, .html)")
+    ex.add_argument("-o", "--output", metavar="FILE", help="write the explanation to FILE (atomically)")
+    ex.add_argument("--force", action="store_true", help="write -o over an existing file of another kind "
+                    "(never over the spec or a file it reads)")
 
     dr = sub.add_parser("draw", help="the graph as Graphviz DOT, with values and gradients")
     dr.add_argument("spec")
@@ -240,10 +246,27 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from .commands import load_with, located
     from .explain import explanation
 
+    fmt = args.format
+    if fmt is None:
+        suffix = Path(args.output).suffix.lower() if args.output else ""
+        fmt = {".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html"}.get(suffix, "text")
     graph, inputs = load_with(args.spec, args.input)
+    if args.output:
+        from .commands import guard_output
+        from .files import EXPLANATION
+
+        guard_output(args.output, EXPLANATION, [args.spec], "the spec being explained", [graph], inputs=args.input,
+                     force=args.force)
     with located(graph.program.source):
         ex = explanation(graph, inputs, unfold=args.unfold)
-    print("\n".join(ex.lines))
+        text = {"text": lambda: ex.text, "markdown": ex.markdown, "html": ex.html}[fmt]()
+    if args.output:
+        from .files import write_atomic
+
+        write_atomic(args.output, text)
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
     return EXIT_FAILED if ex.nonfinite else EXIT_OK  # the lines name the node
 
 

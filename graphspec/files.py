@@ -33,9 +33,14 @@ class Kind:
     matches: Callable[[bytes, str], bool]  # (head of the file, lower-case suffix) -> is it this kind
 
 
+def _is_page(head: bytes, generator: str) -> bool:
+    """An HTML page graphspec wrote (graphspec/html.py names itself in a <meta name="generator">)."""
+    return f'<meta name="generator" content="{generator}">'.encode() in head
+
+
 def _is_report(head: bytes, suffix: str) -> bool:
     text = head.lstrip()
-    return (re.match(rb'\{\s*"format"\s*:\s*"graphspec-gradcheck"', text) is not None
+    return _is_page(head, "graphspec check") or (re.match(rb'\{\s*"format"\s*:\s*"graphspec-gradcheck"', text) is not None
             or text.startswith((b"## Gradient check", b"## Op sweep", b"gradient check:", b"op sweep:")))
 
 
@@ -44,7 +49,13 @@ def _is_drawing(head: bytes, suffix: str) -> bool:
             ".svg": b"<svg" in head, ".png": head.startswith(b"\x89PNG"), ".pdf": head.startswith(b"%PDF")}.get(suffix, False)
 
 
+def _is_explanation(head: bytes, suffix: str) -> bool:
+    return _is_page(head, "graphspec explain") or head.lstrip().startswith(
+        (b"forward, in topological order:", b"## The chain rule, step by step"))
+
+
 REPORT = Kind("a gradcheck report", _is_report)
+EXPLANATION = Kind("an explanation (graphspec explain)", _is_explanation)
 PARAMS = Kind("a params file (.npz)", lambda head, suffix: head.startswith(b"PK"))  # an .npz is a zip archive
 DRAWING = Kind("a drawing", _is_drawing)
 

@@ -219,6 +219,7 @@ def _op_row(op: Any) -> dict[str, Any]:
         args = f"{', '.join(op.args)} (variable count)" if op.args else "x, ..."
     return {"op": op.name, "args": args, "attrs": ", ".join(f"{k}={json.dumps(a.default)}" for k, a in op.attrs.items()),
             "doc": op.doc, "kink": op.kink is not None, "jvp": op.jvp is not None,
+            "rules": {op.arg_name(i): r for i, r in enumerate(op.rules) if r},
             "attr_docs": [{"attr": k, "kind": a.kind, "default": a.default, **({"choices": list(a.choices)} if a.choices else {}),
                            "doc": a.doc} for k, a in op.attrs.items()]}
 
@@ -269,6 +270,8 @@ def ops_table(fmt: str = "table", names: Sequence[str] = (), functions: dict[str
     for r in rows:
         con.print(f"[bold]{r['op']}[/]({esc(r['args'])}): {esc(r['doc'])}")
         con.print(f"  kink: {'yes' if r['kink'] else 'no'}; forward mode (JVP): {'yes' if r['jvp'] else 'no'}")
+        if r.get("rules"):  # g is the output's cotangent dL/d(ans)
+            con.print("  backward: " + "; ".join(f"dL/d{a} = {esc(rule)}" for a, rule in r["rules"].items()), highlight=False)
         if r["attr_docs"]:
             t = Table(show_header=True, box=None, padding=(0, 2))
             for col in ("attr", "kind", "default", "meaning"):

@@ -58,3 +58,9 @@ def test_quick_run_writes_table_and_json(bench, tmp_path, capsys):
     doc = json.loads(out.read_text())
     assert doc["meta"]["threads"] >= 1
     assert doc["rows"] and all(r["workload"] == "W1" and r["graphspec_s"] > 0 for r in doc["rows"])
+
+
+def test_w11_writes_the_html_report_of_a_202_node_spec(bench):
+    row = bench.w11(repeats=1)
+    assert row.extra["nodes"] == 202 and row.extra["bytes"] > 10_000
+    assert row.graphspec_s > 0 and row.torch_s > 0 and row.holds in (True, False)

@@ -330,7 +330,7 @@ def test_explain_walks_a_hand_written_backward_with_its_numbers():
     from graphspec.explain import explain
 
     g = graphspec.load(Path(__file__).resolve().parent.parent / "specs" / "lecture" / "network_delta.json")
-    lines = explain(g)
+    lines = explain(g).lines
     v = g.evaluate().values
     y6, y45 = float(v["y6"]), v["y45"]
     delta = (y6 - 0.5) * y6 * (1 - y6)
@@ -419,7 +419,7 @@ def test_explain_folds_each_call_into_one_step_whose_contributions_are_the_gradi
     from graphspec.explain import explain
 
     g = graphspec.load(MLP)
-    lines = explain(g)
+    lines = explain(g).lines
     assert not any("h1/" in line for line in lines)
     assert any(line.startswith("  h1 = dense(X, W1, b1) = dense(") for line in lines)
     grads = g.evaluate().grads
@@ -427,7 +427,7 @@ def test_explain_folds_each_call_into_one_step_whose_contributions_are_the_gradi
         (line,) = [x for x in lines if x.startswith(f"    dL/d{arg} = dense VJP of dL/dh1 = ")]
         shown = np.array(json.loads(line.split(" = ")[-1].replace(" ", ",").replace(",,", ",")))
         np.testing.assert_allclose(shown, grads[arg], rtol=1e-5)
-    unfolded = explain(g, unfold=True)
+    unfolded = explain(g, unfold=True).lines
     assert any(line.startswith("  h1/z = add(h1/a, b1)") for line in unfolded)
     spec = str(Path(__file__).resolve().parent.parent / "specs" / "mlp" / "mlp_dense.json")
     assert main(["explain", spec, "--unfold"]) == 0 and "z1/xW = matmul(X, W1)" in capsys.readouterr().out

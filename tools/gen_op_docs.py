@@ -57,13 +57,17 @@ def section() -> str:
     from graphspec.ops import OPS
 
     lines = [BEGIN, "", f"{len(OPS)} ops. Args are positional, in the order shown.", "",
-             "| op | args | computes | attrs (default) | kink |", "|---|---|---|---|---|"]
+             "The backward column is each arg's cotangent from the output's, `g` (`·` a matrix product, "
+             "`⊙` elementwise, `ᵀ` a transpose); `graphspec explain` writes it with the graph's names.", "",
+             "| op | args | computes | backward | attrs (default) | kink |", "|---|---|---|---|---|---|"]
     for op in OPS.values():
         args = ", ".join(op.args)
         if op.arity is None:  # a variable count: named positions (conv2d's optional bias) or any number (concat)
             args = f"{args} (variable count; see computes)" if args else "x, ... (one or more)"
         attrs = ", ".join(f"`{k}` ({json.dumps(a.default)})" for k, a in op.attrs.items()) or "—"
-        lines.append(f"| `{op.name}` | {_cell(args)} | {_cell(op.doc)} | {attrs} | {'yes' if op.kink else ''} |")
+        backward = "; ".join(f"d{op.arg_name(i)}: {r}" for i, r in enumerate(op.rules) if r) or "—"
+        kink = "yes" if op.kink else ""
+        lines.append(f"| `{op.name}` | {_cell(args)} | {_cell(op.doc)} | {_cell(backward)} | {attrs} | {kink} |")
     lines += ["", "Attrs:", "", "| op | attr | type | default | meaning |", "|---|---|---|---|---|"]
     for op in OPS.values():
         for k, a in op.attrs.items():

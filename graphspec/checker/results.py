@@ -191,3 +191,8 @@ class Report:
 
     def __str__(self) -> str:
         return self.text()
+
+    def _repr_html_(self) -> str:  # Jupyter shows the report as tables
+        from ..html import report_fragment
+
+        return report_fragment(self)

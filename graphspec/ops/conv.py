@@ -161,6 +161,8 @@ GROUPS = Attr("int", 1, doc="channel groups: each output channel sees C_in/group
 defop("conv2d", _conv, shape=_conv_shape, args=("x", "w", "b"),
       vjp=_conv_vjp_at, jvp=_conv_jvp_at,
       attrs={"stride": STRIDE, "padding": PADDING, "dilation": DILATION, "groups": GROUPS},
+      rules=("g convolved with w flipped (a transposed convolution)", "x correlated with g, summed over the batch",
+             "g summed over the batch and space"),
       doc="2-D cross-correlation (torch.nn.functional.conv2d): args x (N, C_in, H, W), w (C_out, C_in/groups, kH, kW) "
           "and an optional bias b (C_out,); attrs stride, padding (zeros), dilation (each an int or [h, w]) and "
           "groups; out (N, C_out, (H + 2 pad - dil (kH - 1) - 1) // stride + 1, ...)",
@@ -264,6 +266,7 @@ defop("max_pool2d", _max_pool, shape=_pool_shape, args=("x",), attrs={
           "stride": Attr("opt_pair", None, doc="the step between windows; null: the kernel"),
           "padding": Attr("pair", (0, 0), doc="-inf added on each side, at most half the kernel")},
       vjp=(_pool_vjp,), jvp=(_pool_jvp,), kink=_pool_branch,
+      rules=("g routed to each window's max (split on a tie)",),
       doc="max over kH x kW windows of x (N, C, H, W) (torch.nn.functional.max_pool2d): attrs kernel (required), "
           "stride (default: the kernel), padding (-inf, at most half the kernel), each an int or [h, w]; ties in a "
           "window split the gradient evenly (a kink), as max does (torch's max_pool2d gives it all to one of them)",

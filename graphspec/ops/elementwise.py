@@ -72,21 +72,25 @@ def _away_from_zero(samples):
 defop("add", np.add, jvp=SYMMETRIC, batch=batching.elementwise, shape=_binary_shape, args=("x", "y"), reads=(),
       vjp=(lambda g, ans, x, y: g,
            lambda g, ans, x, y: g),
+      rules=("g", "g"),
       doc="x + y", samples=_sample_binary)
 
 defop("sub", np.subtract, jvp=SYMMETRIC, batch=batching.elementwise, shape=_sub_shape, args=("x", "y"), reads=(),
       vjp=(lambda g, ans, x, y: g,
            lambda g, ans, x, y: -g),
+      rules=("g", "-g"),
       doc="x - y", samples=_sample_binary)
 
 defop("mul", np.multiply, jvp=SYMMETRIC, batch=batching.elementwise, shape=_binary_shape, args=("x", "y"), reads=("x", "y"),
       vjp=(lambda g, ans, x, y: g * y,
            lambda g, ans, x, y: g * x),
+      rules=("g ⊙ y", "g ⊙ x"),
       doc="x * y", samples=_sample_binary)
 
 defop("div", np.true_divide, jvp=SYMMETRIC, batch=batching.elementwise, shape=_float_shape, args=("x", "y"),
       vjp=(lambda g, ans, x, y: g / y,
            lambda g, ans, x, y: -g * ans / y),
+      rules=("g / y", "-g ⊙ ans / y"),
       doc="x / y", samples=_positive(_sample_binary))
 
 
@@ -113,6 +117,7 @@ def _pow(x, y):
 
 defop("pow", _pow, jvp=SYMMETRIC, batch=batching.elementwise, shape=_float_shape, args=("x", "y"),
       vjp=(_pow_dx, _pow_dy),
+      rules=("g ⊙ y ⊙ x^(y-1)", "g ⊙ ans ⊙ log(x)"),
       doc="x ** y (d/dy uses log x: x > 0)", samples=_positive(_sample_binary))
 
 
@@ -126,12 +131,14 @@ defop("maximum", np.maximum, jvp=SYMMETRIC, batch=batching.elementwise, shape=_b
       vjp=(lambda g, ans, x, y: _tie_split(g, x, y),
            lambda g, ans, x, y: _tie_split(g, y, x)),
       kink=lambda ans, x, y: np.sign(np.subtract(x, y)),
+      rules=("g where x > y (half on a tie)", "g where y > x (half on a tie)"),
       doc="elementwise max; ties split the gradient evenly", samples=_sample_binary)
 
 defop("minimum", np.minimum, jvp=SYMMETRIC, batch=batching.elementwise, shape=_binary_shape, args=("x", "y"),
       vjp=(lambda g, ans, x, y: _tie_split(g, y, x),
            lambda g, ans, x, y: _tie_split(g, x, y)),
       kink=lambda ans, x, y: np.sign(np.subtract(x, y)),
+      rules=("g where x < y (half on a tie)", "g where y < x (half on a tie)"),
       doc="elementwise min; ties split the gradient evenly", samples=_sample_binary)
 
 
@@ -173,50 +180,63 @@ def _relu(x, out=None):
 
 
 defop("neg", np.negative, jvp=SYMMETRIC, batch=batching.elementwise, shape=_unary_shape, args=("x",), reads=(),
-      vjp=(lambda g, ans, x: -g,), doc="-x", samples=_sample_unary())
+      vjp=(lambda g, ans, x: -g,), rules=("-g",),
+      doc="-x", samples=_sample_unary())
 
 defop("exp", np.exp, jvp=SYMMETRIC, batch=batching.elementwise, shape=_float_unary_shape, args=("x",), reads=("ans",),
-      vjp=(lambda g, ans, x: g * ans,), doc="e ** x", samples=_sample_unary())
+      vjp=(lambda g, ans, x: g * ans,), rules=("g ⊙ ans",),
+      doc="e ** x", samples=_sample_unary())
 
 defop("log", np.log, jvp=SYMMETRIC, batch=batching.elementwise, shape=_float_unary_shape, args=("x",), reads=("x",),
-      vjp=(lambda g, ans, x: g / x,), doc="natural log", samples=_sample_unary(0.2))
+      vjp=(lambda g, ans, x: g / x,), rules=("g / x",),
+      doc="natural log", samples=_sample_unary(0.2))
 
 defop("sqrt", np.sqrt, jvp=SYMMETRIC, batch=batching.elementwise, shape=_float_unary_shape, args=("x",), reads=("ans",),
-      vjp=(lambda g, ans, x: g * 0.5 / ans,), doc="square root", samples=_sample_unary(0.2))
+      vjp=(lambda g, ans, x: g * 0.5 / ans,), rules=("g / (2 ans)",),
+      doc="square root", samples=_sample_unary(0.2))
 
 defop("square", np.square, jvp=SYMMETRIC, batch=batching.elementwise, shape=_unary_shape, args=("x",), reads=("x",),
-      vjp=(lambda g, ans, x: g * 2 * x,), doc="x ** 2", samples=_sample_unary())
+      vjp=(lambda g, ans, x: g * 2 * x,), rules=("g ⊙ 2 x",),
+      doc="x ** 2", samples=_sample_unary())
 
 defop("abs", np.abs, jvp=SYMMETRIC, batch=batching.elementwise, shape=_unary_shape, args=("x",),
       vjp=(lambda g, ans, x: g * np.sign(x),), kink=lambda ans, x: np.sign(x),
+      rules=("g ⊙ sign(x)",),
       doc="|x|; gradient 0 at 0 (a kink)", samples=_away_from_zero(_sample_unary()))
 
 defop("sin", np.sin, jvp=SYMMETRIC, batch=batching.elementwise, shape=_float_unary_shape, args=("x",),
-      vjp=(lambda g, ans, x: g * np.cos(x),), doc="sine", samples=_sample_unary())
+      vjp=(lambda g, ans, x: g * np.cos(x),), rules=("g ⊙ cos(x)",),
+      doc="sine", samples=_sample_unary())
 
 defop("cos", np.cos, jvp=SYMMETRIC, batch=batching.elementwise, shape=_float_unary_shape, args=("x",),
-      vjp=(lambda g, ans, x: -g * np.sin(x),), doc="cosine", samples=_sample_unary())
+      vjp=(lambda g, ans, x: -g * np.sin(x),), rules=("-g ⊙ sin(x)",),
+      doc="cosine", samples=_sample_unary())
 
 defop("tanh", np.tanh, jvp=SYMMETRIC, batch=batching.elementwise, shape=_float_unary_shape, args=("x",), reads=("x",),
-      vjp=(_tanh_vjp,), doc="hyperbolic tangent",
+      vjp=(_tanh_vjp,), rules=("g ⊙ (1 - ans²)",),
+      doc="hyperbolic tangent",
       samples=_sample_unary())
 
 defop("sigmoid", _sigmoid, jvp=SYMMETRIC, batch=batching.elementwise, shape=_float_unary_shape, args=("x",), reads=("x",),
-      vjp=(lambda g, ans, x: g * _dsigmoid(x),), doc="1 / (1 + e ** -x), stable for any x",
+      vjp=(lambda g, ans, x: g * _dsigmoid(x),), rules=("g ⊙ ans ⊙ (1 - ans)",),
+      doc="1 / (1 + e ** -x), stable for any x",
       samples=_sample_unary())
 
 defop("relu", _relu, jvp=SYMMETRIC, batch=batching.elementwise, shape=_unary_shape, args=("x",), reads=("ans",), into=True,
       vjp=(lambda g, ans, x: g * (ans > 0),),  # ans > 0 where x > 0: x may be overwritten
       kink=lambda ans, x: np.asarray(x) > 0,
+      rules=("g where x > 0",),
       doc="max(x, 0); gradient 0 at 0 (a kink)", samples=_away_from_zero(_sample_unary()))
 
 defop("softplus", _softplus, jvp=SYMMETRIC, batch=batching.elementwise, shape=_float_unary_shape, args=("x",),
-      vjp=(lambda g, ans, x: g * _sigmoid(x),), doc="log(1 + e ** x), stable for any x",
+      vjp=(lambda g, ans, x: g * _sigmoid(x),), rules=("g ⊙ sigmoid(x)",),
+      doc="log(1 + e ** x), stable for any x",
       samples=_sample_unary())
 
 defop("leaky_relu", _leaky_relu, jvp=SYMMETRIC, batch=batching.elementwise, shape=_float_unary_shape, args=("x",),
       vjp=(lambda g, ans, x, *, alpha: np.where(x > 0, g, g * alpha),),
       attrs={"alpha": Attr("float", 0.01, doc="the slope for x <= 0")}, kink=lambda ans, x, *, alpha: np.asarray(x) > 0,
+      rules=("g where x > 0, else alpha g",),
       doc="x if x > 0 else alpha * x", samples=_away_from_zero(_sample_unary()))
 
 
@@ -229,10 +249,12 @@ def _sample_log1p():
 
 
 defop("log1p", np.log1p, jvp=SYMMETRIC, batch=batching.elementwise, shape=_float_unary_shape, args=("x",), reads=("x",),
-      vjp=(lambda g, ans, x: g / (1 + x),), doc="log(1 + x), accurate for tiny x (x > -1)", samples=_sample_log1p)
+      vjp=(lambda g, ans, x: g / (1 + x),), rules=("g / (1 + x)",),
+      doc="log(1 + x), accurate for tiny x (x > -1)", samples=_sample_log1p)
 
 defop("expm1", np.expm1, jvp=SYMMETRIC, batch=batching.elementwise, shape=_float_unary_shape, args=("x",), reads=("ans",),
-      vjp=(lambda g, ans, x: g * (ans + 1),), doc="e ** x - 1, accurate for tiny x", samples=_sample_unary())
+      vjp=(lambda g, ans, x: g * (ans + 1),), rules=("g ⊙ (ans + 1)",),
+      doc="e ** x - 1, accurate for tiny x", samples=_sample_unary())
 
 
 def _clip_shape(avals: list[Aval], *, min, max) -> Aval:
@@ -277,6 +299,7 @@ defop("clip", _clip, jvp=SYMMETRIC, batch=batching.elementwise, shape=_clip_shap
       vjp=(lambda g, ans, x, *, min, max: g * _inside(x, min, max),),
       attrs={"min": Attr("opt_float", None, doc="the lower bound; null: none"),
              "max": Attr("opt_float", None, doc="the upper bound; null: none")}, kink=_clip_branch,
+      rules=("g where lo < x < hi",),
       doc="min(max(x, min), max); attrs min, max (a number or null: no bound). Gradient 1 where "
           "min <= x <= max, bounds included (torch.clamp's convention), 0 outside: kinks at the bounds",
       samples=_sample_clip)
@@ -303,5 +326,6 @@ defop("where", np.where, jvp=SYMMETRIC, batch=batching.elementwise, shape=_where
       vjp=(None,
            lambda g, ans, cond, a, b: np.where(cond, g, 0),
            lambda g, ans, cond, a, b: np.where(cond, 0, g)),
+      rules=("", "g where cond", "g where not cond"),
       doc="a where cond (bool, or int64 nonzero) else b, broadcasting all three; cond gets no gradient",
       samples=_sample_where)

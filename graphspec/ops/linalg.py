@@ -64,6 +64,7 @@ defop("matmul", np.matmul, batch=batching.matmul, shape=_matmul_shape, args=("x"
       vjp=(_matmul_dx, _matmul_dy),
       jvp=(lambda t, ans, x, y: np.matmul(t, y),
            lambda t, ans, x, y: np.matmul(x, t)),
+      rules=("g · yᵀ", "xᵀ · g"),
       doc="x @ y with numpy semantics (1-D operands, batched)", samples=_matmul_samples)
 
 
@@ -93,5 +94,6 @@ def _transpose_samples():
 defop("transpose", lambda x, *, axes: np.transpose(x, axes), batch=batching.transpose, shape=_transpose_shape, args=("x",),
       vjp=(_transpose_vjp,), jvp=(lambda t, ans, x, *, axes: np.transpose(t, axes),),
       attrs={"axes": Attr("axes", None, doc="the permutation of the axes; null: reversed")},
+      rules=("gᵀ",),
       doc="permute axes (default: reverse them)",
       samples=_transpose_samples)

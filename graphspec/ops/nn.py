@@ -77,11 +77,13 @@ def _samples_axis():
 
 defop("softmax", softmax, batch=batching.class_axis, shape=_softmax_shape, args=("x",), attrs={"axis": SOFTMAX_AXIS},
       vjp=(_softmax_vjp,), jvp=SYMMETRIC,
+      rules=("ans ⊙ (g - sum(g ⊙ ans))",),
       doc="exp(x) / sum(exp(x)) along axis, max-shifted", samples=_samples_axis)
 
 defop("log_softmax", log_softmax, batch=batching.class_axis, shape=_softmax_shape, args=("x",), attrs={"axis": SOFTMAX_AXIS},
       vjp=(lambda g, ans, x, *, axis: g - np.exp(ans) * np.sum(g, axis=axis, keepdims=True),),
       jvp=(lambda t, ans, x, *, axis: t - np.sum(np.exp(ans) * t, axis=axis, keepdims=True),),
+      rules=("g - softmax(x) ⊙ sum(g)",),
       doc="x - logsumexp(x) along axis", samples=_samples_axis)
 
 
@@ -250,6 +252,7 @@ defop("softmax_cross_entropy", _xent, batch=batching.class_loss, shape=_class_lo
            lambda t, ans, logits, labels, *, axis, reduction:
            _reduce(-np.sum(t * log_softmax(logits, axis=axis), axis=axis), reduction)),
       classes=lambda *, axis, reduction: axis,
+      rules=("g ⊙ (softmax(logits) - one_hot(labels))", "-g ⊙ log_softmax(logits)"),
       doc="-sum(targets * log_softmax(logits)); labels: int classes or float targets",
       samples=_xent_samples)
 
@@ -308,6 +311,7 @@ defop("hinge", _hinge, batch=batching.class_loss, shape=_class_loss_shape("hinge
            _reduce(np.sum(t * _hinge_dlabels(scores, labels, axis, margin), axis=axis), reduction)),
       kink=lambda ans, scores, labels, *, axis, margin, reduction: _hinge_parts(scores, labels, axis, margin)[2],
       classes=lambda *, axis, margin, reduction: axis,
+      rules=("g ⊙ (1 at each j with s_j - s_y + margin > 0, minus their count at y)", ""),
       doc="multiclass SVM: sum over j != y of max(0, s_j - s_y + margin); a kink at the margin",
       samples=_hinge_samples)
 
@@ -347,6 +351,7 @@ def _mse_samples():
 
 defop("mse", _mse, batch=batching.loss, shape=_mse_shape, args=("pred", "target"), attrs={"reduction": REDUCTION},
       vjp=(_mse_vjp(1), _mse_vjp(-1)), jvp=(_mse_jvp(1), _mse_jvp(-1)),
+      rules=("g ⊙ 2 (pred - target) / n", "-g ⊙ 2 (pred - target) / n"),
       doc="(pred - target)**2, reduced (mean over every element by default)", samples=_mse_samples)
 
 
@@ -368,6 +373,7 @@ def _l2_shape(avals: list[Aval]) -> Aval:
 
 defop("l2", _l2, shape=_l2_shape,
       args=("w",), vjp=(lambda g, ans, w: 2 * g * w,), jvp=(lambda t, ans, w: 2 * np.sum(w * t),),
+      rules=("g ⊙ 2 x",),
       doc="sum of squares (the regulariser R(W))", samples=_l2_samples)
 
 
@@ -436,6 +442,7 @@ defop("binary_cross_entropy", _bce, batch=batching.loss, shape=_mse_shape, args=
       attrs={"reduction": REDUCTION}, vjp=(_bce_vjp_z, _bce_vjp_y),
       jvp=(lambda t, ans, z, y, *, reduction: _reduce(t * (_sigmoid(z) - y), reduction),
            lambda t, ans, z, y, *, reduction: _reduce(-z * t, reduction)),
+      rules=("g ⊙ (sigmoid(logits) - targets)", "-g ⊙ logits"),
       doc="from logits z and targets y in [0, 1] (broadcasting): max(z, 0) - z y + log1p(exp(-|z|)), stable for "
           "any z (torch's binary_cross_entropy_with_logits); reduced (mean over every element by default); "
           "d/dz = sigmoid(z) - y, d/dy = -z", samples=_bce_samples)

@@ -170,18 +170,22 @@ def _lse_shape(avals, **attrs):
 
 defop("sum", _sum, batch=batching.reduce, shape=_sum_shape, args=("x",), attrs=REDUCE_ATTRS,
       vjp=(_sum_vjp,), jvp=(lambda t, ans, x, **kw: _sum(t, **kw),),
+      rules=("g broadcast to x's shape",),
       doc="sum over axis (all by default)", samples=_samples())
 
 defop("mean", _mean, batch=batching.reduce, shape=_float_reduce_shape, args=("x",), attrs=REDUCE_ATTRS,
       vjp=(_mean_vjp,), jvp=(lambda t, ans, x, **kw: _mean(t, **kw),),
+      rules=("g / n broadcast to x's shape",),
       doc="mean over axis (all by default)", samples=_samples())
 
 defop("max", _max, batch=batching.reduce, shape=_reduce_shape, args=("x",), attrs=REDUCE_ATTRS,
       vjp=(_max_vjp,), jvp=(_max_jvp,), kink=_max_branch,
+      rules=("g at the max (split on a tie)",),
       doc="max over axis; ties split the gradient evenly (a kink)", samples=_samples())
 
 defop("logsumexp", logsumexp, batch=batching.reduce, shape=_lse_shape, args=("x",), attrs=REDUCE_ATTRS,
       vjp=(_lse_vjp,), jvp=(_lse_jvp,),
+      rules=("g ⊙ softmax(x)",),
       doc="log(sum(exp(x))) over axis, stable (max-shifted)", samples=_samples())
 
 
@@ -200,6 +204,7 @@ def _min_samples():
 # the winners' rule of max serves min unchanged (ans is the min): ties split evenly
 defop("min", _min, batch=batching.reduce, shape=_reduce_shape, args=("x",), attrs=REDUCE_ATTRS,
       vjp=(_max_vjp,), jvp=(_max_jvp,), kink=_max_branch,
+      rules=("g at the min (split on a tie)",),
       doc="min over axis; ties split the gradient evenly (a kink)", samples=_min_samples)
 
 VAR_ATTRS = {**REDUCE_ATTRS, "ddof": Attr("int", 0, doc="delta degrees of freedom: divide by n - ddof")}
@@ -281,10 +286,12 @@ def _var_samples():
 
 defop("var", _var, batch=batching.reduce, shape=_var_shape, args=("x",), attrs=VAR_ATTRS,
       vjp=(_var_vjp,), jvp=(_var_jvp,), reads=("x",),
+      rules=("g ⊙ 2 (x - mean(x)) / (n - ddof)",),
       doc="variance over axis: sum((x - mean)**2) / (n - ddof); ddof 0 by default (numpy's; "
           "torch.var's default is 1)", samples=_var_samples)
 
 defop("std", _std, batch=batching.reduce, shape=_var_shape, args=("x",), attrs=VAR_ATTRS,
       vjp=(_std_vjp,), jvp=(_std_jvp,),
+      rules=("g ⊙ (x - mean(x)) / ((n - ddof) ans)",),
       doc="standard deviation over axis: sqrt(var); ddof 0 by default (numpy's; torch.std's is 1); "
           "the gradient is 0 where std == 0 (a kink: no derivative there), as torch's", samples=_var_samples)

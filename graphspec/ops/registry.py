@@ -17,6 +17,10 @@ The record, one word per idea (every function takes the op's attrs as keyword ar
   the shape is learnt by running the forward once on stand-in arrays of the args' shapes
   (`shape_by_running`); where a dim is symbolic, it is known at run time only.
 - ``args``: the args' names (default x, y, ...); ``attrs``: name -> `Attr`; ``doc``: one line.
+- ``rules``: one formula per arg for its cotangent, as a calculus sheet writes it, in the args'
+  names, ``g`` (the output cotangent) and ``ans``: "g ⊙ y", "xᵀ · g" (``·`` a matrix product,
+  ``⊙`` elementwise, ``ᵀ`` a transpose); `graphspec explain` writes it with the graph's names
+  and, for a matrix product, the shapes. Optional ("" for an arg without one).
 - ``kink(ans, *args, **attrs)``: for ops with kinks, an array saying which side of each kink
   the point is on; the gradient checker compares it between perturbed evaluations.
 - ``samples()``: sample (args, attrs) for the op sweep, like PyTorch's OpInfo.
@@ -83,6 +87,7 @@ class Op:
     args: tuple[str, ...] = ()
     attrs: dict[str, Attr] = field(default_factory=dict)
     doc: str = ""
+    rules: tuple[str, ...] = ()  # one formula per arg: "xᵀ · g"
     kink: Rule | None = None
     samples: Callable[[], list[tuple[list[Any], dict[str, Any]]]] | None = None
     classes: Callable[..., int] | None = None
@@ -145,7 +150,8 @@ _OPS_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def defop(name: str, forward: Rule, vjp: Rules, *, jvp: Rules | None = None, shape: Callable[..., Aval] | None = None,
-          args: Sequence[str] = (), attrs: dict[str, Attr] | None = None, doc: str = "", kink: Rule | None = None,
+          args: Sequence[str] = (), attrs: dict[str, Attr] | None = None, doc: str = "", rules: Sequence[str] = (),
+          kink: Rule | None = None,
           samples: Callable[[], list[tuple[list[Any], dict[str, Any]]]] | None = None,
           classes: Callable[..., int] | None = None, reads: Sequence[str] | None = None, into: bool = False,
           batch: Callable[..., Any] | None = None, replace: bool = False) -> Op:
@@ -173,7 +179,7 @@ def defop(name: str, forward: Rule, vjp: Rules, *, jvp: Rules | None = None, sha
         raise TypeError(f"op {name!r}: vjp must hold one function (or None) per arg")
     into = into or (isinstance(forward, np.ufunc) and forward.signature is None)  # not matmul
     op = Op(name=name, forward=forward, vjp=vjp, jvp=jvp, shape=shape or _stand_in_rule(forward), args=tuple(args),
-            attrs=dict(attrs or {}), doc=doc, kink=kink, samples=samples, classes=classes,
+            attrs=dict(attrs or {}), doc=doc, rules=tuple(rules), kink=kink, samples=samples, classes=classes,
             reads=None if reads is None else frozenset(reads), into=into, batch=batch, origin=origin,
             replaced=name in OPS)
     OPS[name] = op

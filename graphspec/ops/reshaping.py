@@ -45,6 +45,7 @@ defop("reshape", lambda x, *, shape: np.reshape(x, shape), batch=batching.reshap
       vjp=(_reshape_back,),
       jvp=(lambda t, ans, x, *, shape: np.reshape(t, shape),),
       attrs={"shape": Attr("shape", None, doc="the new shape (required); one dim may be -1")},
+      rules=("g reshaped to x's shape",),
       doc="numpy reshape; one dim may be -1",
       samples=_reshape_samples)
 
@@ -159,6 +160,7 @@ defop("expand_dims", lambda x, *, axis: np.expand_dims(x, axis), shape=_expand_d
       vjp=(_reshape_back,),
       jvp=(lambda t, ans, x, *, axis: np.expand_dims(t, axis),),
       attrs={"axis": Attr("axis", None, doc="where the new axis goes, counted in the result (required)")},
+      rules=("g with the axis dropped",),
       doc="insert an axis of size 1 at axis (counted in the result; required)",
       samples=lambda: [([np.random.default_rng(18).normal(size=(2, 3))], {"axis": a}) for a in (0, 1, -1)])
 
@@ -192,6 +194,7 @@ defop("squeeze", _squeeze, shape=_squeeze_shape, args=("x",), reads=(),
       vjp=(_reshape_back,),
       jvp=(lambda t, ans, x, *, axis: _squeeze(t, axis=axis),),
       attrs={"axis": Attr("reduce_axis", None, doc="the axes of size 1 to drop; null: every one")},
+      rules=("g reshaped to x's shape",),
       doc="drop axes of size 1: axis (an int or a list; an error if its size is not 1) or, by default, every one",
       samples=lambda: [([np.random.default_rng(19).normal(size=(2, 1, 3, 1))], {"axis": a}) for a in (None, 1, -1, [1, 3])])
 
@@ -241,6 +244,7 @@ def _slice_samples():
 defop("slice", lambda x, *, slices: x[_index(slices)], shape=_slice_shape, args=("x",), reads=(),
       vjp=(_slice_vjp,), jvp=(lambda t, ans, x, *, slices: t[_index(slices)],),
       attrs={"slices": Attr("slices", None, doc="one [start, stop] or [start, stop, step] per leading axis (required)")},
+      rules=("g placed in the slice, zeros elsewhere",),
       doc="x[start:stop:step, ...] as in Python: slices holds one [start, stop] or [start, stop, step] per "
           "leading axis (null for a default, negative counts from the end; later axes are taken whole); "
           "the gradient is g in the sliced places, 0 elsewhere",
@@ -292,6 +296,7 @@ defop("take", _take, shape=_take_shape, args=("x", "indices"), reads=("indices",
       vjp=(_take_vjp, None),
       jvp=(lambda t, ans, x, indices, *, axis: np.take(t, indices, axis=axis), None),
       attrs={"axis": Attr("axis", 0, doc="the axis the indices pick along")},
+      rules=("g added at the indices, zeros elsewhere", ""),
       doc="x's entries at int64 indices along axis (numpy's take; an embedding lookup for axis 0): the result's "
           "shape is x's with that axis replaced by the indices' shape; negative indices count from the end, "
           "others out of range are an error when it runs; the VJP scatter-adds g (repeated indices add up)",
