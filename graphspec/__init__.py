@@ -18,13 +18,13 @@ _EXPORTS = {
     "load": "api", "Graph": "api", "Result": "api", "Finding": "api", "NonFiniteWarning": "api",
     "GraphspecError": "errors", "SpecError": "errors", "ShapeError": "errors", "InputError": "errors",
     "NonFiniteError": "errors", "OpError": "errors",
-    "gradcheck": "checker", "Report": "checker",
+    "gradcheck": "checker", "Report": "checker", "draw": "draw",
     "defop": "ops", "Attr": "ops", "Aval": "ops", "Op": "ops", "RuleError": "ops", "SYMMETRIC": "ops",
 }
 __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
+    if name in _EXPORTS:  # draw: the module graphspec.draw is callable as its function draw
         return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
     raise AttributeError(f"module 'graphspec' has no attribute {name!r}")
