@@ -100,15 +100,16 @@ class Graph:
         """The picture (`graphspec.draw`) for Jupyter; None, so the notebook shows the next format, when
         Graphviz's dot is not installed or the graph cannot be run with its declared values."""
         from . import draw
-        from .errors import GraphspecError
 
         if draw.dot_program() is None:
             return None
-        for values in (True, False):  # inputs given only at run time: the structure without numbers
+        for numbers in (True, False):  # inputs given only at run time: the structure without numbers
             try:
-                return draw.render(draw.to_dot(self, values=values), "svg").decode()
+                return draw.render(draw.to_dot(self, values=numbers), "svg").decode()
             except GraphspecError:
                 continue
+            except Exception:  # an op's own bug: a notebook's display must not raise (run says what failed)
+                return None
         return None
 
     def _repr_html_(self) -> str:

@@ -106,6 +106,17 @@ def _numbers(v: Any, colour: str, grad: bool = False) -> str:
     return f"{font}{shape}<BR/>{_e(summary)}</FONT>"
 
 
+def _one_line(name: str, v: Any, grad: bool) -> str:
+    """A value or gradient inside a node's label, on one line: the number, or a summary."""
+    a = np.asarray(v)
+    what = f"dL/d{name}" if grad else name
+    if a.ndim == 0:
+        return f"{what} = {_num(a.item())}"
+    if grad and a.size and a.dtype.kind == "f":
+        return f"{what}: ‖g‖ {_num(np.linalg.norm(a.ravel()))}"
+    return f"{what}: {'×'.join(map(str, a.shape))}"
+
+
 def _wire_label(w: _Wire, lr: bool) -> str:
     """The wire's label node: value, the wire itself (port w), gradient and local gradient, so that the
     numbers are above and below the wire (left to right) or left and right of it (top to bottom)."""
@@ -134,8 +145,8 @@ def _local_text(node: str, arg: str, local: Any, out_shape: Any, arg_shape: Any)
     """∂out/∂arg at this gate: the number for scalars, else what the Jacobian is."""
     if local is not None:
         return f"∂{node}/∂{arg} = {_num(np.asarray(local).item())}"
-    o = "×".join(map(str, out_shape)) or "1"
-    a = "×".join(map(str, arg_shape)) or "1"
+    o = "×".join(map(str, out_shape)) or "scalar"
+    a = "×".join(map(str, arg_shape)) or "scalar"
     return f"∂{node}/∂{arg}: a ({o})×({a}) Jacobian"
 
 
@@ -356,6 +367,18 @@ def to_dot(graph: Graph, values: bool = True, unfold: bool = False, *, local: bo
         return ', color="#b91c1c", penwidth=3' if status is not None and status.get(name) == "BLAMED" else ""
 
     used = {a for g in pic.gates for a, _ in pic.args[g]}
+    fan: dict[str, int] = {}  # wires out of each drawn node: where a fan-out adds its branches up
+    for g in pic.gates:
+        for a, _ in pic.args[g]:
+            fan[a] = fan.get(a, 0) + 1
+    for g in ends:
+        fan[g] = fan.get(g, 0) + 1
+
+    def total(name: str) -> str:
+        """A fan-out's summed gradient, in its node: dL/dx = 4 (the branches' parts, added)."""
+        if result is None or fan.get(name, 0) < 2 or name not in result.grads:
+            return ""
+        return f'<BR/><FONT POINT-SIZE="8" COLOR="{GRAD}">{_e(_one_line(name, result.grads[name], True))}</FONT>'
     for name in p.leaves:
         if _inside(name, calls) or name in hidden_leaves:
             continue
@@ -364,7 +387,8 @@ def to_dot(graph: Graph, values: bool = True, unfold: bool = False, *, local: bo
         shape = p.avals[name].shape if name in p.avals else ()
         sub = f'<BR/><FONT POINT-SIZE="8">{_e(tuple(shape))}</FONT>' if shape else ""
         if name not in used and result is not None:
-            sub += "<BR/>" + _numbers(result.values[name], VALUE)
+            sub += f'<BR/><FONT POINT-SIZE="8" COLOR="{VALUE}">{_e(_one_line(name, result.values[name], False))}</FONT>'
+        sub += total(name)
         lines.append(f'  "{name}" [shape=box, style="rounded,filled", fillcolor="{fill(name, role)}"{border(name)}, '
                      f"label=<<B>{_e(name)}</B>{sub}>];")
 
@@ -378,7 +402,7 @@ def to_dot(graph: Graph, values: bool = True, unfold: bool = False, *, local: bo
         op = calls[g][0] if g in calls else op_name.get(g, p.spec.nodes[g].op)
         shape = "box, style=\"rounded,filled\"" if g in calls else "ellipse, style=filled"
         lines.append(f'  "{g}" [shape={shape}, fillcolor="{fill(g, role)}"{border(g)}, margin="0.05,0.02", '
-                     f'label=<<B>{_e(op)}</B><BR/><FONT POINT-SIZE="8">{_e(g)}</FONT>>];')
+                     f'label=<<B>{_e(op)}</B><BR/><FONT POINT-SIZE="8">{_e(g)}</FONT>{total(g)}>];')
     for box, members in drawn_boxes.items():
         ops: dict[str, int] = {}
         for g in members:
@@ -409,7 +433,7 @@ def to_dot(graph: Graph, values: bool = True, unfold: bool = False, *, local: bo
             if result is not None and g not in boxes:
                 w.value = result.values[a]
                 w.grad = contrib.get((g, a))
-                if local:
+                if local and (g, a) in contrib:  # where a gradient flows back
                     arg_shape = p.avals[a].shape if a in p.avals else np.shape(result.values[a])
                     out_shape = p.avals[g].shape if g in p.avals else np.shape(result.values[g])
                     w.local = _local_text(g, a, locals_.get((g, a)), out_shape, arg_shape)
@@ -491,16 +515,21 @@ def write_drawing(dot: str, path: Path) -> None:
 
 
 def draw(graph: Graph | str | Path | Mapping[str, Any], output: str | Path | None = None, *,
-         format: str = "dot", **options: Any) -> str:
+         format: str = "dot", force: bool = False, **options: Any) -> str:
     """Draw a graph (a `Graph`, a spec path or a spec dict): the DOT text, or with ``format="svg"`` the
     SVG text; with ``output`` the drawing is written there (its suffix gives the format, as
-    ``draw -o``) and the text of a .dot or .svg is returned too ("" for .png and .pdf). ``options``
-    are `to_dot`'s: values, unfold, local, check, rankdir, collapse, inputs."""
+    ``draw -o``, and the same guard: never over the spec or a file it reads, nor without ``force``
+    over a file that is not a drawing) and the text of a .dot or .svg is returned too ("" for .png
+    and .pdf). ``options`` are `to_dot`'s: values, unfold, local, check, rankdir, collapse, inputs."""
     from .api import load
+    from .commands import guard_output
+    from .files import DRAWING
 
     g = graph if isinstance(graph, Graph) else load(graph)
     if output is not None:
         fmt = check_drawing_path(Path(output))
+        spec = [str(graph)] if isinstance(graph, str | Path) else [g.program.source] if g.program.source else []
+        guard_output(output, DRAWING, spec, "the spec being drawn", [g], force=force)
     elif format not in ("dot", "svg"):
         raise UsageError(f"format {format!r}: dot or svg (write .png or .pdf with output=)")
     else:

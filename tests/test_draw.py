@@ -59,6 +59,7 @@ def test_a_fan_out_s_branches_carry_their_parts_of_the_gradient():
     h = 1e-6
     numeric = (g.run({"x": 2.0 + h})["v"] - g.run({"x": 2.0 - h})["v"]) / (2 * h)
     assert sum(parts) == pytest.approx(float(numeric), rel=1e-6)
+    assert 'label=<<B>x</B><BR/><FONT POINT-SIZE="8" COLOR="#b91c1c">dL/dx = 4</FONT>>' in to_dot(g)  # the sum, at x
 
 
 def test_local_shows_each_gate_s_local_gradient():
@@ -164,6 +165,17 @@ def test_the_python_api_draws_text_and_files(tmp_path):
     assert graphspec.draw(graphspec.load(MUL), tmp_path / "g.dot", local=True) == (tmp_path / "g.dot").read_text()
     with pytest.raises(graphspec.GraphspecError, match="format 'png'"):
         graphspec.draw(MUL, format="png")
+    notes = tmp_path / "notes.dot"
+    notes.write_text("my notes\n")
+    with pytest.raises(graphspec.GraphspecError, match="pass --force"):  # the -o guard, as the CLI's
+        graphspec.draw(MUL, notes)
+    assert notes.read_text() == "my notes\n"
+    assert graphspec.draw(MUL, notes, force=True).startswith("digraph")
+    spec = tmp_path / "mul.dot"  # a spec, whatever its name: never drawn over, even with force
+    spec.write_text(Path(MUL).read_text())
+    with pytest.raises(graphspec.GraphspecError, match="the spec being drawn"):
+        graphspec.draw(spec, spec, force=True)
+    assert spec.read_text() == Path(MUL).read_text()
     assert "graphspec.draw" not in sys.modules or callable(sys.modules["graphspec.draw"])
 
 
