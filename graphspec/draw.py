@@ -371,8 +371,8 @@ def to_dot(graph: Graph, values: bool = True, unfold: bool = False, *, local: bo
     for g in pic.gates:
         for a, _ in pic.args[g]:
             fan[a] = fan.get(a, 0) + 1
-    for g in ends:
-        fan[g] = fan.get(g, 0) + 1
+    if p.loss in ends:  # its last wire carries the seed; an output's carries no gradient
+        fan[p.loss] = fan.get(p.loss, 0) + 1
 
     def total(name: str) -> str:
         """A fan-out's summed gradient, in its node: dL/dx = 4 (the branches' parts, added)."""

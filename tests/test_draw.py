@@ -96,6 +96,25 @@ def test_check_colours_the_blamed_nodes_and_says_so_in_the_legend():
     assert "blamed (own VJP wrong)" in dot and "gradient fails" in dot
 
 
+def test_check_colours_a_kink_where_the_checker_found_it(capsys):
+    spec = {"graphspec": "1", "inputs": {"x": {"value": [0.0, 1.0]}},
+            "nodes": {"r": {"op": "relu", "args": ["x"]}, "s": {"op": "sum", "args": ["r"]}}, "loss": "s"}
+    report = graphspec.gradcheck(spec, blame=True)
+    kinked = {k.node for c in report.checks for e in c.kinks for k in e.kinks}
+    assert kinked == {"r"}  # relu at 0
+    dot = to_dot(graphspec.load(spec), check=report)  # a Report given is used as it is
+    fills = dict(re.findall(r'^  "(\w+)" \[[^\n]*fillcolor="(#\w+)"', dot, re.M))
+    assert fills == {"x": "#fdba74", "r": "#fdba74", "s": "#86efac"}  # the leaf's check and the gate: kink
+
+
+def test_draw_takes_inputs_as_run_does(capsys):
+    assert main(["draw", MUL, "--input", "x=4"]) == 0
+    w = wires(capsys.readouterr().out)
+    assert w[("x", "z")][:2] == ["4", "15"] and w[("z", "z__end")] == ["12", "5"]
+    assert main(["draw", MUL, "--input", "q=1"]) == 2
+    assert "q" in capsys.readouterr().err
+
+
 def test_rankdir_and_its_automatic_choice():
     g = graphspec.load(MUL)
     assert "rankdir=LR;" in to_dot(g) and "rankdir=TB;" in to_dot(g, rankdir="TB")
