@@ -54,7 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--unfold", action="store_true", help="walk each function call's body (h1/z, ...), not one "
                     "line per call")
 
-    dr = sub.add_parser("draw", help="the graph as Graphviz DOT, with values and gradients")
+    dr = sub.add_parser("draw", help="the graph as a circuit: values above the wires, gradients below (Graphviz "
+                        "DOT, or an image)")
     dr.add_argument("spec")
     dr.add_argument("-o", "--output", metavar="FILE.dot|.svg|.png|.pdf", help="write here (default: DOT on "
                     "stdout); .svg, .png and .pdf need Graphviz's dot (`make system` installs it)")
@@ -67,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     dr.add_argument("--local", action="store_true", help="also each gate's local gradient d(gate)/d(arg) on its "
                     "wires (numbers for scalars)")
     dr.add_argument("--check", action="store_true", help="colour the nodes by a gradient check with blame: pass, "
-                    "fail, kink, blamed")
+                    "fail, kink, blamed (exit 1 when the check fails, the picture drawn)")
     dr.add_argument("--rankdir", choices=("auto", "LR", "TB"), default="auto", help="left to right, top to bottom, "
                     "or auto: LR up to 6 gates deep, else TB (default)")
     dr.add_argument("--collapse", type=_count, default=8, metavar="N", help="draw each run of more than N "
@@ -281,13 +282,23 @@ def cmd_draw(args: argparse.Namespace) -> int:
     if args.output:
         guard_output(args.output, DRAWING, [args.spec], "the spec being drawn", [graph], inputs=args.input,
                      force=args.force)
+    report = None
     with located(graph.program.source):
-        dot = to_dot(graph, values=not args.no_values, unfold=args.unfold, local=args.local, check=args.check,
-                     rankdir=args.rankdir, collapse=args.collapse, inputs=inputs)
+        if args.check:
+            from .checker import gradcheck
+
+            report = gradcheck(graph, inputs=inputs, blame=True)
+        dot = to_dot(graph, values=not args.no_values, unfold=args.unfold, local=args.local,
+                     check=report if report is not None else False, rankdir=args.rankdir, collapse=args.collapse,
+                     inputs=inputs)
     if args.output:
         write_drawing(dot, Path(args.output))
     else:
         sys.stdout.write(dot)
+    if report is not None and not report.ok:  # the picture is drawn; the verdict is the check's, as `check`
+        blamed = sorted({n.node for n in report.blamed})
+        print(f"check: {report.verdict}" + (f", blamed: {', '.join(blamed)}" if blamed else ""), file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK
 
 

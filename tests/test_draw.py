@@ -83,7 +83,7 @@ def test_small_tensors_are_matrices_and_big_ones_a_shape_and_summary():
     assert w[("a", "s")][2].startswith("5×6") and "‖g‖ 5.477" in w[("a", "s")][3]  # sqrt(30) ones
 
 
-def test_check_colours_the_blamed_nodes_and_says_so_in_the_legend():
+def test_check_colours_the_blamed_nodes_and_says_so_in_the_legend(tmp_path, capsys):
     report = graphspec.gradcheck(SUBMISSION, blame=True)
     blamed = {n.node for n in report.blamed}
     assert blamed  # the submission's slip
@@ -94,6 +94,10 @@ def test_check_colours_the_blamed_nodes_and_says_so_in_the_legend():
     for name in passing:
         assert re.search(rf'^  "{re.escape(name)}" \[[^\n]*fillcolor="#86efac"', dot, re.M)
     assert "blamed (own VJP wrong)" in dot and "gradient fails" in dot
+    out = tmp_path / "checked.dot"
+    assert main(["draw", SUBMISSION, "--check", "-o", str(out)]) == 1  # the check failed: drawn, and said
+    assert out.read_text() == dot and "check: FAIL, blamed: " in capsys.readouterr().err
+    assert main(["draw", MUL, "--check"]) == 0
 
 
 def test_check_colours_a_kink_where_the_checker_found_it(capsys):
