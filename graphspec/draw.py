@@ -127,11 +127,11 @@ def _wire_label(w: _Wire, lr: bool) -> str:
     if w.position:
         below.append(f'<FONT COLOR="#6b7280" POINT-SIZE="8">{_e(w.position)}</FONT>')
     if lr:
+        if above and not below:
+            below = [" "]  # an empty row, so the wire stays between its value and nothing
         rows = [f"<TR><TD>{above}</TD></TR>" if above else "",
                 '<TR><TD PORT="w" HEIGHT="1" CELLPADDING="0" BGCOLOR="black"></TD></TR>',
                 *(f"<TR><TD>{b}</TD></TR>" for b in below)]
-        if not below:
-            rows.append('<TR><TD> </TD></TR>') if above else None
         body = "".join(rows)
     else:
         left = f"<TD>{above}</TD>" if above else ""
