@@ -143,6 +143,17 @@ def test_long_chains_collapse_into_one_box():
     assert "collapsed" in to_dot(g, unfold=True)  # matmul, add, tanh: one chain through the bodies
 
 
+def test_the_layout_options_on_the_command_line(capsys):
+    assert main(["draw", DEEP, "--collapse", "0", "--rankdir", "TB"]) == 0
+    out = capsys.readouterr().out
+    assert "rankdir=TB;" in out and "collapsed" not in out and '"W30" [' in out
+    assert main(["draw", DEEP, "--collapse", "70", "--unfold"]) == 0  # 190 > 70: the bodies' chain collapses
+    out = capsys.readouterr().out
+    assert "190 nodes collapsed" in out and "rankdir=LR;" in out
+    assert main(["draw", MUL, "--local", "--rankdir", "LR"]) == 0
+    assert "∂z/∂x = 3" in capsys.readouterr().out
+
+
 def test_bad_options_are_usage_errors(capsys, tmp_path):
     for argv, message in [(["--rankdir", "BT"], "invalid choice"), (["--collapse", "-1"], "is not a count"),
                           (["--collapse", "x"], "is not a count"), (["--no-values", "--local"], "--no-values with --local"),
