@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DEMO   := specs/lecture/linear.json
 
-.PHONY: run test test-slow lint bench install install-test system clean
+.PHONY: run test test-slow lint bench install install-test system pictures clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,19 +25,25 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
-# Graphviz's dot lays out `draw -o FILE.svg|.png|.pdf` and the HTML report's picture: Debian's graphviz package, installed where
-# apt-get is there and we are root (as on CI); elsewhere a note says what to install. `.dot` needs nothing.
+# Graphviz's dot lays out `draw -o FILE.svg|.png|.pdf` and the HTML report's picture: Debian's graphviz
+# package (docs/drawing.md says why), installed where apt-get is there and we are root (as on CI), waiting
+# for another apt's lock; elsewhere a note says what to install. `.dot` needs nothing.
 # Chromium and its driver (Debian's chromium, chromium-driver) run the HTML report's tests, likewise.
+APT := apt-get -o DPkg::Lock::Timeout=600 -y -q
 system:
 	@command -v dot >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
-	  { apt-get install -y -q graphviz >/dev/null 2>&1 || \
-	    { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q graphviz >/dev/null 2>&1; }; }; } || \
+	  { $(APT) install graphviz >/dev/null 2>&1 || \
+	    { $(APT) update >/dev/null 2>&1 && $(APT) install graphviz >/dev/null 2>&1; }; }; } || \
 	  echo "note: Graphviz's dot is not installed: draw -o FILE.svg needs it (Debian/Ubuntu: apt-get install graphviz)"
 	@{ command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; } || \
 	  { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
-	  { apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
-	    { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium chromium-driver >/dev/null 2>&1; }; }; } || \
+	  { $(APT) install chromium chromium-driver >/dev/null 2>&1 || \
+	    { $(APT) update >/dev/null 2>&1 && $(APT) install chromium chromium-driver >/dev/null 2>&1; }; }; } || \
 	  echo "note: chromium and chromedriver are not installed: tests/test_html.py's browser tests skip (Debian: apt-get install chromium chromium-driver)"
+
+# the README's pictures (docs/img/*.svg), drawn by graphspec; tests/test_draw.py checks they are current
+pictures: install system
+	$(BIN)/python tools/pictures.py
 
 run: install system
 	$(BIN)/python -m graphspec run $(DEMO)

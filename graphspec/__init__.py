@@ -20,14 +20,14 @@ _EXPORTS = {
     "load": "api", "Graph": "api", "Result": "api", "Finding": "api", "NonFiniteWarning": "api",
     "GraphspecError": "errors", "SpecError": "errors", "ShapeError": "errors", "InputError": "errors",
     "NonFiniteError": "errors", "OpError": "errors",
-    "gradcheck": "checker", "Report": "checker", "explain": "explain", "Explanation": "explain",
+    "gradcheck": "checker", "Report": "checker", "explain": "explain", "Explanation": "explain", "draw": "draw",
     "defop": "ops", "Attr": "ops", "Aval": "ops", "Op": "ops", "RuleError": "ops", "SYMMETRIC": "ops",
 }
 __all__ = sorted(_EXPORTS)
 
 
 class _CallableModule(types.ModuleType):
-    """A submodule named as the function it holds (graphspec.explain). Importing a submodule makes it
+    """A submodule named as the function it holds (graphspec.explain, graphspec.draw). Importing a submodule makes it
     the package's attribute, over the lazy name: calling the module calls its function."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

@@ -81,6 +81,48 @@ class Graph:
         self.params: dict[str, np.ndarray] = {n: defaults[n] for n in program.spec.params}  # type: ignore[misc]
         self._checked_shapes: set[tuple[Any, ...]] = set()
 
+    # -- what it is: repr, and a notebook's display --------------------------------------------
+
+    def __repr__(self) -> str:
+        p = self.program
+
+        def names(kind: str) -> str:
+            ns = [n for n in p.leaves if p.kind.get(n) == kind and "/" not in n]
+            shown = [f"{n} {tuple(p.avals[n].shape)}" if n in p.avals else n for n in ns[:6]]
+            return ", ".join(shown) + (f", ... ({len(ns)} in all)" if len(ns) > 6 else "") if ns else "none"
+
+        end = f"loss {p.loss}" if p.loss else f"outputs {', '.join(p.outputs) or 'none'}"
+        calls = f" ({len(p.calls)} function calls)" if p.calls else ""
+        return (f"<graphspec.Graph {p.spec.name or p.source or '(unnamed)'}: inputs {names('inputs')}; "
+                f"params {names('params')}; {len(p.order)} node{'s' if len(p.order) != 1 else ''}{calls}; {end}>")
+
+    def _repr_svg_(self) -> str | None:
+        """The picture (`graphspec.draw`) for Jupyter; None, so the notebook shows the next format, when
+        Graphviz's dot is not installed or the graph cannot be run with its declared values."""
+        from . import draw
+
+        if draw.dot_program() is None:
+            return None
+        for numbers in (True, False):  # inputs given only at run time: the structure without numbers
+            try:
+                return draw.render(draw.to_dot(self, values=numbers), "svg").decode()
+            except GraphspecError:
+                continue
+            except Exception:  # an op's own bug: a notebook's display must not raise (run says what failed)
+                return None
+        return None
+
+    def _repr_html_(self) -> str:
+        """The picture inline when Graphviz is there, else what the graph is, as text: never raises."""
+        import html
+
+        svg = self._repr_svg_()
+        text = f"<pre>{html.escape(repr(self))}</pre>"
+        if svg is None:
+            note = "" if _has_dot() else "<p><small>Install Graphviz's dot to see the graph drawn.</small></p>"
+            return text + note
+        return text + svg[svg.find("<svg"):]
+
     # -- binding inputs ----------------------------------------------------------------------
 
     def _leaf_values(self, given: Mapping[str, Any]) -> list[Any]:
@@ -323,6 +365,12 @@ class Graph:
                      if tan[slot[n]] is None else np.asarray(tan[slot[n]]))
                  for n in names}
         return outs, touts
+
+
+def _has_dot() -> bool:
+    import shutil
+
+    return shutil.which("dot") is not None
 
 
 def _program_part(name: str) -> property:

@@ -60,15 +60,25 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--force", action="store_true", help="write -o over an existing file of another kind "
                     "(never over the spec or a file it reads)")
 
-    dr = sub.add_parser("draw", help="the graph as Graphviz DOT, with values and gradients")
+    dr = sub.add_parser("draw", help="the graph as a circuit: values above the wires, gradients below (Graphviz "
+                        "DOT, or an image)")
     dr.add_argument("spec")
-    dr.add_argument("-o", "--output", metavar="FILE.dot|.svg|.png", help="write here (default: DOT on stdout); "
-                    ".svg and .png need Graphviz's dot")
+    dr.add_argument("-o", "--output", metavar="FILE.dot|.svg|.png|.pdf", help="write here (default: DOT on "
+                    "stdout); .svg, .png and .pdf need Graphviz's dot (`make system` installs it)")
     dr.add_argument("--no-values", action="store_true", help="structure only: do not run the graph")
     dr.add_argument("--unfold", action="store_true", help="draw each function call's body (h1/z, ...), "
                     "not one box per call")
     dr.add_argument("--force", action="store_true", help="write -o over an existing file of another kind "
                     "(never over the spec or a file it reads)")
+    dr.add_argument("--input", "-i", action="append", default=[], metavar="NAME=VALUE")
+    dr.add_argument("--local", action="store_true", help="also each gate's local gradient d(gate)/d(arg) on its "
+                    "wires (numbers for scalars)")
+    dr.add_argument("--check", action="store_true", help="colour the nodes by a gradient check with blame: pass, "
+                    "fail, kink, blamed (exit 1 when the check fails, the picture drawn)")
+    dr.add_argument("--rankdir", choices=("auto", "LR", "TB"), default="auto", help="left to right, top to bottom, "
+                    "or auto: LR up to 6 gates deep, else TB (default)")
+    dr.add_argument("--collapse", type=_count, default=8, metavar="N", help="draw each run of more than N "
+                    "single-in single-out nodes as one box (default 8; 0: never)")
 
     ops = sub.add_parser("ops", help="the op table: every op, or the named ones with each attr's doc")
     ops.add_argument("names", nargs="*", metavar="OP", help="ops to describe in full (default: a table of every op)")
@@ -80,6 +90,17 @@ def _parser() -> argparse.ArgumentParser:
     checkcmd.configure(sub.add_parser("check", help="gradient-check report: every gradient against finite "
                                       "differences"))
     return p
+
+
+def _count(text: str) -> int:
+    """A count of 0 or more, as argparse's type: a bad one is argparse's usage error (exit 2)."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count (0, 1, 2, ...)")
+    return n
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -271,22 +292,36 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_draw(args: argparse.Namespace) -> int:
-    from .api import load
-    from .commands import guard_output, located
+    from .commands import guard_output, load_with, located
     from .draw import check_drawing_path, to_dot, write_drawing
+    from .errors import UsageError
     from .files import DRAWING
 
     if args.output:
         check_drawing_path(Path(args.output))
-    graph = load(args.spec)
+    if args.no_values and (args.local or args.check):
+        raise UsageError(f"--no-values with {'--local' if args.local else '--check'}: those need the graph run")
+    graph, inputs = load_with(args.spec, args.input)
     if args.output:
-        guard_output(args.output, DRAWING, [args.spec], "the spec being drawn", [graph], force=args.force)
+        guard_output(args.output, DRAWING, [args.spec], "the spec being drawn", [graph], inputs=args.input,
+                     force=args.force)
+    report = None
     with located(graph.program.source):
-        dot = to_dot(graph, values=not args.no_values, unfold=args.unfold)
+        if args.check:
+            from .checker import gradcheck
+
+            report = gradcheck(graph, inputs=inputs, blame=True)
+        dot = to_dot(graph, values=not args.no_values, unfold=args.unfold, local=args.local,
+                     check=report if report is not None else False, rankdir=args.rankdir, collapse=args.collapse,
+                     inputs=inputs)
     if args.output:
         write_drawing(dot, Path(args.output))
     else:
         sys.stdout.write(dot)
+    if report is not None and not report.ok:  # the picture is drawn; the verdict is the check's, as `check`
+        blamed = sorted({n.node for n in report.blamed})
+        print(f"check: {report.verdict}" + (f", blamed: {', '.join(blamed)}" if blamed else ""), file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK
 
 

@@ -204,11 +204,11 @@ def test_csv_item_is_marked():
 
 
 def test_draw_colours_are_the_ones_documented():
-    from graphspec.draw import COLOURS
+    from graphspec.draw import CHECK_FILL, FILL, GRAD, LOCAL, VALUE
 
-    text = FORMAT.read_text(encoding="utf-8")
-    table = text[text.index("Records are coloured"):]
-    assert len(COLOURS) == 4
-    for colour in COLOURS.values():
-        assert f"`{colour}`" in table
-    assert "`.pdf`" in text[text.index("**draw.**"):]
+    text = (ROOT / "docs" / "drawing.md").read_text(encoding="utf-8")
+    table = text[text.index("coloured by role"):text.index("## Big graphs")]
+    assert len(FILL) == 5 and len(CHECK_FILL) == 5
+    for colour in [*FILL.values(), *CHECK_FILL.values(), VALUE, GRAD, LOCAL]:
+        assert f"`{colour}`" in table, colour
+    assert "`.pdf`" in FORMAT.read_text(encoding="utf-8")[FORMAT.read_text(encoding="utf-8").index("**draw.**"):]

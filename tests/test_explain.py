@@ -77,9 +77,14 @@ def test_draw_has_every_value_and_edge():
     g = graphspec.load(LECTURE / "linear.json")
     dot = to_dot(g)
     for name in ["x", "y", "w", "y_hat", "diff", "loss"]:
-        assert f'"{name}" [shape=record' in dot
-    assert dot.count(" -> ") == sum(len(n.args) for n in g.spec.nodes.values()) + len(g.order)
-    assert "grad -2" in dot  # dloss/dw
+        assert f'\n  "{name}" [shape=' in dot
+    # every edge of the spec is one wire: into its label node, and out of it into the node
+    src = {w: a for a, w in re.findall(r'^  "([^"]+)" -> (w\d+):', dot, re.M)}
+    dst = {w: n for w, n in re.findall(r'^  (w\d+):w:e -> "([^"]+)";', dot, re.M)}
+    edges = {(a, n) for n, node in g.spec.nodes.items() for a in node.args if isinstance(a, str)}
+    assert {(src[w], dst[w]) for w in src if not dst[w].endswith("__end")} == edges
+    w = next(w for w in src if (src[w], dst[w]) == ("w", "y_hat"))
+    assert re.search(rf'^  {w} \[.*>-2</FONT>', dot, re.M)  # dloss/dw below w's wire
 
 
 def test_draw_writes_dot_atomically(tmp_path):

@@ -21,6 +21,7 @@ Workloads (issue 4):
                   hand-written gradient), full mode, vs torch.autograd.gradcheck of it in torch, float64
   W11 HTML report `check SPEC -o report.html` on a 202-node spec (67 dense tanh layers): the whole
                   process, vs the same check written as markdown (the second column is that, not torch)
+  W13 draw        `draw specs/mlp/deep.json -o FILE.svg` (193 nodes) as a command, folded and unfolded
 
 Both sides run in this process with the same dtype and the same number of threads: torch is
 set to numpy's BLAS thread count (or both to --threads). Each figure is the median of several
@@ -666,6 +667,31 @@ def w10(repeats: int) -> list[Row]:
     return rows
 
 
+# -- W13: drawing 200 nodes (issue 12) -----------------------------------------------------------
+
+def w13(repeats: int) -> list[Row]:
+    """`python -m graphspec draw specs/mlp/deep.json -o FILE.svg` (193 nodes, 64 function calls) as a user
+    runs it: start-up, run, the picture's DOT and Graphviz's layout; target under 2 s. Skipped without dot."""
+    import shutil
+
+    if shutil.which("dot") is None:
+        return [Row("W13", "draw specs/mlp/deep.json -o FILE.svg", None, None, target="< 2 s", note="no Graphviz dot")]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for extra, how in (([], "calls folded, the chain collapsed"), (["--unfold", "--collapse", "0"], "every node")):
+            cmd = [sys.executable, "-m", "graphspec", "draw", str(ROOT / "specs/mlp/deep.json"), "-o",
+                   str(Path(tmp) / "deep.svg"), *extra]
+            times = []
+            for _ in range(repeats):
+                t = time.perf_counter()
+                subprocess.run(cmd, check=True, capture_output=True)
+                times.append(time.perf_counter() - t)
+            s = statistics.median(times)
+            rows.append(Row("W13", f"draw specs/mlp/deep.json -o FILE.svg ({how}), the command", s, None,
+                            target="< 2 s", holds=s < 2.0, note=f"median of {repeats}"))
+    return rows
+
+
 # -- the table -----------------------------------------------------------------------------------
 
 # -- W11: the HTML report ------------------------------------------------------------------------
@@ -739,7 +765,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="a smoke run: fewer repeats, W4 at 1,000 and 10,000 nodes")
     p.add_argument("--json", metavar="OUT.json", help="write the rows and the machine description here")
     p.add_argument("--threads", type=int, help="BLAS threads for both sides (default: what numpy's BLAS uses)")
-    p.add_argument("--only", default="W1,W2,W3,W4,W5,W6,W7,W8,W9,W10,W11", help="comma-separated workloads (default: all)")
+    p.add_argument("--only", default="W1,W2,W3,W4,W5,W6,W7,W8,W9,W10,W11,W13", help="comma-separated workloads (default: all)")
     args = p.parse_args(argv)
     only = {w.strip().upper() for w in args.only.split(",")}
     reps = 5 if args.quick else 21
@@ -787,6 +813,7 @@ def main(argv: list[str] | None = None) -> int:
     run("W9", lambda: w9(3 if args.quick else reps))
     run("W10", lambda: w10(3 if args.quick else 7))
     run("W11", lambda: w11(2 if args.quick else 5))
+    run("W13", lambda: w13(3 if args.quick else 5))
     for r in rows:
         judge(r)
     meta["load_after"] = os.getloadavg()[0]
