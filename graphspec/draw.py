@@ -498,12 +498,16 @@ def dot_program() -> str | None:
     return shutil.which("dot")
 
 
-def render(dot: str, fmt: str) -> bytes:
-    """DOT laid out by Graphviz into svg, png or pdf bytes; a Graphviz failure is a UsageError with its message."""
+def render(dot: str, fmt: str, timeout: float | None = None) -> bytes:
+    """DOT laid out by Graphviz into svg, png or pdf bytes; a Graphviz failure (or one that takes
+    longer than ``timeout`` seconds) is a UsageError with its message."""
     exe = dot_program()
     if exe is None:
         raise UsageError(f"images need Graphviz's `dot` program ({INSTALL_HINT}); write .dot instead")
-    done = subprocess.run([exe, f"-T{fmt}"], input=dot.encode(), capture_output=True)
+    try:
+        done = subprocess.run([exe, f"-T{fmt}"], input=dot.encode(), capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise UsageError(f"Graphviz took more than {timeout} s to lay the graph out") from None
     if done.returncode != 0:
         raise UsageError(f"Graphviz's dot failed: {done.stderr.decode(errors='replace').strip()}")
     return done.stdout

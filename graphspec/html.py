@@ -13,14 +13,13 @@ html.escape and f-strings: no template engine is needed for one page.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from collections.abc import Sequence
 from html import escape
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .errors import UsageError
 from .explain import SMALL
 
 if TYPE_CHECKING:
@@ -39,20 +38,17 @@ DOT_SECONDS = 60  # Graphviz is given this long to lay a picture out; past it th
 
 def picture(graph: Graph) -> tuple[str | None, str]:
     """The graph as inline SVG, or None and why there is none. The one place the page asks draw
-    for its picture: draw's DOT (values on) laid out by Graphviz's ``dot -Tsvg``."""
-    from .draw import to_dot
+    for its picture: draw's DOT (values on; no chain collapsed, so that every step has its node to
+    outline) laid out by Graphviz's ``dot -Tsvg``."""
+    from .draw import dot_program, render, to_dot
 
-    exe = shutil.which("dot")
-    if exe is None:
+    if dot_program() is None:
         return None, "no picture: Graphviz's dot is not installed (make system installs it)"
-    dot = to_dot(graph, values=True, unfold=False)
     try:
-        out = subprocess.run([exe, "-Tsvg"], input=dot.encode(), capture_output=True, timeout=DOT_SECONDS, check=True)
-    except subprocess.TimeoutExpired:
-        return None, f"no picture: Graphviz took more than {DOT_SECONDS} s to lay the graph out"
-    except subprocess.CalledProcessError as e:
-        return None, f"no picture: Graphviz failed: {e.stderr.decode(errors='replace').strip()[:300]}"
-    svg = out.stdout.decode("utf-8", errors="replace")
+        dot = to_dot(graph, values=True, unfold=False, collapse=0)
+        svg = render(dot, "svg", timeout=DOT_SECONDS).decode("utf-8", errors="replace")
+    except UsageError as e:
+        return None, f"no picture: {e.message[:300]}"
     start = svg.find("<svg")
     return (svg[start:] if start >= 0 else None), ("" if start >= 0 else "no picture: Graphviz gave no SVG")
 
@@ -68,8 +64,8 @@ def _num(x: Any) -> str:
 
 
 def _drawn(node: str) -> list[str]:
-    """The ids draw gives a node's value and its op in the picture (Graphviz's <title> of each)."""
-    return [node, f"{node}__op"]
+    """The ids draw gives a node in the picture (Graphviz's <title>): a gate is drawn as its node."""
+    return [node]
 
 
 def steps_data(ex: Explanation) -> dict[str, Any]:
@@ -379,12 +375,12 @@ th{background:#f3f4f6}
 .swatch.st-PASS{background:#bbf7d0}.swatch.st-FAIL{background:#fecaca}.swatch.st-KINK{background:#fef08a}
 .swatch.st-BLAMED{background:#fca5a5;border:2px solid var(--fail)}.swatch.hl{border:3px solid var(--hl)}
 .swatch.arg{border:3px dashed #2563eb}
-g.node.st-PASS polygon,g.node.st-PASS ellipse{fill:#bbf7d0}
-g.node.st-FAIL polygon,g.node.st-FAIL ellipse{fill:#fecaca}
-g.node.st-KINK polygon,g.node.st-KINK ellipse{fill:#fef08a}
-g.node.st-BLAMED polygon,g.node.st-BLAMED ellipse{fill:#fca5a5;stroke:var(--fail);stroke-width:3}
-g.node.hl polygon,g.node.hl ellipse{stroke:var(--hl);stroke-width:4}
-g.node.hl-arg polygon,g.node.hl-arg ellipse{stroke:#2563eb;stroke-width:3;stroke-dasharray:5 3}
+g.node.st-PASS polygon,g.node.st-PASS ellipse,g.node.st-PASS path{fill:#bbf7d0}
+g.node.st-FAIL polygon,g.node.st-FAIL ellipse,g.node.st-FAIL path{fill:#fecaca}
+g.node.st-KINK polygon,g.node.st-KINK ellipse,g.node.st-KINK path{fill:#fef08a}
+g.node.st-BLAMED polygon,g.node.st-BLAMED ellipse,g.node.st-BLAMED path{fill:#fca5a5;stroke:var(--fail);stroke-width:3}
+g.node.hl polygon,g.node.hl ellipse,g.node.hl path{stroke:var(--hl);stroke-width:4}
+g.node.hl-arg polygon,g.node.hl-arg ellipse,g.node.hl-arg path{stroke:#2563eb;stroke-width:3;stroke-dasharray:5 3}
 .side{position:sticky;top:.5em}
 .stepper{border:1px solid #e5e7eb;padding:.6em;background:#fff}
 .stepper:focus{outline:2px solid #93c5fd}
