@@ -24,6 +24,7 @@ from . import _callable
 from .api import Graph
 from .errors import UsageError
 from .files import write_atomic
+from .inline import call_of
 from .render import fmt_num, fmt_value
 
 _callable(__name__)  # graphspec.draw(...) is this module's draw(), imported or not
@@ -68,11 +69,6 @@ def _e(text: object) -> str:
 def _inside(name: str, calls: Mapping[str, Any]) -> bool:
     """A node or leaf written out inside a function call (``h1/z``, ``h1/inner/m``)."""
     return "/" in name and name.split("/", 1)[0] in calls
-
-
-def _call_of(name: str, calls: Mapping[str, Any]) -> str | None:
-    head = name.split("/", 1)[0]
-    return head if head in calls and (name == head or "/" in name) else None
 
 
 def _num(x: Any) -> str:
@@ -168,14 +164,14 @@ def _backprop(graph: Graph, result: Any, seeds: Mapping[str, Any], calls: Mappin
     local: dict[tuple[str, str], Any] = {}
     inner_ct: dict[str, dict[str, Any]] = {c: {} for c in calls}  # call -> body cotangents seeded with 1
     for step, grads in plan.backward_steps_all:
-        call = _call_of(step.name, calls)
+        call = call_of(step.name, calls)
         g = seeds.get(step.name)
         argv = [value(a) for a in step.args]
         ans = values[step.name]
         if g is not None:
             for s, gi in pull(step, g, ans, argv, grads):
                 arg = plan.names[s]
-                if call is not None and _call_of(arg, calls) == call:
+                if call is not None and call_of(arg, calls) == call:
                     continue  # inside the call: not a drawn wire
                 key = (call or step.name, arg)
                 contrib[key] = gi if key not in contrib else contrib[key] + gi
@@ -199,33 +195,12 @@ def _backprop(graph: Graph, result: Any, seeds: Mapping[str, Any], calls: Mappin
             continue
         for s, li in pull(step, u, ans, argv, grads):
             arg = plan.names[s]
-            if _call_of(arg, calls) == call:
+            if call_of(arg, calls) == call:
                 cts[arg] = li if arg not in cts else cts[arg] + li
             elif np.size(li) == 1:
                 key = (call, arg)
                 local[key] = li if key not in local else local[key] + li
     return contrib, local
-
-
-def _check_status(graph: Graph, report: Any, calls: Mapping[str, Any]) -> dict[str, str]:
-    """Each drawn node's state in the gradient check: a leaf by its gradient's check (PASS, FAIL,
-    KINK), a gate by its own VJP/JVP check (BLAMED when it failed) and the kinks found at it."""
-    rank = {"PASS": 0, "KINK": 1, "FAIL": 2, "BLAMED": 3}
-    out: dict[str, str] = {}
-
-    def put(name: str, state: str) -> None:  # the worst state found wins; UNCLEAR says nothing
-        if state in rank and rank[state] >= rank.get(out.get(name, ""), -1):
-            out[name] = state
-
-    for c in report.checks:
-        put(c.input, c.status)
-        for el in [*c.kinks, *c.worst_elements]:
-            for k in el.kinks:
-                put(_call_of(k.node, calls) or k.node, "KINK")
-    for n in report.nodes:
-        name = _call_of(n.node, calls) or n.node
-        put(name, "BLAMED" if n.status == "FAIL" else n.status)
-    return out
 
 
 def _structure(graph: Graph, calls: Mapping[str, Any]) -> _Picture:
@@ -346,7 +321,7 @@ def to_dot(graph: Graph, values: bool = True, unfold: bool = False, *, local: bo
             from .checker import gradcheck
 
             report = gradcheck(graph, inputs=inputs, blame=True, progress=False)
-        status = _check_status(graph, report, calls)
+        status = report.node_states(lambda n: call_of(n, calls) or n)
 
     pic = _structure(graph, calls)
     ends = [n for n in pic.gates if n == p.loss or n in p.outputs]

@@ -18,6 +18,7 @@ import numpy as np
 
 from . import _callable
 from .api import Finding, Graph, Result
+from .inline import call_of
 from .passes import pull
 from .render import fmt_num, fmt_value
 
@@ -212,12 +213,6 @@ def _hand_written(step: Any, g: Any, argv: list[Any]) -> list[str]:
     return lines
 
 
-def _call_of(name: str, calls: Mapping[str, Any]) -> str | None:
-    """The function call a written-out node belongs to (``h1`` for ``h1/z`` and for ``h1``), if any."""
-    head = name.split("/", 1)[0]
-    return head if head in calls else None
-
-
 def _arg_text(a: Any) -> str:
     return a if isinstance(a, str) else fmt_value(a)
 
@@ -228,7 +223,7 @@ def _forward(graph: Graph, result: Result, unfold: bool) -> list[ForwardStep]:
     op_name = {s.name: s.op.name for s in graph.plan.steps}  # a function's name, not its table key
     out = []
     for name in graph.order:
-        if _call_of(name, calls) is not None and name not in calls:
+        if call_of(name, calls) is not None and name not in calls:
             continue
         op, node_args = calls.get(name, (op_name.get(name, nodes[name].op), nodes[name].args))
         vals = [result.values[a] if isinstance(a, str) else a for a in node_args]
@@ -303,14 +298,14 @@ def _backward(graph: Graph, result: Result, unfold: bool) -> tuple[list[Step], d
 
     folded: dict[str, dict[str, Any]] = {}  # call -> its external args' summed contributions
     for step, grads in plan.backward_steps_all:  # a folded call's steps: their VJPs summed per outside arg
-        call = _call_of(step.name, calls)
+        call = call_of(step.name, calls)
         g = result.grads.get(step.name)
         if call is None or g is None:
             continue
         argv = [value(a) for a in step.args]
         for s, gi in pull(step, g, result.values[step.name], argv, grads):
             arg = plan.names[s]
-            if _call_of(arg, calls) != call:
+            if call_of(arg, calls) != call:
                 sums = folded.setdefault(call, {})
                 sums[arg] = gi if arg not in sums else sums[arg] + gi
 
@@ -320,7 +315,7 @@ def _backward(graph: Graph, result: Result, unfold: bool) -> tuple[list[Step], d
         g = result.grads.get(step.name)
         if g is None:
             continue
-        call = _call_of(step.name, calls)
+        call = call_of(step.name, calls)
         if call is not None:  # a folded call: said once, at its own node
             if step.name == call:
                 fn, call_args = calls[call]

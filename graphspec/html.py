@@ -63,6 +63,14 @@ def _num(x: Any) -> str:
     return "" if x is None else _v(x).strip("\n")
 
 
+def _folding(graph: Graph | None) -> Any:
+    """A node's name as the page's picture shows it: a function's body node as its call (draw folds them)."""
+    from .inline import call_of
+
+    calls = graph.program.calls if graph is not None else {}
+    return lambda name: call_of(name, calls) or name
+
+
 def _drawn(node: str) -> list[str]:
     """The ids draw gives a node in the picture (Graphviz's <title>): a gate is drawn as its node."""
     return [node]
@@ -201,29 +209,6 @@ def report_body(rep: Report, verbose: bool = False) -> str:
     return "\n".join(out)
 
 
-def statuses(rep: Report) -> dict[str, str]:
-    """Each node of the picture the check has a word on: an input's check (PASS, FAIL, KINK), a
-    node at a kink (KINK), a blamed node (BLAMED, over the rest)."""
-    rank = {"PASS": 0, "UNCLEAR": 1, "EMPTY": 1, "KINK": 2, "FAIL": 3, "BLAMED": 4}
-    out: dict[str, str] = {}
-
-    def put(name: str, status: str) -> None:
-        if rank.get(status, 0) >= rank.get(out.get(name, "PASS"), 0) or name not in out:
-            out[name] = status
-
-    for c in rep.checks:
-        put(c.input, c.status)
-        for e in c.kinks:
-            for k in e.kinks:
-                put(k.node, "KINK")
-    for n in rep.nodes:
-        if n.status == "PASS" and n.node not in out:
-            out[n.node] = "PASS"
-    for n in rep.blamed:
-        put(n.node, "BLAMED")
-    return out
-
-
 def report_fragment(rep: Report) -> str:
     """The report for a notebook cell (`Report._repr_html_`): its own styles, no script."""
     from .report import _label
@@ -312,7 +297,7 @@ def check_page(entries: Sequence[Any], graphs: Sequence[Graph | None], explanati
             sections.append(_section(f"gradient check: {entry.spec}", [
                 f'<p class="verdict {_cls("FAIL")}"><b>ERROR</b>: {escape(str(entry.error))}</p>'], "report error"))
             continue
-        status = statuses(entry)
+        status = entry.node_states(_folding(graph))
         parts = [report_body(entry)]
         if graph is not None and ex is not None:
             parts += _explain_parts(ex, status)

@@ -32,6 +32,11 @@ class Expanded:
     calls: dict[str, tuple[str, list[str | float]]] = field(default_factory=dict)  # written-out call -> (fn, args)
 
 
+def call_of(name: str, calls: Mapping[str, Any]) -> str | None:
+    """The function call a node or leaf was written out for (``h1`` of ``h1/z``, and of ``h1``), or None."""
+    head = name.split("/", 1)[0]
+    return head if head in calls else None
+
 def _check_function(name: str, fn: Function, functions: Mapping[str, Function], errors: ErrorList) -> bool:
     """Every error of one function's body, at its own place (once, not per call). True when sound."""
     ok = True

@@ -355,7 +355,7 @@ def test_a_failing_check_colours_and_blames_on_the_page(tmp_path):
                             "loss": "L"})
         rep = graphspec.gradcheck(g)
         assert not rep.ok
-        status = html.statuses(rep)
+        status = rep.node_states()
         assert status["s"] == "BLAMED" and status["x"] == "FAIL"
         body = html.report_body(rep)
         assert "blame:" in body and "node &#x27;s&#x27; (bad_square_html)" in body

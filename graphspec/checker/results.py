@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -178,6 +179,29 @@ class Report:
     @property
     def blamed(self) -> list[NodeCheck]:
         return [n for n in self.nodes if n.status == FAIL]
+
+    def node_states(self, fold: Callable[[str], str] | None = None) -> dict[str, str]:
+        """What the check says of each node it has a word on, the worst found: an input by its
+        gradient's check (PASS, FAIL, KINK), a node by the kinks found at it (KINK) and by its own
+        VJP/JVP check (PASS, or BLAMED when that failed); UNCLEAR says nothing. ``fold`` names a node
+        as a picture shows it (a function's body node as its call). draw --check and the HTML page
+        colour by these."""
+        rank = {PASS: 0, KINK: 1, FAIL: 2, "BLAMED": 3}
+        out: dict[str, str] = {}
+
+        def put(name: str, state: str) -> None:
+            name = fold(name) if fold is not None else name
+            if state in rank and rank[state] >= rank.get(out.get(name, ""), -1):
+                out[name] = state
+
+        for c in self.checks:
+            put(c.input, c.status)
+            for el in [*c.kinks, *c.worst_elements]:
+                for k in el.kinks:
+                    put(k.node, KINK)
+        for n in self.nodes:
+            put(n.node, "BLAMED" if n.status == FAIL else n.status)
+        return out
 
     def to_json(self) -> dict[str, Any]:
         from .. import report
