@@ -205,12 +205,12 @@ class TrainProgress:
     """A rich progress bar on a terminal: epoch, step, the last loss, the metrics and the ETA;
     each logged epoch is printed above it as a line."""
 
-    def __init__(self, file: IO[str] | None = None):
+    def __init__(self, con: Console | None = None):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self.progress = Progress(TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"), BarColumn(),
                                  TextColumn("step"), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
-                                 TimeRemainingColumn(), console=console(file), transient=True)
+                                 TimeRemainingColumn(), console=con or console(), transient=True)
         self.task: Any = None
         self.epochs = 0
 

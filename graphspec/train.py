@@ -9,6 +9,8 @@ import hashlib
 import io
 import json
 import math
+import sys
+import types
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -173,10 +175,16 @@ def config(graph: Graph, overrides: Mapping[str, Any] | None = None, base: Mappi
         opts["lr"] = DEFAULT_TRAIN["optimizer"]["sgd"]["lr"]
     doc["optimizer"] = {kind: opts}
     doc.update(o)
+    misplaced = [k for k in (("momentum", "dampening", "nesterov") if kind != "sgd" else ("betas", "eps")) if k in opts]
+    if misplaced:
+        raise UsageError(f"{misplaced[0]} is an option of {'sgd' if kind != 'sgd' else 'adam and adamw'}, "
+                         f"and the optimizer is {kind}")
     try:
         return Train.model_validate(doc)
     except ValidationError as e:
-        first = e.errors()[0]
+        errors = e.errors()  # of the optimizer union, the member that was meant speaks
+        tag = {"sgd": "SgdOptimizer", "adam": "AdamOptimizer", "adamw": "AdamWOptimizer"}.get(kind)
+        first = next((x for x in errors if "optimizer" not in x["loc"] or tag in x["loc"]), errors[0])
         loc = ".".join(str(p) for p in first["loc"] if p not in ("generated", "files", "fraction", "SgdOptimizer",
                                                                   "AdamOptimizer", "AdamWOptimizer"))
         raise UsageError(f"train.{loc}: {first['msg']} (with the overrides given)") from None
@@ -193,7 +201,7 @@ def reseed(graph: Graph, seed: int) -> None:
 def spec_hash(graph: Graph) -> str:
     """What a checkpoint must match to be resumed: the spec's content (not its name, its
     description or where it lies)."""
-    doc = graph.spec.model_dump(mode="json", by_alias=True, exclude={"name", "description", "schema_"})
+    doc = graph.spec.model_dump(mode="json", by_alias=True, exclude={"name", "description", "schema_"}, warnings=False)
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
@@ -572,7 +580,8 @@ def _epoch_entry(graph: Graph, cfg: Train, arrays: dict[str, np.ndarray], val: d
     train_m = measure(graph, arrays, wanted) if wanted else {}
     val_m = measure(graph, val, wanted) if val is not None else {}
     named = {m: train_m[m] for m in wanted if m != "accuracy"}
-    named.update({f"val_{m}": val_m[m] for m in wanted if m != "accuracy"})
+    if val is not None:
+        named.update({f"val_{m}": val_m[m] for m in wanted if m != "accuracy"})
     return EpochLog(epoch, float(np.mean(pos.losses)), train_m.get("accuracy"), val_m.get("loss"), val_m.get("accuracy"),
                     lr_at(cfg, epoch), pos.step, named)
 
@@ -581,3 +590,14 @@ def final_metrics(log: list[EpochLog]) -> dict[str, float | None]:
     """The last epoch's loss, accuracy, val_loss and val_accuracy (None where not measured)."""
     last = log[-1] if log else None
     return {k: getattr(last, k) if last is not None else None for k in ("loss", "accuracy", "val_loss", "val_accuracy")}
+
+
+class _CallableModule(types.ModuleType):
+    """`graphspec.train(graph, ...)` trains: the module is callable, so the name means the same
+    whether or not the submodule was imported first (importing it binds the module there)."""
+
+    def __call__(self, graph: Graph, **kwargs: Any) -> list[EpochLog]:
+        return train(graph, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
