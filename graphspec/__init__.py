@@ -23,8 +23,9 @@ _EXPORTS = {
     "NonFiniteError": "errors", "OpError": "errors",
     "gradcheck": "checker", "Report": "checker", "explain": "explain", "Explanation": "explain", "draw": "draw",
     "defop": "ops", "Attr": "ops", "Aval": "ops", "Op": "ops", "RuleError": "ops", "SYMMETRIC": "ops",
+    "train": "train",
 }
-__all__ = sorted([*_EXPORTS, "train"])
+__all__ = sorted(_EXPORTS)
 
 
 class _CallableModule(types.ModuleType):

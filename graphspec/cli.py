@@ -309,9 +309,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     with located(source):
         if args.resume is None:
             cfg = train.config(graph, overrides)  # a bad override: exit 2 before any work
-        if graph.program.spec.train is None and args.resume is None and not args.quiet:
-            print("note: the spec has no train block: training with the defaults (sgd, lr 0.01, 1 epoch, the whole "
-                  "data set per step; docs/format.md, Train)", file=sys.stderr)
         if args.seed is not None and args.resume is None:
             train.reseed(graph, args.seed)
     steps: list[Any] = []
@@ -378,6 +375,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, previous)
     train.save_npz(out, graph.params)
     _write_curves(args, log)
+    if graph.program.spec.train is None and args.resume is None and not args.quiet:  # after the work: an error is alone
+        print("note: the spec has no train block: trained with the defaults (sgd, lr 0.01, 1 epoch, the whole "
+              "data set per step; docs/format.md, Train)", file=sys.stderr)
     if args.format == "json":
         render.write_json(sys.stdout, render.train_json(graph, steps, epochs, str(out), result))
     elif not args.quiet:

@@ -213,17 +213,19 @@ class TrainProgress:
                                  TimeRemainingColumn(), console=con or console(), transient=True)
         self.task: Any = None
         self.epochs = 0
+        self.last = ""
 
-    def start(self, cfg: Any, done: int = 0) -> None:
+    def start(self, cfg: Any) -> None:
         self.epochs = cfg.epochs
         self.progress.start()
         self.task = self.progress.add_task("train", total=None, epoch=1, epochs=cfg.epochs, status="")
 
     def step(self, s: Any) -> None:
         self.progress.update(self.task, completed=s.step, total=s.steps, epoch=s.epoch + 1,
-                             status=f"loss {fmt_num(s.loss)}")
+                             status=f"loss {fmt_num(s.loss)}{self.last}")
 
     def epoch(self, e: Any) -> None:
+        self.last = _metrics_text(e)  # the last logged epoch's metrics stay on the bar
         self.progress.console.print(f"epoch {e.epoch}: mean loss {fmt_num(e.loss)}{_metrics_text(e)}", markup=False,
                                     highlight=False)
 

@@ -271,7 +271,7 @@ def test_train_without_a_train_block_uses_the_documented_defaults(tmp_path, caps
            "nodes": {"h": {"op": "mul", "args": ["x", "w"]}, "L": {"op": "sum", "args": ["h"]}}, "loss": "L"}
     path = write(tmp_path, doc)
     assert main(["train", path, "-o", str(tmp_path / "p.npz")]) == 0
-    assert "note: the spec has no train block: training with the defaults (sgd, lr 0.01, 1 epoch" in capsys.readouterr().err
+    assert "note: the spec has no train block: trained with the defaults (sgd, lr 0.01, 1 epoch" in capsys.readouterr().err
     with np.load(tmp_path / "p.npz") as z:
         assert float(z["w"]) == 1.0 - 0.01 * 3.0  # dL/dw = sum(x) = 3, one step
     explicit = write(tmp_path, {**doc, "train": {"optimizer": {"sgd": {"lr": 0.01}}}}, "explicit.json")
