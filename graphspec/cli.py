@@ -370,6 +370,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         _write_curves(args, e.log)
         print(f"interrupted at step {e.step} (epoch {e.epoch}): checkpoint saved to {e.checkpoint}; continue with "
               f"--resume {e.checkpoint}", file=sys.stderr)
+        if args.format == "json":
+            render.write_json(sys.stdout, {"ok": False, "interrupted": {"step": e.step, "epoch": e.epoch,
+                                                                        "checkpoint": str(e.checkpoint)}})
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:  # a second Ctrl-C, before the step in progress ended: nothing more is written
+        print("interrupted again: stopped at once; the last checkpoint (if any) is as it was", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
         signal.signal(signal.SIGINT, previous)

@@ -178,3 +178,28 @@ def test_sigint_handler_is_restored(tmp_path):
     before = signal.getsignal(signal.SIGINT)
     assert main(["train", str(spec), "-o", str(tmp_path / "a.npz"), "--quiet"]) == 0
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_ctrl_c_with_json_output_says_so_on_stdout(tmp_path, capsys, monkeypatch):
+    """In process: SIGINT raised after the first epoch (from the CSV writer), the handler train
+    installs takes it; stdout holds one JSON record, as every command's failures do."""
+    from graphspec import curves
+
+    spec = tmp_path / "s.json"
+    spec.write_text(json.dumps(_spec(epochs=50)))
+    real = curves.write_csv
+    raised = []
+
+    def write_then_interrupt(path, log):
+        real(path, log)
+        if not raised:
+            raised.append(True)
+            signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(curves, "write_csv", write_then_interrupt)
+    out = tmp_path / "p.npz"
+    assert main(["train", str(spec), "-o", str(out), "--format", "json", "--log-csv", str(tmp_path / "l.csv")]) == 130
+    doc = json.loads(capsys.readouterr().out)
+    assert doc == {"ok": False, "interrupted": {"step": 10, "epoch": 1, "checkpoint": str(tmp_path / "p.ckpt.npz")}}
+    assert not out.exists() and (tmp_path / "p.ckpt.npz").is_file()
+    assert len((tmp_path / "l.csv").read_text().splitlines()) == 2  # the header and the epoch done
