@@ -208,7 +208,7 @@ class TrainProgress:
     def __init__(self, con: Console | None = None):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self.progress = Progress(TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"), BarColumn(),
+        self.progress = Progress(TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"), BarColumn(bar_width=12),
                                  TextColumn("step"), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
                                  TimeRemainingColumn(), console=con or console(), transient=True)
         self.task: Any = None
@@ -222,10 +222,12 @@ class TrainProgress:
 
     def step(self, s: Any) -> None:
         self.progress.update(self.task, completed=s.step, total=s.steps, epoch=s.epoch + 1,
-                             status=f"loss {fmt_num(s.loss)}{self.last}")
+                             status=f"loss {s.loss:.4g}{self.last}")
 
     def epoch(self, e: Any) -> None:
-        self.last = _metrics_text(e)  # the last logged epoch's metrics stay on the bar
+        # the last logged epoch's metrics stay on the bar, short: it has to fit 80 columns
+        self.last = "".join(f"  {label} {v:.3f}" for label, v in (("acc", e.accuracy),
+                                                                    ("val acc", e.val_accuracy)) if v is not None)
         self.progress.console.print(f"epoch {e.epoch}: mean loss {fmt_num(e.loss)}{_metrics_text(e)}", markup=False,
                                     highlight=False)
 

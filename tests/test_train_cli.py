@@ -144,7 +144,7 @@ def test_a_progress_bar_on_a_terminal(tmp_path, capsys, monkeypatch):
     shown = screen.getvalue()
     assert "epoch 0: mean loss" in shown and "epoch 30: mean loss" in shown  # the logged epochs above the bar
     assert "step" in shown and "/240" in shown and "loss " in shown and "epoch 40/40" in shown
-    assert re.search(r"/240 loss \S+  accuracy 0\.\d{4}", shown)  # the last epoch's metrics on the bar
+    assert re.search(r"/240 loss \S+  acc 0\.\d{3}", shown)  # the last epoch's metrics on the bar
     assert capsys.readouterr().out.startswith("saved")  # the bar, not the lines, on the terminal
 
 
