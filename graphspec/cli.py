@@ -254,8 +254,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         files = [v for v in args.validation if "=" in v]
         if (files and len(files) < len(args.validation)) or (not files and len(args.validation) > 1):
             raise UsageError("--validation is one share (0.2) or NAME=FILE for each input, not both")
-        if files:
-            validation = dict(v.split("=", 1) for v in files)
+        if files:  # the command line's paths are the working directory's, not the spec's
+            validation = {k: str(Path(f).resolve()) for k, f in (v.split("=", 1) for v in files)}
         else:
             try:
                 validation = float(args.validation[0])
@@ -266,7 +266,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         bad = [d for d in args.data if "=" not in d]
         if bad:
             raise UsageError(f"--data {bad[0]}: expected NAME=FILE")
-        data = dict(d.split("=", 1) for d in args.data)
+        data = {k: str(Path(f).resolve()) for k, f in (d.split("=", 1) for d in args.data)}
     schedule = None
     if args.schedule:
         try:

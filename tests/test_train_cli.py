@@ -244,3 +244,25 @@ def test_explain_takes_params(tmp_path, capsys):
     assert "10" in capsys.readouterr().out  # y = x * w = 2 * 5
     assert main(["run", path, "--params", str(tmp_path / "w.npz"), "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["outputs"]["y"]["value"] == 10.0
+
+
+def test_data_and_validation_files_from_the_command_line(tmp_path, monkeypatch):
+    """--data and --validation name files from the working directory, and train as the spec
+    with those files in its block would."""
+    from graphspec.train import spiral
+
+    X, y = spiral(15, 3, 0.2, 4)
+    work = tmp_path / "work"
+    work.mkdir()
+    for stem, (a, b) in (("t", (X[:36], y[:36])), ("v", (X[36:], y[36:]))):
+        np.savetxt(work / f"{stem}X.csv", a, delimiter=",", fmt="%.17g")
+        np.savetxt(work / f"{stem}y.csv", b, fmt="%d")
+    path = _write(tmp_path, _spec())
+    monkeypatch.chdir(work)
+    assert main(["train", path, "-o", "a.npz", "--data", "X=tX.csv", "--data", "y=ty.csv", "--validation", "X=vX.csv",
+                 "--validation", "y=vy.csv", "--quiet"]) == 0
+    doc = _spec(data={"X": "work/tX.csv", "y": "work/ty.csv"}, validation={"X": "work/vX.csv", "y": "work/vy.csv"})
+    g = graphspec.load(doc, base=tmp_path)
+    log = train(g)
+    assert log[-1].val_loss is not None
+    assert all(np.array_equal(_params(work / "a.npz")[k], g.params[k]) for k in g.params)
