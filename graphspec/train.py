@@ -420,9 +420,22 @@ class _Position:
     log: list[EpochLog] = field(default_factory=list)
 
 
-def _save_checkpoint(path: Path, graph: Graph, cfg: Train, opt: Optimizer, pos: _Position, seed: int) -> None:
+def data_hash(*parts: Mapping[str, np.ndarray] | None) -> str:
+    """What else a checkpoint must match: the training (and validation) rows themselves."""
+    h = hashlib.sha256()
+    for part in parts:
+        for name in sorted(part or {}):
+            a = np.ascontiguousarray(part[name])  # type: ignore[index]
+            h.update(f"{name}:{a.dtype.str}:{a.shape};".encode())
+            h.update(a.tobytes())
+        h.update(b"|")
+    return h.hexdigest()
+
+
+def _save_checkpoint(path: Path, graph: Graph, cfg: Train, opt: Optimizer, pos: _Position, seed: int,
+                     data_sha: str) -> None:
     state = opt.state()
-    meta = {"format": CHECKPOINT_FORMAT, "spec_hash": spec_hash(graph), "spec": graph.program.source,
+    meta = {"format": CHECKPOINT_FORMAT, "spec_hash": spec_hash(graph), "data_hash": data_sha, "spec": graph.program.source,
             "config": cfg.model_dump(mode="json", exclude_none=True, warnings=False), "seed": seed,
             "optimizer": state.pop("scalars"),
             "epoch": pos.epoch, "step": pos.step, "batch": pos.batch, "losses": pos.losses, "rng": pos.epoch_rng,
@@ -512,6 +525,10 @@ def train(graph: Graph, *, data: dict[str, Any] | None = None, epochs: int | Non
     if "accuracy" in cfg.metrics:
         _need_class_loss(graph)  # before any work
     arrays, val = split(graph, training_data(graph, data, cfg), cfg, seed)
+    data_sha = data_hash(arrays, val)
+    if meta is not None and meta.get("data_hash") != data_sha:
+        raise UsageError(f"--resume {resume}: the training data differ from the checkpoint's (a data file changed, or "
+                         "other data were given): not resumed")
     n = next((len(a) for a in arrays.values() if np.ndim(a)), 1)
     opt = optimizer_for(cfg)
     rng = np.random.default_rng(seed) if cfg.shuffle else None
@@ -526,7 +543,7 @@ def train(graph: Graph, *, data: dict[str, Any] | None = None, epochs: int | Non
 
     def save() -> None:
         if ckpt is not None:
-            _save_checkpoint(ckpt, graph, cfg, opt, pos, seed)
+            _save_checkpoint(ckpt, graph, cfg, opt, pos, seed, data_sha)
 
     while pos.epoch < cfg.epochs:
         epoch = pos.epoch

@@ -203,3 +203,19 @@ def test_ctrl_c_with_json_output_says_so_on_stdout(tmp_path, capsys, monkeypatch
     assert doc == {"ok": False, "interrupted": {"step": 10, "epoch": 1, "checkpoint": str(tmp_path / "p.ckpt.npz")}}
     assert not out.exists() and (tmp_path / "p.ckpt.npz").is_file()
     assert len((tmp_path / "l.csv").read_text().splitlines()) == 2  # the header and the epoch done
+
+
+def test_a_checkpoint_on_other_data_is_refused(tmp_path, capsys):
+    """The same spec reading a data file that changed since the checkpoint: resuming would not
+    give the uninterrupted run's numbers, so it is refused (exit 2)."""
+    rng = np.random.default_rng(0)
+    np.savetxt(tmp_path / "X.csv", rng.normal(size=(20, 2)), delimiter=",", fmt="%.17g")
+    np.savetxt(tmp_path / "y.csv", rng.integers(0, 3, 20), fmt="%d")
+    doc = _spec()
+    doc["train"]["data"] = {"X": "X.csv", "y": "y.csv"}
+    spec = tmp_path / "s.json"
+    spec.write_text(json.dumps(doc))
+    assert main(["train", str(spec), "-o", str(tmp_path / "a.npz"), "--checkpoint-every", "5", "--quiet"]) == 0
+    np.savetxt(tmp_path / "y.csv", rng.integers(0, 3, 20), fmt="%d")
+    assert main(["train", str(spec), "-o", str(tmp_path / "b.npz"), "--resume", str(tmp_path / "a.ckpt.npz")]) == 2
+    assert "the training data differ from the checkpoint's" in capsys.readouterr().err
