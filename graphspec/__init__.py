@@ -3,6 +3,7 @@
     >>> import graphspec
     >>> g = graphspec.load("specs/lecture/mul.json")
     >>> g.grad()            # {'x': array(15.), 'y': array(10.)}
+    >>> graphspec.train(graphspec.load("specs/mlp/spiral.json"), epochs=5)   # the log per epoch
 
 The names below are imported on first use, so `python -m graphspec --help` stays instant.
 """
@@ -22,6 +23,7 @@ _EXPORTS = {
     "NonFiniteError": "errors", "OpError": "errors",
     "gradcheck": "checker", "Report": "checker", "explain": "explain", "Explanation": "explain", "draw": "draw",
     "defop": "ops", "Attr": "ops", "Aval": "ops", "Op": "ops", "RuleError": "ops", "SYMMETRIC": "ops",
+    "train": "train",
 }
 __all__ = sorted(_EXPORTS)
 
@@ -39,6 +41,8 @@ def _callable(module_name: str) -> None:
 
 
 def __getattr__(name: str) -> Any:
+    if name == "train":  # the module, callable: graphspec.train(graph, ...) (train.py says why)
+        return importlib.import_module(".train", __name__)
     if name in _EXPORTS:
         return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
     raise AttributeError(f"module 'graphspec' has no attribute {name!r}")

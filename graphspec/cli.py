@@ -38,12 +38,38 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("schema", help="print the JSON Schema of the spec format")
 
-    tr = sub.add_parser("train", help="train the params with the spec's train block, save them")
+    tr = sub.add_parser("train", help="train the params with the spec's train block (or the documented defaults), "
+                        "save them")
     tr.add_argument("spec")
-    tr.add_argument("-o", "--output", metavar="FILE.npz", help="where to save the params (default: SPEC_STEM.params.npz)")
-    tr.add_argument("--epochs", type=int, help="override train.epochs")
+    tr.add_argument("-o", "--output", metavar="FILE.npz", help="where to save the params (default: SPEC_STEM.params.npz); "
+                    "checkpoints go beside it, as STEM.ckpt.npz")
+    o = tr.add_argument_group("overrides of the train block (docs/format.md, Train)")
+    o.add_argument("--epochs", type=int, help="train.epochs")
+    o.add_argument("--lr", type=float, help="the optimizer's lr")
+    o.add_argument("--batch-size", type=int, help="train.batch_size")
+    o.add_argument("--optimizer", choices=("sgd", "momentum", "adam", "adamw"),
+                   help="the update rule (momentum: sgd with momentum 0.9 unless --momentum)")
+    o.add_argument("--momentum", type=float, help="sgd's momentum")
+    o.add_argument("--dampening", type=float, help="sgd's dampening")
+    o.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None, help="sgd's Nesterov momentum")
+    o.add_argument("--weight-decay", type=float, help="the optimizer's weight_decay")
+    o.add_argument("--betas", type=float, nargs=2, metavar=("B1", "B2"), help="adam's and adamw's betas")
+    o.add_argument("--eps", type=float, help="adam's and adamw's eps")
+    o.add_argument("--seed", type=int, help="the spec's seed: redraws the params' init, the shuffle and the split")
+    o.add_argument("--shuffle", action=argparse.BooleanOptionalAction, default=None, help="train.shuffle")
+    o.add_argument("--log-every", type=int, help="train.log_every")
+    o.add_argument("--metrics", metavar="M,M", help="train.metrics, comma-separated: loss, accuracy, node names")
+    o.add_argument("--validation", action="append", metavar="SHARE|NAME=FILE",
+                   help="train.validation: a share of the rows (0.2) or a file per input (repeat)")
+    o.add_argument("--data", action="append", metavar="NAME=FILE", help="train.data: a file per input (repeat)")
+    o.add_argument("--schedule", metavar="JSON", help='train.schedule, e.g. \'{"cosine": {"t_max": 50}}\'')
     tr.add_argument("--log-steps", action="store_true", help="log every step: the batch, its loss, the gradients, "
                     "and the batch's loss after the update")
+    tr.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no epoch lines")
+    tr.add_argument("--log-csv", metavar="FILE.csv", help="write the epochs' metrics here (rewritten every epoch)")
+    tr.add_argument("--plot", metavar="FILE.svg|.png", help="the training and validation curves (.png needs matplotlib)")
+    tr.add_argument("--checkpoint-every", type=int, metavar="N", help="save a checkpoint every N steps (STEM.ckpt.npz)")
+    tr.add_argument("--resume", metavar="CHECKPOINT", help="continue from a checkpoint of this spec")
     tr.add_argument("--format", choices=("table", "json"), default="table")
     tr.add_argument("--force", action="store_true", help="write -o over an existing file of another kind "
                     "(never over the spec or a file it reads)")
@@ -51,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("explain", help="the forward and backward pass step by step: the chain rule with numbers")
     ex.add_argument("spec")
     ex.add_argument("--input", "-i", action="append", default=[], metavar="NAME=VALUE")
+    ex.add_argument("--params", metavar="FILE.npz", help="param values to use (e.g. trained ones)")
     ex.add_argument("--unfold", action="store_true", help="walk each function call's body (h1/z, ...), not one "
                     "line per call")
     ex.add_argument("--format", choices=("text", "markdown", "html"), help="text (default), markdown for course "
@@ -204,61 +231,173 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 # -- train --------------------------------------------------------------------------------------
 
-def save_npz(path: Path, arrays: dict[str, Any]) -> None:
-    import io
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
 
-    import numpy as np
 
-    from .files import write_atomic
+def _is_terminal() -> bool:
+    return sys.stdout.isatty()
 
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    write_atomic(path, buf.getvalue())
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    import json
+
+    from .errors import UsageError
+
+    for flag, v in (("--epochs", args.epochs), ("--batch-size", args.batch_size), ("--log-every", args.log_every),
+                    ("--checkpoint-every", args.checkpoint_every)):
+        if v is not None and v < 1:
+            raise UsageError(f"{flag} must be at least 1")
+    if args.lr is not None and not args.lr > 0:
+        raise UsageError("--lr must be greater than 0")
+    validation: Any = None
+    if args.validation:
+        files = [v for v in args.validation if "=" in v]
+        if (files and len(files) < len(args.validation)) or (not files and len(args.validation) > 1):
+            raise UsageError("--validation is one share (0.2) or NAME=FILE for each input, not both")
+        if files:  # the command line's paths are the working directory's, not the spec's
+            validation = {k: str(Path(f).resolve()) for k, f in (v.split("=", 1) for v in files)}
+        else:
+            try:
+                validation = float(args.validation[0])
+            except ValueError:
+                raise UsageError(f"--validation {args.validation[0]}: expected a share like 0.2 or NAME=FILE") from None
+    data = None
+    if args.data:
+        bad = [d for d in args.data if "=" not in d]
+        if bad:
+            raise UsageError(f"--data {bad[0]}: expected NAME=FILE")
+        data = {k: str(Path(f).resolve()) for k, f in (d.split("=", 1) for d in args.data)}
+    schedule = None
+    if args.schedule:
+        try:
+            schedule = json.loads(args.schedule)
+        except ValueError as e:
+            raise UsageError(f"--schedule: not JSON ({e})") from None
+    return {"epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "optimizer": args.optimizer,
+            "momentum": args.momentum, "dampening": args.dampening, "nesterov": args.nesterov,
+            "weight_decay": args.weight_decay, "betas": args.betas, "eps": args.eps, "shuffle": args.shuffle,
+            "log_every": args.log_every, "metrics": args.metrics.split(",") if args.metrics else None,
+            "validation": validation, "schedule": schedule, "data": data}
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from . import render, train
+    import signal
+
+    from . import curves, render, train
     from .api import load
     from .commands import guard_output, located
-    from .errors import SpecError, UsageError
-    from .files import PARAMS
+    from .errors import UsageError
+    from .files import DRAWING, PARAMS, TRAIN_LOG
 
-    if args.epochs is not None and args.epochs < 1:
-        raise UsageError("--epochs must be at least 1")
+    overrides = _overrides(args)
     out = Path(args.output) if args.output else Path(Path(args.spec).stem + ".params.npz")
     if out.suffix != ".npz":
         raise UsageError(f"-o {out}: params are saved as .npz")
+    if args.plot:
+        curves.check_plot_path(args.plot)
+    if args.log_csv and Path(args.log_csv).suffix.lower() != ".csv":
+        raise UsageError(f"--log-csv {args.log_csv}: the log is written as .csv")
     graph = load(args.spec)
     source = graph.program.source
-    if graph.program.spec.train is None:  # train.train's fallback optimizer is for the API, not an undocumented CLI default
-        raise SpecError("spec has no train block: add one with an optimizer, see docs/format.md", source=source,
-                        hint='e.g. "train": {"optimizer": {"sgd": {"lr": 0.1}}, "epochs": 10}')
+    ckpt = train.checkpoint_path(out)
     guard_output(out, PARAMS, [args.spec], "the spec being trained", [graph], force=args.force,
                  flag="-o" if args.output else "output")
+    guard_output(ckpt, PARAMS, [args.spec], "the spec being trained", [graph], force=args.force, flag="checkpoint")
+    for flag, path, kind in (("--log-csv", args.log_csv, TRAIN_LOG), ("--plot", args.plot, DRAWING)):
+        if path:
+            guard_output(path, kind, [args.spec], "the spec being trained", [graph], force=args.force, flag=flag)
+    with located(source):
+        if args.resume is None:
+            cfg = train.config(graph, overrides)  # a bad override: exit 2 before any work
+        if args.seed is not None and args.resume is None:
+            train.reseed(graph, args.seed)
     steps: list[Any] = []
     epochs: list[Any] = []
-    live = args.format == "table"  # JSON gathers the log and prints it once, at the end
+    log: list[Any] = []
+    live = args.format == "table" and not args.quiet  # JSON gathers the log and prints it once, at the end
+    bar = None
+    if live and not args.log_steps and _is_terminal():
+        bar = render.TrainProgress()
 
     def on_step(step: Any) -> None:
-        steps.append(step)
-        if live:
-            render.train_step(graph, step, data)
+        if args.log_steps:
+            steps.append(step)
+            if live:
+                render.train_step(graph, step, data)
+        if bar is not None:
+            bar.step(step)
 
     def on_epoch(epoch: Any) -> None:
         epochs.append(epoch)
-        if live:
+        if bar is not None:
+            bar.epoch(epoch)
+        elif live:
             render.train_epoch(epoch)
 
-    with located(source):
-        data = train.training_data(graph)
-        train.train(graph, epochs=args.epochs, loss_after=args.log_steps,
-                    on_step=on_step if args.log_steps else None, on_epoch=on_epoch)
-    save_npz(out, graph.params)
+    def on_log(entries: list[Any]) -> None:  # every epoch reaches the files, shown or not
+        log[:] = entries
+        if args.log_csv:
+            curves.write_csv(args.log_csv, log)
+
+    interrupted: list[int] = []
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_sigint(signum: int, frame: Any) -> None:  # finish the step, then save: a second Ctrl-C stops at once
+        interrupted.append(signum)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        with located(source):
+            if args.resume is not None:
+                meta = train.read_checkpoint(args.resume, graph)[0]
+                cfg = train.config(graph, overrides, base=meta["config"])
+            if args.log_steps:  # the rows the steps' batches index
+                data = train.split(graph, train.training_data(graph, cfg=cfg), cfg,
+                                   graph.spec.seed if args.seed is None else args.seed)[0]
+            if bar is not None:
+                bar.start(cfg)
+            try:
+                result = train.train(graph, **overrides, seed=args.seed,
+                                     loss_after=args.log_steps, on_step=on_step if args.log_steps or bar else None,
+                                     on_epoch=on_epoch, on_log=on_log,
+                                     checkpoint=ckpt, checkpoint_every=args.checkpoint_every, resume=args.resume,
+                                     stop=lambda: bool(interrupted))
+            finally:
+                if bar is not None:
+                    bar.stop()
+    except train.TrainingInterrupted as e:
+        _write_curves(args, e.log)
+        print(f"interrupted at step {e.step} (epoch {e.epoch}): checkpoint saved to {e.checkpoint}; continue with "
+              f"--resume {e.checkpoint}", file=sys.stderr)
+        if args.format == "json":
+            render.write_json(sys.stdout, {"ok": False, "interrupted": {"step": e.step, "epoch": e.epoch,
+                                                                        "checkpoint": str(e.checkpoint)}})
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:  # a second Ctrl-C, before the step in progress ended: nothing more is written
+        print("interrupted again: stopped at once; the last checkpoint (if any) is as it was", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    train.save_npz(out, graph.params)
+    _write_curves(args, log)
+    if graph.program.spec.train is None and args.resume is None and not args.quiet:  # after the work: an error is alone
+        print("note: the spec has no train block: trained with the defaults (sgd, lr 0.01, 1 epoch, the whole "
+              "data set per step; docs/format.md, Train)", file=sys.stderr)
     if args.format == "json":
-        render.write_json(sys.stdout, render.train_json(graph, steps, epochs, str(out)))
-    else:
+        render.write_json(sys.stdout, render.train_json(graph, steps, epochs, str(out), result))
+    elif not args.quiet:
         print(f"saved {len(graph.params)} params to {out}")
     return EXIT_OK
+
+
+def _write_curves(args: argparse.Namespace, log: list[Any]) -> None:
+    from . import curves
+
+    if args.log_csv:
+        curves.write_csv(args.log_csv, log)
+    if args.plot and log:
+        curves.write_plot(args.plot, log)
 
 
 # -- explain, draw -------------------------------------------------------------------------------
@@ -271,13 +410,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if fmt is None:
         suffix = Path(args.output).suffix.lower() if args.output else ""
         fmt = {".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html"}.get(suffix, "text")
-    graph, inputs = load_with(args.spec, args.input)
+    graph, inputs = load_with(args.spec, args.input, args.params)
     if args.output:
         from .commands import guard_output
         from .files import EXPLANATION
 
         guard_output(args.output, EXPLANATION, [args.spec], "the spec being explained", [graph], inputs=args.input,
-                     force=args.force)
+                     params=args.params, force=args.force)
     with located(graph.program.source):
         ex = explanation(graph, inputs, unfold=args.unfold)
         text = {"text": lambda: ex.text, "markdown": ex.markdown, "html": ex.html}[fmt]()

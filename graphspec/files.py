@@ -58,6 +58,7 @@ REPORT = Kind("a gradcheck report", _is_report)
 EXPLANATION = Kind("an explanation (graphspec explain)", _is_explanation)
 PARAMS = Kind("a params file (.npz)", lambda head, suffix: head.startswith(b"PK"))  # an .npz is a zip archive
 DRAWING = Kind("a drawing", _is_drawing)
+TRAIN_LOG = Kind("a training log (.csv)", lambda head, suffix: head.startswith(b"epoch,"))
 
 
 def _same_file(a: str, b: str) -> bool:
@@ -127,8 +128,10 @@ def spec_files(graph: Any, what: str) -> list[tuple[Path, str]]:
             if decl.file is not None:
                 out.append((p.base / decl.file, f"a file the spec reads ({kind}.{name}.file)"))
     if p.spec.train is not None:
-        for name, file in p.spec.train.data.items():
-            out.append((p.base / file, f"a file the spec reads (train.data.{name})"))
+        tr = p.spec.train
+        for key, files in (("data", tr.data), ("validation", tr.validation)):
+            for name, file in (files.items() if isinstance(files, dict) else ()):
+                out.append((p.base / file, f"a file the spec reads (train.{key}.{name})"))
     return out
 
 

@@ -116,10 +116,18 @@ def build(spec: Spec, errors: ErrorList | None = None, broken: Mapping[str, str]
         for name in spec.expect.grads:
             known(name, f"expect.grads.{name}")
     if spec.train is not None:
-        for name in spec.train.data:
+        tr = spec.train
+        fed = [(n, f"train.data.{n}") for n in tr.data] if isinstance(tr.data, dict) else \
+            [(tr.data.x, "train.data.x"), (tr.data.y, "train.data.y")]
+        fed += [(n, f"train.validation.{n}") for n in (tr.validation if isinstance(tr.validation, dict) else ())]
+        for name, where in fed:
             if names.get(name) != "inputs":
-                errs.report(GraphError, f"train data must feed an input, '{name}' is not one", loc=f"train.data.{name}",
+                errs.report(GraphError, f"train data must feed an input, '{name}' is not one", loc=where,
                             hint=lambda: did_you_mean(name, spec.inputs))  # noqa: B023
+        for i, name in enumerate(tr.metrics):
+            if name not in ("loss", "accuracy") and names.get(name) != "nodes":
+                errs.report(GraphError, f"a metric is loss, accuracy or a node's name, '{name}' is none of them",
+                            loc=f"train.metrics[{i}]", hint=lambda: did_you_mean(name, spec.nodes))  # noqa: B023
 
     g = None
     topo = _file_order_if_sorted(spec, names, broken)

@@ -187,17 +187,64 @@ def train_step(graph: Any, s: Any, data: dict[str, Any]) -> None:
     print(f"step {s.step} (epoch {s.epoch}) {_batch_text(data, s.batch)}: loss {fmt_num(s.loss)}  {grads}{after}")
 
 
+def _metrics_text(e: Any) -> str:
+    parts = []
+    for k in ("accuracy", "val_loss", "val_accuracy"):
+        v = getattr(e, k)
+        if v is not None:
+            parts.append(f"{k.replace('_', ' ')} {v:.4f}" if "accuracy" in k else f"{k.replace('_', ' ')} {fmt_num(v)}")
+    parts += [f"{k} {fmt_num(v)}" for k, v in e.metrics.items()]
+    return "".join(f"  {p}" for p in parts)
+
+
 def train_epoch(e: Any) -> None:
-    acc = f"  accuracy {e.accuracy:.4f}" if e.accuracy is not None else ""
-    print(f"epoch {e.epoch}: mean loss {fmt_num(e.loss)}{acc}")
+    print(f"epoch {e.epoch}: mean loss {fmt_num(e.loss)}{_metrics_text(e)}", flush=True)
 
 
-def train_json(graph: Any, steps: list[Any], epochs: list[Any], saved: str) -> dict[str, Any]:
+class TrainProgress:
+    """A rich progress bar on a terminal: epoch, step, the last loss, the metrics and the ETA;
+    each logged epoch is printed above it as a line."""
+
+    def __init__(self, con: Console | None = None):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"), BarColumn(bar_width=12),
+                                 TextColumn("step"), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
+                                 TimeRemainingColumn(), console=con or console(), transient=True)
+        self.task: Any = None
+        self.epochs = 0
+        self.last = ""
+
+    def start(self, cfg: Any) -> None:
+        self.epochs = cfg.epochs
+        self.progress.start()
+        self.task = self.progress.add_task("train", total=None, epoch=1, epochs=cfg.epochs, status="")
+
+    def step(self, s: Any) -> None:
+        self.progress.update(self.task, completed=s.step, total=s.steps, epoch=s.epoch + 1,
+                             status=f"loss {s.loss:.4g}{self.last}")
+
+    def epoch(self, e: Any) -> None:
+        # the last logged epoch's metrics stay on the bar, short: it has to fit 80 columns
+        self.last = "".join(f"  {label} {v:.3f}" for label, v in (("acc", e.accuracy),
+                                                                    ("val acc", e.val_accuracy)) if v is not None)
+        self.progress.console.print(f"epoch {e.epoch}: mean loss {fmt_num(e.loss)}{_metrics_text(e)}", markup=False,
+                                    highlight=False)
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+def train_json(graph: Any, steps: list[Any], epochs: list[Any], saved: str, log: list[Any] | None = None) -> dict[str, Any]:
+    from .train import final_metrics
+
     p = graph.program
     return {
         "spec": p.source, "saved": saved,
+        # the last epoch's metrics (null where not measured)
+        **{k: to_json(v) if v is not None else None for k, v in final_metrics(log if log is not None else epochs).items()},
         # to_json: a diverged loss is null, not an inf that json.dump refuses
-        "epochs": [{"epoch": e.epoch, "loss": to_json(e.loss), "accuracy": e.accuracy} for e in epochs],
+        "epochs": [{k: (to_json(v) if isinstance(v, float) else v) for k, v in e.row().items()} for e in epochs],
         "steps": [{"step": s.step, "epoch": s.epoch, "loss": to_json(s.loss),
                    "loss_after": None if s.loss_after is None else to_json(s.loss_after),
                    "grads": {n: to_json(g) for n, g in s.grads.items()}} for s in steps],

@@ -22,12 +22,15 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     Strict,
     StringConstraints,
+    Tag,
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from .errors import ErrorList, SpecError, did_you_mean, format_loc
@@ -284,15 +287,36 @@ class Expect(_Strict):
 Fraction = Annotated[float, Field(ge=0, lt=1)]
 
 
+NonNegative = Annotated[float, Field(ge=0)]
+Betas = Annotated[tuple[Fraction, Fraction], Strict(False)]
+
+
 class Sgd(_Strict):
     lr: Annotated[float, Field(gt=0)]
     momentum: Fraction = 0.0
+    dampening: Fraction = 0.0
+    nesterov: bool = False
+    weight_decay: NonNegative = 0.0
+
+    @model_validator(mode="after")
+    def _nesterov(self) -> Sgd:
+        if self.nesterov and (self.momentum == 0 or self.dampening != 0):  # as torch.optim.SGD requires
+            raise ValueError("nesterov needs a momentum > 0 and a dampening of 0")
+        return self
 
 
 class Adam(_Strict):
     lr: Annotated[float, Field(gt=0)] = 1e-3
-    betas: Annotated[tuple[Fraction, Fraction], Strict(False)] = (0.9, 0.999)
+    betas: Betas = (0.9, 0.999)
     eps: Annotated[float, Field(gt=0)] = 1e-8
+    weight_decay: NonNegative = 0.0
+
+
+class AdamW(_Strict):
+    lr: Annotated[float, Field(gt=0)] = 1e-3
+    betas: Betas = (0.9, 0.999)
+    eps: Annotated[float, Field(gt=0)] = 1e-8
+    weight_decay: NonNegative = 1e-2  # torch.optim.AdamW's default
 
 
 class SgdOptimizer(_Strict):
@@ -303,19 +327,75 @@ class AdamOptimizer(_Strict):
     adam: Adam
 
 
+class AdamWOptimizer(_Strict):
+    adamw: AdamW
+
+
 class _Optimizers(_Strict):  # only for "did you mean" on an unknown optimizer
     sgd: Sgd | None = None
     adam: Adam | None = None
+    adamw: AdamW | None = None
+
+
+class StepSchedule(_Strict):
+    step_size: Positive
+    gamma: Annotated[float, Field(gt=0)] = 0.1
+
+
+class CosineSchedule(_Strict):
+    t_max: Positive
+    eta_min: NonNegative = 0.0
+
+
+class LinearSchedule(_Strict):
+    start_factor: Annotated[float, Field(gt=0, le=1)] = 1.0 / 3
+    end_factor: Annotated[float, Field(ge=0, le=1)] = 1.0
+    total_iters: Positive = 5
+
+
+class Schedule(_Strict):
+    """The learning rate per epoch: one of torch.optim.lr_scheduler's StepLR, CosineAnnealingLR, LinearLR."""
+
+    step: StepSchedule | None = None
+    cosine: CosineSchedule | None = None
+    linear: LinearSchedule | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Schedule:
+        given = [k for k in ("step", "cosine", "linear") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("a schedule is one of step, cosine, linear" + (f", not {' and '.join(given)}" if given else ""))
+        return self
+
+
+class DataSource(_Strict):
+    """Built-in teaching data: generated (spiral, xor) or bundled (scikit-learn's 8x8 digits)."""
+
+    generate: Literal["spiral", "xor", "digits"]
+    points: Positive = 100  # per class (spiral, xor)
+    classes: Annotated[int, Field(ge=2, le=10), Strict()] = 3  # spiral's arms
+    noise: NonNegative = 0.2
+    seed: Count = 0
+    x: Name = "X"  # the inputs that receive the features and the labels
+    y: Name = "y"
+
+
+def _data_kind(v: Any) -> str:
+    return "generated" if isinstance(v, dict) and "generate" in v else "files"
 
 
 class Train(_Strict):
-    data: dict[Name, str] = {}
-    optimizer: SgdOptimizer | AdamOptimizer
+    data: Annotated[Annotated[DataSource, Tag("generated")] | Annotated[dict[Name, str], Tag("files")],
+                    Discriminator(_data_kind)] = {}
+    validation: Annotated[Annotated[float, Field(gt=0, lt=1), Tag("fraction")] | Annotated[dict[Name, str], Tag("files")],
+                          Discriminator(lambda v: "files" if isinstance(v, dict) else "fraction")] | None = None
+    optimizer: SgdOptimizer | AdamOptimizer | AdamWOptimizer
+    schedule: Schedule | None = None
     epochs: Positive = 1
     batch_size: Positive | None = None
     shuffle: bool = False
     log_every: Positive = 1
-    metrics: list[Literal["loss", "accuracy"]] = ["loss"]
+    metrics: list[Name] = ["loss"]  # "loss", "accuracy", or a node's name
 
 
 class FunctionVjp(_Strict):
@@ -483,6 +563,10 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
         return Train
     if loc == ("train", "optimizer"):
         return _Optimizers
+    if loc == ("train", "schedule"):
+        return Schedule
+    if loc == ("train", "data") :
+        return DataSource
     if head == "loss" and len(loc) <= 2:
         return LossSeed
     return None
@@ -495,7 +579,7 @@ def _union_at(loc: tuple[Any, ...]) -> bool:
     if n == 1:
         return loc[0] == "loss"
     if n == 2:
-        return loc == ("train", "optimizer")
+        return loc in (("train", "optimizer"), ("train", "data"), ("train", "validation"))
     if n == 3:
         return loc[0] == "params" and loc[2] == "init"
     return n == 4 and isinstance(loc[3], int) and ((loc[0] in ("inputs", "params") and loc[2] == "shape")

@@ -64,3 +64,19 @@ def test_w11_writes_the_html_report_of_a_202_node_spec(bench):
     row = bench.w11(repeats=1)
     assert row.extra["nodes"] == 202 and row.extra["bytes"] > 10_000
     assert row.graphspec_s > 0 and row.torch_s > 0 and row.holds in (True, False)
+
+
+def test_w12_trains_the_same_in_torch(bench):
+    """W12's PyTorch loop is the same training as graphspec.train: the same params after 2 epochs."""
+    pytest.importorskip("torch")
+    from graphspec import train
+
+    g = graphspec.load(ROOT / "specs" / "mlp" / "spiral.json")
+    init = {k: v.copy() for k, v in g.params.items()}
+    cfg = train.config(g, {"epochs": 2})
+    arrays, val = train.split(g, train.training_data(g, cfg=cfg), cfg, g.spec.seed)
+    theirs = bench.w12_torch_epochs(g, init, cfg, arrays, val, 2)()
+    train.train(g, epochs=2)
+    for k, v in theirs.items():
+        np.testing.assert_allclose(g.params[k], v, rtol=1e-8, atol=1e-10)
+        assert not np.array_equal(v, init[k])

@@ -88,8 +88,9 @@ def test_every_spec_validates(capsys):
 def test_train_blocks_validate_and_their_data_exist(path):
     train = graphspec.load(path).spec.train
     assert train is not None and train.data
-    for name, file in train.data.items():
-        assert (path.parent / file).is_file(), f"{name}: {file}"
+    if isinstance(train.data, dict):  # else generated: tests/test_train_results.py trains those
+        for name, file in train.data.items():
+            assert (path.parent / file).is_file(), f"{name}: {file}"
 
 
 # --- the chain-rule slide: z = x * y, dL/dz = 5 ---------------------------------------------------
