@@ -41,8 +41,8 @@ def _callable(module_name: str) -> None:
 
 
 def __getattr__(name: str) -> Any:
-    if name == "train":  # the module, callable: graphspec.train(graph, ...) (train.py says why)
-        return importlib.import_module(".train", __name__)
+    if _EXPORTS.get(name) == name:  # draw, explain, train: the module itself, callable as its function
+        return importlib.import_module(f".{name}", __name__)
     if name in _EXPORTS:
         return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
     raise AttributeError(f"module 'graphspec' has no attribute {name!r}")

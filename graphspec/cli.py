@@ -300,12 +300,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     graph = load(args.spec)
     source = graph.program.source
     ckpt = train.checkpoint_path(out)
+    given = [(f, f"the {flag} {name} file") for flag, files in (("--data", overrides["data"]),
+                                                                ("--validation", overrides["validation"]))
+             if isinstance(files, dict) for name, f in files.items()]
     guard_output(out, PARAMS, [args.spec], "the spec being trained", [graph], force=args.force,
-                 flag="-o" if args.output else "output")
-    guard_output(ckpt, PARAMS, [args.spec], "the spec being trained", [graph], force=args.force, flag="checkpoint")
+                 flag="-o" if args.output else "output", given=given)
+    guard_output(ckpt, PARAMS, [args.spec], "the spec being trained", [graph], force=args.force, flag="checkpoint",
+                 given=given)
     for flag, path, kind in (("--log-csv", args.log_csv, TRAIN_LOG), ("--plot", args.plot, DRAWING)):
         if path:
-            guard_output(path, kind, [args.spec], "the spec being trained", [graph], force=args.force, flag=flag)
+            guard_output(path, kind, [args.spec], "the spec being trained", [graph], force=args.force, flag=flag,
+                         given=given)
     with located(source):
         if args.resume is None:
             cfg = train.config(graph, overrides)  # a bad override: exit 2 before any work

@@ -80,10 +80,12 @@ def load_with(path: str, inputs: Sequence[str] = (), params: str | None = None) 
 
 
 def guard_output(out: str | Path, kind: Any, specs: Sequence[str], what: str, graphs: Sequence[Graph] = (), *,
-                 inputs: Sequence[str] = (), params: str | None = None, force: bool = False, flag: str = "-o") -> None:
+                 inputs: Sequence[str] = (), params: str | None = None, force: bool = False, flag: str = "-o",
+                 given: Sequence[tuple[str, str]] = ()) -> None:
     """Refuse an -o path that would replace the specs, a file they read (known once the
-    ``graphs`` are loaded), an --input or --params file, or (without ``force``) a file of another
-    kind. Called once per command, after loading and before the work starts."""
+    ``graphs`` are loaded), an --input or --params file, another file the command line gave
+    (``given``: path and what it is), or (without ``force``) a file of another kind. Called once per
+    command, after loading and before the work starts."""
     from .files import check_output, spec_files
     from .inputs import input_files
 
@@ -93,6 +95,7 @@ def guard_output(out: str | Path, kind: Any, specs: Sequence[str], what: str, gr
     if params:
         protected.append((params, "the --params file"))
     protected += [f for g in graphs for f in spec_files(g, what)]
+    protected += list(given)
     check_output(out, flag, kind, protected=protected, force=force)
 
 

@@ -9,8 +9,6 @@ import hashlib
 import io
 import json
 import math
-import sys
-import types
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,11 +17,14 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
+from . import _callable
 from .api import Graph
 from .errors import NonFiniteError, SpecError, UsageError
 from .ops import OPS
 from .spec import Adam, AdamOptimizer, AdamW, AdamWOptimizer, DataSource, Schedule, Sgd, Train
 from .values import as_array, init_param, read_file
+
+_callable(__name__)  # graphspec.train(graph, ...) is this module's train(), imported or not
 
 # what `train` uses when a spec has no train block (docs/format.md, "Train", says so)
 DEFAULT_TRAIN: dict[str, Any] = {"optimizer": {"sgd": {"lr": 0.01}}}
@@ -607,14 +608,3 @@ def final_metrics(log: list[EpochLog]) -> dict[str, float | None]:
     """The last epoch's loss, accuracy, val_loss and val_accuracy (None where not measured)."""
     last = log[-1] if log else None
     return {k: getattr(last, k) if last is not None else None for k in ("loss", "accuracy", "val_loss", "val_accuracy")}
-
-
-class _CallableModule(types.ModuleType):
-    """`graphspec.train(graph, ...)` trains: the module is callable, so the name means the same
-    whether or not the submodule was imported first (importing it binds the module there)."""
-
-    def __call__(self, graph: Graph, **kwargs: Any) -> list[EpochLog]:
-        return train(graph, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -266,3 +266,25 @@ def test_data_and_validation_files_from_the_command_line(tmp_path, monkeypatch):
     log = train(g)
     assert log[-1].val_loss is not None
     assert all(np.array_equal(_params(work / "a.npz")[k], g.params[k]) for k in g.params)
+
+
+def test_files_given_on_the_command_line_are_never_written_over(tmp_path, capsys, monkeypatch):
+    """A --data or --validation file is input: no output (-o, --log-csv, --plot) replaces it."""
+    from graphspec.train import spiral
+
+    X, y = spiral(15, 3, 0.2, 4)
+    np.savetxt(tmp_path / "X.csv", X, delimiter=",", fmt="%.17g")
+    np.savetxt(tmp_path / "y.csv", y, fmt="%d")
+    before = (tmp_path / "X.csv").read_bytes()
+    path = _write(tmp_path, _spec())
+    monkeypatch.chdir(tmp_path)
+    data = ["--data", "X=X.csv", "--data", "y=y.csv", "--quiet"]
+    assert main(["train", path, "-o", "p.npz", "--log-csv", "X.csv", *data]) == 2
+    assert "the --data X file" in capsys.readouterr().err
+    assert main(["train", path, "-o", "p.npz", "--validation", "y=y.csv", "--validation", "X=X.csv", "--log-csv", "X.csv",
+                 *data[:2], "--data", "y=y.csv"]) == 2
+    assert "the --data X file" in capsys.readouterr().err
+    assert main(["train", path, "-o", "p.npz", "--validation", "y=y.csv", "--validation", "X=X.csv", "--log-csv", "y.csv",
+                 "--data", "X=X.csv", "--data", "y=y.csv"]) == 2
+    assert "y.csv" in capsys.readouterr().err
+    assert (tmp_path / "X.csv").read_bytes() == before and not (tmp_path / "p.npz").exists()
