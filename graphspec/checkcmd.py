@@ -32,6 +32,11 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-elements", type=int, metavar="N", help="check a random sample of N elements of bigger inputs")
     p.add_argument("--all", action="store_true", help="every element of every input, however big "
                    "(by default inputs past 100,000 elements, or too costly to difference, are sampled)")
+    p.add_argument("--budget", metavar="TIME", help="check a random sample of elements (seeded by --seed) that fits "
+                   "this time, e.g. 30s or 2m; the report gives its size and coverage")
+    p.add_argument("--workers", type=int, metavar="N", help="spread the full check's differences over N processes "
+                   "(the result is the same as in one)")
+    p.add_argument("--memory", metavar="BYTES", help="stacked perturbations held per pass, e.g. 512MB (default 8MB)")
     p.add_argument("--blame", action="store_true", help="check every node's own VJP and JVP even when all pass")
     p.add_argument("--wrt", action="append", metavar="NAME", help="check only these inputs (repeatable)")
     p.add_argument("--input", "-i", action="append", default=[], metavar="NAME=VALUE",
@@ -65,6 +70,18 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UsageError("--max-elements must be at least 1")
     if args.all and args.max_elements is not None:
         raise UsageError("give --all or --max-elements, not both")
+    from .checker.progress import parse_bytes, parse_seconds
+
+    for value, parse in ((args.budget, parse_seconds), (args.memory, parse_bytes)):
+        if value is not None:
+            try:
+                parse(value)
+            except ValueError as e:
+                raise UsageError(f"--{'budget' if parse is parse_seconds else 'memory'}: {e}") from None
+    if args.budget is not None and (args.all or args.max_elements is not None or args.fast):
+        raise UsageError("--budget picks the sample itself: not with --all, --max-elements or --fast")
+    if args.workers is not None and args.workers < 1:
+        raise UsageError("--workers must be at least 1")
     if args.directions < 1:
         raise UsageError("--directions must be at least 1")
     if args.seed < 0:
@@ -218,7 +235,8 @@ def run(args: argparse.Namespace) -> int:
             with np.errstate(all="ignore"), located(graph.program.source):
                 entries[i] = gradcheck(graph, inputs=inputs, wrt=args.wrt, fast=args.fast, directions=args.directions,
                                        taylor=args.taylor, strict=args.strict, max_elements=args.max_elements,
-                                       blame=True if args.blame else None, seed=args.seed, all_elements=args.all)
+                                       blame=True if args.blame else None, seed=args.seed, all_elements=args.all,
+                                       budget=args.budget, workers=args.workers, memory=args.memory)
         except GraphspecError as e:
             print_errors(e)
             entries[i] = Failed(graph.program.source or specs[i], e)

@@ -123,6 +123,7 @@ def report_json(rep: Report) -> dict[str, Any]:
                    for r in rep.taylor],
         "notes": list(rep.notes), "warnings": list(rep.warnings), "seconds": rep.seconds,
         "evaluations": rep.evaluations, "error": rep.error or None, "empty": rep.empty or None,
+        "sample": dict(rep.sample) if rep.sample else None,
     }
 
 

@@ -80,3 +80,15 @@ def test_w12_trains_the_same_in_torch(bench):
     for k, v in theirs.items():
         np.testing.assert_allclose(g.params[k], v, rtol=1e-8, atol=1e-10)
         assert not np.array_equal(v, init[k])
+
+
+def test_bench_scale_models_agree_with_their_peers():
+    import bench_scale
+
+    spec, params, X, y = bench_scale.problem(bench_scale.SMALL, batch=8)
+    loss = graphspec.load(spec).value_and_grad()[0]
+    f, args = bench_scale.autograd_case(bench_scale.SMALL, params, X, y)
+    assert np.isclose(loss, f(*args), rtol=1e-12)
+    tf, targs = bench_scale.torch_case(bench_scale.SMALL, params, X, y)
+    assert np.isclose(loss, float(tf(*targs).detach()), rtol=1e-12)
+    assert bench_scale.n_params(bench_scale.MLP) == 22_210 and bench_scale.n_params(bench_scale.BIG) == 1_011_010

@@ -24,6 +24,10 @@ Workloads (issue 4):
   W13 draw        `draw specs/mlp/deep.json -o FILE.svg` (193 nodes) as a command, folded and unfolded
   W12 train epoch `graphspec.train` per epoch on specs/mlp/spiral.json (batches of 10) and digits.json
                   (batches of 32, a validation split) vs the same training loop in PyTorch eager
+  W14 checks at   the full check of a 22,210-param MLP vs torch.autograd.gradcheck, --fast vs its
+      scale       fast_mode, --fast on 1,011,010 params, the directional check vs HIPS autograd's
+                  check_grads, the full check's cost per element from 423 to 99,910 params against one
+                  forward pass (tools/bench_scale.py)
 
 Both sides run in this process with the same dtype and the same number of threads: torch is
 set to numpy's BLAS thread count (or both to --threads). Each figure is the median of several
@@ -563,6 +567,12 @@ def w7(quick: bool) -> list[Row]:
     return [r if isinstance(r, Row) else Row(**r) for r in rows]
 
 
+def w14(quick: bool) -> list[Row]:
+    import bench_scale  # tools/bench_scale.py
+
+    return [Row(**r) for r in bench_scale.workload(quick=quick, pair=side_by_side)]
+
+
 # -- W8: the CNN step ----------------------------------------------------------------------------
 
 CNN_BATCH = 32
@@ -877,7 +887,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="a smoke run: fewer repeats, W4 at 1,000 and 10,000 nodes")
     p.add_argument("--json", metavar="OUT.json", help="write the rows and the machine description here")
     p.add_argument("--threads", type=int, help="BLAS threads for both sides (default: what numpy's BLAS uses)")
-    p.add_argument("--only", default="W1,W2,W3,W4,W5,W6,W7,W8,W9,W10,W11,W12,W13",
+    p.add_argument("--only", default="W1,W2,W3,W4,W5,W6,W7,W8,W9,W10,W11,W12,W13,W14",
                    help="comma-separated workloads (default: all)")
     args = p.parse_args(argv)
     only = {w.strip().upper() for w in args.only.split(",")}
@@ -928,6 +938,7 @@ def main(argv: list[str] | None = None) -> int:
     run("W11", lambda: w11(2 if args.quick else 5))
     run("W12", lambda: w12(3 if args.quick else 7))
     run("W13", lambda: w13(3 if args.quick else 5))
+    run("W14", lambda: w14(args.quick))
     for r in rows:
         judge(r)
     meta["load_after"] = os.getloadavg()[0]

@@ -37,7 +37,7 @@ The parts, one module each:
 from __future__ import annotations
 
 import functools
-import sys
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -48,10 +48,22 @@ from ..plan import Plan
 from .blame import FD_TOL, _blame
 from .classify import KINK_JUMP, WORST
 from .context import _Ctx
-from .differences import BUDGET, Delta
+from .differences import BUDGET, MEMORY, Delta, chunk_size, probe
 from .input_checks import _fast, _full
 from .modes import MODES_RTOL, _safe_modes
-from .progress import MAX_ELEMENTS, MAX_WORK, MIN_SAMPLE, PROGRESS_SECONDS, progress_bar, sample_size
+from .progress import (
+    MAX_ELEMENTS,
+    MAX_WORK,
+    MIN_SAMPLE,
+    PROGRESS_SECONDS,
+    THROUGHPUT,
+    budget_sizes,
+    on_terminal,
+    parse_bytes,
+    parse_seconds,
+    progress_bar,
+    sample_size,
+)
 from .results import (
     EMPTY,
     FAIL,
@@ -74,9 +86,9 @@ from .sweep import OpRow, check_ops, sample_spec
 from .targets import _make_targets
 from .taylor import _taylor
 
-__all__ = ["BUDGET", "EMPTY", "FAIL", "FD_DTYPE", "FD_TOL", "KINK", "KINK_JUMP", "MAX_ELEMENTS", "MAX_WORK", "MIN_SAMPLE",
-           "MODES_RTOL", "PASS", "PROGRESS_SECONDS", "TOLERANCES", "UNCLEAR", "WORST", "Delta", "Element", "InputCheck",
-           "ModeCheck", "NodeCheck", "NodeKink", "OpRow", "Report", "TaylorRow", "Tolerance", "check_ops",
+__all__ = ["BUDGET", "EMPTY", "FAIL", "FD_DTYPE", "FD_TOL", "KINK", "KINK_JUMP", "MAX_ELEMENTS", "MAX_WORK", "MEMORY",
+           "MIN_SAMPLE", "MODES_RTOL", "PASS", "PROGRESS_SECONDS", "TOLERANCES", "UNCLEAR", "WORST", "Delta", "Element",
+           "InputCheck", "ModeCheck", "NodeCheck", "NodeKink", "OpRow", "Report", "TaylorRow", "Tolerance", "check_ops",
            "gradcheck", "sample_spec"]
 
 
@@ -163,7 +175,9 @@ def gradcheck(graph: Any, args: Any = None, *, grad: Callable[..., Any] | None =
               fast: bool = False, directions: int = 4, taylor: bool = False, strict: bool = False,
               max_elements: int | None = None, all_elements: bool = False, blame: bool | None = None,
               modes: bool = True, batch: bool = True, refine: bool = True, tolerance: Tolerance | None = None,
-              jacobian_max: int = 64, projections: int = 3, seed: int = 0, progress: bool | None = None) -> Report:
+              jacobian_max: int = 64, projections: int = 3, seed: int = 0, progress: bool | None = None,
+              memory: int | str | None = None, workers: int | None = None, executor: Any = None,
+              budget: float | str | None = None) -> Report:
     """Check every gradient of a graph (a `Graph`, a spec path or a spec dict) against finite
     differences and return a `Report`.
 
@@ -180,6 +194,13 @@ def gradcheck(graph: Any, args: Any = None, *, grad: Callable[..., Any] | None =
     reference for the batched path). ``progress``: a progress bar on stderr (default: when stderr is a
     terminal and the check is expected to take more than `PROGRESS_SECONDS`).
 
+    Scale: ``memory`` (bytes, or "512MB"): the stacked perturbations of one pass (default
+    `MEMORY`, 8 MB). ``workers=N``: the full check's differences over N processes; ``executor``: yours
+    (a `concurrent.futures` executor, a `dask.distributed.Client`, a Ray pool: anything with ``submit`` or
+    ``map``); the result is bit-identical to one process (checker/workers.py). ``budget`` (seconds, or
+    "30s"): a random sample of each input's elements, seeded by ``seed``, that fits the time (estimated
+    from timed probes); the report's ``sample`` says its size and coverage.
+
     A check with nothing to check (no param or input with a gradient, none the loss depends on, no
     float output with elements) is EMPTY, not PASS: ``report.ok`` is False.
 
@@ -189,6 +210,8 @@ def gradcheck(graph: Any, args: Any = None, *, grad: Callable[..., Any] | None =
     if callable(graph):  # one node applying a temporary op made of the function (checker/function.py)
         from .function import check_function
 
+        if any(v is not None for v in (memory, workers, executor, budget)):
+            raise TypeError("memory, workers, executor and budget are for checking a graph, not a Python function")
         return check_function(graph, args, grad=grad, vjp=vjp, jvp=jvp, kink=kink, vectorized=vectorized,
                               inputs=inputs, wrt=wrt, fast=fast, directions=directions, taylor=taylor, strict=strict,
                               max_elements=max_elements, all_elements=all_elements, blame=blame, modes=modes,
@@ -212,6 +235,12 @@ def gradcheck(graph: Any, args: Any = None, *, grad: Callable[..., Any] | None =
     tol = tolerance or TOLERANCES[dtype]
     ctx = _Ctx(g, plan, names, vals_a, vals_f, tol, np.random.default_rng(seed),
                _Batched(plan, vals_f, batch), max_elements, refine)
+    if memory is not None:
+        ctx.memory = parse_bytes(memory)
+    if budget is not None:
+        parse_seconds(budget)  # a bad budget is an error before any work
+    if workers is not None and workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
     if dtype == "float32":
         ctx.notes.append("float32 graph: analytic gradients in float32, finite differences evaluated in float64 "
                          f"(the leaves cast to float64); tolerances rtol={tol.rtol:g}, atol={tol.atol:g}")
@@ -248,28 +277,83 @@ def gradcheck(graph: Any, args: Any = None, *, grad: Callable[..., Any] | None =
     empty = _nothing(ctx, targets)
     if empty:
         return report(checks=[], modes=[], nodes=[], taylor=[], notes=ctx.notes, empty=empty)
-    work = 0.0
-    if not fast or (progress is not False and getattr(sys.stderr, "isatty", lambda: False)()):
-        row = ctx.engine.row_cost(ctx.engine.steps_for([t.slot for t in targets]))
-        if fast:
-            work = 2.0 * directions * len(names) * (row + sum(ctx.x(n).size for n in names))
-        else:
-            ctx.sizes = {n: sample_size(ctx.x(n).size, row + ctx.x(n).size, max_elements, all_elements)
-                         for n in names}
-            work = sum(2.0 * k * (row + ctx.x(n).size) for n, k in ctx.sizes.items())
-    with progress_bar(progress, work, f"gradient check: {g.source or g.spec.name or 'graph'}") as advance:
-        ctx.progress = advance
-        checks = _fast(ctx, targets, directions) if fast else [c for n in names for c in _full(ctx, n, targets)]
-        ctx.progress = None  # the bar counts the differences; the checks below are a fraction of them
-        mode_rows = _safe_modes(ctx, targets) if modes else []
-        taylor_rows = _taylor(ctx, targets) if taylor else []
-        failing = any(r.status == FAIL for r in [*checks, *mode_rows, *taylor_rows])
-        nodes = _blame(ctx) if (blame or (blame is None and failing)) else []
+    pool = None
+    try:
+        if not fast and ((workers is not None and workers > 1) or executor is not None):
+            from .workers import Pool, Unshippable, payload
+
+            try:
+                pool = ctx.pool = Pool(payload(g, vals_f, targets), workers, executor)
+            except Unshippable as e:
+                ctx.notes.append(f"the differences ran in this process: {e}")
+        expected, total = 0.0, 0.0
+        if not fast:
+            # the budget is the differences': what it buys must not hang on how long the loading took
+            budget_s = None if budget is None else parse_seconds(budget)
+            _sizes(ctx, names, targets, max_elements, all_elements, budget_s, seed, pool)
+            total = float(sum(ctx.sizes.values()))
+            if progress is not False and on_terminal():
+                for n in names:  # the stacked numbers at the measured throughput, and every pass's own cost
+                    row, chunk = chunk_size(ctx, n, targets)
+                    expected += 2 * ctx.sizes[n] * row / THROUGHPUT + math.ceil(ctx.sizes[n] / chunk) * 1e-4
+                expected /= pool.width if pool is not None else 1
+        elif progress is not False and on_terminal():
+            total = float(directions * len(names))
+            row = ctx.engine.row_cost(ctx.engine.steps_for([t.slot for t in targets]))
+            expected = 2.0 * directions * len(names) * (row + sum(ctx.x(n).size for n in names)) / THROUGHPUT
+        with progress_bar(progress, expected, f"gradient check: {g.source or g.spec.name or 'graph'}", total) as bar:
+            ctx.progress = bar
+            checks = _fast(ctx, targets, directions) if fast else [c for n in names for c in _full(ctx, n, targets)]
+            ctx.progress = None  # the bar counts the differences; the checks below are a fraction of them
+            mode_rows = _safe_modes(ctx, targets) if modes else []
+            taylor_rows = _taylor(ctx, targets) if taylor else []
+            failing = any(r.status == FAIL for r in [*checks, *mode_rows, *taylor_rows])
+            run_blame = bool(blame or (blame is None and failing))
+            if bar is not None and run_blame:
+                bar.phase("blame: each node's own VJP and JVP", len(ctx.plan.steps))
+                ctx.progress = bar
+            nodes = _blame(ctx) if run_blame else []
+            ctx.progress = None
+    finally:
+        if pool is not None:
+            pool.close()
     if failing and nodes and not any(n.status == FAIL for n in nodes):
         ctx.notes.append("no node's own VJP or JVP is wrong locally: the failure may come from a kink, "
                          "a step size or a non-finite value (try --taylor)")
     return report(checks=checks, modes=mode_rows, nodes=nodes, taylor=taylor_rows, notes=ctx.notes,
-                  evaluations=ctx.engine.evaluations)
+                  evaluations=ctx.engine.evaluations, sample=ctx.sample)
+
+
+def _sizes(ctx: _Ctx, names: list[str], targets: list[Any], max_elements: int | None, all_elements: bool,
+           budget_s: float | None, seed: int, pool: Any) -> None:
+    """How many elements of each input the full check differences (ctx.sizes); with a time budget,
+    which ones (ctx.samples: a prefix of a permutation seeded by ``seed`` and the input's place, so a
+    seed gives the same elements for the same size, and a bigger budget a superset)."""
+    if budget_s is None:
+        for n in names:
+            row, _ = chunk_size(ctx, n, targets)
+            ctx.sizes[n] = sample_size(ctx.x(n).size, row, max_elements, all_elements)
+        return
+    width = pool.width if pool is not None else 1
+    costs = {}
+    for n in names:
+        per, per_pass, chunk = probe(ctx, n, targets)
+        costs[n] = (int(ctx.x(n).size), per / width, per_pass / width, chunk)
+    # the rest of the check (JVP vs VJP, the report) and a margin for the estimate's noise
+    sizes = budget_sizes(costs, max(0.0, 0.8 * budget_s))
+    for i, n in enumerate(names):
+        size = int(ctx.x(n).size)
+        k = min(sizes[n], size if max_elements is None else max_elements)
+        ctx.sizes[n] = k
+        if k < size:
+            perm = np.random.default_rng([seed, i]).permutation(size)
+            ctx.samples[n] = np.sort(perm[:k])
+    checked, of = sum(ctx.sizes.values()), sum(int(ctx.x(n).size) for n in names)
+    ctx.sample = {"budget_s": budget_s, "seed": seed, "elements": checked, "of": of,
+                  "coverage": checked / of if of else 1.0, "sizes": dict(ctx.sizes)}
+    ctx.notes.append(f"budget: checked a random sample of {checked:,} of {of:,} elements ({100 * checked / of:.3g}%) "
+                     f"that fits the time budget, seed {seed} (the same seed, the same elements for the same size)"
+                     if checked < of else f"budget: every one of the {of:,} elements fits the time budget")
 
 
 def _nothing(ctx: _Ctx, targets: list[Any]) -> str:

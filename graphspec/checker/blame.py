@@ -151,6 +151,8 @@ def _blame(ctx: _Ctx) -> list[NodeCheck]:
     # slots that carry a gradient: a float arg among them with no VJP silently gets zero
     needs = {ctx.plan.slot[n] for n in ctx.wrt} | {s.out for s in steps if s.grads}
     for step in steps:
+        if ctx.progress:
+            ctx.progress(1)
         for i, a in enumerate(step.args):
             if not np.issubdtype(np.asarray(ctx.vals_f[a]).dtype, np.floating):
                 continue

@@ -28,7 +28,12 @@ class _Ctx:
     refine: bool
     notes: list[str] = field(default_factory=list)
     sizes: dict[str, int] = field(default_factory=dict)  # elements the full check differences per input
-    progress: Callable[[float], None] | None = None  # advanced by element evaluations done
+    progress: Callable[[float], None] | None = None  # advanced by perturbations done
+    memory: int = 8 << 20  # bytes of stacked numbers per pass (differences.MEMORY; --memory)
+    pool: Any = None  # checker/workers.py's `_Pool`: the one-hot differences spread over processes
+    row_numbers: dict[Any, int] = field(default_factory=dict)  # (leaves, steps) -> stacked numbers per row
+    samples: dict[str, np.ndarray] = field(default_factory=dict)  # a budget's sampled elements per input
+    sample: dict[str, Any] | None = None  # a budget's sample: its size and coverage (Report.sample)
 
     def x(self, name: str) -> np.ndarray:
         return self.vals_f[self.plan.slot[name]]

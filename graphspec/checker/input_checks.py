@@ -18,6 +18,9 @@ def _elements(ctx: _Ctx, name: str) -> tuple[np.ndarray, str]:
     """The elements of one input the full check differences (`progress.sample_size`), and a note when
     they are a sample."""
     n = int(ctx.x(name).size)
+    if name in ctx.samples:
+        k = len(ctx.samples[name])
+        return ctx.samples[name], f"sampled {k} of {n} elements at random to fit the time budget"
     k = ctx.sizes.get(name, n)
     if k >= n:
         return np.arange(n), ""
@@ -162,7 +165,7 @@ def _fast(ctx: _Ctx, targets: list[_Target], directions: int) -> list[InputCheck
     (input i moves in rows i*K..(i+1)*K only): one pass over the plan whatever the number of inputs.
     A failing direction is retaken as in full mode (`_retry_directions`)."""
     K, h = directions, ctx.tol.eps
-    dirs = {n: ctx.rng.normal(size=(K, ctx.x(n).size)) * np.maximum(1.0, np.abs(ctx.x(n).ravel())) for n in ctx.wrt}
+    dirs = {n: _directions(ctx.rng, K, ctx.x(n)) for n in ctx.wrt}
 
     def block(i: int, d: np.ndarray) -> Delta:
         def delta(c0: int, c1: int) -> np.ndarray:
@@ -173,17 +176,67 @@ def _fast(ctx: _Ctx, targets: list[_Target], directions: int) -> list[InputCheck
             return out
         return delta
 
-    fd = _fd(ctx, {ctx.plan.slot[n]: block(i, dirs[n]) for i, n in enumerate(ctx.wrt)}, K * len(ctx.wrt), targets)
+    mine_of = {}
+    for group in _passes(ctx, targets):
+        fd = _fd(ctx, {ctx.plan.slot[n]: block(i, dirs[n]) for i, n in enumerate(group)}, K * len(group), targets)
+        mine_of.update({n: _columns(fd, slice(i * K, (i + 1) * K)) for i, n in enumerate(group)})
     hs, ones, rows = np.full(K, h), np.ones(K), np.arange(K)
     out = []
-    for i, n in enumerate(ctx.wrt):
-        mine = _columns(fd, slice(i * K, (i + 1) * K))
+    for n in ctx.wrt:
+        mine = mine_of[n]
         numbers = [_classify(ctx.tol, t.f0, mine.plus[ti], mine.minus[ti], hs, ones, t.grads[n] @ dirs[n].T,
                              _kink_mask(mine, K)) for ti, t in enumerate(targets)]
         retry = ctx.refine and any(FAIL in nums.status for nums in numbers)  # the passing check pays nothing
         notes = _retry_directions(ctx, n, targets, numbers, dirs[n]) if retry else []
         out += [_input_check(ctx, n, t, "directions", rows, nums, mine, notes) for t, nums in zip(targets, numbers,
                                                                                                    strict=True)]
+    return out
+
+
+SIGNED = 1 << 16  # random numbers per input from which its directions are one normal vector times random signs
+
+
+def _directions(rng: np.random.Generator, K: int, x: np.ndarray) -> np.ndarray:
+    """K random directions for an input, scaled by max(1, |x|). Each is a standard normal vector; for a
+    big input (K n >= SIGNED) they are one normal vector z times K independent random sign patterns,
+    z * s_k: each is still standard normal, an error cancels in <e, z * s_k> with probability 0 as with
+    independent normals, and n normals plus K n random bits cost a quarter of K n normals (the draws
+    dominated --fast on a 22,210-param MLP)."""
+    n, scale = int(x.size), np.maximum(1.0, np.abs(x.ravel()))
+    if K * n < SIGNED:
+        return rng.standard_normal(size=(K, n)) * scale  # the numbers of normal(), without its * 1 + 0
+    z = rng.standard_normal(size=n) * scale
+    bits = np.unpackbits(np.frombuffer(rng.bytes((K * n + 7) // 8), dtype=np.uint8), count=K * n).reshape(K, n)
+    return np.where(bits.astype(bool), z, -z)
+
+
+OWN_PASS = 4096  # stacked numbers per row past which an input's directions get a pass of their own
+
+
+def _passes(ctx: _Ctx, targets: list[_Target]) -> list[list[str]]:
+    """The inputs whose directions share a stacked pass. Small ones share one (one pass over the plan
+    whatever their number); one whose row is big (its own elements and what it changes downstream, a
+    first layer's weights) gets its own, so the others' rows do not carry it, nor recompute what only
+    it changes (the other rows of a shared pass hold the unperturbed value, recomputed all the same)."""
+    engine = ctx.engine
+    steps = engine.steps_for([t.slot for t in targets])
+    if engine.row_cost(steps) + sum(int(ctx.x(n).size) for n in ctx.wrt) <= OWN_PASS:  # small: no input is big
+        return [list(ctx.wrt)]
+    own, shared = [], []
+    for n in ctx.wrt:
+        row = int(ctx.x(n).size) + engine.row_cost(_downstream(ctx, ctx.plan.slot[n], steps))
+        (own if row > OWN_PASS else shared).append(n)
+    return [[n] for n in own] + ([shared] if shared else [])
+
+
+def _downstream(ctx: _Ctx, slot: int, steps: list[int]) -> list[int]:
+    """The steps (of ``steps``, in plan order) whose values depend on the slot."""
+    dep, out = {slot}, []
+    for i in steps:
+        s = ctx.plan.steps[i]
+        if any(a in dep for a in s.args):
+            dep.add(s.out)
+            out.append(i)
     return out
 
 

@@ -24,7 +24,7 @@ def _modes(ctx: _Ctx, targets: list[_Target]) -> list[ModeCheck]:
         ctx.notes.append("forward mode vs reverse mode not compared: " + ", ".join(f"op '{n}'" for n in no_jvp)
                          + " has no JVP rule")
         return []
-    v = {n: ctx.rng.normal(size=np.shape(ctx.x(n))) for n in ctx.wrt}
+    v = {n: ctx.rng.standard_normal(size=np.shape(ctx.x(n))) for n in ctx.wrt}
     tan = ctx.plan.jvp(ctx.vals_f, v)
     out = []
     for t in targets:

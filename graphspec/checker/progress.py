@@ -8,8 +8,11 @@ large as the input plus every value the targets depend on. That is quadratic in 
 from __future__ import annotations
 
 import contextlib
+import math
+import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 MAX_ELEMENTS = 100_000  # elements of one input the full check differences at most, unless told otherwise
 MAX_WORK = 5 * 10 ** 8  # element evaluations spent on one input's full check at most (~5 s), unless told
@@ -30,20 +33,85 @@ def sample_size(size: int, row_cost: int, max_elements: int | None, all_elements
     return min(size, MAX_ELEMENTS, affordable)
 
 
+class Bar:
+    """The progress bar of one check: ``advance(n)`` moves the current phase (the differences: one
+    unit per perturbed element or direction); ``phase(label, total)`` starts the next one (the
+    blame pass: one unit per node)."""
+
+    def __init__(self, bar: Any, label: str, total: float):
+        self.bar, self.task, self.left = bar, bar.add_task(label, total=total), total
+
+    def advance(self, done: float) -> None:
+        done = min(done, self.left)  # retries of failing elements come on top: the bar stops at its end
+        self.left -= done
+        self.bar.advance(self.task, done)
+
+    def phase(self, label: str, total: float) -> None:
+        self.advance(self.left)
+        self.task, self.left = self.bar.add_task(label, total=total), total
+
+    __call__ = advance
+
+
+def on_terminal() -> bool:
+    isatty = getattr(sys.stderr, "isatty", None)
+    return bool(isatty and isatty())
+
+
 @contextlib.contextmanager
-def progress_bar(enabled: bool | None, work: float, label: str) -> Iterator[Callable[[float], None] | None]:
-    """A rich progress bar on stderr, advanced by element evaluations done, when stderr is a terminal and
-    the check is expected to take more than PROGRESS_SECONDS (``enabled=True``: whatever it takes;
-    ``False``: never). Nothing at all in a pipe or a log."""
-    stream = sys.stderr
-    isatty = getattr(stream, "isatty", None)
-    if enabled is False or not (isatty and isatty()) or (enabled is None and work / THROUGHPUT <= PROGRESS_SECONDS):
+def progress_bar(enabled: bool | None, seconds: float, label: str, total: float) -> Iterator[Bar | None]:
+    """A rich progress bar with the time left on stderr, when stderr is a terminal and the check is
+    expected to take more than PROGRESS_SECONDS (``enabled=True``: whatever it takes; ``False``:
+    never). Nothing at all in a pipe or a log."""
+    if enabled is False or not on_terminal() or (enabled is None and seconds <= PROGRESS_SECONDS):
         yield None
         return
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                  TimeRemainingColumn(), console=Console(file=stream), transient=True) as bar:
-        task = bar.add_task(label, total=work)
-        yield lambda done: bar.advance(task, done)
+                  TimeRemainingColumn(), console=Console(file=sys.stderr), transient=True) as bar:
+        yield Bar(bar, label, total)
+
+_BYTES = {"": 1, "b": 1, "kb": 10 ** 3, "mb": 10 ** 6, "gb": 10 ** 9, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30,
+          "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+_SECONDS = {"": 1.0, "s": 1.0, "ms": 1e-3, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def _amount(value: int | float | str, units: dict[str, Any], what: str, example: str) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number, unit = float(value), ""
+    else:
+        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([a-zA-Z]*)\s*", str(value))
+        if not m or m.group(2).lower() not in units:
+            raise ValueError(f"{what} {value!r} is not an amount like {example}")
+        number, unit = float(m.group(1)), m.group(2).lower()
+    if not number > 0 or not math.isfinite(number):
+        raise ValueError(f"{what} must be positive, got {value!r}")
+    return number * units[unit]
+
+
+def parse_bytes(value: int | float | str) -> int:
+    """A memory budget in bytes: 536870912, "512MB", "512MiB", "1G" (K, M, G alone are powers of 2)."""
+    return max(1, int(_amount(value, _BYTES, "memory", "512MB or 1GiB")))
+
+
+def parse_seconds(value: int | float | str) -> float:
+    """A time budget in seconds: 30, "30s", "500ms", "2m"."""
+    return _amount(value, _SECONDS, "budget", "30s or 2m")
+
+
+def budget_sizes(costs: dict[str, tuple[int, float, float, int]], seconds: float) -> dict[str, int]:
+    """Elements per input that fit ``seconds``: the same share q of every input, the largest q whose
+    estimated cost, sum over inputs of ceil(q n / chunk) * per_pass + q n * per_element, fits (``costs``:
+    name -> (n, per_element, per_pass, chunk)); at least one element each."""
+    def cost(q: float) -> float:
+        return sum(math.ceil(q * n / c) * ov + q * n * per for n, per, ov, c in costs.values())
+
+    if cost(1.0) <= seconds:
+        return {name: n for name, (n, _, _, _) in costs.items()}
+    lo, hi = 0.0, 1.0
+    for _ in range(50):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if cost(mid) <= seconds else (lo, mid)
+    return {name: max(1, min(n, math.floor(lo * n))) for name, (n, _, _, _) in costs.items()}

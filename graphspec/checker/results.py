@@ -155,6 +155,7 @@ class Report:
     error: str = ""  # the check could not be made (a VJP or JVP raised, a non-finite value at the point)
     empty: str = ""  # why nothing was checked ("nothing to check: ..."): the verdict is EMPTY, not PASS
     warnings: list[str] = field(default_factory=list)  # findings that do not fail the check (an unused param)
+    sample: dict[str, Any] | None = None  # with a time budget: {budget_s, seed, elements, of, coverage}
 
     @property
     def status(self) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import OpError
+from ..ops.batching import SLICED, Slices
 from ..passes import _detail
 from ..plan import Plan, Step
 
@@ -43,6 +44,8 @@ class _Batched:
         self.nd = [np.ndim(v) for v in vals]
         self.kink = {i: s.op.kink for i, s in enumerate(plan.steps) if s.op.kink is not None}
         self.evaluations = 0
+        self.held = 0  # stacked numbers the last `run` produced (sliced stacks count their slices)
+        self.densified = 0  # of which sliced args made dense for an op without a sliced rule
 
     def steps_for(self, slots: Iterable[int]) -> list[int]:
         """Indices of the steps the given slots depend on, in order."""
@@ -57,14 +60,18 @@ class _Batched:
     def row_cost(self, steps: list[int]) -> int:
         return 1 + sum(int(np.size(self.vals[self.plan.steps[i].out])) for i in steps)
 
-    def run(self, leaves: dict[int, np.ndarray], steps: list[int], rows: int) -> tuple[dict[int, Any], dict[int, Any]]:
+    def run(self, leaves: dict[int, Any], steps: list[int], rows: int,
+            count: bool = True) -> tuple[dict[int, Any], dict[int, Any]]:
         """(stacked values by slot, stacked branch arrays by step index) of the steps that depend on a
-        stacked leaf; a slot missing from the first dict kept its base value."""
-        self.evaluations += rows
+        stacked leaf; a slot missing from the first dict kept its base value. A leaf may be a `Slices`
+        stack: ops with a sliced rule (ops/batching.py) keep it sliced, the others get it dense; values
+        and branch arrays may then be `Slices` too. ``count=False``: a probe, not an evaluation."""
+        self.evaluations += rows if count else 0
         if not self.batch:
-            return self._run_rows(leaves, steps, rows)
+            return self._run_rows({s: v.dense() if isinstance(v, Slices) else v for s, v in leaves.items()}, steps, rows)
         vals: dict[int, Any] = dict(leaves)
         branches: dict[int, Any] = {}
+        held, self.densified = 0, 0
         with np.errstate(all="ignore"):
             for i in steps:
                 s = self.plan.steps[i]
@@ -80,11 +87,23 @@ class _Batched:
                                       + _detail(s.op, s.op.kink if kink else s.op.forward, e)) from e
                     if br is not None:
                         branches[i] = br
+                    v = vals[s.out]
+                    held += int(np.size(v.cols if isinstance(v, Slices) else v))
+        self.held = held + self.densified
         return vals, branches
 
     def _step(self, i: int, s: Step, args: list[Any], stacked: list[bool], rows: int) -> tuple[Any, Any]:
         nds = [self.nd[a] for a in s.args]
         kink = self.kink.get(i)
+        if any(isinstance(a, Slices) for a in args):
+            rule = SLICED.get(s.op.batch)  # type: ignore[arg-type]
+            got = None if rule is None else rule(
+                s.op.forward, None if kink is None else (lambda *a, **k: _branch(kink, *a, **k)),
+                args, stacked, nds, s.attrs, self.vals[s.out])
+            if got is not None:
+                return got
+            args = [a.dense() if isinstance(a, Slices) else a for a in args]
+            self.densified += sum(int(np.size(a)) for a, st in zip(args, stacked, strict=True) if st)
         if s.op.batch is None:
             return self._step_rows(s, args, stacked, rows, kink)
         args2, attrs2, post = s.op.batch(args, stacked, nds, s.attrs, rows)
