@@ -67,14 +67,16 @@ def write_json(stream: IO[str], doc: Any) -> None:
     stream.write(dumps(doc))
 
 
-def console(file: IO[str] | None = None, width: int | None = None) -> Console:
-    """The rich console of every command; user text is never highlighted. Into ``file``: plain
-    text, ``width`` columns (120). On stdout: the terminal's width, or 160 columns when piped
-    (logs and CI read it, not an 80-column terminal)."""
+def console(file: IO[str] | None = None, width: int | None = None, *, stderr: bool = False) -> Console:
+    """The rich console of every command and progress bar; user text is never highlighted. Into
+    ``file``: plain text, ``width`` columns (120). On stdout: the terminal's width, or 160 columns
+    when piped (logs and CI read it, not an 80-column terminal). ``stderr``: the progress bars'."""
     from rich.console import Console
 
     if file is not None:
         return Console(file=file, width=width or 120, no_color=True, highlight=False, force_terminal=False)
+    if stderr:
+        return Console(file=sys.stderr, highlight=False)
     return Console(highlight=False, width=width or (None if sys.stdout.isatty() else 160))
 
 
@@ -302,10 +304,9 @@ def ops_table(fmt: str = "table", names: Sequence[str] = (), functions: dict[str
 
         write_json(sys.stdout, rows)
         return
-    from rich.console import Console
     from rich.table import Table
 
-    con = Console()
+    con = console()
     if not names:
         t = Table(title=f"{len(rows)} ops")
         for col in ("op", "args", "attrs (defaults)", "does"):

@@ -66,11 +66,12 @@ def progress_bar(enabled: bool | None, seconds: float, label: str, total: float)
     if enabled is False or not on_terminal() or (enabled is None and seconds <= PROGRESS_SECONDS):
         yield None
         return
-    from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from ..render import console
+
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                  TimeRemainingColumn(), console=Console(file=sys.stderr), transient=True) as bar:
+                  TimeRemainingColumn(), console=console(stderr=True), transient=True) as bar:
         yield Bar(bar, label, total)
 
 _BYTES = {"": 1, "b": 1, "kb": 10 ** 3, "mb": 10 ** 6, "gb": 10 ** 9, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30,
