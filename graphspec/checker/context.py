@@ -34,6 +34,7 @@ class _Ctx:
     row_numbers: dict[Any, int] = field(default_factory=dict)  # (leaves, steps) -> stacked numbers per row
     samples: dict[str, np.ndarray] = field(default_factory=dict)  # a budget's sampled elements per input
     sample: dict[str, Any] | None = None  # a budget's sample: its size and coverage (Report.sample)
+    directions: dict[str, np.ndarray] | None = None  # --fast's random directions per input, (K, n) each
 
     def x(self, name: str) -> np.ndarray:
         return self.vals_f[self.plan.slot[name]]

@@ -41,6 +41,13 @@ class OneHot:
         return self.idx[c0:c1], self.h[c0:c1]
 
 
+class Stacked:
+    """A perturbation's rows given as the stacked leaf itself (x + d rows, then x - d rows)."""
+
+    def __init__(self, value: np.ndarray):
+        self.value = value
+
+
 @dataclass
 class _Chunk:
     """One chunk's differences: per target (T, kc) + and - values, and per kinked step its flips,
@@ -148,10 +155,12 @@ def _fd(ctx: _Ctx, deltas: dict[int, Delta], k: int, targets: list[_Target]) -> 
     return _FD(plus, minus, flips, at, shapes)
 
 
-def _stacked(x: np.ndarray, d: np.ndarray | tuple[np.ndarray, np.ndarray], sliced: bool = False) -> Any:
+def _stacked(x: np.ndarray, d: np.ndarray | tuple[np.ndarray, np.ndarray] | Stacked, sliced: bool = False) -> Any:
     """x + d_i for each row i, then x - d_i: a dense (k, n) block, or (flat index, step) pairs for
     one-hot perturbations: with ``sliced``, a `Slices` stack of x's last-axis columns (each row
     changes one column), else one copy of x per row and a scatter, not a dense k x n block."""
+    if isinstance(d, Stacked):
+        return d.value
     if isinstance(d, tuple):
         idx, h = d
         k = len(idx)
@@ -172,12 +181,6 @@ def _stacked(x: np.ndarray, d: np.ndarray | tuple[np.ndarray, np.ndarray], slice
         return out.reshape((2 * k, *x.shape))
     d = d.reshape((len(d), *x.shape))
     return np.concatenate([x + d, x - d])
-
-
-def _columns(fd: _FD, cols: slice) -> _FD:
-    """The differences of some perturbations only (one input's share of a joint pass)."""
-    return _FD([p[:, cols] for p in fd.plus], [m[:, cols] for m in fd.minus],
-               {i: f[cols] for i, f in fd.flips.items()}, {i: a[cols] for i, a in fd.at.items()}, fd.shapes)
 
 
 def _one_hot(idx: np.ndarray, h: np.ndarray) -> Delta:

@@ -7,9 +7,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .classify import _classify, _compare, _input_check, _kink_mask, _Numbers
+from .classify import _classify, _compare, _input_check, _input_checks, _kink_mask, _Numbers
 from .context import _Ctx
-from .differences import Delta, _columns, _fd, _one_hot
+from .differences import _FD, Stacked, _fd, _one_hot
 from .results import FAIL, PASS, InputCheck
 from .targets import _Target
 
@@ -163,34 +163,79 @@ def _full(ctx: _Ctx, name: str, targets: list[_Target]) -> list[InputCheck]:
 def _fast(ctx: _Ctx, targets: list[_Target], directions: int) -> list[InputCheck]:
     """``directions`` random directional derivatives per input, every input's in one stacked pass
     (input i moves in rows i*K..(i+1)*K only): one pass over the plan whatever the number of inputs.
-    A failing direction is retaken as in full mode (`_retry_directions`)."""
-    K, h = directions, ctx.tol.eps
-    dirs = {n: _directions(ctx.rng, K, ctx.x(n)) for n in ctx.wrt}
-
-    def block(i: int, d: np.ndarray) -> Delta:
-        def delta(c0: int, c1: int) -> np.ndarray:
-            out = np.zeros((c1 - c0, d.shape[1]))
-            lo, hi = max(c0, i * K), min(c1, (i + 1) * K)
-            if lo < hi:
-                out[lo - c0:hi - c0] = h * d[lo - i * K:hi - i * K]
-            return out
-        return delta
-
-    mine_of = {}
+    The inputs' directions are then compared side by side, input i's in columns i*K..(i+1)*K, in one
+    set of array operations. A failing direction is retaken as in full mode (`_retry_directions`).
+    Each input's first direction is kept (``ctx.directions``) for the JVP-vs-VJP check."""
+    K, h, names = directions, ctx.tol.eps, ctx.wrt
+    dirs = {n: _directions(ctx.rng, K, ctx.x(n)) for n in names}
+    ctx.directions = dirs
+    fds = []
     for group in _passes(ctx, targets):
-        fd = _fd(ctx, {ctx.plan.slot[n]: block(i, dirs[n]) for i, n in enumerate(group)}, K * len(group), targets)
-        mine_of.update({n: _columns(fd, slice(i * K, (i + 1) * K)) for i, n in enumerate(group)})
-    hs, ones, rows = np.full(K, h), np.ones(K), np.arange(K)
-    out = []
-    for n in ctx.wrt:
-        mine = mine_of[n]
-        numbers = [_classify(ctx.tol, t.f0, mine.plus[ti], mine.minus[ti], hs, ones, t.grads[n] @ dirs[n].T,
-                             _kink_mask(mine, K)) for ti, t in enumerate(targets)]
-        retry = ctx.refine and any(FAIL in nums.status for nums in numbers)  # the passing check pays nothing
-        notes = _retry_directions(ctx, n, targets, numbers, dirs[n]) if retry else []
-        out += [_input_check(ctx, n, t, "directions", rows, nums, mine, notes) for t, nums in zip(targets, numbers,
+        fd = _fd(ctx, {ctx.plan.slot[n]: Along(ctx.x(n), i * K, dirs[n], h) for i, n in enumerate(group)},
+                 K * len(group), targets)
+        fds.append((group, fd))
+    fd = fds[0][1] if len(fds) == 1 else _joined(fds, names, K)
+    width = K * len(names)
+    hs, ones, rows, crossed = np.full(width, h), np.ones(width), np.arange(K), _kink_mask(fd, width)
+    numbers = [_classify(ctx.tol, t.f0, fd.plus[ti], fd.minus[ti], hs, ones,
+                         np.concatenate([t.grads[n] @ dirs[n].T for n in names], axis=1), crossed)
+               for ti, t in enumerate(targets)]
+    notes: list[list[str]] = [[] for _ in names]
+    if ctx.refine and any(FAIL in nums.status for nums in numbers):  # the passing check pays nothing
+        for i, n in enumerate(names):
+            cols = slice(i * K, (i + 1) * K)  # views: a retaken direction is written into the joint numbers
+            mine = [_Numbers(*(a[:, cols] for a in (m.ana, m.num, m.abs_err, m.rel, m.status))) for m in numbers]
+            if any(FAIL in m.status for m in mine):
+                notes[i] = _retry_directions(ctx, n, targets, mine, dirs[n])
+    checks = [_input_checks(ctx, names, t, "directions", rows, nums, fd, notes) for t, nums in zip(targets, numbers,
                                                                                                    strict=True)]
-    return out
+    return [c[i] for i in range(len(names)) for c in checks]
+
+
+def _joined(fds: list[tuple[list[str], _FD]], names: list[str], K: int) -> _FD:
+    """The differences of several stacked passes side by side, input i's in columns i*K..(i+1)*K."""
+    col = {n: (fd, j) for group, fd in fds for j, n in enumerate(group)}
+    parts = [(col[n][0], slice(col[n][1] * K, (col[n][1] + 1) * K)) for n in names]
+    width = K * len(names)
+    plus = [np.concatenate([fd.plus[ti][:, s] for fd, s in parts], axis=1) for ti in range(len(fds[0][1].plus))]
+    minus = [np.concatenate([fd.minus[ti][:, s] for fd, s in parts], axis=1) for ti in range(len(fds[0][1].minus))]
+    flips: dict[int, np.ndarray] = {}
+    at: dict[int, np.ndarray] = {}
+    shapes: dict[int, tuple[int, ...]] = {}
+    for i, (fd, s) in enumerate(parts):
+        for step, f in fd.flips.items():
+            flips.setdefault(step, np.zeros(width, dtype=bool))[i * K:(i + 1) * K] = f[s]
+            at.setdefault(step, np.zeros(width, dtype=np.int64))[i * K:(i + 1) * K] = fd.at[step][s]
+            shapes[step] = fd.shapes[step]
+    return _FD(plus, minus, flips, at, shapes)
+
+
+class Along:
+    """Rows c0..c1 of a joint stacked pass in which one input moves along its (step-scaled) directions
+    ``hd`` in rows first..first+K only: the stacked leaf itself, x + hd_k then x - hd_k (x in the
+    other inputs' rows), written in one buffer rather than built from a dense block of zeros."""
+
+    def __init__(self, x: np.ndarray, first: int, d: np.ndarray, h: float):
+        self.x, self.first, self.d, self.h = x, first, d, h
+
+    def __call__(self, c0: int, c1: int) -> Stacked:
+        x, k, first = self.x, c1 - c0, self.first
+        out = np.empty((2 * k, *np.shape(x)))
+        flat = out.reshape(2 * k, -1)
+        xf = np.reshape(x, -1)
+        lo, hi = max(c0, first), min(c1, first + len(self.d))
+        if lo < hi:
+            plus, minus = flat[lo - c0:hi - c0], flat[k + lo - c0:k + hi - c0]
+            np.multiply(self.d[lo - first:hi - first], self.h, out=minus)  # h d, as x + h * d would round it
+            np.add(xf, minus, out=plus)
+            np.subtract(xf, minus, out=minus)
+            flat[:lo - c0] = xf
+            flat[hi - c0:k] = xf
+            flat[k:k + lo - c0] = xf
+            flat[k + hi - c0:] = xf
+        else:
+            flat[:] = xf
+        return Stacked(out)
 
 
 SIGNED = 1 << 16  # random numbers per input from which its directions are one normal vector times random signs
@@ -201,13 +246,20 @@ def _directions(rng: np.random.Generator, K: int, x: np.ndarray) -> np.ndarray:
     big input (K n >= SIGNED) they are one normal vector z times K independent random sign patterns,
     z * s_k: each is still standard normal, an error cancels in <e, z * s_k> with probability 0 as with
     independent normals, and n normals plus K n random bits cost a quarter of K n normals (the draws
-    dominated --fast on a 22,210-param MLP)."""
+    dominated --fast on a 22,210-param MLP). The signs go in as the float's sign bit (an xor), not
+    through np.where: the same numbers, without its temporaries."""
     n, scale = int(x.size), np.maximum(1.0, np.abs(x.ravel()))
     if K * n < SIGNED:
         return rng.standard_normal(size=(K, n)) * scale  # the numbers of normal(), without its * 1 + 0
-    z = rng.standard_normal(size=n) * scale
+    z = rng.standard_normal(size=n)
+    z *= scale
+    np.negative(z, out=z)  # a set bit keeps z, a clear one gives -z
     bits = np.unpackbits(np.frombuffer(rng.bytes((K * n + 7) // 8), dtype=np.uint8), count=K * n).reshape(K, n)
-    return np.where(bits.astype(bool), z, -z)
+    out = np.empty((K, n))
+    u = out.view(np.uint64)
+    np.left_shift(bits, np.uint64(63), out=u, casting="unsafe")
+    np.bitwise_xor(u, z.view(np.uint64), out=u)
+    return out
 
 
 OWN_PASS = 4096  # stacked numbers per row past which an input's directions get a pass of their own

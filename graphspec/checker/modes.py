@@ -15,7 +15,8 @@ MODES_FLOOR = 1024 * np.finfo(np.float64).eps  # rounding of sums of terms as la
 
 
 def _modes(ctx: _Ctx, targets: list[_Target]) -> list[ModeCheck]:
-    """<u, J v> by one JVP against <J^T u, v> by one VJP, random u and v, in float64. Both sides agree to
+    """<u, J v> by one JVP against <J^T u, v> by one VJP, random u and v, in float64 (v: --fast's first
+    direction of each input, when there are directions). Both sides agree to
     rounding of the sums that made them: MODES_RTOL of the sum of the absolute terms of the two inner
     products, or, when those are themselves rounding noise (a true value of 0 reached by cancellation:
     logsumexp(x) - log(sum(exp(x)))), MODES_FLOOR * |u|_1 * the largest tangent the forward pass summed."""
@@ -24,7 +25,9 @@ def _modes(ctx: _Ctx, targets: list[_Target]) -> list[ModeCheck]:
         ctx.notes.append("forward mode vs reverse mode not compared: " + ", ".join(f"op '{n}'" for n in no_jvp)
                          + " has no JVP rule")
         return []
-    v = {n: ctx.rng.standard_normal(size=np.shape(ctx.x(n))) for n in ctx.wrt}
+    # --fast's first random direction of each input serves as v: as random, and not drawn twice
+    v = {n: ctx.directions[n][0].reshape(np.shape(ctx.x(n))) if ctx.directions and len(ctx.directions[n]) else
+         ctx.rng.standard_normal(size=np.shape(ctx.x(n))) for n in ctx.wrt}
     tan = ctx.plan.jvp(ctx.vals_f, v)
     out = []
     for t in targets:
