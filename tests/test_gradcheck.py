@@ -227,6 +227,46 @@ def test_fast_mode_passes_and_uses_few_evaluations() -> None:
     assert fast.evaluations == 6 * 2 * 3 < full.evaluations
 
 
+@pytest.mark.parametrize("sizes", [(4, 16, 16, 3), (100, 200, 10)])
+def test_fast_mode_compares_every_input_side_by_side_as_each_alone(sizes: tuple[int, ...]) -> None:
+    """The inputs' directions are classified and reported together (and, on the big MLP, come from
+    passes of their own, joined): the first input's numbers are those of a check of that input alone
+    (the same seed draws it the same directions)."""
+    g = graphspec.load(mlp_spec(batch=32, sizes=sizes))
+    every, alone = gradcheck(g, fast=True, modes=False), gradcheck(g, fast=True, modes=False, wrt=["W1"])
+    a, b = every.checks[0], alone.checks[0]
+    assert a.input == b.input == "W1" and a.status == b.status == PASS and a.checked == b.checked == 4
+    np.testing.assert_array_equal(a.arrays["analytic"], b.arrays["analytic"])
+    np.testing.assert_allclose(a.arrays["numeric"], b.arrays["numeric"], rtol=1e-9)
+    assert a.arrays["status"] == b.arrays["status"] and a.census == b.census
+    assert [c.input for c in every.checks] == list(g.wrt) and all(c.checked == 4 for c in every.checks)
+    for c in every.checks:  # each check's own numbers, not a neighbour's
+        assert c.max_rel_err == max(c.arrays["rel_err"]) and c.worst.rel_err == c.max_rel_err
+
+
+def test_fast_directions_are_random_with_unit_variance_and_big_ones_share_a_vector() -> None:
+    from graphspec.checker.input_checks import SIGNED, _directions
+
+    rng = np.random.default_rng(3)
+    x = np.linspace(-3, 3, 40_000)
+    d = _directions(rng, 4, x)  # 4 n >= SIGNED: one vector times random signs
+    assert 4 * x.size >= SIGNED and d.shape == (4, x.size)
+    assert np.all(np.abs(d) == np.abs(d[0])) and 0.4 < np.mean(np.sign(d[0]) == np.sign(d[1])) < 0.6
+    r = d[0] / np.maximum(1.0, np.abs(x))
+    assert np.all(np.abs(r) <= 3 ** 0.5) and abs(np.mean(r)) < 0.05 and abs(np.var(r) - 1) < 0.05
+    small = _directions(rng, 4, np.ones(100)) / 1.0
+    assert np.all(np.abs(small) <= 3 ** 0.5) and len({tuple(np.abs(row)) for row in small}) == 4  # independent
+
+
+def test_fast_mode_still_catches_a_wrong_jvp_with_the_directions_as_v() -> None:
+    with broken("exp", jvp=(lambda t, ans, x: 2 * t * ans,)):
+        g = graphspec.load(spec({"e": {"op": "exp", "args": ["x"]}, "L": {"op": "sum", "args": ["e"]}}, "L",
+                                x=np.array([0.1, -0.3])))
+    rep = gradcheck(g, fast=True)
+    assert [c.status for c in rep.checks] == [PASS] and [m.status for m in rep.modes] == [FAIL]
+    assert blamed(rep) == {"e"}
+
+
 def test_fast_mode_fails_a_wrong_gradient() -> None:
     with broken("mul", vjp=(lambda g, ans, x, y: 2 * g * y, lambda g, ans, x, y: g * x)):
         g = graphspec.load(spec({"a": {"op": "mul", "args": ["x", "y"]}, "L": {"op": "sum", "args": ["a"]}}, "L",

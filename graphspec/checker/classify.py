@@ -92,7 +92,10 @@ def _input_checks(ctx: _Ctx, names: list[str], target: _Target, method: str, idx
     ana, num, abs_err, rel, status = per(n.ana), per(n.num), per(n.abs_err), per(n.rel), per(n.status)
     fail, kink = status == FAIL, status == KINK
     over, kinks, within = fail.sum(axis=1).tolist(), kink.sum(axis=1).tolist(), (status == PASS).sum(axis=1).tolist()
-    order = np.argsort(-np.where(np.isfinite(rel), rel, np.inf), axis=1, kind="stable")[:, :WORST].tolist()
+    order = np.argsort(-np.where(np.isfinite(rel), rel, np.inf), axis=1, kind="stable")[:, :WORST]
+    at_worst = (np.arange(m)[:, None], order)
+    picked = [a[at_worst].tolist() for a in (ana, num, abs_err, rel)]  # Python floats
+    order = order.tolist()
     if T * k:  # the largest error, nan counted as infinite (a nan element is the worst, not ignored)
         max_abs = np.max(np.where(np.isnan(abs_err), np.inf, abs_err), axis=1).tolist()
         max_rel = np.max(np.where(np.isnan(rel), np.inf, rel), axis=1).tolist()
@@ -109,23 +112,24 @@ def _input_checks(ctx: _Ctx, names: list[str], target: _Target, method: str, idx
     out = []
     for i, name in enumerate(names):
         x = ctx.x(name)
+        states = status[i].tolist()
 
-        def element(p: int, i: int = i) -> Element:
+        def element(p: int, values: tuple[float, float, float, float], i: int = i, states: list[str] = states) -> Element:
             t, j = divmod(int(p), k)
-            at = _node_kinks(ctx, fd, i * k + j) if status[i, p] == KINK else ()
-            return Element(tuple(index[j]), target.labels[t], float(ana[i, p]), float(num[i, p]), float(abs_err[i, p]),
-                           float(rel[i, p]), str(status[i, p]), at)
+            at = _node_kinks(ctx, fd, i * k + j) if states[p] == KINK else ()
+            return Element(tuple(index[j]), target.labels[t], *values, str(states[p]), at)
 
         overall = FAIL if over[i] else KINK if kinks[i] else PASS
-        worst = [element(p) for p in order[i]]
-        arrays = {"index": rows, "row": labels, "analytic": ana[i], "numeric": num[i], "abs_err": abs_err[i],
-                  "rel_err": rel[i], "status": status[i].tolist()}
+        worst = [element(p, (a, b, c, d)) for p, a, b, c, d in zip(order[i], *(v[i] for v in picked), strict=True)]
+        arrays = {"index": rows if m == 1 else list(rows), "row": labels if m == 1 else list(labels), "analytic": ana[i],
+                  "numeric": num[i], "abs_err": abs_err[i], "rel_err": rel[i], "status": states}
         mine = n if m == 1 else _Numbers(*(a[:, i * k:(i + 1) * k] for a in (n.ana, n.num, n.abs_err, n.rel, n.status)))
         out.append(InputCheck(
             input=name, kind=ctx.graph.kind[name][:-1], target=target.node, target_kind=target.kind, method=method,
             shape=tuple(np.shape(x)), size=int(np.size(x)), checked=k, max_abs_err=max_abs[i], max_rel_err=max_rel[i],
             status=overall, worst=worst[0] if worst else None, worst_elements=worst,
-            kinks=[element(p) for p in np.flatnonzero(kink[i])[:50]] if kinks[i] else [], arrays=arrays,
+            kinks=[element(p, (float(ana[i, p]), float(num[i, p]), float(abs_err[i, p]), float(rel[i, p])))
+                   for p in np.flatnonzero(kink[i])[:50]] if kinks[i] else [], arrays=arrays,
             notes=notes[i], census=Census(T * k, within[i], over[i], kinks[i], unit),
             diagnosis=_diagnosis(ctx, name, target, method, idx, mine) if overall == FAIL else None))
     return out

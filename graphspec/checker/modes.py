@@ -29,6 +29,7 @@ def _modes(ctx: _Ctx, targets: list[_Target]) -> list[ModeCheck]:
     v = {n: ctx.directions[n][0].reshape(np.shape(ctx.x(n))) if ctx.directions and len(ctx.directions[n]) else
          ctx.rng.standard_normal(size=np.shape(ctx.x(n))) for n in ctx.wrt}
     tan = ctx.plan.jvp(ctx.vals_f, v)
+    vs = np.concatenate([np.ravel(v[n]) for n in ctx.wrt])
     out = []
     for t in targets:
         shape = np.shape(ctx.vals_f[t.slot])
@@ -38,9 +39,11 @@ def _modes(ctx: _Ctx, targets: list[_Target]) -> list[ModeCheck]:
         # the loss's gradient at its own seed was computed for the targets (float64 graphs)
         reuse = t.kind == "loss" and ctx.vals_f is ctx.vals_a
         g = {n: t.grads[n][0].reshape(np.shape(ctx.x(n))) for n in ctx.wrt} if reuse else ctx.backward(t.node, u, ctx.vals_f)
-        lhs = float(np.sum(u * jv))
-        rhs = float(sum(np.sum(g[n] * v[n]) for n in ctx.wrt))
-        scale = float(np.sum(np.abs(u * jv)) + sum(np.sum(np.abs(g[n] * v[n])) for n in ctx.wrt))
+        uj = (u * jv).ravel()
+        gs = np.concatenate([np.ravel(g[n]) for n in ctx.wrt])  # every input's terms in one sum
+        lhs = float(np.sum(uj))
+        rhs = float(gs @ vs)
+        scale = float(np.sum(np.abs(uj)) + np.abs(gs) @ np.abs(vs))
         err = abs(lhs - rhs)
         floor = 0.0
         if err > MODES_RTOL * scale:  # only then: the floor reads every tangent

@@ -56,6 +56,7 @@ def _make_targets(ctx: _Ctx, jacobian_max: int, projections: int) -> list[_Targe
         shape = np.shape(ctx.vals_a[t.slot])
         dt = np.asarray(ctx.vals_a[t.slot]).dtype
         rows = [ctx.backward(t.node, np.asarray(s.reshape(shape), dtype=dt)) for s in t.seeds]
-        t.grads = {n: np.stack([r[n].ravel() for r in rows]) for n in ctx.wrt}
+        t.grads = {n: np.stack([r[n].ravel() for r in rows]) if len(rows) > 1 else rows[0][n].reshape(1, -1)
+                   for n in ctx.wrt}  # one row (a loss): its gradient as it came
         t.f0 = t.values(ctx.vals_f[t.slot], 1)[:, 0]
     return targets
