@@ -71,9 +71,12 @@ def _checked(forward: Callable[..., Any], aval: Aval | None) -> Callable[..., An
         ans = forward(*args)
         kind = _KIND_OF.get(type(ans))
         if kind is None:
-            if not isinstance(ans, np.ndarray | np.generic):
+            if isinstance(ans, np.ndarray):
+                kind = ans.dtype.kind
+            elif isinstance(ans, np.generic):  # a numpy scalar type: its kind, remembered by type
+                kind = _KIND_OF[type(ans)] = ans.dtype.kind
+            else:
                 raise ResultMismatch(f"the forward returned {type(ans).__name__}, not an array")
-            kind = ans.dtype.kind
         if want is not None and kind not in want:
             raise ResultMismatch(f"the forward returned {np.result_type(ans).name} values; its shape rule said "
                                  f"{aval.dtype}")
@@ -84,7 +87,7 @@ def _checked(forward: Callable[..., Any], aval: Aval | None) -> Callable[..., An
     return run
 
 
-_KIND_OF = {float: "f", int: "i"}  # Python numbers; arrays say theirs
+_KIND_OF: dict[type, str] = {float: "f", int: "i"}  # Python numbers and numpy scalar types; arrays say theirs
 
 
 @contextmanager
