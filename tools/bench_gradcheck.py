@@ -15,28 +15,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-from bench_models import mlp_nodes  # tools/ is on sys.path: run from there, or put there by bench.py
+from bench_models import problem, torch_case  # tools/ is on sys.path: run from there, or put there by bench.py
 
 SIZES = (4, 16, 16, 3)
 BATCH = 8
-
-
-def mlp_problem(seed: int = 0) -> tuple[dict[str, Any], dict[str, np.ndarray], np.ndarray, np.ndarray]:
-    """(spec dict, params, X, y) of the benchmark MLP."""
-    r = np.random.default_rng(seed)
-    params: dict[str, np.ndarray] = {}
-    for i in range(1, len(SIZES)):
-        a, b = SIZES[i - 1], SIZES[i]
-        params[f"W{i}"] = r.normal(size=(a, b)) / np.sqrt(a)
-        params[f"b{i}"] = r.normal(size=(b,)) * 0.1
-    nodes = mlp_nodes(SIZES, "tanh")
-    X = r.normal(size=(BATCH, SIZES[0]))
-    y = r.integers(0, SIZES[-1], size=BATCH)
-    spec = {"graphspec": "1", "name": "bench_mlp",
-            "inputs": {"X": {"value": X.tolist(), "grad": False}, "y": {"value": y.tolist(), "dtype": "int64"}},
-            "params": {k: {"value": v.tolist()} for k, v in params.items()}, "nodes": nodes, "loss": "loss"}
-    return spec, params, X, y
 
 
 def _median_time(fn: Callable[[], Any], repeats: int) -> float:
@@ -49,24 +31,6 @@ def _median_time(fn: Callable[[], Any], repeats: int) -> float:
     return statistics.median(times)
 
 
-def _torch_case(params: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray) -> tuple[Callable[..., Any], tuple]:
-    import torch
-
-    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
-    names = list(params)
-
-    def f(*ps: Any) -> Any:
-        p = dict(zip(names, ps, strict=True))
-        h = Xt
-        for i in range(1, len(SIZES)):
-            h = h @ p[f"W{i}"] + p[f"b{i}"]
-            if i < len(SIZES) - 1:
-                h = torch.tanh(h)
-        return torch.nn.functional.cross_entropy(h, yt)
-
-    return f, tuple(torch.tensor(v, requires_grad=True) for v in params.values())
-
-
 def bench_gradcheck(repeats: int = 7) -> dict[str, Any]:
     """Median seconds of each checker and the ratios (torch time / graphspec time: > 1 means graphspec is
     faster). Every checker must also say the gradients are right, else the figure means nothing. Uses
@@ -75,9 +39,9 @@ def bench_gradcheck(repeats: int = 7) -> dict[str, Any]:
 
     import graphspec
 
-    spec, params, X, y = mlp_problem()
+    spec, params, X, y = problem(SIZES, BATCH)
     graph = graphspec.load(spec)
-    f, inputs = _torch_case(params, X, y)
+    f, inputs = torch_case(SIZES, params, X, y)
     assert graphspec.gradcheck(graph).ok and graphspec.gradcheck(graph, fast=True).ok
     assert torch.autograd.gradcheck(f, inputs) and torch.autograd.gradcheck(f, inputs, fast_mode=True)
     out: dict[str, Any] = {

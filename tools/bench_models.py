@@ -6,8 +6,10 @@ activation and how the params are declared."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
+
+import numpy as np
 
 
 def mlp_nodes(sizes: Sequence[int], activation: str) -> dict[str, Any]:
@@ -23,3 +25,42 @@ def mlp_nodes(sizes: Sequence[int], activation: str) -> dict[str, Any]:
             h = f"h{i}"
     nodes["loss"] = {"op": "softmax_cross_entropy", "args": [h, "y"]}
     return nodes
+
+
+def torch_case(sizes: tuple[int, ...], params: dict[str, np.ndarray], X: np.ndarray,
+               y: np.ndarray) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+    """The MLP of ``sizes`` (tanh between layers, softmax cross-entropy) as a torch function of its params, and
+    the params as leaf tensors: the peer side of the gradient-check benchmarks."""
+    import torch
+
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    names = list(params)
+
+    def f(*ps: Any) -> Any:
+        p = dict(zip(names, ps, strict=True))
+        h = Xt
+        for i in range(1, len(sizes)):
+            h = h @ p[f"W{i}"] + p[f"b{i}"]
+            if i < len(sizes) - 1:
+                h = torch.tanh(h)
+        return torch.nn.functional.cross_entropy(h, yt)
+
+    return f, tuple(torch.tensor(v, requires_grad=True) for v in params.values())
+
+
+def problem(sizes: tuple[int, ...], batch: int = 32, seed: int = 0) -> tuple[dict[str, Any], dict[str, np.ndarray],
+                                                                                np.ndarray, np.ndarray]:
+    """(spec dict, params, X, y): a tanh MLP with mean softmax cross-entropy, float64."""
+    r = np.random.default_rng(seed)
+    params: dict[str, np.ndarray] = {}
+    for i in range(1, len(sizes)):
+        a, b = sizes[i - 1], sizes[i]
+        params[f"W{i}"] = r.normal(size=(a, b)) / np.sqrt(a)
+        params[f"b{i}"] = r.normal(size=(b,)) * 0.1
+    X = r.normal(size=(batch, sizes[0]))
+    y = r.integers(0, sizes[-1], size=batch)
+    spec = {"graphspec": "1", "name": "mlp_" + "_".join(map(str, sizes)),
+            "inputs": {"X": {"value": X.tolist(), "grad": False}, "y": {"value": y.tolist(), "dtype": "int64"}},
+            "params": {k: {"value": v.tolist()} for k, v in params.items()}, "nodes": mlp_nodes(sizes, "tanh"),
+            "loss": "loss"}
+    return spec, params, X, y

@@ -25,31 +25,13 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from bench_models import mlp_nodes  # tools/ is on sys.path: run from there, or put there by bench.py
+from bench_models import problem, torch_case  # tools/ is on sys.path: run from there, or put there by bench.py
 
 BATCH = 32
 MLP = (100, 200, 10)  # 22,210 params
 BIG = (1000, 1000, 10)  # 1,011,010 params
 SMALL = (4, 16, 16, 3)  # 403 params, W7's
 CURVE = ((10, 30, 3), (20, 60, 5), (50, 100, 10), (100, 200, 10), (100, 450, 10), (100, 900, 10))
-
-
-def problem(sizes: tuple[int, ...], batch: int = BATCH, seed: int = 0) -> tuple[dict[str, Any], dict[str, np.ndarray],
-                                                                                np.ndarray, np.ndarray]:
-    """(spec dict, params, X, y): a tanh MLP with mean softmax cross-entropy, float64."""
-    r = np.random.default_rng(seed)
-    params: dict[str, np.ndarray] = {}
-    for i in range(1, len(sizes)):
-        a, b = sizes[i - 1], sizes[i]
-        params[f"W{i}"] = r.normal(size=(a, b)) / np.sqrt(a)
-        params[f"b{i}"] = r.normal(size=(b,)) * 0.1
-    X = r.normal(size=(batch, sizes[0]))
-    y = r.integers(0, sizes[-1], size=batch)
-    spec = {"graphspec": "1", "name": "mlp_" + "_".join(map(str, sizes)),
-            "inputs": {"X": {"value": X.tolist(), "grad": False}, "y": {"value": y.tolist(), "dtype": "int64"}},
-            "params": {k: {"value": v.tolist()} for k, v in params.items()}, "nodes": mlp_nodes(sizes, "tanh"),
-            "loss": "loss"}
-    return spec, params, X, y
 
 
 def n_params(sizes: tuple[int, ...]) -> int:
@@ -76,25 +58,6 @@ def least(fn: Callable[[], Any], repeats: int) -> float:
         fn()
         best = min(best, time.perf_counter() - t0)
     return best
-
-
-def torch_case(sizes: tuple[int, ...], params: dict[str, np.ndarray], X: np.ndarray,
-               y: np.ndarray) -> tuple[Callable[..., Any], tuple[Any, ...]]:
-    import torch
-
-    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
-    names = list(params)
-
-    def f(*ps: Any) -> Any:
-        p = dict(zip(names, ps, strict=True))
-        h = Xt
-        for i in range(1, len(sizes)):
-            h = h @ p[f"W{i}"] + p[f"b{i}"]
-            if i < len(sizes) - 1:
-                h = torch.tanh(h)
-        return torch.nn.functional.cross_entropy(h, yt)
-
-    return f, tuple(torch.tensor(v, requires_grad=True) for v in params.values())
 
 
 def autograd_case(sizes: tuple[int, ...], params: dict[str, np.ndarray], X: np.ndarray,
