@@ -10,25 +10,12 @@ and calls `workload` (its W7 rows); run this file alone to print the figures:
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
 from typing import Any
 
-from bench_models import problem, torch_case  # tools/ is on sys.path: run from there, or put there by bench.py
+from bench_models import problem, timed, torch_case  # tools/ is on sys.path: run from there, or put there by bench.py
 
 SIZES = (4, 16, 16, 3)
 BATCH = 8
-
-
-def _median_time(fn: Callable[[], Any], repeats: int) -> float:
-    fn()  # warm-up: imports, caches, allocator
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def bench_gradcheck(repeats: int = 7) -> dict[str, Any]:
@@ -46,10 +33,10 @@ def bench_gradcheck(repeats: int = 7) -> dict[str, Any]:
     assert torch.autograd.gradcheck(f, inputs) and torch.autograd.gradcheck(f, inputs, fast_mode=True)
     out: dict[str, Any] = {
         "elements": int(sum(v.size for v in params.values())),
-        "graphspec_full": _median_time(lambda: graphspec.gradcheck(graph), repeats),
-        "graphspec_fast": _median_time(lambda: graphspec.gradcheck(graph, fast=True), repeats),
-        "torch_default": _median_time(lambda: torch.autograd.gradcheck(f, inputs), repeats),
-        "torch_fast_mode": _median_time(lambda: torch.autograd.gradcheck(f, inputs, fast_mode=True), repeats),
+        "graphspec_full": timed(lambda: graphspec.gradcheck(graph), repeats),
+        "graphspec_fast": timed(lambda: graphspec.gradcheck(graph, fast=True), repeats),
+        "torch_default": timed(lambda: torch.autograd.gradcheck(f, inputs), repeats),
+        "torch_fast_mode": timed(lambda: torch.autograd.gradcheck(f, inputs, fast_mode=True), repeats),
     }
     out["full_speedup_vs_torch_default"] = out["torch_default"] / out["graphspec_full"]
     out["fast_speedup_vs_torch_fast_mode"] = out["torch_fast_mode"] / out["graphspec_fast"]

@@ -6,6 +6,8 @@ activation and how the params are declared."""
 from __future__ import annotations
 
 import itertools
+import statistics
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -64,3 +66,14 @@ def problem(sizes: tuple[int, ...], batch: int = 32, seed: int = 0) -> tuple[dic
             "params": {k: {"value": v.tolist()} for k, v in params.items()}, "nodes": mlp_nodes(sizes, "tanh"),
             "loss": "loss"}
     return spec, params, X, y
+
+
+def timed(fn: Callable[[], Any], repeats: int) -> float:
+    """Median seconds of ``repeats`` calls after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from bench_models import problem, torch_case  # tools/ is on sys.path: run from there, or put there by bench.py
+from bench_models import problem, timed, torch_case  # tools/ is on sys.path: run from there, or put there by bench.py
 
 BATCH = 32
 MLP = (100, 200, 10)  # 22,210 params
@@ -36,17 +36,6 @@ CURVE = ((10, 30, 3), (20, 60, 5), (50, 100, 10), (100, 200, 10), (100, 450, 10)
 
 def n_params(sizes: tuple[int, ...]) -> int:
     return sum(a * b + b for a, b in itertools.pairwise(sizes))
-
-
-def timed(fn: Callable[[], Any], repeats: int) -> float:
-    """Median seconds of ``repeats`` calls after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def least(fn: Callable[[], Any], repeats: int) -> float:
