@@ -1,7 +1,8 @@
 """The MLP graph the benchmarks and the tests share: matmul, bias add and an activation per
 layer, softmax cross-entropy on the last one. W2 (tools/bench.py), W7 (tools/bench_gradcheck.py)
 and the tests' MLPs (tests/ import it: pytest puts tools/ on the path) differ only in sizes,
-activation and how the params are declared."""
+activation and how the params are declared. The gradient-check benchmarks (W7, W14) also share
+their problem (a tanh MLP with its data), its torch twin and the timer here."""
 
 from __future__ import annotations
 
