@@ -36,7 +36,7 @@ def configure(p: argparse.ArgumentParser) -> None:
                    "this time, e.g. 30s or 2m; the report gives its size and coverage")
     p.add_argument("--workers", type=int, metavar="N", help="spread the full check's differences over N processes "
                    "(the result is the same as in one)")
-    p.add_argument("--memory", metavar="BYTES", help="stacked perturbations held per pass, e.g. 512MB (default 8MB)")
+    p.add_argument("--memory", metavar="BYTES", help="stacked perturbations held per pass, e.g. 512MB or 1GiB (default 8MiB)")
     p.add_argument("--blame", action="store_true", help="check every node's own VJP and JVP even when all pass")
     p.add_argument("--wrt", action="append", metavar="NAME", help="check only these inputs (repeatable)")
     p.add_argument("--input", "-i", action="append", default=[], metavar="NAME=VALUE",

@@ -29,10 +29,31 @@ DEFAULT_MAX_BYTES = 256 * 2**20
 ENV_VAR = "GRAPHSPEC_MAX_FILE_BYTES"
 
 _limit: contextvars.ContextVar[int | None] = contextvars.ContextVar("graphspec_max_file_bytes", default=None)
-_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
-_SIZE = re.compile(r"\s*(\d{1,15})\s*([kmgt]?)(?:i?b)?\s*", re.IGNORECASE)
-
 Error = Callable[..., GraphspecError]
+
+
+_BYTES = {"": 1, "b": 1, "kb": 10 ** 3, "mb": 10 ** 6, "gb": 10 ** 9, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30,
+          "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def amount(value: int | float | str, units: dict[str, Any], what: str, example: str) -> float:
+    """A positive number with an optional unit of ``units`` ("512MB", "30s"); a ValueError says ``what``."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number, unit = float(value), ""
+    else:
+        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([a-zA-Z]*)\s*", str(value))
+        if not m or m.group(2).lower() not in units:
+            raise ValueError(f"{what} {value!r} is not an amount like {example}")
+        number, unit = float(m.group(1)), m.group(2).lower()
+    if not number > 0 or not math.isfinite(number):
+        raise ValueError(f"{what} must be positive, got {value!r}")
+    return number * units[unit]
+
+
+def parse_bytes(value: int | float | str) -> int:
+    """A size in bytes: 536870912, "512MB" (powers of 1000), "512MiB", "1G" (K, M, G alone and KiB, MiB, GiB:
+    powers of 1024); the checker's --memory and GRAPHSPEC_MAX_FILE_BYTES read it alike."""
+    return max(1, int(amount(value, _BYTES, "a size", "512MB or 1GiB")))
 
 
 def file_size_limit() -> int:
@@ -43,10 +64,10 @@ def file_size_limit() -> int:
     text = os.environ.get(ENV_VAR)
     if text is None or not text.strip():
         return DEFAULT_MAX_BYTES
-    m = _SIZE.fullmatch(text)
-    if m is None:
-        raise UsageError(f"{ENV_VAR}={text[:40]!r}: expected a number of bytes, like 1000000, 512MiB or 2G")
-    return int(m[1]) * _UNITS[m[2].lower()]
+    try:
+        return parse_bytes(text)
+    except ValueError:
+        raise UsageError(f"{ENV_VAR}={text[:40]!r}: expected a number of bytes, like 1000000, 512MiB or 2G") from None
 
 
 @contextlib.contextmanager

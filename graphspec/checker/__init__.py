@@ -195,7 +195,7 @@ def gradcheck(graph: Any, args: Any = None, *, grad: Callable[..., Any] | None =
     terminal and the check is expected to take more than `PROGRESS_SECONDS`).
 
     Scale: ``memory`` (bytes, or "512MB"): the stacked perturbations of one pass (default
-    `MEMORY`, 8 MB). ``workers=N``: the full check's differences over N processes; ``executor``: yours
+    `MEMORY`, 8 MiB). ``workers=N``: the full check's differences over N processes; ``executor``: yours
     (a `concurrent.futures` executor, a `dask.distributed.Client`, a Ray pool: anything with ``submit`` or
     ``map``); the result is bit-identical to one process (checker/workers.py). ``budget`` (seconds, or
     "30s"): a random sample of each input's elements, seeded by ``seed``, that fits the time (estimated

@@ -13,6 +13,8 @@ from ..plan import Plan
 from .results import Tolerance
 from .stacking import _Batched
 
+MEMORY = 8 << 20  # bytes of stacked numbers per pass by default: ~8 MB keeps a pass in cache (docs/gradcheck.md)
+
 
 @dataclass
 class _Ctx:
@@ -29,7 +31,7 @@ class _Ctx:
     notes: list[str] = field(default_factory=list)
     sizes: dict[str, int] = field(default_factory=dict)  # elements the full check differences per input
     progress: Callable[[float], None] | None = None  # advanced by perturbations done
-    memory: int = 8 << 20  # bytes of stacked numbers per pass (differences.MEMORY; --memory)
+    memory: int = MEMORY  # bytes of stacked numbers per pass (--memory)
     pool: Any = None  # checker/workers.py's `_Pool`: the one-hot differences spread over processes
     row_numbers: dict[Any, int] = field(default_factory=dict)  # (leaves, steps) -> stacked numbers per row
     samples: dict[str, np.ndarray] = field(default_factory=dict)  # a budget's sampled elements per input

@@ -11,11 +11,10 @@ from typing import Any
 import numpy as np
 
 from ..ops.batching import Slices
-from .context import _Ctx
+from .context import MEMORY, _Ctx
 from .stacking import _Batched
 from .targets import _Target
 
-MEMORY = 8 << 20  # bytes of stacked numbers per pass by default: ~8 MB keeps a pass in cache (docs/gradcheck.md)
 BUDGET = MEMORY // 8  # the same, in float64 numbers
 
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import math
-import re
 import sys
 from collections.abc import Iterator
 from typing import Any
+
+from ..reading import amount, parse_bytes  # noqa: F401  (parse_bytes: the checker's memory budget)
 
 MAX_ELEMENTS = 100_000  # elements of one input the full check differences at most, unless told otherwise
 MAX_WORK = 5 * 10 ** 8  # element evaluations spent on one input's full check at most (~5 s), unless told
@@ -74,32 +75,12 @@ def progress_bar(enabled: bool | None, seconds: float, label: str, total: float)
                   TimeRemainingColumn(), console=console(stderr=True), transient=True) as bar:
         yield Bar(bar, label, total)
 
-_BYTES = {"": 1, "b": 1, "kb": 10 ** 3, "mb": 10 ** 6, "gb": 10 ** 9, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30,
-          "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 _SECONDS = {"": 1.0, "s": 1.0, "ms": 1e-3, "m": 60.0, "min": 60.0, "h": 3600.0}
-
-
-def _amount(value: int | float | str, units: dict[str, Any], what: str, example: str) -> float:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        number, unit = float(value), ""
-    else:
-        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([a-zA-Z]*)\s*", str(value))
-        if not m or m.group(2).lower() not in units:
-            raise ValueError(f"{what} {value!r} is not an amount like {example}")
-        number, unit = float(m.group(1)), m.group(2).lower()
-    if not number > 0 or not math.isfinite(number):
-        raise ValueError(f"{what} must be positive, got {value!r}")
-    return number * units[unit]
-
-
-def parse_bytes(value: int | float | str) -> int:
-    """A memory budget in bytes: 536870912, "512MB", "512MiB", "1G" (K, M, G alone are powers of 2)."""
-    return max(1, int(_amount(value, _BYTES, "memory", "512MB or 1GiB")))
 
 
 def parse_seconds(value: int | float | str) -> float:
     """A time budget in seconds: 30, "30s", "500ms", "2m"."""
-    return _amount(value, _SECONDS, "budget", "30s or 2m")
+    return amount(value, _SECONDS, "budget", "30s or 2m")
 
 
 def budget_sizes(costs: dict[str, tuple[int, float, float, int]], seconds: float) -> dict[str, int]:
