@@ -7,9 +7,9 @@ which keeps `python -m graphspec run` quick (networkx's import is costly: docs/a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import ErrorList, GraphError, did_you_mean
 from .ops import OPS
@@ -40,6 +40,23 @@ def _digraph(names: dict[str, str], edges: list[tuple[str, str]]) -> nx.DiGraph:
     g.add_nodes_from(names)
     g.add_edges_from(edges)
     return g
+
+
+def train_name_problems(tr: Any, names: Mapping[str, str], spec: Spec) -> Iterator[tuple[str, str, Callable[[], str | None]]]:
+    """(message, place, hint) for each name of a train block that is not what it must be: data and
+    validation feed inputs, metrics are loss, accuracy or nodes. Load checks the spec's block; the
+    trainer checks it again with the command line's overrides in."""
+    fed = [(n, f"train.data.{n}") for n in tr.data] if isinstance(tr.data, dict) else \
+        [(tr.data.x, "train.data.x"), (tr.data.y, "train.data.y")]
+    fed += [(n, f"train.validation.{n}") for n in (tr.validation if isinstance(tr.validation, dict) else ())]
+    for name, where in fed:
+        if names.get(name) != "inputs":
+            yield (f"train data must feed an input, '{name}' is not one", where,
+                   lambda name=name: did_you_mean(name, spec.inputs))
+    for i, name in enumerate(tr.metrics):
+        if name not in ("loss", "accuracy") and names.get(name) != "nodes":
+            yield (f"a metric is loss, accuracy or a node's name, '{name}' is none of them", f"train.metrics[{i}]",
+                   lambda name=name: did_you_mean(name, spec.nodes))
 
 
 def build(spec: Spec, errors: ErrorList | None = None, broken: Mapping[str, str] | None = None) -> Structure:
@@ -116,18 +133,8 @@ def build(spec: Spec, errors: ErrorList | None = None, broken: Mapping[str, str]
         for name in spec.expect.grads:
             known(name, f"expect.grads.{name}")
     if spec.train is not None:
-        tr = spec.train
-        fed = [(n, f"train.data.{n}") for n in tr.data] if isinstance(tr.data, dict) else \
-            [(tr.data.x, "train.data.x"), (tr.data.y, "train.data.y")]
-        fed += [(n, f"train.validation.{n}") for n in (tr.validation if isinstance(tr.validation, dict) else ())]
-        for name, where in fed:
-            if names.get(name) != "inputs":
-                errs.report(GraphError, f"train data must feed an input, '{name}' is not one", loc=where,
-                            hint=lambda: did_you_mean(name, spec.inputs))  # noqa: B023
-        for i, name in enumerate(tr.metrics):
-            if name not in ("loss", "accuracy") and names.get(name) != "nodes":
-                errs.report(GraphError, f"a metric is loss, accuracy or a node's name, '{name}' is none of them",
-                            loc=f"train.metrics[{i}]", hint=lambda: did_you_mean(name, spec.nodes))  # noqa: B023
+        for message, where, hint in train_name_problems(spec.train, names, spec):
+            errs.report(GraphError, message, loc=where, hint=hint)
 
     g = None
     topo = _file_order_if_sorted(spec, names, broken)

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from . import _callable
 from .api import Graph
 from .errors import NonFiniteError, SpecError, UsageError
+from .graph import train_name_problems
 from .ops import OPS
 from .spec import Adam, AdamOptimizer, AdamW, AdamWOptimizer, DataSource, Schedule, Sgd, Train
 from .values import as_array, init_param, read_file
@@ -181,7 +182,7 @@ def config(graph: Graph, overrides: Mapping[str, Any] | None = None, base: Mappi
         raise UsageError(f"{misplaced[0]} is an option of {'sgd' if kind != 'sgd' else 'adam and adamw'}, "
                          f"and the optimizer is {kind}")
     try:
-        return Train.model_validate(doc)
+        cfg = Train.model_validate(doc)
     except ValidationError as e:
         errors = e.errors()  # of the optimizer union, the member that was meant speaks
         tag = {"sgd": "SgdOptimizer", "adam": "AdamOptimizer", "adamw": "AdamWOptimizer"}.get(kind)
@@ -189,6 +190,9 @@ def config(graph: Graph, overrides: Mapping[str, Any] | None = None, base: Mappi
         loc = ".".join(str(p) for p in first["loc"] if p not in ("generated", "files", "fraction", "SgdOptimizer",
                                                                   "AdamOptimizer", "AdamWOptimizer"))
         raise UsageError(f"train.{loc}: {first['msg']} (with the overrides given)") from None
+    for message, where, hint in train_name_problems(cfg, graph.program.structure.names, graph.spec):
+        raise UsageError(f"{message} (with the overrides given)", loc=where, hint=hint())
+    return cfg
 
 
 def reseed(graph: Graph, seed: int) -> None:

@@ -288,3 +288,21 @@ def test_files_given_on_the_command_line_are_never_written_over(tmp_path, capsys
                  "--data", "X=X.csv", "--data", "y=y.csv"]) == 2
     assert "y.csv" in capsys.readouterr().err
     assert (tmp_path / "X.csv").read_bytes() == before and not (tmp_path / "p.npz").exists()
+
+
+def test_overridden_names_are_checked_as_the_spec_s_are(tmp_path, capsys):
+    """--metrics, --data and --validation name nodes and inputs: a wrong one is a located usage error
+    (exit 2) before any work, as it is in the spec's own block, not a KeyError after an epoch."""
+    path = _write(tmp_path, _spec())
+    (tmp_path / "x.csv").write_text("1,2\n")
+    cee = "'cee' is none of them (with the overrides given) (did you mean 'ce'?)"
+    for flags, where, message in ((["--metrics", "loss,cee"], "train.metrics[1]", cee),
+                                  (["--data", "XX=x.csv", "--data", "y=x.csv"], "train.data.XX", "'XX' is not one"),
+                                  (["--validation", "X=x.csv", "--validation", "yy=x.csv"], "train.validation.yy",
+                                   "'yy' is not one")):
+        assert main(["train", path, "-o", str(tmp_path / "p.npz"), "--quiet", *flags]) == 2
+        err = capsys.readouterr().err
+        assert f"{where}: " in err and message in err and "Traceback" not in err
+        assert not (tmp_path / "p.npz").exists()
+    with pytest.raises(graphspec.GraphspecError, match=r"train.metrics\[0\]"):
+        train(graphspec.load(_spec()), metrics=["nosuch"])
