@@ -23,7 +23,7 @@ from .errors import NonFiniteError, SpecError, UsageError
 from .graph import train_name_problems
 from .ops import OPS
 from .spec import Adam, AdamOptimizer, AdamW, AdamWOptimizer, DataSource, Schedule, Sgd, Train
-from .values import as_array, init_param, read_file
+from .values import as_array, init_param, read_file, read_named_arrays
 
 _callable(__name__)  # graphspec.train(graph, ...) is this module's train(), imported or not
 
@@ -455,16 +455,22 @@ def read_checkpoint(path: str | Path, graph: Graph) -> tuple[dict[str, Any], dic
     """(meta, params, optimizer state) of a checkpoint, refused (UsageError) when it is not one
     or was saved from another spec."""
     where = f"--resume {path}"
+    file = Path(path)
+    if not file.exists():
+        raise UsageError(f"{where}: no such file")
+    not_one = UsageError(f"{where}: not a graphspec checkpoint (train --checkpoint-every N writes them)")
+    try:  # the bounded reader of every .npz graphspec reads: a FIFO or a huge file is refused, not waited on
+        arrays = read_named_arrays(file, where, error=UsageError)
+    except UsageError:
+        if not file.is_file():
+            raise
+        raise not_one from None
     try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
         meta = json.loads(str(arrays.pop("meta")))
         if meta.get("format") != CHECKPOINT_FORMAT:
             raise ValueError
-    except FileNotFoundError:
-        raise UsageError(f"{where}: no such file") from None
-    except (OSError, ValueError, KeyError, TypeError):
-        raise UsageError(f"{where}: not a graphspec checkpoint (train --checkpoint-every N writes them)") from None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise not_one from None
     if meta["spec_hash"] != spec_hash(graph):
         raise UsageError(f"{where}: a checkpoint of another spec ({meta.get('spec') or 'a spec given as data'}, "
                          f"spec hash {meta['spec_hash'][:12]}, this spec's {spec_hash(graph)[:12]}): not resumed")

@@ -219,3 +219,14 @@ def test_a_checkpoint_on_other_data_is_refused(tmp_path, capsys):
     np.savetxt(tmp_path / "y.csv", rng.integers(0, 3, 20), fmt="%d")
     assert main(["train", str(spec), "-o", str(tmp_path / "b.npz"), "--resume", str(tmp_path / "a.ckpt.npz")]) == 2
     assert "the training data differ from the checkpoint's" in capsys.readouterr().err
+
+
+def test_resume_from_a_fifo_is_refused_not_waited_on(tmp_path):
+    """--resume reads through the bounded reader of every .npz: a FIFO is said, at once."""
+    spec = tmp_path / "s.json"
+    spec.write_text(json.dumps(_spec()))
+    fifo = tmp_path / "ckpt.npz"
+    os.mkfifo(fifo)
+    done = subprocess.run([sys.executable, "-m", "graphspec", "train", str(spec), "-o", str(tmp_path / "p.npz"),
+                           "--resume", str(fifo)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "FIFO" in done.stderr and "Traceback" not in done.stderr
