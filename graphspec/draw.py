@@ -293,13 +293,14 @@ def _legend(roles: set[str], check: bool, values: bool, local: bool, lr: bool) -
 
 def to_dot(graph: Graph, values: bool = True, unfold: bool = False, *, local: bool = False,
            check: bool | Any = False, rankdir: str = "auto", collapse: int = COLLAPSE,
-           inputs: Mapping[str, Any] | None = None) -> str:
+           inputs: Mapping[str, Any] | None = None, result: Any = None) -> str:
     """The graph as DOT, drawn as a circuit. A function's call is one box unless ``unfold`` (then the
     body's nodes are drawn, named by path, ``h1/z``). ``values``: run the graph and write each wire's
     value and gradient; ``local``: also each gate's local gradient ∂gate/∂arg; ``check``: colour the
     nodes by a gradient check (True runs `gradcheck` with blame on; a `Report` is used as it is);
     ``rankdir``: LR, TB or auto (LR up to `AUTO_LR_DEPTH` gates deep); ``collapse``: runs of more than
-    this many single-in single-out gates are drawn as one box (0: never)."""
+    this many single-in single-out gates are drawn as one box (0: never); ``result``: an evaluation
+    already made (`Graph.evaluate`), drawn instead of evaluating at ``inputs``."""
     if rankdir not in RANKDIRS:
         raise UsageError(f"rankdir {rankdir!r}: use LR, TB or auto")
     if isinstance(collapse, bool) or not isinstance(collapse, int) or collapse < 0:
@@ -309,7 +310,10 @@ def to_dot(graph: Graph, values: bool = True, unfold: bool = False, *, local: bo
     p = graph.program
     calls = {} if unfold else p.calls
     op_name = {s.name: s.op.name for s in p.plan.steps}  # a function's name, not its table key
-    result = graph.evaluate(inputs, check_finite="record") if values else None
+    if result is None and values:
+        result = graph.evaluate(inputs, check_finite="record")
+    elif not values:
+        result = None
     contrib: dict[tuple[str, str], Any] = {}
     locals_: dict[tuple[str, str], Any] = {}
     if result is not None and result.grads:

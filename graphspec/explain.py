@@ -109,6 +109,8 @@ class Explanation:
     loss: str | None = None
     seed: str | None = None  # how dL/dloss is said: "1 (the loss itself)" or the seed
     graph: Graph | None = field(default=None, compare=False, repr=False)
+    result: Result | None = field(default=None, compare=False, repr=False)  # the evaluation explained
+    unfold: bool = field(default=False, compare=False, repr=False)
 
     @property
     def text(self) -> str:
@@ -183,7 +185,8 @@ def explanation(graph: Graph, inputs: Mapping[str, Any] | None = None, *, unfold
         lines += ["", *(f"non-finite: {f}" for f in said)]
     lines = [part for line in lines for part in _indent_blocks(line)]
     gradients = {n: result.grads[n] for n in graph.wrt} if graph.loss is not None else {}
-    return Explanation(lines, said, result.findings, forward, steps, gradients, paths, graph.loss, seed, graph)
+    return Explanation(lines, said, result.findings, forward, steps, gradients, paths, graph.loss, seed, graph, result,
+                       unfold)
 
 
 def _indent_blocks(line: str) -> list[str]:

@@ -36,16 +36,17 @@ DOT_SECONDS = 60  # Graphviz is given this long to lay a picture out; past it th
 # the picture
 
 
-def picture(graph: Graph) -> tuple[str | None, str]:
-    """The graph as inline SVG, or None and why there is none. The one place the page asks draw
-    for its picture: draw's DOT (values on; no chain collapsed, so that every step has its node to
-    outline) laid out by Graphviz's ``dot -Tsvg``."""
+def picture(ex: Explanation) -> tuple[str | None, str]:
+    """The explained graph as inline SVG, or None and why there is none. The one place the page asks
+    draw for its picture: draw's DOT of the evaluation the explanation steps through (its inputs, its
+    folding; no chain collapsed, so that every step has its node to outline) laid out by Graphviz's
+    ``dot -Tsvg``."""
     from .draw import dot_program, render, to_dot
 
     if dot_program() is None:
         return None, "no picture: Graphviz's dot is not installed (make system installs it)"
     try:
-        dot = to_dot(graph, values=True, unfold=False, collapse=0)
+        dot = to_dot(ex.graph, values=True, unfold=ex.unfold, collapse=0, result=ex.result)
         svg = render(dot, "svg", timeout=DOT_SECONDS).decode("utf-8", errors="replace")
     except UsageError as e:
         return None, f"no picture: {e.message[:300]}"
@@ -63,17 +64,13 @@ def _num(x: Any) -> str:
     return "" if x is None else _v(x).strip("\n")
 
 
-def _folding(graph: Graph | None) -> Any:
-    """A node's name as the page's picture shows it: a function's body node as its call (draw folds them)."""
+def _folding(ex: Explanation | None) -> Any:
+    """A node's name as the page's picture shows it: a function's body node as its call, unless the
+    explanation (and so the picture) unfolds them."""
     from .inline import call_of
 
-    calls = graph.program.calls if graph is not None else {}
+    calls = ex.graph.program.calls if ex is not None and ex.graph is not None and not ex.unfold else {}
     return lambda name: call_of(name, calls) or name
-
-
-def _drawn(node: str) -> list[str]:
-    """The ids draw gives a node in the picture (Graphviz's <title>): a gate is drawn as its node."""
-    return [node]
 
 
 def steps_data(ex: Explanation) -> dict[str, Any]:
@@ -94,7 +91,7 @@ def steps_data(ex: Explanation) -> dict[str, Any]:
         steps.append({"node": s.node, "op": s.op, "args": list(s.args),
                       "expr": f"{s.node} = {s.op}({', '.join(s.args)})", "value": _num(f.value) if f else "",
                       "upstream": _num(s.upstream), "terms": terms,
-                      "highlight": _drawn(s.node), "inputs": [t.arg for t in s.terms]})
+                      "highlight": [s.node], "inputs": [t.arg for t in s.terms]})
     return {"loss": ex.loss, "seed": ex.seed, "steps": steps,
             "gradients": {n: _num(v) for n, v in ex.gradients.items()}, "paths": ex.paths}
 
@@ -221,10 +218,10 @@ def report_fragment(rep: Report) -> str:
 # pages
 
 
-def _picture_block(graph: Graph | None, status: dict[str, str] | None) -> str:
-    if graph is None:
+def _picture_block(ex: Explanation, status: dict[str, str] | None) -> str:
+    if ex.graph is None:
         return ""
-    svg, why = picture(graph)
+    svg, why = picture(ex)
     legend = ""
     if status:
         legend = ('<p class="legend">' + " ".join(
@@ -262,7 +259,7 @@ def _section(title: str, parts: Sequence[str], cls: str = "") -> str:
 def _explain_parts(ex: Explanation, status: dict[str, str] | None) -> list[str]:
     lines = ex.lines[1:ex.lines.index("")] if "" in ex.lines else ex.lines[1:]
     forward = "\n".join(escape(line) for line in lines)
-    picture_ = _picture_block(ex.graph, status)
+    picture_ = _picture_block(ex, status)
     steps = _stepper(ex, status)
     text = "\n".join(escape(line) for line in ex.lines)
     return [f'<div class="layout">{picture_}<div class="side"><h3>backward pass, step by step</h3>{steps}</div></div>',
@@ -297,7 +294,7 @@ def check_page(entries: Sequence[Any], graphs: Sequence[Graph | None], explanati
             sections.append(_section(f"gradient check: {entry.spec}", [
                 f'<p class="verdict {_cls("FAIL")}"><b>ERROR</b>: {escape(str(entry.error))}</p>'], "report error"))
             continue
-        status = entry.node_states(_folding(graph))
+        status = entry.node_states(_folding(ex))
         parts = [report_body(entry)]
         if graph is not None and ex is not None:
             parts += _explain_parts(ex, status)

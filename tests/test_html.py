@@ -376,3 +376,15 @@ def test_no_graphviz_is_a_note_not_a_failure(tmp_path, monkeypatch):
     ex = graphspec.explain(LECTURE / "mul.json")
     page = ex.html()
     assert "no picture: Graphviz" in page and '"node": "z"' in page  # the step-through is there all the same
+
+
+@pytest.mark.skipif(shutil.which("dot") is None and not os.environ.get("GRAPHSPEC_REQUIRE_BROWSER"), reason="no Graphviz dot")
+def test_the_picture_shows_the_point_the_steps_explain(tmp_path):
+    """With --input, the picture's numbers are the step-through's: one evaluation drawn and explained."""
+    out = tmp_path / "e.html"
+    assert main(["explain", str(LECTURE / "mul.json"), "-i", "x=7", "-o", str(out)]) == 0
+    page = out.read_text()
+    svg = page[page.index("<svg"):page.index("</svg>")]
+    texts = re.findall(r"<text[^>]*>([^<]*)</text>", svg)
+    assert "21" in texts and "35" in texts  # z = 7 * 3, dL/dy = 5 * 7
+    assert "6" not in texts and "10" not in texts  # not the spec's own x = 2
