@@ -196,7 +196,7 @@ def report_body(rep: Report, verbose: bool = False) -> str:
               fmt_num(n.numeric), fmt_err(n.rel_err), _status(n.status)] for n in bad], "nodes"))
     elif rep.nodes:
         out.append(f"<p>each node's own VJP and JVP checked alone: all {len(rep.nodes)} pass</p>")
-    blame = [line.replace("[bold red]blame:[/] ", "blame: ", 1) for line in _blame_lines(rep)]  # the terminal's markup off
+    blame = _blame_lines(rep)
     diag = _node_diagnosis_lines(rep)
     if blame or diag:
         out.append('<ul class="blame">' + "".join(f"<li>{escape(line)}</li>" for line in [*blame, *diag]) + "</ul>")

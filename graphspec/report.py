@@ -275,7 +275,9 @@ def _verdict(rep: Report) -> str:
 
 
 def _blame_lines(rep: Report) -> list[str]:
-    return [f"[bold red]blame:[/] node '{n.node}' ({n.op}): its {n.mode.upper()} for arg {n.arg} {n.arg_name} "
+    """One plain line per blamed node ("blame: node ..."): the terminal colours the word, the user's
+    text (an op's message) stays text."""
+    return [f"blame: node '{n.node}' ({n.op}): its {n.mode.upper()} for arg {n.arg} {n.arg_name} "
             + (f"fails: {n.message}" if n.message else
                f"is wrong (analytic {fmt_num(n.analytic)}, finite differences {fmt_num(n.numeric)})")
             for n in rep.blamed]
@@ -336,8 +338,10 @@ def print_report(rep: Report, console: Console, verbose: bool = False) -> None:
         console.print(_nodes_table(rep))
     elif rep.nodes:
         console.print(f"each node's own VJP and JVP checked alone: all {len(rep.nodes)} pass")
+    from rich.markup import escape
+
     for line in _blame_lines(rep):
-        console.print(line)
+        console.print(f"[bold red]blame:[/] {escape(line.removeprefix('blame: '))}")
     for line in _node_diagnosis_lines(rep):
         console.print(line, markup=False)
     for note in rep.notes:  # notes quote numpy's messages and the user's names: no markup in them

@@ -368,3 +368,23 @@ def test_check_shares_the_commands_module_and_imports_nothing_from_cli():
 
     assert "commands" in imported(graphspec.checkcmd) and "cli" not in imported(graphspec.checkcmd)
     assert not imported(graphspec.commands) & {"cli", "checkcmd"}
+
+
+def test_blame_prints_the_op_s_message_as_text_not_markup(tmp_path, capsys):
+    """An op's error text with brackets ("[w]", "[/]") is printed as it is, not read as rich markup."""
+    import graphspec
+
+    def bad(g, ans, x):
+        raise KeyError("[w] not found list[int] [/]")
+
+    graphspec.defop("markup_bad_checkcmd", lambda x: x * 2.0, vjp=(bad,), jvp=(lambda t, ans, x: 2 * t,))
+    try:
+        spec = tmp_path / "m.json"
+        spec.write_text(json.dumps({"graphspec": "1", "inputs": {"x": {"value": [1.0, 2.0]}},
+                                    "nodes": {"y": {"op": "markup_bad_checkcmd", "args": ["x"]},
+                                              "L": {"op": "sum", "args": ["y"]}}, "loss": "L"}))
+        assert main(["check", str(spec), "--blame"]) == 1
+        out = capsys.readouterr().out
+        assert "blame: node 'y' (markup_bad_checkcmd)" in out and "[w] not found list[int] [/]" in out
+    finally:
+        dict.pop(OPS, "markup_bad_checkcmd", None)
