@@ -328,7 +328,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.log_steps:
             steps.append(step)
             if live:
-                render.train_step(graph, step, data)
+                render.train_step(graph, step)
         if bar is not None:
             bar.step(step)
 
@@ -357,9 +357,6 @@ def cmd_train(args: argparse.Namespace) -> int:
             if args.resume is not None:
                 meta = train.read_checkpoint(args.resume, graph)[0]
                 cfg = train.config(graph, overrides, base=meta["config"])
-            if args.log_steps:  # the rows the steps' batches index
-                data = train.split(graph, train.training_data(graph, cfg=cfg), cfg,
-                                   graph.spec.seed if args.seed is None else args.seed)[0]
             if bar is not None:
                 bar.start(cfg)
             try:

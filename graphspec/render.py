@@ -175,18 +175,18 @@ def run_table(graph: Any, result: Any, checks: list[Any], notes: list[str], grad
                   "(see above)[/red]")
 
 
-def _batch_text(data: dict[str, Any], batch: Any) -> str:
-    rows = {k: np.asarray(v)[batch] for k, v in data.items() if np.ndim(v)}
+def _batch_text(feed: dict[str, Any]) -> str:
+    rows = {k: np.asarray(v) for k, v in feed.items() if np.ndim(v)}
     if all(r.size <= 4 for r in rows.values()):
         return " ".join(f"{k}={fmt_value(r)}" for k, r in rows.items())
     return f"{len(next(iter(rows.values())))} rows" if rows else ""
 
 
-def train_step(graph: Any, s: Any, data: dict[str, Any]) -> None:
+def train_step(graph: Any, s: Any) -> None:
     p = graph.program
     grads = "  ".join(f"d{p.loss}/d{n} = {fmt_value(g)}" for n, g in s.grads.items())
     after = f"  loss after {fmt_num(s.loss_after)}" if s.loss_after is not None else ""
-    print(f"step {s.step} (epoch {s.epoch}) {_batch_text(data, s.batch)}: loss {fmt_num(s.loss)}  {grads}{after}")
+    print(f"step {s.step} (epoch {s.epoch}) {_batch_text(s.feed or {})}: loss {fmt_num(s.loss)}  {grads}{after}")
 
 
 def _metrics_text(e: Any) -> str:

@@ -371,6 +371,7 @@ class StepLog:
     grads: dict[str, np.ndarray]
     loss_after: float | None = None  # the same batch after the update (only when asked)
     steps: int = 0  # the steps of the whole run (for a progress bar)
+    feed: dict[str, Any] | None = None  # the batch's rows of each data input, as the step was fed them
 
 
 @dataclass(frozen=True)
@@ -578,7 +579,7 @@ def train(graph: Graph, *, data: dict[str, Any] | None = None, epochs: int | Non
             pos.losses.append(float(loss))
             if on_step is not None:
                 after = float(graph.evaluate(feed, with_grads=False).loss) if loss_after else None  # type: ignore[arg-type]
-                on_step(StepLog(epoch, pos.step, batch, float(loss), grads, after, total))
+                on_step(StepLog(epoch, pos.step, batch, float(loss), grads, after, total, feed))
             if pos.batch < per_epoch:  # an epoch's end is saved below, with its log
                 if checkpoint_every and pos.step % checkpoint_every == 0:
                     save()

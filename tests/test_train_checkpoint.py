@@ -230,3 +230,28 @@ def test_resume_from_a_fifo_is_refused_not_waited_on(tmp_path):
     done = subprocess.run([sys.executable, "-m", "graphspec", "train", str(spec), "-o", str(tmp_path / "p.npz"),
                            "--resume", str(fifo)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "FIFO" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_resumed_log_steps_show_the_rows_each_step_was_fed(tmp_path, capsys):
+    """train --resume --log-steps prints each step's batch as the resumed run feeds it (the run's
+    own shuffle and split, from the checkpoint's seed), the rows an uninterrupted run feeds there."""
+    from graphspec.render import _batch_text
+
+    doc = _spec(epochs=2)
+    doc["seed"] = 7
+    doc["train"].pop("validation")
+    doc["train"]["batch_size"] = 2  # rows small enough to be printed, not counted
+    spec = tmp_path / "s.json"
+    spec.write_text(json.dumps(doc))
+    fed = []
+    train(graphspec.load(spec), on_step=lambda s: fed.append((s.step, {k: v.copy() for k, v in s.feed.items()})))
+    ckpt = tmp_path / "c.ckpt.npz"
+    count = iter(range(1, 1000))
+    with pytest.raises(TrainingInterrupted):
+        train(graphspec.load(spec), checkpoint=ckpt, stop=lambda: next(count) >= 3)
+    assert main(["train", str(spec), "-o", str(tmp_path / "p.npz"), "--resume", str(ckpt), "--log-steps"]) == 0
+    out = capsys.readouterr().out
+    assert "step 3 " not in out and "step 4 (epoch 0)" in out
+    per_epoch = len(fed) // 2
+    for step, feed in fed[3:]:
+        assert f"step {step} (epoch {(step - 1) // per_epoch}) {_batch_text(feed)}:" in out, step
