@@ -312,10 +312,7 @@ class Adam(_Strict):
     weight_decay: NonNegative = 0.0
 
 
-class AdamW(_Strict):
-    lr: Annotated[float, Field(gt=0)] = 1e-3
-    betas: Betas = (0.9, 0.999)
-    eps: Annotated[float, Field(gt=0)] = 1e-8
+class AdamW(Adam):
     weight_decay: NonNegative = 1e-2  # torch.optim.AdamW's default
 
 

@@ -22,7 +22,7 @@ from .api import Graph
 from .errors import NonFiniteError, SpecError, UsageError
 from .graph import train_name_problems
 from .ops import OPS
-from .spec import Adam, AdamOptimizer, AdamW, AdamWOptimizer, DataSource, Schedule, Sgd, Train
+from .spec import Adam, AdamOptimizer, AdamW, AdamWOptimizer, DataSource, Schedule, Sgd, Train, _split
 from .values import as_array, init_param, read_file, read_named_arrays
 
 _callable(__name__)  # graphspec.train(graph, ...) is this module's train(), imported or not
@@ -187,9 +187,8 @@ def config(graph: Graph, overrides: Mapping[str, Any] | None = None, base: Mappi
         errors = e.errors()  # of the optimizer union, the member that was meant speaks
         tag = {"sgd": "SgdOptimizer", "adam": "AdamOptimizer", "adamw": "AdamWOptimizer"}.get(kind)
         first = next((x for x in errors if "optimizer" not in x["loc"] or tag in x["loc"]), errors[0])
-        loc = ".".join(str(p) for p in first["loc"] if p not in ("generated", "files", "fraction", "SgdOptimizer",
-                                                                  "AdamOptimizer", "AdamWOptimizer"))
-        raise UsageError(f"train.{loc}: {first['msg']} (with the overrides given)") from None
+        loc = ".".join(str(p) for p in _split(("train", *first["loc"]))[0])  # the union tags out, as load says it
+        raise UsageError(f"{loc}: {first['msg']} (with the overrides given)") from None
     for message, where, hint in train_name_problems(cfg, graph.program.structure.names, graph.spec):
         raise UsageError(f"{message} (with the overrides given)", loc=where, hint=hint())
     return cfg
@@ -320,10 +319,6 @@ def _batches(n: int, size: int | None, order: np.ndarray | None, skip: int = 0) 
 
 # -- metrics ---------------------------------------------------------------------------------
 
-def _class_step(graph: Graph) -> Any:
-    return next((s for s in graph.plan.steps if s.op.classes is not None), None)
-
-
 def _accuracy_of(graph: Graph, step: Any, vals: dict[str, np.ndarray]) -> float:
     plan = graph.plan
     scores, labels = (np.asarray(vals[plan.names[a]]) for a in step.args[:2])
@@ -334,7 +329,8 @@ def _accuracy_of(graph: Graph, step: Any, vals: dict[str, np.ndarray]) -> float:
 
 
 def _need_class_loss(graph: Graph) -> Any:
-    step = _class_step(graph)
+    """The first step whose op scores classes (its record's ``classes``), or a SpecError."""
+    step = next((s for s in graph.plan.steps if s.op.classes is not None), None)
     if step is None:
         ops = ", ".join(sorted(name for name, op in OPS.items() if op.classes is not None))
         raise SpecError(f"the accuracy metric needs a class loss node ({ops})", loc="train.metrics")
@@ -344,8 +340,7 @@ def _need_class_loss(graph: Graph) -> Any:
 def accuracy(graph: Graph, data: dict[str, np.ndarray]) -> float:
     """Share of rows whose argmax over the class axis of the class loss's scores is the label
     (the first node whose op scores classes: its record's ``classes``)."""
-    step = _need_class_loss(graph)
-    return _accuracy_of(graph, step, graph.evaluate(data, with_grads=False).values)
+    return measure(graph, data, ["accuracy"])["accuracy"]
 
 
 def measure(graph: Graph, data: dict[str, np.ndarray], metrics: list[str]) -> dict[str, float]:
