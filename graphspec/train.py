@@ -433,12 +433,15 @@ def data_hash(*parts: Mapping[str, np.ndarray] | None) -> str:
     return h.hexdigest()
 
 
-def _save_checkpoint(path: Path, graph: Graph, cfg: Train, opt: Optimizer, pos: _Position, seed: int,
-                     data_sha: str) -> None:
+def _run_meta(graph: Graph, cfg: Train, seed: int, data_sha: str) -> dict[str, Any]:
+    """What every checkpoint of one run says alike: the spec's and the data's hashes, the block, the seed."""
+    return {"format": CHECKPOINT_FORMAT, "spec_hash": spec_hash(graph), "data_hash": data_sha, "spec": graph.program.source,
+            "config": cfg.model_dump(mode="json", exclude_none=True, warnings=False), "seed": seed}
+
+
+def _save_checkpoint(path: Path, graph: Graph, run: dict[str, Any], opt: Optimizer, pos: _Position) -> None:
     state = opt.state()
-    meta = {"format": CHECKPOINT_FORMAT, "spec_hash": spec_hash(graph), "data_hash": data_sha, "spec": graph.program.source,
-            "config": cfg.model_dump(mode="json", exclude_none=True, warnings=False), "seed": seed,
-            "optimizer": state.pop("scalars"),
+    meta = {**run, "optimizer": state.pop("scalars"),
             "epoch": pos.epoch, "step": pos.step, "batch": pos.batch, "losses": pos.losses, "rng": pos.epoch_rng,
             "log": [e.row() for e in pos.log]}
     arrays = {f"param.{n}": v for n, v in graph.params.items()}
@@ -532,7 +535,7 @@ def train(graph: Graph, *, data: dict[str, Any] | None = None, epochs: int | Non
     if "accuracy" in cfg.metrics:
         _need_class_loss(graph)  # before any work
     arrays, val = split(graph, training_data(graph, data, cfg), cfg, seed)
-    data_sha = data_hash(arrays, val)
+    data_sha = data_hash(arrays, val) if checkpoint is not None or meta is not None else ""  # only checkpoints need it
     if meta is not None and meta.get("data_hash") != data_sha:
         raise UsageError(f"--resume {resume}: the training data differ from the checkpoint's (a data file changed, or "
                          "other data were given): not resumed")
@@ -547,10 +550,11 @@ def train(graph: Graph, *, data: dict[str, Any] | None = None, epochs: int | Non
     per_epoch = -(-n // (cfg.batch_size or n))
     total = cfg.epochs * per_epoch
     ckpt = Path(checkpoint) if checkpoint is not None else None
+    run = _run_meta(graph, cfg, seed, data_sha) if ckpt is not None else {}
 
     def save() -> None:
         if ckpt is not None:
-            _save_checkpoint(ckpt, graph, cfg, opt, pos, seed, data_sha)
+            _save_checkpoint(ckpt, graph, run, opt, pos)
 
     while pos.epoch < cfg.epochs:
         epoch = pos.epoch
