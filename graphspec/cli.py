@@ -319,6 +319,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     steps: list[Any] = []
     epochs: list[Any] = []
     log: list[Any] = []
+    written: list[int] = []  # the CSV's lengths as on_log wrote it
     live = args.format == "table" and not args.quiet  # JSON gathers the log and prints it once, at the end
     bar = None
     if live and not args.log_steps and _is_terminal():
@@ -339,10 +340,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         elif live:
             render.train_epoch(epoch)
 
-    def on_log(entries: list[Any]) -> None:  # every epoch reaches the files, shown or not
+    def on_log(entries: list[Any]) -> None:  # every epoch reaches the CSV, shown or not
         log[:] = entries
         if args.log_csv:
             curves.write_csv(args.log_csv, log)
+            written.append(len(log))
 
     interrupted: list[int] = []
     previous = signal.getsignal(signal.SIGINT)
@@ -382,7 +384,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGINT, previous)
     train.save_npz(out, graph.params)
-    _write_curves(args, log)
+    _write_curves(args, log, csv=not written or written[-1] != len(log))  # the CSV is current unless no epoch ran
     if graph.program.spec.train is None and args.resume is None and not args.quiet:  # after the work: an error is alone
         print("note: the spec has no train block: trained with the defaults (sgd, lr 0.01, 1 epoch, the whole "
               "data set per step; docs/format.md, Train)", file=sys.stderr)
@@ -393,10 +395,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _write_curves(args: argparse.Namespace, log: list[Any]) -> None:
+def _write_curves(args: argparse.Namespace, log: list[Any], csv: bool = True) -> None:
     from . import curves
 
-    if args.log_csv:
+    if args.log_csv and csv:
         curves.write_csv(args.log_csv, log)
     if args.plot and log:
         curves.write_plot(args.plot, log)
