@@ -67,18 +67,13 @@ def _e(text: object) -> str:
 
 
 def _inside(name: str, calls: Mapping[str, Any]) -> bool:
-    """A node or leaf written out inside a function call (``h1/z``, ``h1/inner/m``)."""
-    return "/" in name and name.split("/", 1)[0] in calls
-
-
-def _num(x: Any) -> str:
-    """A number in a picture: four significant digits (the tables and explain give six)."""
-    return fmt_num(x) if isinstance(x, bool | int | np.bool_ | np.integer) else f"{float(x):.4g}"
+    """A node or leaf written out inside a function call (``h1/z``, ``h1/inner/m``), not the call itself."""
+    return call_of(name, calls) not in (None, name)
 
 
 def _matrix(a: np.ndarray, colour: str) -> str:
     rows = a.reshape(1, -1) if a.ndim == 1 else a
-    cells = "".join("<TR>" + "".join(f'<TD ALIGN="RIGHT">{_e(_num(x.item()))}</TD>' for x in row) + "</TR>"
+    cells = "".join("<TR>" + "".join(f'<TD ALIGN="RIGHT">{_e(fmt_num(x.item(), 4))}</TD>' for x in row) + "</TR>"
                     for row in rows)
     return (f'<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="0" CELLPADDING="1" COLOR="{colour}">{cells}</TABLE>')
 
@@ -88,7 +83,7 @@ def _numbers(v: Any, colour: str, grad: bool = False) -> str:
     a = np.asarray(v)
     font = f'<FONT COLOR="{colour}" POINT-SIZE="10">'
     if a.ndim == 0:
-        return f"{font}{_e(_num(a.item()))}</FONT>"
+        return f"{font}{_e(fmt_num(a.item(), 4))}</FONT>"
     if a.ndim <= 2 and all(d <= SMALL for d in a.shape) and a.size:
         return f'<FONT COLOR="{colour}" POINT-SIZE="9">{_matrix(a, colour)}</FONT>'
     shape = "×".join(map(str, a.shape))
@@ -97,9 +92,9 @@ def _numbers(v: Any, colour: str, grad: bool = False) -> str:
     if a.dtype.kind in "iub":
         summary = f"min {a.min()} max {a.max()}"
     elif grad:
-        summary = f"‖g‖ {_num(np.linalg.norm(a.ravel()))}, max|g| {_num(np.abs(a).max())}"
+        summary = f"‖g‖ {fmt_num(np.linalg.norm(a.ravel()), 4)}, max|g| {fmt_num(np.abs(a).max(), 4)}"
     else:
-        summary = f"min {_num(a.min())} mean {_num(a.mean())} max {_num(a.max())}"
+        summary = f"min {fmt_num(a.min(), 4)} mean {fmt_num(a.mean(), 4)} max {fmt_num(a.max(), 4)}"
     return f"{font}{shape}<BR/>{_e(summary)}</FONT>"
 
 
@@ -108,9 +103,9 @@ def _one_line(name: str, v: Any, grad: bool) -> str:
     a = np.asarray(v)
     what = f"dL/d{name}" if grad else name
     if a.ndim == 0:
-        return f"{what} = {_num(a.item())}"
+        return f"{what} = {fmt_num(a.item(), 4)}"
     if grad and a.size and a.dtype.kind == "f":
-        return f"{what}: ‖g‖ {_num(np.linalg.norm(a.ravel()))}"
+        return f"{what}: ‖g‖ {fmt_num(np.linalg.norm(a.ravel()), 4)}"
     return f"{what}: {'×'.join(map(str, a.shape))}"
 
 
@@ -141,7 +136,7 @@ def _wire_label(w: _Wire, lr: bool) -> str:
 def _local_text(node: str, arg: str, local: Any, out_shape: Any, arg_shape: Any) -> str:
     """∂out/∂arg at this gate: the number for scalars, else what the Jacobian is."""
     if local is not None:
-        return f"∂{node}/∂{arg} = {_num(np.asarray(local).item())}"
+        return f"∂{node}/∂{arg} = {fmt_num(np.asarray(local).item(), 4)}"
     o = "×".join(map(str, out_shape)) or "scalar"
     a = "×".join(map(str, arg_shape)) or "scalar"
     return f"∂{node}/∂{arg}: a ({o})×({a}) Jacobian"
@@ -492,10 +487,15 @@ def render(dot: str, fmt: str, timeout: float | None = None) -> bytes:
     return done.stdout
 
 
+def _encode(dot: str, fmt: str) -> bytes:
+    """A drawing's bytes: DOT as it is, or laid out by Graphviz."""
+    return dot.encode() if fmt in ("dot", "gv") else render(dot, fmt)
+
+
 def write_drawing(dot: str, path: Path) -> None:
     """DOT as text, or an image through Graphviz; written atomically (temp file + rename)."""
     fmt = check_drawing_path(path)
-    write_atomic(path, dot.encode() if fmt in ("dot", "gv") else render(dot, fmt))
+    write_atomic(path, _encode(dot, fmt))
 
 
 def draw(graph: Graph | str | Path | Mapping[str, Any], output: str | Path | None = None, *,
@@ -519,7 +519,7 @@ def draw(graph: Graph | str | Path | Mapping[str, Any], output: str | Path | Non
     else:
         fmt = format
     dot = to_dot(g, **options)
-    data = dot.encode() if fmt in ("dot", "gv") else render(dot, fmt)
+    data = _encode(dot, fmt)
     if output is not None:
         write_atomic(Path(output), data)
     return data.decode() if fmt in ("dot", "gv", "svg") else ""

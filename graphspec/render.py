@@ -19,16 +19,16 @@ if TYPE_CHECKING:
 SMALL = 24  # arrays up to this many elements are shown whole
 
 
-def fmt_num(x: Any) -> str:
-    """One number as every output writes it: six significant digits; integers and booleans
-    exactly; None (no number) as '-'."""
+def fmt_num(x: Any, digits: int = 6) -> str:
+    """One number as every output writes it: six significant digits (a picture's labels: four);
+    integers and booleans exactly; None (no number) as '-'."""
     if x is None:
         return "-"
     if isinstance(x, bool | np.bool_):
         return str(bool(x)).lower()
     if isinstance(x, int | np.integer):
         return str(x)
-    return f"{float(x):.6g}"
+    return f"{float(x):.{digits}g}"
 
 
 def fmt_err(x: Any) -> str:
