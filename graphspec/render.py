@@ -189,6 +189,11 @@ def train_step(graph: Any, s: Any) -> None:
     print(f"step {s.step} (epoch {s.epoch}) {_batch_text(s.feed or {})}: loss {fmt_num(s.loss)}  {grads}{after}")
 
 
+def epoch_line(e: Any) -> str:
+    """One epoch of the training log, as the log and the progress bar print it."""
+    return f"epoch {e.epoch}: mean loss {fmt_num(e.loss)}{_metrics_text(e)}"
+
+
 def _metrics_text(e: Any) -> str:
     parts = []
     for k in ("accuracy", "val_loss", "val_accuracy"):
@@ -200,7 +205,7 @@ def _metrics_text(e: Any) -> str:
 
 
 def train_epoch(e: Any) -> None:
-    print(f"epoch {e.epoch}: mean loss {fmt_num(e.loss)}{_metrics_text(e)}", flush=True)
+    print(epoch_line(e), flush=True)
 
 
 class TrainProgress:
@@ -230,7 +235,7 @@ class TrainProgress:
         # the last logged epoch's metrics stay on the bar, short: it has to fit 80 columns
         self.last = "".join(f"  {label} {v:.3f}" for label, v in (("acc", e.accuracy),
                                                                     ("val acc", e.val_accuracy)) if v is not None)
-        self.progress.console.print(f"epoch {e.epoch}: mean loss {fmt_num(e.loss)}{_metrics_text(e)}", markup=False,
+        self.progress.console.print(epoch_line(e), markup=False,
                                     highlight=False)
 
     def stop(self) -> None:
