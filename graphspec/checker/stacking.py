@@ -46,6 +46,7 @@ class _Batched:
         self.evaluations = 0
         self.held = 0  # stacked numbers the last `run` produced (sliced stacks count their slices)
         self.densified = 0  # of which sliced args made dense for an op without a sliced rule
+        self.measuring = False  # counting them (a probe's run), or not
 
     def steps_for(self, slots: Iterable[int]) -> list[int]:
         """Indices of the steps the given slots depend on, in order."""
@@ -72,6 +73,7 @@ class _Batched:
         vals: dict[int, Any] = dict(leaves)
         branches: dict[int, Any] = {}
         held, self.densified = 0, 0
+        self.measuring = not count  # only a probe's sizes are read (differences.row_numbers)
         with np.errstate(all="ignore"):
             for i in steps:
                 s = self.plan.steps[i]
@@ -87,8 +89,9 @@ class _Batched:
                                       + _detail(s.op, s.op.kink if kink else s.op.forward, e)) from e
                     if br is not None:
                         branches[i] = br
-                    v = vals[s.out]
-                    held += int(np.size(v.cols if isinstance(v, Slices) else v))
+                    if self.measuring:
+                        v = vals[s.out]
+                        held += int(np.size(v.cols if isinstance(v, Slices) else v))
         self.held = held + self.densified
         return vals, branches
 
@@ -103,7 +106,8 @@ class _Batched:
             if got is not None:
                 return got
             args = [a.dense() if isinstance(a, Slices) else a for a in args]
-            self.densified += sum(int(np.size(a)) for a, st in zip(args, stacked, strict=True) if st)
+            if self.measuring:
+                self.densified += sum(int(np.size(a)) for a, st in zip(args, stacked, strict=True) if st)
         if s.op.batch is None:
             return self._step_rows(s, args, stacked, rows, kink)
         args2, attrs2, post = s.op.batch(args, stacked, nds, s.attrs, rows)
