@@ -23,8 +23,10 @@ import numpy as np
 from . import _callable
 from .api import Graph
 from .errors import UsageError
+from .explain import slot_value, wire_gradients
 from .files import write_atomic
 from .inline import call_of
+from .passes import pull
 from .render import fmt_num, fmt_value
 
 _callable(__name__)  # graphspec.draw(...) is this module's draw(), imported or not
@@ -142,36 +144,17 @@ def _local_text(node: str, arg: str, local: Any, out_shape: Any, arg_shape: Any)
     return f"∂{node}/∂{arg}: a ({o})×({a}) Jacobian"
 
 
-def _backprop(graph: Graph, result: Any, seeds: Mapping[str, Any], calls: Mapping[str, Any],
-              ones: bool) -> tuple[dict[tuple[str, str], Any], dict[tuple[str, str], Any]]:
-    """(gate, arg) -> the gradient flowing back along that wire (the gate's contribution to dL/darg), and
-    (gate, arg) -> the local gradient ∂gate/∂arg where both are scalars (a VJP of 1). A folded call's
-    contributions are its body's VJPs, summed per outside arg, as explain does."""
-    from .passes import pull
-
+def _local_gradients(graph: Graph, result: Any, calls: Mapping[str, Any]) -> dict[tuple[str, str], Any]:
+    """(gate, arg) -> the local gradient ∂gate/∂arg where both are scalars (a VJP of 1); a folded
+    call's, its body's VJPs of 1 summed per outside arg."""
     plan = graph.plan
     values = result.values
-
-    def value(slot: int) -> Any:
-        return plan.template[slot] if plan.template[slot] is not None else values[plan.names[slot]]
-
-    contrib: dict[tuple[str, str], Any] = {}
     local: dict[tuple[str, str], Any] = {}
     inner_ct: dict[str, dict[str, Any]] = {c: {} for c in calls}  # call -> body cotangents seeded with 1
     for step, grads in plan.backward_steps_all:
         call = call_of(step.name, calls)
-        g = seeds.get(step.name)
-        argv = [value(a) for a in step.args]
+        argv = [slot_value(graph, result, a) for a in step.args]
         ans = values[step.name]
-        if g is not None:
-            for s, gi in pull(step, g, ans, argv, grads):
-                arg = plan.names[s]
-                if call is not None and call_of(arg, calls) == call:
-                    continue  # inside the call: not a drawn wire
-                key = (call or step.name, arg)
-                contrib[key] = gi if key not in contrib else contrib[key] + gi
-        if not ones:
-            continue
         if call is None:
             if np.size(ans) == 1:
                 for (i, s), (_, li) in zip(grads, pull(step, np.ones_like(np.asarray(ans, float)), ans, argv, grads),
@@ -195,8 +178,7 @@ def _backprop(graph: Graph, result: Any, seeds: Mapping[str, Any], calls: Mappin
             elif np.size(li) == 1:
                 key = (call, arg)
                 local[key] = li if key not in local else local[key] + li
-    return contrib, local
-
+    return local
 
 def _structure(graph: Graph, calls: Mapping[str, Any]) -> _Picture:
     p = graph.program
@@ -312,7 +294,8 @@ def to_dot(graph: Graph, values: bool = True, unfold: bool = False, *, local: bo
     contrib: dict[tuple[str, str], Any] = {}
     locals_: dict[tuple[str, str], Any] = {}
     if result is not None and result.grads:
-        contrib, locals_ = _backprop(graph, result, result.grads, calls, ones=local)
+        contrib = wire_gradients(graph, result, calls)
+        locals_ = _local_gradients(graph, result, calls) if local else {}
     status: dict[str, str] | None = None
     if check is not False and check is not None:
         report = check

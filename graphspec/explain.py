@@ -283,6 +283,36 @@ def _broadcast(step: Any, i: int, g: Any, ans: Any, argv: list[Any]) -> bool:
         return False
 
 
+def slot_value(graph: Graph, result: Result, slot: int) -> Any:
+    """A slot's value in an evaluation: a constant of args, or what evaluate computed."""
+    plan = graph.plan
+    return plan.template[slot] if plan.template[slot] is not None else result.values[plan.names[slot]]
+
+
+def wire_gradients(graph: Graph, result: Result, calls: Mapping[str, Any],
+                   calls_only: bool = False) -> dict[tuple[str, str], Any]:
+    """(gate, arg) -> the gradient flowing back along that wire: the gate's contribution to dL/darg. A
+    folded call (in ``calls``) is one gate: its body's VJPs summed per outside arg. ``calls_only``:
+    the calls' wires alone."""
+    plan = graph.plan
+    out: dict[tuple[str, str], Any] = {}
+    for step, grads in plan.backward_steps_all:
+        g = result.grads.get(step.name)
+        if g is None:
+            continue
+        call = call_of(step.name, calls)
+        if calls_only and call is None:
+            continue
+        argv = [slot_value(graph, result, a) for a in step.args]
+        for s, gi in pull(step, g, result.values[step.name], argv, grads):
+            arg = plan.names[s]
+            if call is not None and call_of(arg, calls) == call:
+                continue  # inside the call: no wire of the folded picture
+            key = (call or step.name, arg)
+            out[key] = gi if key not in out else out[key] + gi
+    return out
+
+
 def _backward(graph: Graph, result: Result, unfold: bool) -> tuple[list[Step], dict[str, int]]:
     nodes = graph.spec.nodes
     calls = {} if unfold else graph.program.calls
@@ -290,8 +320,8 @@ def _backward(graph: Graph, result: Result, unfold: bool) -> tuple[list[Step], d
     contributions: dict[str, int] = {}
     running: dict[str, Any] = {}
 
-    def value(slot: int) -> Any:  # a constant of args, or a value evaluate computed
-        return plan.template[slot] if plan.template[slot] is not None else result.values[plan.names[slot]]
+    def value(slot: int) -> Any:
+        return slot_value(graph, result, slot)
 
     def add(arg: str, contribution: Any) -> tuple[int, Any, Any, str]:
         contributions[arg] = contributions.get(arg, 0) + 1
@@ -300,17 +330,10 @@ def _backward(graph: Graph, result: Result, unfold: bool) -> tuple[list[Step], d
         return contributions[arg], before, running[arg], "+=" if contributions[arg] > 1 else "="
 
     folded: dict[str, dict[str, Any]] = {}  # call -> its external args' summed contributions
-    for step, grads in plan.backward_steps_all:  # a folded call's steps: their VJPs summed per outside arg
-        call = call_of(step.name, calls)
-        g = result.grads.get(step.name)
-        if call is None or g is None:
-            continue
-        argv = [value(a) for a in step.args]
-        for s, gi in pull(step, g, result.values[step.name], argv, grads):
-            arg = plan.names[s]
-            if call_of(arg, calls) != call:
-                sums = folded.setdefault(call, {})
-                sums[arg] = gi if arg not in sums else sums[arg] + gi
+    if calls:
+        for (gate, arg), gi in wire_gradients(graph, result, calls, calls_only=True).items():
+            if gate in calls:
+                folded.setdefault(gate, {})[arg] = gi
 
     steps: list[Step] = []
     # every node on the loss's path, as evaluate computed them (not only those above a wrt leaf)
