@@ -390,6 +390,61 @@ def test_an_error_in_a_torch_backward_names_the_user_s_line():
     assert rep.status == FAIL and f"{HERE}:{_line('backward slip')}" in rep.error
 
 
+def _calls(fn):
+    """fn, counting its calls in calls[0]."""
+    calls = [0]
+
+    def counted(*a):
+        calls[0] += 1
+        return fn(*a)
+    return counted, calls
+
+
+@pytest.mark.parametrize("options", [{}, {"fast": True}, {"taylor": True}])
+def test_the_user_s_gradient_runs_once_per_pull_whatever_the_number_of_args(options):
+    """grad= and vjp= give every arg's cotangent at once: an op that asked arg by arg would call them
+    once per arg. The one-arg function's check makes as many pulls (and so calls) as the three-arg one's."""
+    def f3(x, w, v):
+        return anp.sum(w * anp.sin(x) ** 2 * v)
+
+    def grad3(x, w, v):
+        return 2 * w * v * np.sin(x) * np.cos(x), v * np.sin(x) ** 2, w * np.sin(x) ** 2
+
+    point3 = (POINT[0], np.asarray(POINT[1]), np.full(3, 0.5))
+    counts = []
+    for fn, point, grad in ((f3, point3, grad3), (lambda x: anp.sum(anp.sin(x) ** 2), POINT[0],
+                                                   lambda x: 2 * np.sin(x) * np.cos(x))):
+        counted, calls = _calls(grad)
+        assert graphspec.gradcheck(fn, point, grad=counted, **options).ok
+        counts.append(calls[0])
+    assert counts[0] == counts[1] >= 1
+    counted, calls = _calls(lambda g, x, w, v: tuple(g * d for d in grad3(x, w, v)))
+    assert graphspec.gradcheck(f3, point3, vjp=counted, **options).ok and calls[0] == counts[1]
+    torch_f3 = lambda x, w, v: torch.sum(w * torch.sin(x) ** 2 * v)
+    backwards = [0]
+    hook = lambda g: backwards.__setitem__(0, backwards[0] + 1)
+
+    def hooked(x, w, v):
+        out = torch_f3(x, w, v)
+        if out.requires_grad:
+            out.register_hook(hook)
+        return out
+    assert graphspec.gradcheck(hooked, tuple(torch.from_numpy(a) for a in point3), **options).ok
+    assert backwards[0] == counts[1]  # torch's backward once per pull too
+
+
+def test_with_one_gradient_call_per_pull_each_arg_still_gets_its_own_entry():
+    def f3(x, w, v):
+        return anp.sum(w * anp.sin(x) ** 2 * v)
+
+    def slip_in_v(x, w, v):  # v's entry is w's
+        return 2 * w * v * np.sin(x) * np.cos(x), v * np.sin(x) ** 2, v * np.sin(x) ** 2
+
+    rep = graphspec.gradcheck(f3, (POINT[0], np.asarray(POINT[1]), np.full(3, 0.5)), grad=slip_in_v)
+    assert [c.status for c in rep.checks] == [PASS, PASS, FAIL]
+    assert [(b.node, b.arg, b.mode) for b in rep.blamed] == [("f3", 2, "vjp")]
+
+
 def test_a_torch_callable_takes_no_hand_written_gradient():
     with pytest.raises(InputError, match="comes from torch's autodiff"):
         graphspec.gradcheck(Cube.apply, (X,), vjp=lambda g, x: g)

@@ -66,6 +66,22 @@ class _Rule:
             raise
 
 
+class _EveryArg:
+    """A user's grad or vjp, or a framework's backward, gives every arg's cotangent in one call, but the
+    op asks for them one arg at a time, with the same objects: the last call's result serves the other
+    args of the same pull. An arg asked for twice, or other objects, is a new pull (a buffer reused
+    with new numbers is never read stale), so the user's function runs once per pull, not once per arg."""
+
+    def __init__(self, fn: Fn) -> None:
+        self.fn, self.key, self.value, self.taken = fn, (), None, set()
+
+    def __call__(self, i: int, *key: Any) -> Any:
+        if i in self.taken or len(key) != len(self.key) or any(a is not b for a, b in zip(key, self.key, strict=True)):
+            self.value, self.key, self.taken = self.fn(*key), key, set()
+        self.taken.add(i)
+        return self.value
+
+
 @dataclass
 class _Record:
     """A function of numpy arrays with its rules, before it is an op."""
@@ -315,15 +331,17 @@ def _numpy(fn: Fn, args: Any, grad: Fn | None, vjp: Fn | None, jvp: Fn | None, k
     xs = _arrays(args)
     n, name = len(xs), _name(fn)
 
+    every = _EveryArg(grad if grad is not None else vjp)
+
     def vjp_rule(i: int) -> Fn | None:
         if not _differentiable(xs[i]):
             return None
         if grad is not None:
             def rule(g: Any, ans: Any, *a: Any) -> Any:
-                gi = _pick(grad(*a), i, n, "grad")
+                gi = _pick(every(i, *a), i, n, "grad")
                 return None if gi is None else g * np.asarray(gi)
             return _Rule(rule, grad)
-        return _Rule(lambda g, ans, *a: _pick(vjp(g, *a), i, n, "vjp"), vjp)
+        return _Rule(lambda g, ans, *a: _pick(every(i, g, *a), i, n, "vjp"), vjp)
 
     def jvp_rule(i: int) -> Fn | None:
         if jvp is None or not _differentiable(xs[i]):
@@ -433,12 +451,12 @@ def _torch(fn: Fn, args: Any) -> _Record:
         jvp_ok = False
         notes.append(f"{name}: no JVP (torch's forward-mode AD raised {type(e).__name__}; a "
                      "torch.autograd.Function needs a jvp staticmethod for it)")
-    backward = _torch_code(fn, "backward")
+    backward, every = _torch_code(fn, "backward"), _EveryArg(vjp_all)
     jvp_code = _torch_code(fn, "jvp")
     rec = _Record(
         name=name, forward=_Rule(forward, _torch_code(fn, "forward")),
         arg_names=_arg_names(names_of, n, name, skip=1 if old_style else 0), args=xs,
-        vjp=[_Rule(lambda g, ans, *a, i=i: vjp_all(g, *a)[i], backward) if wants[i] else None for i in range(n)],
+        vjp=[_Rule(lambda g, ans, *a, i=i: every(i, g, *a)[i], backward) if wants[i] else None for i in range(n)],
         jvp=[_Rule(lambda t, ans, *a, i=i: jvp_all([t if j == i else np.zeros(np.shape(a[j])) for j in range(n)], *a),
                    jvp_code) if wants[i] else None for i in range(n)] if jvp_ok else None,
         kink=None, origin=_origin(_torch_code(fn, "forward")), notes=notes)
@@ -475,10 +493,10 @@ def _jax(fn: Fn, args: Any) -> _Record:
     except Exception as e:  # a custom_vjp function has no forward mode
         jvp_ok = False
         notes.append(f"{name}: no JVP (jax.jvp raised {type(e).__name__}; a custom_vjp function has none)")
-    user = _plain(getattr(fn, "fun", fn))
+    user, every = _plain(getattr(fn, "fun", fn)), _EveryArg(vjp_all)
     return _Record(
         name=name, forward=_Rule(forward, user), arg_names=_arg_names(user, n, name), args=xs,
-        vjp=[_Rule(lambda g, ans, *a, i=i: vjp_all(g, *a)[i], getattr(fn, "bwd", user)) if wants[i] else None
+        vjp=[_Rule(lambda g, ans, *a, i=i: every(i, g, *a)[i], getattr(fn, "bwd", user)) if wants[i] else None
              for i in range(n)],
         jvp=[_Rule(lambda t, ans, *a, i=i: jvp_all([t if j == i else np.zeros(np.shape(a[j])) for j in range(n)], *a),
                    user) if wants[i] else None for i in range(n)] if jvp_ok else None,
