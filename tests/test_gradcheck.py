@@ -244,18 +244,23 @@ def test_fast_mode_compares_every_input_side_by_side_as_each_alone(sizes: tuple[
         assert c.max_rel_err == max(c.arrays["rel_err"]) and c.worst.rel_err == c.max_rel_err
 
 
-def test_fast_directions_are_standard_normal_and_big_ones_share_a_vector() -> None:
-    from graphspec.checker.input_checks import SIGNED, _directions
+def test_fast_directions_are_uniform_with_unit_variance_and_big_ones_share_a_vector() -> None:
+    from graphspec.checker.input_checks import SIGNED, WIDTH, _directions
 
     x = np.linspace(-3, 3, 40_000)
+    scale = np.maximum(1.0, np.abs(x))
     d = _directions(np.random.default_rng(3), 4, x)  # 4 n >= SIGNED: one vector times random signs
     assert 4 * x.size >= SIGNED and d.shape == (4, x.size)
     assert np.all(np.abs(d) == np.abs(d[0])) and 0.4 < np.mean(np.sign(d[0]) == np.sign(d[1])) < 0.6
     r = np.random.default_rng(3)
-    z = r.standard_normal(size=x.size) * np.maximum(1.0, np.abs(x))  # the same draws: the same vector
+    z = (r.random(size=x.size) - 0.5) * (WIDTH * scale)  # the same draws: the same vector
     np.testing.assert_array_equal(np.abs(d[0]), np.abs(z))
     bits = np.unpackbits(np.frombuffer(r.bytes((4 * x.size + 7) // 8), dtype=np.uint8), count=4 * x.size)
     np.testing.assert_array_equal(d, np.where(bits.reshape(4, -1).astype(bool), z, -z))  # signs as np.where's
+    for u in (d / scale, _directions(np.random.default_rng(4), 4, np.ones(5000))):  # big, and small (independent)
+        assert np.all(np.abs(u) <= 3 ** 0.5) and abs(np.mean(u)) < 0.03 and abs(np.var(u) - 1) < 0.03
+        quartiles = np.quantile(np.abs(u), [0.25, 0.5, 0.75]) / 3 ** 0.5  # |u| uniform on [0, sqrt 3): 1/4, 1/2, 3/4
+        np.testing.assert_allclose(quartiles, [0.25, 0.5, 0.75], atol=0.02)
     small = _directions(np.random.default_rng(4), 4, np.ones(100))
     assert len({tuple(np.abs(row)) for row in small}) == 4  # independent rows below SIGNED
 
