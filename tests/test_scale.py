@@ -163,6 +163,17 @@ def test_workers_give_bit_identical_results_whatever_their_number() -> None:
         assert _arrays(gradcheck(s, memory="64KB", executor=ex)) == _arrays(one)
 
 
+def test_fast_mode_with_workers_runs_here_and_says_so() -> None:
+    s = _kinky()
+    alone = gradcheck(s, fast=True)
+    with ThreadPoolExecutor(1) as ex:
+        for options in ({"workers": 2}, {"executor": ex}):
+            rep = gradcheck(s, fast=True, **options)
+            assert _arrays(rep) == _arrays(alone) and rep.status == alone.status
+            assert any("ran in this process" in n and "fast mode" in n for n in rep.notes)
+    assert not any("ran in this process" in n for n in alone.notes)
+
+
 def test_a_map_only_executor_is_used_through_map() -> None:
     calls = []
 

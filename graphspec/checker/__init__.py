@@ -287,6 +287,9 @@ def gradcheck(graph: Any, args: Any = None, *, grad: Callable[..., Any] | None =
                 pool = ctx.pool = Pool(payload(g, vals_f, targets), workers, executor)
             except Unshippable as e:
                 ctx.notes.append(f"the differences ran in this process: {e}")
+        elif fast and ((workers is not None and workers > 1) or executor is not None):
+            ctx.notes.append("the differences ran in this process: workers and executors spread the full check's "
+                             "elements; fast mode's few stacked passes are not worth shipping")
         expected, total = 0.0, 0.0
         if not fast:
             # the budget is the differences': what it buys must not hang on how long the loading took
