@@ -375,11 +375,16 @@ def w6(repeats: int, dtype: str, w2: Row | None) -> Row:
             row.target, row.holds = "W2 >= 60%", share >= 0.6
         # what each side spends in a W2 step beyond its own BLAS: the ops, the autodiff, the interpreter
         extra["w2_beyond_blas_s"] = w2.graphspec_s - t
-        row.note += f"; W2 beyond the matmuls: graphspec {fmt_time(w2.graphspec_s - t)}"
+        row.note += f"; W2 beyond the matmuls: graphspec {_beyond(w2.graphspec_s - t)}"
         if theirs is not None and w2.torch_s is not None:
             extra["torch_w2_beyond_blas_s"] = w2.torch_s - theirs
-            row.note += f", torch {fmt_time(w2.torch_s - theirs)}"
+            row.note += f", torch {_beyond(w2.torch_s - theirs)}"
     return row
+
+
+def _beyond(seconds: float) -> str:
+    """A W2 step's time less its matmuls' time, taken minutes apart: below zero it is the machine's noise."""
+    return fmt_time(seconds) if seconds >= 0 else "none measurable (the matmuls alone timed slower than the step)"
 
 
 # -- W3: deep chain ------------------------------------------------------------------------------
