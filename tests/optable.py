@@ -548,7 +548,10 @@ ROWS: dict[str, Row] = {
                torch_cases=[([_n(3, 4, seed=11)], {}, lambda x: x.var(correction=0)),
                             ([_n(3, 4, seed=12)], {"axis": 1, "ddof": 1}, lambda x: x.var(1, correction=1)),
                             ([_n(2, 3, 4, seed=13) * 3 + 100], {"axis": [0, 2], "keepdims": True},
-                             lambda x: x.var((0, 2), keepdim=True, correction=0))],
+                             lambda x: x.var((0, 2), keepdim=True, correction=0)),
+                            # an empty reduction is nan whatever ddof (it raised in the VJP, and was -0 for ddof 1)
+                            ([np.zeros((0, 3))], {"axis": 0}, lambda x: x.var(0, correction=0)),
+                            ([np.zeros((0, 3))], {"axis": 0, "ddof": 1}, lambda x: x.var(0, correction=1))],
                attrs={"ddof": st.sampled_from([0, 1])}),
     "std": Row(lambda x, axis=None, keepdims=False, ddof=0: anp.sqrt(ref_var(x, axis, keepdims, ddof)), _t_moments("std"),
                defaults={**REDUCE, "ddof": 0}, extra=_var_cases(least=2),
