@@ -492,7 +492,10 @@ ROWS: dict[str, Row] = {
     "softmax_cross_entropy": Row(
         ref_xent, _t_xent, defaults={"axis": -1, "reduction": "mean"}, extra=_class_cases(hinge=False),
         torch_cases=[([_n(8, 5, seed=70, scale=3), y], {}, lambda x, y: F.cross_entropy(x, y))
-                     for y in (labels((8,), 5, seed=71), probs(8, 5, seed=72))],
+                     for y in (labels((8,), 5, seed=71), probs(8, 5, seed=72))]
+        # confident, well-classified examples: a loss of e^-20 next to logits of 1e4 keeps its digits
+        + [([np.array([[1e4, 1e4 - 20.0, 0.0], [30.0, 0.0, -5.0], [1e6 - 15.0, 1e6, 3.0]]), np.array([0, 0, 1])],
+            {"reduction": "none"}, lambda x, y: F.cross_entropy(x, y, reduction="none"))],
         ints=_classes, targets=(1,)),
     "hinge": Row(
         ref_hinge, _t_hinge, defaults={"axis": -1, "reduction": "mean", "margin": 1.0}, extra=_class_cases(hinge=True),
