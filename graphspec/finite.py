@@ -93,4 +93,12 @@ def gradient_nonfinite_error(plan: Plan, vals: Sequence[Any], ct: Sequence[Any],
                 if not _finite(gi):
                     return NonFiniteError(f"first non-finite gradient ({_kinds(gi)}) produced by the VJP of "
                                           f"{step.op.name} for '{plan.names[s]}'", loc=f"nodes.{step.name}")
-    return nonfinite_error(plan, ct, "gradient")
+    # every VJP gave finite cotangents: the first slot (in backward order: nodes, then leaves) whose sum of
+    # them is not finite overflowed there (no leaf was given inf, no op made it)
+    for slot in [step.out for step in reversed(plan.steps)] + list(range(plan.n_leaves)):
+        if not _finite(ct[slot]):
+            name = plan.names[slot]
+            return NonFiniteError(f"first non-finite gradient ({_kinds(ct[slot])}): the finite cotangents from the "
+                                  "uses of this value overflowed when summed",
+                                  loc=name if slot < plan.n_leaves else f"nodes.{name}")
+    return None

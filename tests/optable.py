@@ -492,7 +492,10 @@ ROWS: dict[str, Row] = {
     "softmax_cross_entropy": Row(
         ref_xent, _t_xent, defaults={"axis": -1, "reduction": "mean"}, extra=_class_cases(hinge=False),
         torch_cases=[([_n(8, 5, seed=70, scale=3), y], {}, lambda x, y: F.cross_entropy(x, y))
-                     for y in (labels((8,), 5, seed=71), probs(8, 5, seed=72))],
+                     for y in (labels((8,), 5, seed=71), probs(8, 5, seed=72))]
+        # confident, well-classified examples: a loss of e^-20 next to logits of 1e4 keeps its digits
+        + [([np.array([[1e4, 1e4 - 20.0, 0.0], [30.0, 0.0, -5.0], [1e6 - 15.0, 1e6, 3.0]]), np.array([0, 0, 1])],
+            {"reduction": "none"}, lambda x, y: F.cross_entropy(x, y, reduction="none"))],
         ints=_classes, targets=(1,)),
     "hinge": Row(
         ref_hinge, _t_hinge, defaults={"axis": -1, "reduction": "mean", "margin": 1.0}, extra=_class_cases(hinge=True),
@@ -548,7 +551,10 @@ ROWS: dict[str, Row] = {
                torch_cases=[([_n(3, 4, seed=11)], {}, lambda x: x.var(correction=0)),
                             ([_n(3, 4, seed=12)], {"axis": 1, "ddof": 1}, lambda x: x.var(1, correction=1)),
                             ([_n(2, 3, 4, seed=13) * 3 + 100], {"axis": [0, 2], "keepdims": True},
-                             lambda x: x.var((0, 2), keepdim=True, correction=0))],
+                             lambda x: x.var((0, 2), keepdim=True, correction=0)),
+                            # an empty reduction is nan whatever ddof (it raised in the VJP, and was -0 for ddof 1)
+                            ([np.zeros((0, 3))], {"axis": 0}, lambda x: x.var(0, correction=0)),
+                            ([np.zeros((0, 3))], {"axis": 0, "ddof": 1}, lambda x: x.var(0, correction=1))],
                attrs={"ddof": st.sampled_from([0, 1])}),
     "std": Row(lambda x, axis=None, keepdims=False, ddof=0: anp.sqrt(ref_var(x, axis, keepdims, ddof)), _t_moments("std"),
                defaults={**REDUCE, "ddof": 0}, extra=_var_cases(least=2),

@@ -61,3 +61,21 @@ def test_plan_build_leaves_the_collector_as_it_found_it():
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("leaf", [True, False])
+def test_a_gradient_that_overflows_in_a_sum_of_cotangents_is_named_as_that(leaf):
+    """Two uses each send back a finite 1e308: their sum is inf. No VJP made it and no one gave it; the
+    finding used to say the leaf's gradient was "given for this input or param"."""
+    nodes = {"a": {"op": "mul", "args": ["h", 1e308]}, "b": {"op": "mul", "args": ["h", 1e308]},
+             "e": {"op": "add", "args": ["a", "b"]}, "L": {"op": "sum", "args": ["e"]}}
+    if not leaf:  # the sum at a node: x -> h = 2 x, then both uses
+        nodes["h"] = {"op": "mul", "args": ["x", 2.0]}
+    else:
+        nodes = {k: {**v, "args": ["x" if a == "h" else a for a in v["args"]]} for k, v in nodes.items()}
+    g = graphspec.load({"graphspec": "1", "params": {"x": {"value": [1e-10, 2e-10]}}, "nodes": nodes, "loss": "L"})
+    (f,) = g.evaluate(check_finite="record").findings
+    assert (f.kind, f.loc) == ("gradient", "x" if leaf else "nodes.h"), f
+    assert "overflowed when summed" in f.message and "given" not in f.message, f
+    with pytest.raises(graphspec.NonFiniteError, match="overflowed when summed"):
+        g.value_and_grad(check_finite="raise")

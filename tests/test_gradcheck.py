@@ -813,6 +813,32 @@ def test_steep_at_small_x_passes_in_every_mode(x: list[float]) -> None:
         assert "FAIL" not in rep.text(), kw
 
 
+def _log_one_minus(p: list[float]) -> dict:
+    """sum(log(1 - p)): the second term of a binary cross-entropy written out, a pole at p = 1."""
+    return spec({"q": {"op": "sub", "args": [1.0, "p"]}, "l": {"op": "log", "args": ["q"]},
+                 "L": {"op": "sum", "args": ["l"]}}, "L", p=np.array(p))
+
+
+@pytest.mark.parametrize("p", [[0.99999, 0.3], [0.999999, 0.3], [1 - 1e-7, -0.5]])
+def test_steep_near_a_pole_away_from_zero_passes_in_every_mode(p: list[float]) -> None:
+    """log(1 - p) at a confident p = 0.999999: the pole is 1e-6 away, the step 6e-6, and |p| is not small, so
+    no relative step helps; three halvings (h/8) still gave a truncation error of 1e-2 (a FAIL, and log blamed
+    in --fast). The halving goes on while the extrapolations keep changing."""
+    s = _log_one_minus(p)
+    for kw in [{}, {"blame": True}, *({"fast": True, "seed": k} for k in range(8))]:
+        rep = gradcheck(s, **kw)
+        assert rep.status == PASS and not rep.blamed, (kw, rep.text())
+
+
+def test_a_wrong_gradient_near_a_pole_away_from_zero_still_fails() -> None:
+    """0.1% off: the extrapolations settle on the true slope, so the longer halving gives nothing back."""
+    with broken("log", vjp=(lambda g, ans, x: g / x * 1.001,)):
+        g = graphspec.load(_log_one_minus([0.999999, 0.3]))
+    for kw in [{}, *({"fast": True, "seed": k} for k in range(4))]:
+        rep = gradcheck(g, **kw)
+        assert rep.status == FAIL and blamed(rep) == {"l"}, (kw, rep.text())
+
+
 def test_the_fast_mode_retry_says_so() -> None:
     rep = gradcheck(_reciprocal_sum([0.001, 0.002, 0.5]), fast=True, refine=False)
     assert rep.status == FAIL  # plain central differences along random directions are off by ~(h/x)^2

@@ -320,6 +320,7 @@ def test_extreme_values_named():
     e = np.exp(-np.abs(x))
     np.testing.assert_allclose(_vjp("sigmoid", 0, [x]), e / (1 + e) ** 2, rtol=1e-14)
     np.testing.assert_allclose(_vjp("tanh", 0, [x / 2]), 1 / np.cosh(x / 2) ** 2, rtol=1e-13)
+    np.testing.assert_allclose(_vjp("expm1", 0, [-x]), np.exp(-x), rtol=1e-15)  # not expm1(x) + 1, which cancels
 
 
 @pytest.mark.parametrize("name", ["softmax_cross_entropy", "hinge"])

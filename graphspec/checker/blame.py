@@ -13,7 +13,7 @@ from ..passes import RuleFailed, pull, push
 from ..plan import Step
 from .context import _Ctx
 from .diagnose import node_diagnosis
-from .input_checks import LEVELS
+from .input_checks import MAX_LEVELS
 from .results import FAIL, KINK, PASS, TOLERANCES, UNCLEAR, NodeCheck
 
 FD_TOL = TOLERANCES["float64"]  # node-local checks run in float64 whatever the graph's dtype
@@ -106,7 +106,7 @@ def _local(ctx: _Ctx, step: Step, i: int, trials: int = 3) -> list[NodeCheck]:
             settled = False
             if failing(checks) and not crossed and math.isfinite(num):
                 prev, rich_prev = num, None
-                for k in range(1, LEVELS + 1):
+                for k in range(1, MAX_LEVELS + 1):  # on while the extrapolations neither agree nor settle
                     cur, _ = diff(u, v, h / 2 ** k)
                     rich = (4 * cur - prev) / 3
                     settled = rich_prev is not None and abs(rich - rich_prev) <= FD_TOL.rtol * abs(rich)

@@ -29,6 +29,9 @@ def _elements(ctx: _Ctx, name: str) -> tuple[np.ndarray, str]:
 
 
 LEVELS = 3  # halvings of a failing element's step (h/2, h/4, h/8), each Richardson-extrapolated with the one before
+# past LEVELS, the halving goes on (to h/4096) only while the extrapolations keep changing: a step still large
+# against a pole or domain edge away from 0 (log(1 - p) at p = 1 - 1e-6) settles late; a wrong gradient has settled
+MAX_LEVELS = 12
 RETRY_MAX = 2000  # most failing elements retaken per input: a wrong gradient fails them all, a sample is evidence enough
 
 
@@ -62,17 +65,26 @@ Diff = Callable[[np.ndarray, float], list[np.ndarray]]  # (columns, step factor)
 
 
 def _ladder(ctx: _Ctx, targets: list[_Target], numbers: list[_Numbers], cols: np.ndarray, scale: np.ndarray,
-            first: list[np.ndarray], diff: Diff, levels: int) -> tuple[list[int], np.ndarray, np.ndarray]:
+            first: list[np.ndarray], diff: Diff, levels: int,
+            until: int = 0) -> tuple[list[int], np.ndarray, np.ndarray]:
     """Re-take the failing columns ``cols`` with the step halved ``levels`` times; at each level the
     Richardson extrapolation (4 D(h/2) - D(h)) / 3 (error O(h^4)) and the plain smaller step are tried.
     A truncation error (a steep function, a step large against x) goes away; a wrong gradient stays
-    wrong at every step. ``first``: the differences at the full step. Updates ``numbers`` in place;
-    returns (elements got back per target, the columns still failing, whether each one's
+    wrong at every step. ``until``: further halvings, up to that level, of the columns whose
+    extrapolations have not settled. ``first``: the differences at the full step. Updates ``numbers``
+    in place; returns (elements got back per target, the columns still failing, whether each one's
     extrapolations settled: converged to a value that is not the analytic one)."""
     fixed = [0] * len(targets)
     prev, rich_prev = [f[:, cols] for f in first], None
     settled = np.zeros(0, dtype=bool)
-    for k in range(1, levels + 1):
+    done, done_settled = [], []  # failing columns that settled before ``until``: not halved further
+    for k in range(1, max(levels, until) + 1):
+        if k > levels and settled.size:
+            done.append(cols[settled])
+            done_settled.append(settled[settled])
+            keep = ~settled
+            cols, settled = cols[keep], settled[keep]
+            prev, rich_prev = [p[:, keep] for p in prev], [r[:, keep] for r in rich_prev]
         if not cols.size:
             break
         cur = diff(cols, 0.5 ** k)
@@ -85,6 +97,10 @@ def _ladder(ctx: _Ctx, targets: list[_Target], numbers: list[_Numbers], cols: np
                 [np.abs(r - q) <= ctx.tol.rtol * np.abs(r) for r, q in zip(rich, rich_prev, strict=True)]), axis=(0, 1))
         cols, settled = cols[still], settled[still]
         prev, rich_prev = [c[:, still] for c in cur], [r[:, still] for r in rich]
+    if done:
+        cols, settled = np.concatenate([cols, *done]), np.concatenate([settled, *done_settled])
+        order = np.argsort(cols, kind="stable")
+        cols, settled = cols[order], settled[order]
     return fixed, cols, settled
 
 
@@ -126,7 +142,7 @@ def _full(ctx: _Ctx, name: str, targets: list[_Target]) -> list[InputCheck]:
     ax = np.abs(x.ravel()[idx])
 
     def halved(c: np.ndarray) -> tuple[list[int], np.ndarray]:
-        got, still, _ = _ladder(ctx, targets, numbers, c, scale, [n.num for n in numbers], diff(h), LEVELS)
+        got, still, _ = _ladder(ctx, targets, numbers, c, scale, [n.num for n in numbers], diff(h), LEVELS, MAX_LEVELS)
         return got, still
 
     def relative(c: np.ndarray) -> tuple[list[int], np.ndarray]:
@@ -321,7 +337,7 @@ def _retry_directions(ctx: _Ctx, name: str, targets: list[_Target], numbers: lis
     if not cols.size:
         return []
     fixed, cols, settled = _ladder(ctx, targets, numbers, cols, ones, [n.num for n in numbers],
-                                   _directional(ctx, name, targets, dirs), LEVELS)
+                                   _directional(ctx, name, targets, dirs), LEVELS, MAX_LEVELS)
     notes = [f"{sum(fixed)} direction(s) passed only after the step was halved (Richardson extrapolation)"] * bool(
         sum(fixed))
     cols = cols[~settled]

@@ -194,7 +194,9 @@ def _xent(logits, labels, *, axis, reduction):
         flat, cells = _label_cells(labels, xt)
         picked = flat[cells].reshape(np.shape(labels))
         e, m = exp_shifted(xt)
-        return _reduce(np.log(e.sum(axis=0)) + m - picked, reduction)
+        # log(sum) - (picked - m): the label's shifted logit, exact where it is the max; log(sum) + m - picked
+        # rounded a small loss at m's scale (e^-20 next to logits of 1e4 lost 4 digits)
+        return _reduce(np.log(e.sum(axis=0)) - (picked - m), reduction)
     return _reduce(-np.sum(_weighted(labels, log_softmax(logits, axis=axis)), axis=axis), reduction)
 
 

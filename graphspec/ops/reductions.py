@@ -239,7 +239,8 @@ def _centred(x, axis):
 
 def _var(x, *, axis, keepdims, ddof):
     d = _centred(x, axis)
-    return np.sum(d * d, axis=_axis(axis), keepdims=keepdims) / (_count(x, axis) - ddof)
+    # an empty reduction (n = 0) is nan, as numpy's and torch's, whatever ddof: not 0 / -ddof = -0
+    return np.sum(d * d, axis=_axis(axis), keepdims=keepdims) / max(_count(x, axis) - ddof, 0)
 
 
 def _std(x, *, axis, keepdims, ddof):
@@ -248,7 +249,8 @@ def _std(x, *, axis, keepdims, ddof):
 
 def _var_slope(x, axis, ddof):
     """d var / dx = 2 (x - mean) / (n - ddof) (the mean's own dependence on x sums to zero)."""
-    return _centred(x, axis) * (2 / (_count(x, axis) - ddof))
+    # n = 0 only when x is empty: any factor gives its empty slope (2 / 0 would raise)
+    return _centred(x, axis) * (2 / max(_count(x, axis) - ddof, 1))
 
 
 def _var_vjp(g, ans, x, *, axis, keepdims, ddof):
