@@ -212,3 +212,31 @@ def test_draw_colours_are_the_ones_documented():
     for colour in [*FILL.values(), *CHECK_FILL.values(), VALUE, GRAD, LOCAL]:
         assert f"`{colour}`" in table, colour
     assert "`.pdf`" in FORMAT.read_text(encoding="utf-8")[FORMAT.read_text(encoding="utf-8").index("**draw.**"):]
+
+
+# graphspec.X.Y as the docs and examples write it
+DOTTED = re.compile(r"\bgraphspec((?:\.[A-Za-z_]\w*)+)")
+RESOLVE = """import functools, sys, graphspec
+for n in sys.argv[1:]:
+    try:
+        functools.reduce(getattr, n.split("."), graphspec)
+    except AttributeError as e:
+        print(f"graphspec.{n}: {e}")"""
+
+
+def test_every_dotted_name_resolves_after_import_graphspec():
+    """A user copies `graphspec.testing.assert_gradients(...)` after `import graphspec` alone (as np.testing
+    works after `import numpy`): each name resolves in a fresh interpreter, one per first name, so that no
+    other name's import makes it resolve."""
+    import sys
+
+    sources = [*DOCS, *sorted((ROOT / "examples").rglob("*.py"))]
+    names = {m.group(1)[1:] for p in sources for m in DOTTED.finditer(p.read_text(encoding="utf-8"))}
+    names = {n for n in names if not n.endswith(".json")}  # graphspec.schema.json is a file
+    assert {"testing.assert_gradients", "reading.limit_file_size", "inputs"} <= names
+    firsts: dict[str, list[str]] = {}
+    for n in sorted(names):
+        firsts.setdefault(n.split(".")[0], []).append(n)
+    bad = [subprocess.run([sys.executable, "-c", RESOLVE, *group], cwd=ROOT, capture_output=True, text=True,
+                          check=True).stdout for group in firsts.values()]
+    assert "".join(bad) == "", "the docs name these, which `import graphspec` alone does not give:\n" + "".join(bad)
