@@ -28,7 +28,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 # the submodules the docs call by their dotted names (graphspec.testing.assert_gradients, as np.testing works
 # after `import numpy`), imported on first use like the names above
-_SUBMODULES = ("errors", "inputs", "ops", "reading", "testing")
+_SUBMODULES = ("checker", "errors", "inputs", "ops", "reading", "testing")
 
 
 class _CallableModule(types.ModuleType):
