@@ -26,6 +26,9 @@ _EXPORTS = {
     "train": "train",
 }
 __all__ = sorted(_EXPORTS)
+# the submodules the docs call by their dotted names (graphspec.testing.assert_gradients, as np.testing works
+# after `import numpy`), imported on first use like the names above
+_SUBMODULES = ("checker", "errors", "inputs", "ops", "reading", "testing")
 
 
 class _CallableModule(types.ModuleType):
@@ -45,4 +48,6 @@ def __getattr__(name: str) -> Any:
         return importlib.import_module(f".{name}", __name__)
     if name in _EXPORTS:
         return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'graphspec' has no attribute {name!r}")

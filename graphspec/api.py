@@ -165,7 +165,7 @@ class Graph:
         if p.seed is not None and p.seed.shape != inferred[p.loss].shape:
             # a scalar seed too: the backward pass would broadcast it over a loss that is no longer a scalar
             shape = list(inferred[p.loss].shape)
-            if isinstance(p.spec.loss, str) or p.spec.loss.seed is None:  # type: ignore[union-attr]
+            if isinstance(p.spec.loss, str) or not p.spec.loss.seed_given:  # type: ignore[union-attr]
                 raise InputError(f"with these inputs, loss '{p.loss}' has shape {shape}, not a scalar", loc="loss")
             raise InputError(f"with these inputs, loss '{p.loss}' has shape {shape}; its seed of shape "
                              f"{list(p.seed.shape)} no longer fits", loc="loss.seed")

@@ -186,7 +186,7 @@ def _check_loss(spec: Spec, loss: str | None, avals: dict[str, Aval]) -> np.ndar
     shape, dtype = avals[loss]
     if not dtype.startswith("float"):
         raise SpecError(f"the loss must be a float node, '{loss}' is {dtype}", loc="loss")
-    seed = spec.loss.seed if not isinstance(spec.loss, str) else None  # type: ignore[union-attr]
+    seed = spec.loss.seed if not isinstance(spec.loss, str) and spec.loss.seed_given else None  # type: ignore[union-attr]
     if seed is None:
         if shape is not None and shape != ():
             raise SpecError(f"loss '{loss}' has shape {list(shape)}, not a scalar: "

@@ -124,9 +124,12 @@ def run_table(graph: Any, result: Any, checks: list[Any], notes: list[str], grad
     t = Table()
     for col in ("name", "op", "shape", "value"):
         t.add_column(col)
+    # a call's function by its name: a written-out call's output reads its body's last op, and a call with a
+    # hand-written vjp is an op keyed f/<hash> in the table
+    ops = {s.name: s.op.name for s in graph.plan.steps}
     for n in p.outputs:
         v = result.values[n]
-        op = p.spec.nodes[n].op if n in p.spec.nodes else p.kind.get(n, "")
+        op = p.calls[n][0] if n in p.calls else ops.get(n) or p.kind.get(n, "")
         t.add_row(n, op, str(tuple(np.shape(v))), esc(fmt_value(v)))
     con.print(t)
 

@@ -132,8 +132,14 @@ def reports_json(reports: Sequence[Report]) -> dict[str, Any]:
             "reports": [report_json(r) for r in reports]}
 
 
+def ops_ok(rows: Sequence[OpRow]) -> bool:
+    """The sweep's verdict, which the exit code and the JSON's "ok" follow: no sample fails, and one was checked
+    (a sweep of only ops without a float arg, like one_hot, has earned no pass)."""
+    return all(r.status != "FAIL" for r in rows) and any(r.status != "EMPTY" for r in rows)
+
+
 def ops_json(rows: Sequence[OpRow]) -> dict[str, Any]:
-    return {"format": JSON_FORMAT, "version": JSON_VERSION, "ok": all(r.status != "FAIL" for r in rows),
+    return {"format": JSON_FORMAT, "version": JSON_VERSION, "ok": ops_ok(rows),
             "ops": [{"op": r.op, "dtype": r.dtype, "sample": r.sample, "shapes": r.shapes, "attrs": r.attrs, "status": r.status,
                      "max_rel_err": _f(r.max_rel_err), "vjp_rel_err": _f(r.vjp_rel_err),
                      "jvp_rel_err": _f(r.jvp_rel_err), "modes_rel_err": _f(r.modes_rel_err), "message": r.message}
@@ -368,8 +374,12 @@ def print_ops(rows: Sequence[OpRow], console: Console) -> None:
     console.print(t)
     bad = [r for r in rows if r.status == "FAIL"]
     empty = sorted({r.op for r in rows if r.status == "EMPTY"})  # no float arg: nothing checked, so no pass
-    console.print("[green]every sample with something to check passes[/]" if not bad else
-                  f"[bold red]{len(bad)} sample(s) fail:[/] " + ", ".join(sorted({r.op for r in bad})))
+    if bad:
+        console.print(f"[bold red]{len(bad)} sample(s) fail:[/] " + ", ".join(sorted({r.op for r in bad})))
+    elif ops_ok(rows):
+        console.print("[green]every sample with something to check passes[/]")
+    else:
+        console.print("[bold red]EMPTY: no sample had anything to check[/]")
     if empty:
         console.print(f"nothing to check (no float arg with a gradient): {', '.join(empty)}")
 

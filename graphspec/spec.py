@@ -276,6 +276,11 @@ class LossSeed(_Strict):
     node: Name
     seed: Numbers = 1.0
 
+    @property
+    def seed_given(self) -> bool:
+        """Whether the spec wrote a seed: {"node": "h"} has the default 1.0, which only a scalar loss takes."""
+        return "seed" in self.model_fields_set
+
 
 class Expect(_Strict):
     values: dict[Name, Value] = {}  # a bool node's expected value is bool

@@ -343,10 +343,16 @@ def test_an_op_sweep_that_checked_nothing_is_not_a_pass(capsys):
     from graphspec.cli import main
 
     assert main(["check", "--ops", "--op", "one_hot"]) == 1
-    assert "nothing to check (no float arg with a gradient): one_hot" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "nothing to check (no float arg with a gradient): one_hot" in out
+    assert "every sample with something to check passes" not in out and "no sample had anything to check" in out
+    assert main(["check", "--ops", "--op", "one_hot", "--format", "json"]) == 1
+    assert json.loads(capsys.readouterr().out)["ok"] is False  # the JSON's ok is the exit code's verdict
     assert main(["check", "--ops", "--op", "one_hot", "--op", "mul"]) == 0
     out = capsys.readouterr().out
     assert "every sample with something to check passes" in out and "EMPTY" in out
+    assert main(["check", "--ops", "--op", "one_hot", "--op", "mul", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["ok"] is True
 
 
 def test_check_shares_the_commands_module_and_imports_nothing_from_cli():

@@ -212,3 +212,75 @@ def test_draw_colours_are_the_ones_documented():
     for colour in [*FILL.values(), *CHECK_FILL.values(), VALUE, GRAD, LOCAL]:
         assert f"`{colour}`" in table, colour
     assert "`.pdf`" in FORMAT.read_text(encoding="utf-8")[FORMAT.read_text(encoding="utf-8").index("**draw.**"):]
+
+
+# graphspec.X.Y as the docs and examples write it
+DOTTED = re.compile(r"\bgraphspec((?:\.[A-Za-z_]\w*)+)")
+RESOLVE = """import functools, sys, graphspec
+for n in sys.argv[1:]:
+    try:
+        functools.reduce(getattr, n.split("."), graphspec)
+    except AttributeError as e:
+        print(f"graphspec.{n}: {e}")"""
+
+
+def test_every_dotted_name_resolves_after_import_graphspec():
+    """A user copies `graphspec.testing.assert_gradients(...)` after `import graphspec` alone (as np.testing
+    works after `import numpy`): each name resolves in a fresh interpreter, one per first name, so that no
+    other name's import makes it resolve."""
+    import sys
+
+    sources = [*DOCS, *sorted((ROOT / "examples").rglob("*.py"))]
+    names = {m.group(1)[1:] for p in sources for m in DOTTED.finditer(p.read_text(encoding="utf-8"))}
+    names = {n for n in names if not n.endswith(".json")}  # graphspec.schema.json is a file
+    assert {"testing.assert_gradients", "reading.limit_file_size", "inputs"} <= names
+    firsts: dict[str, list[str]] = {}
+    for n in sorted(names):
+        firsts.setdefault(n.split(".")[0], []).append(n)
+    bad = [subprocess.run([sys.executable, "-c", RESOLVE, *group], cwd=ROOT, capture_output=True, text=True,
+                          check=True).stdout for group in firsts.values()]
+    assert "".join(bad) == "", "the docs name these, which `import graphspec` alone does not give:\n" + "".join(bad)
+
+
+def _section(text: str, start: str, end: str) -> str:
+    i = text.index(start)
+    return text[i:text.index(end, i + len(start))]
+
+
+def _flag_in(flag: str, text: str) -> bool:
+    return re.search(re.escape(flag) + r"(?![\w-])", text) is not None
+
+
+def test_every_flag_of_each_commands_help_is_documented_for_that_command():
+    """Each option of `python -m graphspec COMMAND --help` (one of its spellings) is in the docs where a user
+    of that command reads: its own section (check: docs/gradcheck.md; train, draw, explain: docs/format.md's),
+    or the Command line section's flags that name the command in their list (`--params FILE.npz` (run, ...))."""
+    import argparse
+
+    from graphspec.cli import _parser
+
+    fmt, readme = FORMAT.read_text(encoding="utf-8"), (ROOT / "README.md").read_text(encoding="utf-8")
+    general = _section(fmt, "## Command line", "### explain")
+    shared: dict[str, set[str]] = {}  # `--params FILE.npz` (run, check): the flag and the commands it names
+    for flag, cmds in re.findall(r"`(-[-\w]+)[^`]*` \(([a-z]+(?:, [a-z]+)*)\)", general):
+        shared.setdefault(flag, set()).update(cmds.split(", "))
+    outputs = _section(general, "**Outputs.**", "\n\n")  # -o and --force of the commands it names
+    for flag in ("-o", "--force"):
+        shared.setdefault(flag, set()).update(re.search(r"`-o FILE` \(([a-z, ]+)\)", outputs).group(1).split(", "))
+    sections = {
+        "check": (ROOT / "docs" / "gradcheck.md").read_text(encoding="utf-8"),
+        "train": _section(fmt, "## Train", "## Functions"),
+        "draw": _section(fmt, "### draw", "## Errors and strict types"),
+        "explain": _section(fmt, "### explain", "**check -o report.html.**"),
+    }
+    sub = next(a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert {"run", "check", "train", "draw", "explain", "validate", "ops", "schema"} <= set(sub.choices)
+    missing = []
+    for name, parser in sub.choices.items():
+        where = sections.get(name, fmt + readme)
+        for action in parser._actions:
+            if not action.option_strings or isinstance(action, argparse._HelpAction):
+                continue
+            if not any(_flag_in(o, where) or name in shared.get(o, ()) for o in action.option_strings):
+                missing.append(f"{name} {'/'.join(action.option_strings)}")
+    assert not missing, f"flags of --help that the docs do not give for their command: {missing}"

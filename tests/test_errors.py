@@ -60,6 +60,8 @@ CASES = {
                                         "y": {"shape": ["N"], "value": [1, 2, 3]}}, nodes={"h": {"op": "relu", "args": ["X"]}}),
                            "inputs.y: symbolic dim 'N' is 3 here but 2 in inputs.X"),
     "nonscalar_loss": (spec(loss="h"), "loss: loss 'h' has shape [3], not a scalar"),
+    # {"node": "h"} without a seed is the name alone, not a seed of shape [] the user never wrote
+    "nonscalar_loss_no_seed": (spec(loss={"node": "h"}), "loss: loss 'h' has shape [3], not a scalar"),
     "seed_shape": (spec(loss={"node": "h", "seed": [1.0, 2.0]}), "loss.seed: seed of shape [2] does not match loss 'h' of shape [3]"),
     "unknown_loss": (spec(loss="hh"), "loss: unknown name 'hh' (did you mean 'h'?)"),
     "loss_is_input": (spec(loss="x"), "loss: the loss must be a node, 'x' is one of the inputs"),
@@ -253,6 +255,12 @@ def test_runtime_input_that_makes_the_loss_non_scalar(tmp_path, capsys):
     path = tmp_path / "s.json"
     path.write_text(spec(inputs={"x": {"value": [1.0, 2.0]}, "lam": {"value": 0.5}},
                          nodes={"r": {"op": "l2", "args": ["x"]}, "h": {"op": "mul", "args": ["lam", "r"]}}, loss="h"))
+    assert main(["run", str(path), "--input", "lam=[]"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "loss: with these inputs, loss 'h' has shape [0], not a scalar" in err
+    path.write_text(spec(inputs={"x": {"value": [1.0, 2.0]}, "lam": {"value": 0.5}},
+                         nodes={"r": {"op": "l2", "args": ["x"]}, "h": {"op": "mul", "args": ["lam", "r"]}},
+                         loss={"node": "h"}))  # the object form without a seed: the same error, no seed named
     assert main(["run", str(path), "--input", "lam=[]"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "loss: with these inputs, loss 'h' has shape [0], not a scalar" in err

@@ -204,3 +204,13 @@ def test_graphspec_explain_is_the_public_api_and_import_stays_lazy():
 
     assert graphspec.explain(LECTURE / "mul.json").lines == ex.lines and module.explain is not None
     assert ex._repr_markdown_() == ex.markdown() and str(ex) == ex.text
+
+
+def test_explain_writes_clips_rule_with_its_bounds_included():
+    """clip's gradient is 1 on its bounds (torch.clamp's); the rule explain and docs/format.md print said
+    `lo < x < hi`, beside values of 1 at x == min and x == max."""
+    g = graphspec.load({"graphspec": "1", "inputs": {"x": {"value": [0.0, 0.5, 1.0, 2.0]}},
+                        "nodes": {"c": {"op": "clip", "args": ["x"], "attrs": {"min": 0.0, "max": 1.0}},
+                                  "L": {"op": "sum", "args": ["c"]}}, "loss": "L"})
+    np.testing.assert_array_equal(g.grad()["x"], [1, 1, 1, 0])
+    assert "    dL/dx = dL/dc where min <= x <= max = [1, 1, 1, 0]" in explain(g).lines

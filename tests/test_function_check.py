@@ -200,6 +200,19 @@ def test_a_graph_takes_no_function_arguments():
         graphspec.gradcheck("specs/lecture/mul.json", grad=np.cos)
 
 
+def test_a_tolerance_that_is_no_tolerance_record_is_a_type_error_not_a_bug_in_the_function():
+    """tolerance=1e-3 (torch's rtol, say) failed inside the check: an AttributeError for a graph, and for a
+    function an OpError blaming the user's function. A right Tolerance still decides the verdict."""
+    from graphspec.checker import Tolerance
+
+    for target, kw in (("specs/lecture/mul.json", {}), (lambda x: np.sum(x ** 2), {"args": [1.0], "grad": lambda x: 2 * x})):
+        with pytest.raises(TypeError, match=r"tolerance must be a graphspec\.checker\.Tolerance"):
+            graphspec.gradcheck(target, tolerance=1e-3, **kw)
+    slip = {"args": [1.0, 2.0], "grad": lambda x: 2.001 * x}  # 0.05% off: within rtol 1e-3, not 1e-5
+    assert not graphspec.gradcheck(lambda x: np.sum(x ** 2), **slip).ok
+    assert graphspec.gradcheck(lambda x: np.sum(x ** 2), tolerance=Tolerance(eps=6e-6, rtol=1e-3, atol=1e-8), **slip).ok
+
+
 def test_checking_a_numpy_function_imports_no_torch():
     code = ("import sys, numpy as np, graphspec; "
             "assert graphspec.gradcheck(lambda x: np.sum(x ** 2), [1.0], grad=lambda x: 2 * x).ok; "

@@ -51,3 +51,31 @@ def test_the_console_writes_plain_text_into_a_file_and_keeps_wide_tables_piped(c
     assert buf.getvalue() == "x 1.5\n" and con.width == 120 and not con.is_terminal
     assert console(io.StringIO(), 60).width == 60
     assert console().width == 160  # stdout is a pipe under pytest: logs and CI read it
+
+
+def _ops_column(out: str) -> dict[str, str]:
+    """name -> op of run's outputs table (its rows start with a vertical bar)."""
+    return {cells[1].strip(): cells[2].strip() for cells in (line.split("│") for line in out.splitlines())
+            if len(cells) > 2 and cells[0] == ""}
+
+
+def test_run_table_names_a_function_call_by_its_function(tmp_path, capsys):
+    """An output that is a call reads the function's name in the op column: a written-out call read its
+    body's last op (mul), a call with a hand-written vjp the table's internal key (sigmoid_layer/<hash>)."""
+    from pathlib import Path
+
+    from graphspec.cli import main
+
+    lecture = Path(__file__).resolve().parents[1] / "specs" / "lecture"
+    assert main(["run", str(lecture / "network_delta.json"), "--no-grad"]) == 0
+    rows = _ops_column(capsys.readouterr().out)
+    assert rows["y123"] == rows["y45"] == "sigmoid_layer" and rows["y6"] == "sigmoid_unit" and rows["loss"] == "mul"
+    spec = {"graphspec": "1", "inputs": {"X": {"value": [1.0, 2.0]}},
+            "functions": {"f": {"args": ["x"], "nodes": {"a": {"op": "add", "args": ["x", 1.0]},
+                                                         "b": {"op": "mul", "args": ["a", 3.0]}}, "output": "b"}},
+            "nodes": {"h": {"op": "f", "args": ["X"]}}, "outputs": ["h", "X"]}
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(spec))
+    assert main(["run", str(path)]) == 0
+    rows = _ops_column(capsys.readouterr().out)
+    assert rows["h"] == "f" and rows["X"] == "inputs"

@@ -209,6 +209,10 @@ def gradcheck(graph: Any, args: Any = None, *, grad: Callable[..., Any] | None =
     A Python function instead of a graph: ``gradcheck(f, args, grad=grad_f)`` (``vjp=``, ``jvp=``,
     ``kink=``, ``vectorized=``), or a torch or jax callable with its args; checker/function.py has the
     conventions."""
+    if tolerance is not None and not isinstance(tolerance, Tolerance):  # else a float failed deep in the check,
+        # and in the user's function's place (an OpError) when checking a function
+        raise TypeError(f"tolerance must be a graphspec.checker.Tolerance(eps=..., rtol=..., atol=...), "
+                        f"got {tolerance!r}")
     if callable(graph):  # one node applying a temporary op made of the function (checker/function.py)
         from .function import check_function
 

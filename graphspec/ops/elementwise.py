@@ -300,7 +300,7 @@ defop("clip", _clip, jvp=SYMMETRIC, batch=batching.elementwise, shape=_clip_shap
       vjp=(lambda g, ans, x, *, min, max: g * _inside(x, min, max),),
       attrs={"min": Attr("opt_float", None, doc="the lower bound; null: none"),
              "max": Attr("opt_float", None, doc="the upper bound; null: none")}, kink=_clip_branch,
-      rules=("g where lo < x < hi",),
+      rules=("g where min <= x <= max",),  # the bounds included, as _inside
       doc="min(max(x, min), max); attrs min, max (a number or null: no bound). Gradient 1 where "
           "min <= x <= max, bounds included (torch.clamp's convention), 0 outside: kinks at the bounds",
       samples=_sample_clip)
