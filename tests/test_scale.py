@@ -268,8 +268,9 @@ def test_a_budget_keeps_a_slow_check_short() -> None:
     s = mlp_spec(batch=16, sizes=WIDE)
     full = gradcheck(s, batch=False, all_elements=True, modes=False)  # one forward pass per perturbation
     rep = gradcheck(s, batch=False, budget=full.seconds / 4, modes=False)
-    # timed on a shared machine: the sample is smaller and the check shorter, by how much varies
-    assert rep.ok and 0 < rep.sample["coverage"] < 1 and rep.seconds < full.seconds
+    # the sample is smaller, so fewer perturbed evaluations; not timed here (a shared machine's load moves
+    # seconds both ways): how sizes follow the estimated cost is test_the_sample_sizes_fit_the_estimated_cost's
+    assert rep.ok and 0 < rep.sample["coverage"] < 1 and rep.evaluations < full.evaluations
 
 
 def test_the_sample_sizes_fit_the_estimated_cost() -> None:
