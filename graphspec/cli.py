@@ -303,14 +303,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     given = [(f, f"the {flag} {name} file") for flag, files in (("--data", overrides["data"]),
                                                                 ("--validation", overrides["validation"]))
              if isinstance(files, dict) for name, f in files.items()]
+    meta: dict[str, Any] = {}
+    if args.resume is not None:  # read before any work: the resumed run's data files are protected too
+        with located(source):
+            meta = train.read_checkpoint(args.resume, graph)[0]
+        given += [(graph.program.base / f, f"a file the resumed run reads (train.{key}.{name})")
+                  for key in ("data", "validation") if isinstance(meta["config"].get(key), dict)
+                  and "generate" not in meta["config"][key] for name, f in meta["config"][key].items()]
+    resumed = [(args.resume, "the --resume file")] if args.resume is not None else []
     guard_output(out, PARAMS, [args.spec], "the spec being trained", [graph], force=args.force,
-                 flag="-o" if args.output else "output", given=given)
+                 flag="-o" if args.output else "output", given=given + resumed)
     guard_output(ckpt, PARAMS, [args.spec], "the spec being trained", [graph], force=args.force, flag="checkpoint",
-                 given=given)
+                 given=given)  # the checkpoint beside -o may be the --resume file: resuming replaces it
     for flag, path, kind in (("--log-csv", args.log_csv, TRAIN_LOG), ("--plot", args.plot, DRAWING)):
         if path:
             guard_output(path, kind, [args.spec], "the spec being trained", [graph], force=args.force, flag=flag,
-                         given=given)
+                         given=given + resumed)
     with located(source):
         if args.resume is None:
             cfg = train.config(graph, overrides)  # a bad override: exit 2 before any work
@@ -357,7 +365,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         with located(source):
             if args.resume is not None:
-                meta = train.read_checkpoint(args.resume, graph)[0]
                 cfg = train.config(graph, overrides, base=meta["config"])
             if bar is not None:
                 bar.start(cfg)
