@@ -249,6 +249,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
             raise UsageError(f"{flag} must be at least 1")
     if args.lr is not None and not args.lr > 0:
         raise UsageError("--lr must be greater than 0")
+    if args.seed is not None and args.seed < 0:  # as the spec's seed, and check's --seed
+        raise UsageError("--seed must be a non-negative integer (numpy's generators take no negative seeds)")
     validation: Any = None
     if args.validation:
         files = [v for v in args.validation if "=" in v]
