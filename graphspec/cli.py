@@ -147,7 +147,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="run this Python code first, for the ops it defines (repeatable; may also follow "
                         "the command); a spec never imports code by itself")
     args = parser.parse_args(argv)
-    args.imports = imports
+    # what is left for the main parser before the command are abbreviations (--imp, --trace): taken too
+    show_traceback = show_traceback or args.traceback
+    args.imports = imports = imports + args.imports
     from .commands import print_errors
     from .errors import GraphspecError, UsageError
 
