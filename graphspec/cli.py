@@ -153,6 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .commands import print_errors
     from .errors import GraphspecError, UsageError
 
+    real_stdout = sys.stdout
+    sys.stdout = _Stdout(real_stdout)  # type: ignore[assignment]
     try:
         with warnings.catch_warnings():  # restores showwarning afterwards (main also runs in tests, in process)
             warnings.showwarning = _one_line_warning
@@ -188,6 +190,47 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc(file=sys.stderr)
             return EXIT_FAILED
         raise
+    finally:
+        sys.stdout = real_stdout
+
+
+class _Stdout:
+    """sys.stdout while a command runs. Once its reader has gone (`graphspec check ... | head`), the
+    rest is dropped and the command ends with its own exit code: a broken pipe is no verdict (rich
+    would exit 1, a failed check; a BrokenPipeError out of the command, 0 for a failed one)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self.gone = False
+
+    def write(self, text: str) -> int:
+        if not self.gone:
+            try:
+                self._stream.write(text)
+            except BrokenPipeError:
+                self._reader_gone()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._reader_gone()
+
+    def _reader_gone(self) -> None:
+        import os
+
+        self.gone = True
+        try:  # Python's own flush at exit would fail again: stdout goes to /dev/null (Python's docs, SIGPIPE)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):  # no file descriptor (a test's capture): nothing to flush at exit
+            pass
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding, ...: the stream's own
+        return getattr(self._stream, name)
 
 
 def _stdout_is_json(args: argparse.Namespace) -> bool:
