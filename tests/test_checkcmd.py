@@ -320,6 +320,16 @@ def test_usage_errors_are_json_records_with_format_json(tmp_path: Path, capsys: 
     assert capsys.readouterr().out == ""
 
 
+@pytest.mark.parametrize("flags, said", [(["--strict"], "--strict goes"), (["--fast", "--wrt", "x"], "--fast, --wrt go"),
+                                         (["--input", "x=1"], "--input goes"), (["-v"], "--verbose goes")])
+def test_spec_options_with_ops_are_refused_not_ignored(capsys: pytest.CaptureFixture[str], flags: list[str],
+                                                       said: str) -> None:
+    """`check --ops --strict` swept with kinks passing, `--fast` swept in full: silently."""
+    assert main(["check", "--ops", "--op", "relu", *flags]) == 2
+    assert capsys.readouterr() == ("", f"error: {said} with SPEC files, not --ops (the sweep checks every sample "
+                                       "of each op in full)\n")
+
+
 def test_ops_sweep_output_is_guarded_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     target = Path(good(tmp_path))
     before = target.read_text()
