@@ -171,6 +171,12 @@ def test_nothing_to_differentiate_is_a_note_not_a_crash(tmp_path: Path, capsys: 
     assert "nothing to check: no loss and no float output with elements" in capsys.readouterr().out
 
 
+def test_an_unknown_wrt_suggests_a_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", good(tmp_path), "--wrt", "ww"]) == 2
+    assert capsys.readouterr().err == (f"error: {good(tmp_path)}: wrt.ww: 'ww' is not a param or float input with a "
+                                       "gradient (did you mean 'w'?)\n")
+
+
 def test_wrt_named_twice_is_checked_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """--wrt w --wrt w moved w twice in the JVP-vs-VJP check: "JVP and VJP disagree", a false FAIL."""
     assert main(["check", good(tmp_path), "--wrt", "w", "--wrt", "w", "--format", "json"]) == 0

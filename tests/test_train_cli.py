@@ -298,6 +298,7 @@ def test_overridden_names_are_checked_as_the_spec_s_are(tmp_path, capsys):
     (tmp_path / "x.csv").write_text("1,2\n")
     cee = "'cee' is none of them (with the overrides given) (did you mean 'ce'?)"
     for flags, where, message in ((["--metrics", "loss,cee"], "train.metrics[1]", cee),
+                                  (["--metrics", "acuracy"], "train.metrics[0]", "(did you mean 'accuracy'?)"),
                                   (["--data", "XX=x.csv", "--data", "y=x.csv"], "train.data.XX", "'XX' is not one"),
                                   (["--validation", "X=x.csv", "--validation", "yy=x.csv"], "train.validation.yy",
                                    "'yy' is not one")):
