@@ -343,3 +343,32 @@ def test_a_resumed_run_protects_the_data_files_of_the_run_it_continues(tmp_path,
     assert one_error(capsys) == ("--log-csv mine.csv: that is a file the resumed run reads (train.data.x); "
                                  "refusing to write over it")
     assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("cmd, out", [("check", "my_ops.py"), ("explain", "./my_ops.py"), ("check", "pkg_ops/ops.py")])
+def test_no_command_writes_over_the_code_that_import_ran(tmp_path, capsys, monkeypatch, cmd, out):
+    """`--import my_ops.py check s.json -o my_ops.py --force` replaced the user's op code with the report."""
+    from graphspec import userops
+    from graphspec.ops import OPS
+
+    monkeypatch.setattr(userops, "_imported", dict(userops._imported))  # no import leaks into other tests
+    code = "import graphspec\nimport numpy as np\ngraphspec.defop('twice_{n}', lambda x: 2 * x, vjp=(lambda g, ans, x: 2 * g,))\n"
+    (tmp_path / "my_ops.py").write_text(code.format(n="f"))
+    (tmp_path / "pkg_ops").mkdir()
+    (tmp_path / "pkg_ops" / "__init__.py").write_text("")
+    (tmp_path / "pkg_ops" / "ops.py").write_text(code.format(n="m"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    target = "pkg_ops.ops" if out.startswith("pkg_ops") else "my_ops.py"
+    n = "m" if target == "pkg_ops.ops" else "f"
+    Path("t.json").write_text(json.dumps({"graphspec": "1", "inputs": {"x": {"value": 1.5}},
+                                          "nodes": {"y": {"op": f"twice_{n}", "args": ["x"]}}, "loss": "y"}))
+    before = snapshot(tmp_path)
+    try:
+        assert main(["--import", target, cmd, "t.json", "-o", out, "--force"]) == 2
+        assert one_error(capsys) == f"-o {out}: that is Python code that --import ran; refusing to write over it"
+    finally:
+        OPS.pop(f"twice_{n}", None)
+        sys.modules.pop("pkg_ops.ops", None)
+        sys.modules.pop("pkg_ops", None)
+    assert snapshot(tmp_path) == before
