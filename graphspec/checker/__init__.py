@@ -322,6 +322,11 @@ def gradcheck(graph: Any, args: Any = None, *, grad: Callable[..., Any] | None =
                 ctx.progress = bar
             nodes = _blame(ctx) if run_blame else []
             ctx.progress = None
+    except BaseException:
+        if pool is not None:  # Ctrl-C or an error: the chunks still queued are dropped, not waited for
+            pool.close(abort=True)
+            pool = None
+        raise
     finally:
         if pool is not None:
             pool.close()
