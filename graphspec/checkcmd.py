@@ -88,6 +88,15 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UsageError("--seed must be a non-negative integer (numpy's generators take no negative seeds)")
     if (args.op or args.dtype) and not args.ops:
         raise UsageError("--op and --dtype go with --ops")
+    if args.ops:  # the sweep checks each sample in full, its own way: these would be silently ignored
+        spec_only = [flag for flag, given in (
+            ("--fast", args.fast), ("--taylor", args.taylor), ("--strict", args.strict),
+            ("--max-elements", args.max_elements is not None), ("--all", args.all), ("--budget", args.budget),
+            ("--workers", args.workers is not None), ("--memory", args.memory), ("--blame", args.blame),
+            ("--wrt", args.wrt), ("--input", args.input), ("--params", args.params), ("--verbose", args.verbose)) if given]
+        if spec_only:
+            raise UsageError(f"{', '.join(spec_only)} {'goes' if len(spec_only) == 1 else 'go'} with SPEC files, "
+                             "not --ops (the sweep checks every sample of each op in full)")
     if (args.input or args.params) and len(args.specs) > 1:
         raise UsageError("--input and --params apply to one spec; give one SPEC")
     if args.ops and _format(args) == "html":

@@ -147,10 +147,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="run this Python code first, for the ops it defines (repeatable; may also follow "
                         "the command); a spec never imports code by itself")
     args = parser.parse_args(argv)
-    args.imports = imports
+    # what is left for the main parser before the command are abbreviations (--imp, --trace): taken too
+    show_traceback = show_traceback or args.traceback
+    args.imports = imports = imports + args.imports
     from .commands import print_errors
     from .errors import GraphspecError, UsageError
 
+    real_stdout = sys.stdout
+    sys.stdout = _Stdout(real_stdout)  # type: ignore[assignment]
     try:
         with warnings.catch_warnings():  # restores showwarning afterwards (main also runs in tests, in process)
             warnings.showwarning = _one_line_warning
@@ -186,6 +190,47 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc(file=sys.stderr)
             return EXIT_FAILED
         raise
+    finally:
+        sys.stdout = real_stdout
+
+
+class _Stdout:
+    """sys.stdout while a command runs. Once its reader has gone (`graphspec check ... | head`), the
+    rest is dropped and the command ends with its own exit code: a broken pipe is no verdict (rich
+    would exit 1, a failed check; a BrokenPipeError out of the command, 0 for a failed one)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self.gone = False
+
+    def write(self, text: str) -> int:
+        if not self.gone:
+            try:
+                self._stream.write(text)
+            except BrokenPipeError:
+                self._reader_gone()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._reader_gone()
+
+    def _reader_gone(self) -> None:
+        import os
+
+        self.gone = True
+        try:  # Python's own flush at exit would fail again: stdout goes to /dev/null (Python's docs, SIGPIPE)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):  # no file descriptor (a test's capture): nothing to flush at exit
+            pass
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding, ...: the stream's own
+        return getattr(self._stream, name)
 
 
 def _stdout_is_json(args: argparse.Namespace) -> bool:
@@ -249,6 +294,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
             raise UsageError(f"{flag} must be at least 1")
     if args.lr is not None and not args.lr > 0:
         raise UsageError("--lr must be greater than 0")
+    if args.seed is not None and args.seed < 0:  # as the spec's seed, and check's --seed
+        raise UsageError("--seed must be a non-negative integer (numpy's generators take no negative seeds)")
     validation: Any = None
     if args.validation:
         files = [v for v in args.validation if "=" in v]
@@ -303,14 +350,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     given = [(f, f"the {flag} {name} file") for flag, files in (("--data", overrides["data"]),
                                                                 ("--validation", overrides["validation"]))
              if isinstance(files, dict) for name, f in files.items()]
+    meta: dict[str, Any] = {}
+    if args.resume is not None:  # read before any work: the resumed run's data files are protected too
+        with located(source):
+            meta = train.read_checkpoint(args.resume, graph)[0]
+        given += [(graph.program.base / f, f"a file the resumed run reads (train.{key}.{name})")
+                  for key in ("data", "validation") if isinstance(meta["config"].get(key), dict)
+                  and "generate" not in meta["config"][key] for name, f in meta["config"][key].items()]
+    resumed = [(args.resume, "the --resume file")] if args.resume is not None else []
     guard_output(out, PARAMS, [args.spec], "the spec being trained", [graph], force=args.force,
-                 flag="-o" if args.output else "output", given=given)
+                 flag="-o" if args.output else "output", given=given + resumed)
     guard_output(ckpt, PARAMS, [args.spec], "the spec being trained", [graph], force=args.force, flag="checkpoint",
-                 given=given)
+                 given=given)  # the checkpoint beside -o may be the --resume file: resuming replaces it
     for flag, path, kind in (("--log-csv", args.log_csv, TRAIN_LOG), ("--plot", args.plot, DRAWING)):
         if path:
             guard_output(path, kind, [args.spec], "the spec being trained", [graph], force=args.force, flag=flag,
-                         given=given)
+                         given=given + resumed)
     with located(source):
         if args.resume is None:
             cfg = train.config(graph, overrides)  # a bad override: exit 2 before any work
@@ -357,7 +412,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         with located(source):
             if args.resume is not None:
-                meta = train.read_checkpoint(args.resume, graph)[0]
                 cfg = train.config(graph, overrides, base=meta["config"])
             if bar is not None:
                 bar.start(cfg)

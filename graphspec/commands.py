@@ -88,6 +88,7 @@ def guard_output(out: str | Path, kind: Any, specs: Sequence[str], what: str, gr
     command, after loading and before the work starts."""
     from .files import check_output, spec_files
     from .inputs import input_files
+    from .userops import imported_files
 
     protected: list[tuple[str | Path, str]] = [(s, what) for s in specs]
     for text in inputs:
@@ -95,6 +96,7 @@ def guard_output(out: str | Path, kind: Any, specs: Sequence[str], what: str, gr
     if params:
         protected.append((params, "the --params file"))
     protected += [f for g in graphs for f in spec_files(g, what)]
+    protected += [(f, "Python code that --import ran") for f in imported_files()]
     protected += list(given)
     check_output(out, flag, kind, protected=protected, force=force)
 

@@ -56,7 +56,7 @@ def train_name_problems(tr: Any, names: Mapping[str, str], spec: Spec) -> Iterat
     for i, name in enumerate(tr.metrics):
         if name not in ("loss", "accuracy") and names.get(name) != "nodes":
             yield (f"a metric is loss, accuracy or a node's name, '{name}' is none of them", f"train.metrics[{i}]",
-                   lambda name=name: did_you_mean(name, spec.nodes))
+                   lambda name=name: did_you_mean(name, ["loss", "accuracy", *spec.nodes]))
 
 
 def build(spec: Spec, errors: ErrorList | None = None, broken: Mapping[str, str] | None = None) -> Structure:

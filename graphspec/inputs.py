@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import GraphspecError, InputError
+from .errors import GraphspecError, InputError, did_you_mean
 from .values import as_array, json_value, read_file, read_named_arrays
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ def load_params(graph: Graph, path: str | Path, *, label: str | None = None,
     params, decls = graph.params, graph.program.decls
     for name, arr in arrays.items():
         if name not in params:
-            raise error(f"{where}: '{name}' is not a param of this spec")
+            raise error(f"{where}: '{name}' is not a param of this spec", hint=did_you_mean(name, params))
         if arr.shape != params[name].shape:
             raise error(f"{where}: '{name}' has shape {list(arr.shape)}, the spec declares {list(params[name].shape)}")
     # every array checked before any is set: a bad file leaves the params as they were

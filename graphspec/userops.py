@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import os
 import sys
 import types
 from collections.abc import Iterable
@@ -64,6 +65,17 @@ def import_ops(target: str) -> list[Op]:
     made = [op for name, op in OPS.items() if before.get(name) is not op]
     _imported[key] = made
     return made
+
+
+def imported_files() -> list[str]:
+    """The files of Python code that import_ops ran (a file, or an imported module's): a command's
+    -o never writes over one, as over any file the command line reads."""
+    out = []
+    for key in _imported:  # a resolved path for a file, the dotted name for a module
+        path = key if os.path.isabs(key) else getattr(sys.modules.get(key), "__file__", None)
+        if path:
+            out.append(path)
+    return out
 
 
 def _failed(target: str, e: BaseException, path: str | None) -> UsageError:

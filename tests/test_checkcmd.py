@@ -171,6 +171,12 @@ def test_nothing_to_differentiate_is_a_note_not_a_crash(tmp_path: Path, capsys: 
     assert "nothing to check: no loss and no float output with elements" in capsys.readouterr().out
 
 
+def test_an_unknown_wrt_suggests_a_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", good(tmp_path), "--wrt", "ww"]) == 2
+    assert capsys.readouterr().err == (f"error: {good(tmp_path)}: wrt.ww: 'ww' is not a param or float input with a "
+                                       "gradient (did you mean 'w'?)\n")
+
+
 def test_wrt_named_twice_is_checked_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """--wrt w --wrt w moved w twice in the JVP-vs-VJP check: "JVP and VJP disagree", a false FAIL."""
     assert main(["check", good(tmp_path), "--wrt", "w", "--wrt", "w", "--format", "json"]) == 0
@@ -320,6 +326,16 @@ def test_usage_errors_are_json_records_with_format_json(tmp_path: Path, capsys: 
     assert capsys.readouterr().out == ""
 
 
+@pytest.mark.parametrize("flags, said", [(["--strict"], "--strict goes"), (["--fast", "--wrt", "x"], "--fast, --wrt go"),
+                                         (["--input", "x=1"], "--input goes"), (["-v"], "--verbose goes")])
+def test_spec_options_with_ops_are_refused_not_ignored(capsys: pytest.CaptureFixture[str], flags: list[str],
+                                                       said: str) -> None:
+    """`check --ops --strict` swept with kinks passing, `--fast` swept in full: silently."""
+    assert main(["check", "--ops", "--op", "relu", *flags]) == 2
+    assert capsys.readouterr() == ("", f"error: {said} with SPEC files, not --ops (the sweep checks every sample "
+                                       "of each op in full)\n")
+
+
 def test_ops_sweep_output_is_guarded_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     target = Path(good(tmp_path))
     before = target.read_text()
@@ -394,3 +410,60 @@ def test_blame_prints_the_op_s_message_as_text_not_markup(tmp_path, capsys):
         assert "blame: node 'y' (markup_bad_checkcmd)" in out and "[w] not found list[int] [/]" in out
     finally:
         dict.pop(OPS, "markup_bad_checkcmd", None)
+
+
+class _ReaderGone:
+    """stdout once its reader has gone (`graphspec check ... | head`): every write is a broken pipe."""
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        import io
+
+        raise io.UnsupportedOperation("fileno")
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "markdown"])
+def test_a_reader_that_stops_early_does_not_change_the_verdict(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                               monkeypatch: pytest.MonkeyPatch, broken_sub: None,
+                                                               fmt: str) -> None:
+    """`check | head` exited 0 on a failed check (json, markdown: the BrokenPipeError was taken for
+    success) and 1 on a passing one (table: rich exits 1 on a broken pipe)."""
+    monkeypatch.setattr(sys, "stdout", _ReaderGone())
+    assert main(["check", good(tmp_path), "--format", fmt]) == 0
+    assert main(["check", sub_spec(tmp_path), "--format", fmt]) == 1
+    assert main(["check", good(tmp_path), str(tmp_path / "missing.json"), "--format", fmt]) == 2
+    assert isinstance(sys.stdout, _ReaderGone)  # put back after each command
+
+
+def test_a_closed_pipe_keeps_the_exit_code_and_says_nothing(tmp_path: Path) -> None:
+    """A real pipe closed after one byte: the check's own exit code, nothing on stderr (rich's own
+    exit 1, or Python's `Exception ignored ... BrokenPipeError` at exit). The table of 120 params
+    with -v and the json of 4,000 elements are far more than a pipe holds."""
+    n = 120
+    nodes = {"s1": {"op": "mul", "args": ["p0", "p1"]}}
+    nodes.update({f"s{i}": {"op": "add", "args": [f"s{i - 1}", f"p{i}"]} for i in range(2, n)})
+    many = write(tmp_path, "many.json", {
+        "graphspec": "1", "params": {f"p{i}": {"value": [0.1 * i + 0.01 * k for k in range(6)]} for i in range(n)},
+        "nodes": {**nodes, "L": {"op": "sum", "args": [f"s{n - 1}"]}}, "loss": "L"})
+    big = write(tmp_path, "big.json", {
+        "graphspec": "1", "params": {"w": {"value": [0.25 + k / 4000 for k in range(4000)]}},
+        "nodes": {"r": {"op": "l2", "args": ["w"]}}, "loss": "r"})
+    slip = ["--import", str(ROOT / "examples" / "ops" / "l2_slip.py")]
+    for argv, code in ((["check", many, "-v"], 0), (["check", big, "--format", "json"], 0),
+                       (["check", big, "--format", "json", *slip], 1)):
+        p = subprocess.Popen([sys.executable, "-m", "graphspec", *argv], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, cwd=ROOT)
+        assert p.stdout is not None and p.stderr is not None
+        p.stdout.read(1)
+        p.stdout.close()  # the reader goes: the rest of the report meets a broken pipe
+        err = p.stderr.read().decode()
+        assert p.wait(timeout=120) == code, (argv, err)
+        assert "Traceback" not in err and "Exception ignored" not in err, err

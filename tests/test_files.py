@@ -312,3 +312,63 @@ def test_no_permission_is_refused_even_as_root(tmp_path, capsys, monkeypatch, wh
     assert one_error(capsys) == (f"-o {out}: the file is read-only; refusing to write over it" if what == "file" else
                                  f"-o {out}: cannot write there: no permission to write in {out.parent}")
     assert [p.name for p in (tmp_path / "ro").iterdir()] == (["r.md"] if what == "file" else [])
+
+
+def test_train_never_writes_over_the_checkpoint_it_resumes_from(tmp_path, capsys, monkeypatch):
+    """`train --resume a.ckpt.npz -o a.ckpt.npz` replaced the checkpoint with the bare params: the
+    optimizer's state and the position were lost (a params file is an .npz, so no --force was asked)."""
+    path = spec(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", str(path), "-o", "a.npz", "--checkpoint-every", "1", "--quiet"]) == 0
+    before = snapshot(tmp_path)
+    for force in ([], ["--force"]):
+        assert main(["train", str(path), "--resume", "a.ckpt.npz", "-o", "./a.ckpt.npz", "--quiet", *force]) == 2
+        assert one_error(capsys) == "-o a.ckpt.npz: that is the --resume file; refusing to write over it"
+    assert snapshot(tmp_path) == before
+    # its checkpoint beside -o may be it: resuming goes on replacing it, as documented
+    assert main(["train", str(path), "--resume", "a.ckpt.npz", "-o", "a.npz", "--epochs", "2", "--quiet"]) == 0
+
+
+def test_a_resumed_run_protects_the_data_files_of_the_run_it_continues(tmp_path, capsys, monkeypatch):
+    """A run given --data trains, when resumed, on the checkpoint's files: --log-csv over one of
+    them wrote the log over the training data (with --force, which is for files of another kind)."""
+    path = spec(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    Path("mine.csv").write_text("1\n2\n3\n")
+    assert main(["train", str(path), "-o", "a.npz", "--data", "x=mine.csv", "--data", "y=data/yt.csv",
+                 "--checkpoint-every", "1", "--quiet"]) == 0
+    before = snapshot(tmp_path)
+    assert main(["train", str(path), "--resume", "a.ckpt.npz", "-o", "b.npz", "--log-csv", "mine.csv", "--force",
+                 "--quiet"]) == 2
+    assert one_error(capsys) == ("--log-csv mine.csv: that is a file the resumed run reads (train.data.x); "
+                                 "refusing to write over it")
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("cmd, out", [("check", "my_ops.py"), ("explain", "./my_ops.py"), ("check", "pkg_ops/ops.py")])
+def test_no_command_writes_over_the_code_that_import_ran(tmp_path, capsys, monkeypatch, cmd, out):
+    """`--import my_ops.py check s.json -o my_ops.py --force` replaced the user's op code with the report."""
+    from graphspec import userops
+    from graphspec.ops import OPS
+
+    monkeypatch.setattr(userops, "_imported", dict(userops._imported))  # no import leaks into other tests
+    code = "import graphspec\nimport numpy as np\ngraphspec.defop('twice_{n}', lambda x: 2 * x, vjp=(lambda g, ans, x: 2 * g,))\n"
+    (tmp_path / "my_ops.py").write_text(code.format(n="f"))
+    (tmp_path / "pkg_ops").mkdir()
+    (tmp_path / "pkg_ops" / "__init__.py").write_text("")
+    (tmp_path / "pkg_ops" / "ops.py").write_text(code.format(n="m"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    target = "pkg_ops.ops" if out.startswith("pkg_ops") else "my_ops.py"
+    n = "m" if target == "pkg_ops.ops" else "f"
+    Path("t.json").write_text(json.dumps({"graphspec": "1", "inputs": {"x": {"value": 1.5}},
+                                          "nodes": {"y": {"op": f"twice_{n}", "args": ["x"]}}, "loss": "y"}))
+    before = snapshot(tmp_path)
+    try:
+        assert main(["--import", target, cmd, "t.json", "-o", out, "--force"]) == 2
+        assert one_error(capsys) == f"-o {out}: that is Python code that --import ran; refusing to write over it"
+    finally:
+        OPS.pop(f"twice_{n}", None)
+        sys.modules.pop("pkg_ops.ops", None)
+        sys.modules.pop("pkg_ops", None)
+    assert snapshot(tmp_path) == before

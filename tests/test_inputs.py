@@ -81,6 +81,7 @@ def test_load_params_sets_the_named_params_and_keeps_the_rest(tmp_path):
 
 @pytest.mark.parametrize(("arrays", "message"), [
     ({"v": np.zeros(2)}, r"p\.npz: 'v' is not a param of this spec"),
+    ({"ww": np.zeros(2)}, r"p\.npz: 'ww' is not a param of this spec \(did you mean 'w'\?\)"),
     ({"w": np.zeros(3)}, r"p\.npz: 'w' has shape \[3\], the spec declares \[2\]"),
     ({"w": np.zeros(2), "n": np.array(1.5)}, r"p\.npz: n: int64 values must be whole numbers"),
 ])

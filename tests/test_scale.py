@@ -339,3 +339,27 @@ def test_no_progress_bar_in_a_pipe(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=120)
     assert got.returncode == 0 and "PASS" in got.stdout
     assert "gradient check:" not in got.stderr and "\x1b[" not in got.stderr and "%" not in got.stderr
+
+
+def test_ctrl_c_stops_a_check_with_workers_at_once(tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT to the whole process group) during `check --workers 2`: each worker took it for
+    its chunk's error and went on with the next, and shutdown waited for every queued chunk (minutes)."""
+    import signal
+    import time
+
+    spec = tmp_path / "slow.json"
+    spec.write_text(json.dumps({"graphspec": "1", "seed": 0,
+                                "params": {"W": {"shape": [300, 300], "init": "he"}, "V": {"shape": [300, 300], "init": "he"}},
+                                "nodes": {"a": {"op": "matmul", "args": ["W", "V"]}, "t": {"op": "tanh", "args": ["a"]},
+                                          "L": {"op": "sum", "args": ["t"]}}, "loss": "L"}))  # minutes in full
+    p = subprocess.Popen([sys.executable, "-m", "graphspec", "check", str(spec), "--all", "--workers", "2"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, start_new_session=True)
+    try:
+        time.sleep(4)  # the workers are busy by now
+        os.killpg(p.pid, signal.SIGINT)
+        _, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.communicate()
+    assert p.returncode == 130 and b"Traceback" not in err, err

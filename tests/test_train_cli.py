@@ -93,6 +93,7 @@ def test_adam_adamw_and_the_seed_from_the_command_line(tmp_path):
     (["--optimizer", "adam", "--nesterov"], "nesterov is an option of sgd, and the optimizer is adam"),
     (["--eps", "1e-3"], "eps is an option of adam and adamw, and the optimizer is sgd"),
     (["--optimizer", "adam", "--betas", "0.9", "1.2"], "train.optimizer.adam.betas.1: Input should be less than 1"),
+    (["--seed", "-1"], "--seed must be a non-negative integer"),  # was numpy's ValueError, a traceback
 ])
 def test_bad_overrides_are_usage_errors_before_any_work(tmp_path, capsys, flags, message):
     path = _write(tmp_path, _spec())
@@ -297,6 +298,7 @@ def test_overridden_names_are_checked_as_the_spec_s_are(tmp_path, capsys):
     (tmp_path / "x.csv").write_text("1,2\n")
     cee = "'cee' is none of them (with the overrides given) (did you mean 'ce'?)"
     for flags, where, message in ((["--metrics", "loss,cee"], "train.metrics[1]", cee),
+                                  (["--metrics", "acuracy"], "train.metrics[0]", "(did you mean 'accuracy'?)"),
                                   (["--data", "XX=x.csv", "--data", "y=x.csv"], "train.data.XX", "'XX' is not one"),
                                   (["--validation", "X=x.csv", "--validation", "yy=x.csv"], "train.validation.yy",
                                    "'yy' is not one")):

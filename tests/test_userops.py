@@ -77,6 +77,17 @@ def test_import_flag_loads_the_ops_on_every_command(tmp_path, table, capsys, whe
         capsys.readouterr()
 
 
+def test_abbreviated_global_flags_before_the_command_are_not_ignored(tmp_path, table, capsys):
+    """argparse takes `--imp` and `--trace` for --import and --traceback before the command; their
+    values were then dropped: the ops not imported (an unknown op), no traceback shown."""
+    ops, spec = _files(tmp_path, "swish_abbr")
+    assert main(["--imp", str(ops), "run", str(spec)]) == 0, capsys.readouterr()
+    capsys.readouterr()
+    assert main(["--trace", "run", str(tmp_path / "missing.json")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and err.endswith("missing.json: no such file\n")
+
+
 def test_a_wrong_user_vjp_fails_the_check_and_is_blamed(tmp_path, table, capsys):
     ops, spec = _files(tmp_path, "swish_bad", slip=" * 0.5")
     assert main(["check", str(spec), "--blame", "--import", str(ops), "--format", "json"]) == 1

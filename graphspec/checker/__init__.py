@@ -231,9 +231,10 @@ def gradcheck(graph: Any, args: Any = None, *, grad: Callable[..., Any] | None =
     names = list(dict.fromkeys(g.wrt if wrt is None else wrt))  # --wrt x --wrt x: x once, not its direction twice
     for n in names:
         if n not in g.wrt:
-            from ..errors import InputError
+            from ..errors import InputError, did_you_mean
 
-            raise InputError(f"'{n}' is not a param or float input with a gradient", loc=f"wrt.{n}")
+            raise InputError(f"'{n}' is not a param or float input with a gradient", loc=f"wrt.{n}",
+                             hint=did_you_mean(n, g.wrt))
     plan: Plan = g.plan
     checked = _no_writes_into_args(plan, leaves_a, g.avals)  # before any pass could write into the user's arrays
     vals_a = checked if checked is not None else plan.forward(leaves_a)
@@ -321,6 +322,11 @@ def gradcheck(graph: Any, args: Any = None, *, grad: Callable[..., Any] | None =
                 ctx.progress = bar
             nodes = _blame(ctx) if run_blame else []
             ctx.progress = None
+    except BaseException:
+        if pool is not None:  # Ctrl-C or an error: the chunks still queued are dropped, not waited for
+            pool.close(abort=True)
+            pool = None
+        raise
     finally:
         if pool is not None:
             pool.close()

@@ -126,9 +126,15 @@ class Pool:
             for got in self.executor.map(_work_packed, args):
                 yield from got
 
-    def close(self) -> None:
-        if self.own:
-            self.executor.shutdown()
+    def close(self, abort: bool = False) -> None:
+        """``abort`` (Ctrl-C, an error): stop our workers, not wait for them. A worker takes Ctrl-C
+        for its chunk's error and goes on with the next: shutdown's wait for them all was a hang."""
+        if not self.own:
+            return
+        if abort:  # ProcessPoolExecutor has no public way before Python 3.14 (terminate_workers)
+            for p in list((getattr(self.executor, "_processes", None) or {}).values()):
+                p.terminate()
+        self.executor.shutdown(wait=not abort, cancel_futures=abort)
 
 
 def _width(executor: Any) -> int:
