@@ -334,7 +334,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .api import load
     from .commands import guard_output, located
     from .errors import UsageError
-    from .files import DRAWING, PARAMS, TRAIN_LOG
+    from .files import DRAWING, PARAMS, TRAIN_LOG, train_files
 
     overrides = _overrides(args)
     out = Path(args.output) if args.output else Path(Path(args.spec).stem + ".params.npz")
@@ -354,9 +354,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume is not None:  # read before any work: the resumed run's data files are protected too
         with located(source):
             meta = train.read_checkpoint(args.resume, graph)[0]
-        given += [(graph.program.base / f, f"a file the resumed run reads (train.{key}.{name})")
-                  for key in ("data", "validation") if isinstance(meta["config"].get(key), dict)
-                  and "generate" not in meta["config"][key] for name, f in meta["config"][key].items()]
+        given += train_files(graph.program.base, meta["config"].get("data"), meta["config"].get("validation"),
+                             reader="the resumed run")
     resumed = [(args.resume, "the --resume file")] if args.resume is not None else []
     guard_output(out, PARAMS, [args.spec], "the spec being trained", [graph], force=args.force,
                  flag="-o" if args.output else "output", given=given + resumed)

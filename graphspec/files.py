@@ -128,11 +128,16 @@ def spec_files(graph: Any, what: str) -> list[tuple[Path, str]]:
             if decl.file is not None:
                 out.append((p.base / decl.file, f"a file the spec reads ({kind}.{name}.file)"))
     if p.spec.train is not None:
-        tr = p.spec.train
-        for key, files in (("data", tr.data), ("validation", tr.validation)):
-            for name, file in (files.items() if isinstance(files, dict) else ()):
-                out.append((p.base / file, f"a file the spec reads (train.{key}.{name})"))
+        out += train_files(p.base, p.spec.train.data, p.spec.train.validation)
     return out
+
+
+def train_files(base: Path, data: Any, validation: Any, reader: str = "the spec") -> list[tuple[Path, str]]:
+    """The files a train block reads, relative to the spec: a file per input of ``data`` and of
+    ``validation`` (a generated set, as a model or as its JSON dict, and a share of rows read none)."""
+    return [(base / file, f"a file {reader} reads (train.{key}.{name})")
+            for key, files in (("data", data), ("validation", validation))
+            if isinstance(files, dict) and "generate" not in files for name, file in files.items()]
 
 
 def umask() -> int:
